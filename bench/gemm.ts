@@ -1,0 +1,112 @@
+// SGEMM throughput of the native backend against PyTorch (OpenBLAS) on the same machine, same run.
+//   npm run bench -- gemm [--rounds R] [--repeats N] [--threads T]
+// Each round times every shape on Glimpse, then on PyTorch; a shape's figure is the best round's
+// median, so a burst of load from other processes during one round does not decide the result.
+import { spawnSync } from 'node:child_process';
+import type { View } from '../src/tensor/backend.js';
+import { createNativeBackend } from '../src/tensor/backends/native.js';
+import { loadAddon } from '../src/tensor/backends/native/addon.js';
+import { timeIt } from './timing.js';
+
+const SHAPES: [number, number, number][] = [ // M, K, N
+  [512, 512, 512],
+  [1024, 1024, 1024],
+  [2048, 2048, 2048],
+  [800, 768, 768],
+  [800, 768, 3072],
+  [800, 3072, 768],
+];
+
+const TORCH_SCRIPT = `
+import json, sys, time
+import torch
+threads, repeats, shapes = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
+torch.set_num_threads(threads)
+res = []
+for m, k, n in shapes:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    out = torch.empty(m, n)
+    torch.mm(a, b, out=out)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b, out=out)
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    res.append(2.0 * m * n * k / ts[len(ts) // 2] / 1e9)
+print(json.dumps({"version": torch.__version__, "gflops": res}))
+`;
+
+interface TorchRound { version: string; gflops: number[] }
+
+function torchRound(threads: number, repeats: number): TorchRound | string {
+  const r = spawnSync('/usr/bin/python3', ['-c', TORCH_SCRIPT, String(threads), String(repeats), JSON.stringify(SHAPES)], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (r.error) return `could not run /usr/bin/python3: ${r.error.message}`;
+  if (r.status !== 0) return `PyTorch unavailable: ${(r.stderr || '').trim().split('\n').pop()}`;
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchRound;
+}
+
+function flag(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
+}
+
+export async function run(args: string[]): Promise<object> {
+  const rounds = flag(args, '--rounds', 3);
+  const repeats = flag(args, '--repeats', 5);
+  const backend = createNativeBackend();
+  const addon = loadAddon();
+  if (!backend || !addon) throw new Error('bench gemm: the native addon is not built');
+  const threads = flag(args, '--threads', 2);
+  addon.setNumThreads!(threads);
+
+  const problems = SHAPES.map(([m, k, n]) => {
+    const a = new Float32Array(m * k).map(() => Math.random() - 0.5);
+    const b = new Float32Array(k * n).map(() => Math.random() - 0.5);
+    const av: View = { storage: backend.fromHost(a, 'float32'), offset: 0, shape: [1, m, k], strides: [m * k, k, 1] };
+    const bv: View = { storage: backend.fromHost(b, 'float32'), offset: 0, shape: [1, k, n], strides: [k * n, n, 1] };
+    const out = backend.alloc('float32', m * n);
+    return { flop: 2 * m * n * k, run: () => backend.matmul(av, bv, out) };
+  });
+
+  const glimpseBest = SHAPES.map(() => 0);
+  const torchBest = SHAPES.map(() => 0);
+  let torchVersion: string | null = null;
+  let torchNote: string | null = null;
+  for (let r = 0; r < rounds; r++) {
+    problems.forEach((p, i) => {
+      const gf = p.flop / timeIt(p.run, { repeats, warmup: 1 }) / 1e9;
+      glimpseBest[i] = Math.max(glimpseBest[i]!, gf);
+    });
+    if (torchNote === null) {
+      const t = torchRound(threads, repeats);
+      if (typeof t === 'string') {
+        torchNote = t;
+      } else {
+        torchVersion = t.version;
+        t.gflops.forEach((g, i) => (torchBest[i] = Math.max(torchBest[i]!, g)));
+      }
+    }
+  }
+
+  const round1 = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  return {
+    bench: 'gemm',
+    unit: 'GFLOP/s (float32, row-major, median of repeats, best of rounds)',
+    threads,
+    avx2: addon.hasAvx2Fma!() as boolean,
+    rounds,
+    repeats,
+    anchor: torchNote === null ? `PyTorch ${torchVersion} torch.mm, torch.set_num_threads(${threads})` : null,
+    anchorNote: torchNote ?? undefined,
+    shapes: SHAPES.map(([m, k, n], i) => ({
+      shape: `${m}x${k}x${n}`,
+      glimpse: round1(glimpseBest[i]!),
+      torch: torchNote === null ? round1(torchBest[i]!) : null,
+      ratio: torchNote === null ? round1(glimpseBest[i]! / torchBest[i]!, 3) : null,
+    })),
+  };
+}

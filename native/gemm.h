@@ -1,0 +1,33 @@
+// Single-precision matrix multiply for the other kernel families (attention, ...).
+//
+//   C = alpha * op(A) op(B) + beta * C   with op(A): M x K, op(B): K x N, C: M x N, all row-major.
+//
+// op(X) is X, or X transposed when transX is set (then X is stored K x M resp. N x K). lda, ldb and
+// ldc are the distances between consecutive stored rows. beta == 0 overwrites C without reading it,
+// so C may start out holding garbage or NaNs.
+//
+// Threading: a call runs on the shared pool (parallel_for) when it is big enough. A call made from
+// inside another parallel_for body runs serially on the calling thread, since nested regions are
+// serial, so a kernel may parallelise over its own loop (e.g. over attention heads) and call small
+// sgemms inside it. Each thread keeps its own packing buffers, so concurrent calls are safe.
+#pragma once
+#include <cstdint>
+
+namespace glimpse {
+
+void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// batch independent products; problem p uses A + p * strideA, B + p * strideB, C + p * strideC.
+// A stride of 0 shares that operand across the batch. Small problems run in parallel over the batch.
+void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB,
+                   float beta, float* C, int64_t ldc, int64_t strideC);
+
+// The general form both of the above reduce to: element (i, k) of op(A) is A[i * rsA + k * csA],
+// element (k, j) of op(B) is B[k * rsB + j * csB], element (i, j) of C is C[i * rsC + j * csC].
+// Any strides work (0 included, for broadcast inputs); unit strides take the fast packing paths.
+void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA,
+                   const float* B, int64_t rsB, int64_t csB, float beta, float* C, int64_t rsC, int64_t csC);
+
+}  // namespace glimpse

@@ -1,0 +1,848 @@
+// Reductions and row normalisations on dense float32 data: reduce (sum, max, min, argmax, argmin
+// over the middle axis of [outer, n, inner]), softmax and log-softmax, their gradient, layer norm
+// and its gradient.
+//
+// All of them are memory-bound, so each kernel reads a row from memory once and runs its later
+// passes over the row while it is still in cache. Sums accumulate in float vector lanes within
+// blocks of kSumBlock elements and add the block sums in double: that stays within a few float
+// ulps of a float64 sum for any length while costing no more than float arithmetic.
+//
+// Every kernel has an AVX2/FMA version and a portable one (plain loops, accumulating in double);
+// cpu_has_avx2_fma() picks one per call.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "common.h"
+#include "vecmath.h"
+
+namespace glimpse {
+namespace {
+
+constexpr int64_t kSumBlock = 1024;  // elements summed in float lanes before going to double
+constexpr int64_t kPiece = 1 << 15;  // elements per parallel task, and per part of a long reduction
+constexpr int64_t kTile = 512;       // columns per task of a strided (inner > 1) reduction
+constexpr int64_t kGradRowBlock = 32;  // rows summed in float into dgamma/dbeta before double
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+enum Op : int { kSum = 0, kMax = 1, kMin = 2, kArgMax = 3, kArgMin = 4 };
+
+int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Rows per parallel chunk so that a chunk holds about kPiece elements.
+int64_t row_grain(int64_t n) { return std::max<int64_t>(1, kPiece / std::max<int64_t>(1, n)); }
+
+// v replaces the running extremum cur: strictly better, or the first NaN (which then sticks).
+template <bool kIsMax>
+bool better(float v, float cur) {
+  return (kIsMax ? v > cur : v < cur) || (v != v && cur == cur);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks: every element a kernel touches must lie inside its typed array.
+// ---------------------------------------------------------------------------------------------
+
+int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) throw ArgError("sizes must be non-negative and not overflow");
+  return r;
+}
+
+void check_span(const Array& a, napi_typedarray_type type, int64_t offset, int64_t count, const char* what) {
+  if (a.type != type) {
+    throw ArgError(std::string(what) + " must be a " + (type == napi_int32_array ? "Int32Array" : "Float32Array"));
+  }
+  if (offset < 0 || count < 0 || offset > static_cast<int64_t>(a.length) ||
+      count > static_cast<int64_t>(a.length) - offset) {
+    throw ArgError(std::string(what) + ": " + std::to_string(count) + " elements at offset " + std::to_string(offset) +
+                   " do not fit its " + std::to_string(a.length));
+  }
+}
+
+const float* in_f32(const Array& a, int64_t offset, int64_t count, const char* what) {
+  check_span(a, napi_float32_array, offset, count, what);
+  return a.f32() + offset;
+}
+
+float* out_f32(const Array& a, int64_t count, const char* what) {
+  check_span(a, napi_float32_array, 0, count, what);
+  return a.f32();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Portable row primitives
+// ---------------------------------------------------------------------------------------------
+
+double sum_scalar(const float* x, int64_t n) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains, so the adds overlap
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    s0 += x[j];
+    s1 += x[j + 1];
+    s2 += x[j + 2];
+    s3 += x[j + 3];
+  }
+  for (; j < n; j++) s0 += x[j];
+  return (s0 + s1) + (s2 + s3);
+}
+
+template <bool kIsMax>
+float extremum_scalar(const float* x, int64_t n) {
+  float m = kIsMax ? -kInf : kInf;
+  for (int64_t j = 0; j < n; j++) {
+    if (x[j] != x[j]) return x[j];
+    if (kIsMax ? x[j] > m : x[j] < m) m = x[j];
+  }
+  return m;
+}
+
+template <bool kIsMax>
+int64_t arg_extremum_scalar(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t j = 0; j < n; j++) {
+    if (x[j] != x[j]) return j;
+    if (kIsMax ? x[j] > x[best] : x[j] < x[best]) best = j;
+  }
+  return best;
+}
+
+#ifdef GLIMPSE_X86
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 row primitives. Loops hand 8-wide steps to a body with an accessor for its lanes: Whole
+// for full vectors, Tail for the last n % 8 elements (masked loads and stores; keep() zeroes the
+// lanes past the end, so a term computed from them adds nothing to a sum).
+// ---------------------------------------------------------------------------------------------
+
+struct Whole {
+  GLIMPSE_AVX2 __m256 load(const float* p) const { return _mm256_loadu_ps(p); }
+  GLIMPSE_AVX2 void store(float* p, __m256 v) const { _mm256_storeu_ps(p, v); }
+  GLIMPSE_AVX2 __m256 keep(__m256 v) const { return v; }
+};
+
+struct Tail {
+  __m256i m;
+  GLIMPSE_AVX2 __m256 load(const float* p) const { return _mm256_maskload_ps(p, m); }
+  GLIMPSE_AVX2 void store(float* p, __m256 v) const { _mm256_maskstore_ps(p, m, v); }
+  GLIMPSE_AVX2 __m256 keep(__m256 v) const { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
+};
+
+// body(j, lanes) for j = 0, 8, 16, ... < n.
+template <class F>
+GLIMPSE_AVX2 inline void each8(int64_t n, F body) {
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) body(j, Whole{});
+  if (j < n) body(j, Tail{tail_mask256(n - j)});
+}
+
+GLIMPSE_AVX2 inline double hsum_pd(__m256 v) {
+  __m256d d = _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+// K sums over [0, n): body(j, lanes, acc) adds its K terms for lanes j..j+7 into acc[0..K-1].
+// Four independent sets of accumulators hide the add latency.
+template <int K, class F>
+GLIMPSE_AVX2 inline void sums8(int64_t n, double* out, F body) {
+  for (int k = 0; k < K; k++) out[k] = 0;
+  for (int64_t b = 0; b < n; b += kSumBlock) {
+    const int64_t e = std::min(n, b + kSumBlock);
+    __m256 acc[4][K];
+    for (int s = 0; s < 4; s++)
+      for (int k = 0; k < K; k++) acc[s][k] = _mm256_setzero_ps();
+    int64_t j = b;
+    for (; j + 32 <= e; j += 32) {
+      body(j, Whole{}, acc[0]);
+      body(j + 8, Whole{}, acc[1]);
+      body(j + 16, Whole{}, acc[2]);
+      body(j + 24, Whole{}, acc[3]);
+    }
+    for (; j + 8 <= e; j += 8) body(j, Whole{}, acc[0]);
+    if (j < e) body(j, Tail{tail_mask256(e - j)}, acc[1]);
+    for (int k = 0; k < K; k++) {
+      out[k] += hsum_pd(_mm256_add_ps(_mm256_add_ps(acc[0][k], acc[1][k]), _mm256_add_ps(acc[2][k], acc[3][k])));
+    }
+  }
+}
+
+GLIMPSE_AVX2 double sum_avx2(const float* x, int64_t n) {
+  double s;
+  sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    acc[0] = _mm256_add_ps(acc[0], lanes.load(x + j));  // masked lanes load as 0
+  });
+  return s;
+}
+
+// Max or min that propagates NaN: max_ps(v, m) returns m when either is NaN, which keeps a NaN
+// already in m; the blend takes a NaN that arrives in v.
+template <bool kIsMax>
+GLIMPSE_AVX2 inline __m256 extremum_step(__m256 m, __m256 v) {
+  __m256 e = kIsMax ? _mm256_max_ps(v, m) : _mm256_min_ps(v, m);
+  return _mm256_blendv_ps(e, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+template <bool kIsMax>
+GLIMPSE_AVX2 float extremum_avx2(const float* x, int64_t n) {
+  const __m256 init = _mm256_set1_ps(kIsMax ? -kInf : kInf);
+  __m256 m0 = init, m1 = init, m2 = init, m3 = init;
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    m0 = extremum_step<kIsMax>(m0, _mm256_loadu_ps(x + j));
+    m1 = extremum_step<kIsMax>(m1, _mm256_loadu_ps(x + j + 8));
+    m2 = extremum_step<kIsMax>(m2, _mm256_loadu_ps(x + j + 16));
+    m3 = extremum_step<kIsMax>(m3, _mm256_loadu_ps(x + j + 24));
+  }
+  for (; j + 8 <= n; j += 8) m0 = extremum_step<kIsMax>(m0, _mm256_loadu_ps(x + j));
+  if (j < n) {
+    // Lanes past the end repeat the row's first element, which cannot change the result.
+    __m256i m = tail_mask256(n - j);
+    m1 = extremum_step<kIsMax>(m1, _mm256_blendv_ps(_mm256_set1_ps(x[0]), _mm256_maskload_ps(x + j, m),
+                                                     _mm256_castsi256_ps(m)));
+  }
+  m0 = extremum_step<kIsMax>(extremum_step<kIsMax>(m0, m1), extremum_step<kIsMax>(m2, m3));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m0);
+  return extremum_scalar<kIsMax>(lanes, 8);
+}
+
+template <bool kIsMax>
+GLIMPSE_AVX2 int64_t arg_extremum_avx2(const float* x, int64_t n) {
+  if (n < 16) return arg_extremum_scalar<kIsMax>(x, n);
+  // Each lane keeps its own first strict extremum; NaNs are only noted here, and if there are
+  // any, a scan finds the first (the answer then).
+  __m256 best = _mm256_loadu_ps(x);
+  __m256i best_idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  __m256i idx = best_idx;
+  __m256 nan = _mm256_cmp_ps(best, best, _CMP_UNORD_Q);
+  const __m256i step = _mm256_set1_epi32(8);
+  int64_t j = 8;
+  for (; j + 8 <= n; j += 8) {
+    __m256 v = _mm256_loadu_ps(x + j);
+    idx = _mm256_add_epi32(idx, step);
+    __m256 gt = _mm256_cmp_ps(v, best, kIsMax ? _CMP_GT_OQ : _CMP_LT_OQ);
+    best = _mm256_blendv_ps(best, v, gt);
+    best_idx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(best_idx), _mm256_castsi256_ps(idx), gt));
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
+  if (_mm256_movemask_ps(nan)) {
+    for (int64_t k = 0;; k++)
+      if (x[k] != x[k]) return k;
+  }
+  alignas(32) int32_t lane_idx[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lane_idx), best_idx);
+  int64_t r = lane_idx[0];
+  for (int l = 1; l < 8; l++) {
+    const int64_t k = lane_idx[l];
+    if (better<kIsMax>(x[k], x[r]) || (x[k] == x[r] && k < r)) r = k;
+  }
+  for (; j < n; j++)
+    if (better<kIsMax>(x[j], x[r])) r = j;
+  return r;
+}
+
+#endif  // GLIMPSE_X86
+
+double row_sum(bool avx, const float* x, int64_t n) {
+#ifdef GLIMPSE_X86
+  if (avx) return sum_avx2(x, n);
+#endif
+  return sum_scalar(x, n);
+}
+
+template <bool kIsMax>
+float row_extremum(bool avx, const float* x, int64_t n) {
+#ifdef GLIMPSE_X86
+  if (avx) return extremum_avx2<kIsMax>(x, n);
+#endif
+  return extremum_scalar<kIsMax>(x, n);
+}
+
+template <bool kIsMax>
+int64_t row_arg_extremum(bool avx, const float* x, int64_t n) {
+#ifdef GLIMPSE_X86
+  if (avx) return arg_extremum_avx2<kIsMax>(x, n);
+#endif
+  return arg_extremum_scalar<kIsMax>(x, n);
+}
+
+// ---------------------------------------------------------------------------------------------
+// reduce
+// ---------------------------------------------------------------------------------------------
+
+// What one task produces for one output element: a double sum, a float extremum, or an index
+// into the reduced axis.
+template <int kOp>
+using Partial = std::conditional_t<kOp == kSum, double, std::conditional_t<kOp == kMax || kOp == kMin, float, int64_t>>;
+
+// Merges the partial of a later range of the axis into acc. at(j) reads element j of the axis.
+template <int kOp, class At>
+Partial<kOp> merge(Partial<kOp> acc, Partial<kOp> next, At at) {
+  if constexpr (kOp == kSum) {
+    return acc + next;
+  } else if constexpr (kOp == kMax || kOp == kMin) {
+    return better<kOp == kMax>(next, acc) ? next : acc;
+  } else {
+    return better<kOp == kArgMax>(at(next), at(acc)) ? next : acc;
+  }
+}
+
+template <int kOp>
+void finish(const Array& out, int64_t k, Partial<kOp> v) {
+  if constexpr (kOp == kArgMax || kOp == kArgMin) out.i32()[k] = static_cast<int32_t>(v);
+  else out.f32()[k] = static_cast<float>(v);
+}
+
+template <int kOp>
+Partial<kOp> reduce_range(bool avx, const float* x, int64_t n) {
+  if constexpr (kOp == kSum) return row_sum(avx, x, n);
+  else if constexpr (kOp == kMax || kOp == kMin) return row_extremum<kOp == kMax>(avx, x, n);
+  else return row_arg_extremum<kOp == kArgMax>(avx, x, n);
+}
+
+// inner == 1: each output reduces a contiguous row. Rows longer than kPiece are cut into parts
+// reduced in parallel and merged in order, so the result depends on the shape only.
+template <int kOp>
+void reduce_rows(bool avx, const float* x, int64_t outer, int64_t n, const Array& out) {
+  const int64_t parts = std::max<int64_t>(1, div_up(n, kPiece));
+  if (parts == 1) {
+    parallel_for(outer, row_grain(n), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; o++) finish<kOp>(out, o, reduce_range<kOp>(avx, x + o * n, n));
+    });
+    return;
+  }
+  std::vector<Partial<kOp>> part(outer * parts);
+  parallel_for(outer * parts, 1, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; t++) {
+      const int64_t o = t / parts, begin = (t % parts) * kPiece, len = std::min(kPiece, n - begin);
+      Partial<kOp> r = reduce_range<kOp>(avx, x + o * n + begin, len);
+      if constexpr (kOp == kArgMax || kOp == kArgMin) r += begin;
+      part[t] = r;
+    }
+  });
+  for (int64_t o = 0; o < outer; o++) {
+    const float* row = x + o * n;
+    Partial<kOp> acc = part[o * parts];
+    for (int64_t p = 1; p < parts; p++) acc = merge<kOp>(acc, part[o * parts + p], [&](int64_t j) { return row[j]; });
+    finish<kOp>(out, o, acc);
+  }
+}
+
+// Strided reduction of `rows` rows of w columns (row stride `stride`) into acc[0..w): sums in
+// double, extrema in float, arg-extrema as row indices counted from `first` (vals: scratch).
+template <int kOp>
+void reduce_columns_scalar(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first,
+                           Partial<kOp>* acc, float* vals) {
+  if constexpr (kOp == kSum) {
+    std::fill(acc, acc + w, 0.0);
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t i = 0; i < w; i++) acc[i] += x[r * stride + i];
+  } else if constexpr (kOp == kMax || kOp == kMin) {
+    std::copy(x, x + w, acc);
+    for (int64_t r = 1; r < rows; r++)
+      for (int64_t i = 0; i < w; i++)
+        if (better<kOp == kMax>(x[r * stride + i], acc[i])) acc[i] = x[r * stride + i];
+  } else {
+    std::copy(x, x + w, vals);
+    std::fill(acc, acc + w, first);
+    for (int64_t r = 1; r < rows; r++) {
+      for (int64_t i = 0; i < w; i++) {
+        if (better<kOp == kArgMax>(x[r * stride + i], vals[i])) {
+          vals[i] = x[r * stride + i];
+          acc[i] = first + r;
+        }
+      }
+    }
+  }
+}
+
+#ifdef GLIMPSE_X86
+template <int kOp>
+GLIMPSE_AVX2 void reduce_columns_avx2(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first,
+                                      Partial<kOp>* acc, float* vals) {
+  const int64_t wv = w & ~int64_t{7};
+  if constexpr (kOp == kSum) {
+    std::fill(acc, acc + w, 0.0);
+    for (int64_t r = 0; r < rows; r++) {
+      const float* p = x + r * stride;
+      for (int64_t i = 0; i < wv; i += 8) {
+        __m256 v = _mm256_loadu_ps(p + i);
+        _mm256_storeu_pd(acc + i, _mm256_add_pd(_mm256_loadu_pd(acc + i), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+        _mm256_storeu_pd(acc + i + 4,
+                         _mm256_add_pd(_mm256_loadu_pd(acc + i + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+      }
+      for (int64_t i = wv; i < w; i++) acc[i] += p[i];
+    }
+  } else if constexpr (kOp == kMax || kOp == kMin) {
+    constexpr bool kIsMax = kOp == kMax;
+    std::copy(x, x + w, acc);
+    for (int64_t r = 1; r < rows; r++) {
+      const float* p = x + r * stride;
+      for (int64_t i = 0; i < wv; i += 8)
+        _mm256_storeu_ps(acc + i, extremum_step<kIsMax>(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(p + i)));
+      for (int64_t i = wv; i < w; i++)
+        if (better<kIsMax>(p[i], acc[i])) acc[i] = p[i];
+    }
+  } else {
+    constexpr bool kIsMax = kOp == kArgMax;
+    // Vector lanes hold int32 indices; they are widened into acc at the end.
+    std::vector<int32_t> idx(w, static_cast<int32_t>(first));
+    std::copy(x, x + w, vals);
+    for (int64_t r = 1; r < rows; r++) {
+      const float* p = x + r * stride;
+      const __m256i rv = _mm256_set1_epi32(static_cast<int32_t>(first + r));
+      for (int64_t i = 0; i < wv; i += 8) {
+        __m256 v = _mm256_loadu_ps(p + i), b = _mm256_loadu_ps(vals + i);
+        __m256 v_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q), b_nan = _mm256_cmp_ps(b, b, _CMP_UNORD_Q);
+        __m256 upd = _mm256_or_ps(_mm256_cmp_ps(v, b, kIsMax ? _CMP_GT_OQ : _CMP_LT_OQ), _mm256_andnot_ps(b_nan, v_nan));
+        _mm256_storeu_ps(vals + i, _mm256_blendv_ps(b, v, upd));
+        __m256i* ip = reinterpret_cast<__m256i*>(idx.data() + i);
+        _mm256_storeu_si256(ip, _mm256_castps_si256(_mm256_blendv_ps(
+                                    _mm256_castsi256_ps(_mm256_loadu_si256(ip)), _mm256_castsi256_ps(rv), upd)));
+      }
+      for (int64_t i = wv; i < w; i++) {
+        if (better<kIsMax>(p[i], vals[i])) {
+          vals[i] = p[i];
+          idx[i] = static_cast<int32_t>(first + r);
+        }
+      }
+    }
+    std::copy(idx.begin(), idx.end(), acc);
+  }
+}
+#endif
+
+// inner > 1: outputs are columns. A task reduces a tile of up to kTile columns over a range of
+// the axis, reading rows contiguously. When outer * tiles gives too few tasks to share among
+// threads, the axis is also cut into parts, merged in order afterwards (a shape-only decision).
+template <int kOp>
+void reduce_columns(bool avx, const float* x, int64_t outer, int64_t n, int64_t inner, const Array& out) {
+  const int64_t tiles = div_up(inner, kTile);
+  const int64_t tile_w = std::min(inner, kTile);
+  int64_t parts = 1;
+  if (outer * tiles < 16) parts = std::min(div_up(16, outer * tiles), div_up(checked_mul(n, tile_w), kPiece));
+  parts = std::max<int64_t>(1, std::min(parts, n));
+  const int64_t part_len = div_up(n, parts);
+  parts = div_up(n, part_len);
+  std::vector<Partial<kOp>> part(parts > 1 ? outer * parts * inner : 0);
+  const int64_t tasks = outer * tiles * parts;
+  const int64_t grain = std::max<int64_t>(1, kPiece / std::max<int64_t>(1, part_len * tile_w));
+  parallel_for(tasks, grain, [&](int64_t b, int64_t e) {
+    std::vector<Partial<kOp>> acc(tile_w);
+    std::vector<float> vals(tile_w);
+    for (int64_t t = b; t < e; t++) {
+      const int64_t p = t % parts, tile = (t / parts) % tiles, o = t / (parts * tiles);
+      const int64_t i0 = tile * kTile, w = std::min(kTile, inner - i0);
+      const int64_t j0 = p * part_len, rows = std::min(part_len, n - j0);
+      const float* src = x + (o * n + j0) * inner + i0;
+#ifdef GLIMPSE_X86
+      if (avx) reduce_columns_avx2<kOp>(src, rows, inner, w, j0, acc.data(), vals.data());
+      else
+#endif
+        reduce_columns_scalar<kOp>(src, rows, inner, w, j0, acc.data(), vals.data());
+      if (parts == 1) {
+        for (int64_t i = 0; i < w; i++) finish<kOp>(out, o * inner + i0 + i, acc[i]);
+      } else {
+        std::copy(acc.begin(), acc.begin() + w, part.begin() + (o * parts + p) * inner + i0);
+      }
+    }
+  });
+  if (parts == 1) return;
+  for (int64_t o = 0; o < outer; o++) {
+    for (int64_t i = 0; i < inner; i++) {
+      auto at = [&](int64_t j) { return x[(o * n + j) * inner + i]; };
+      Partial<kOp> acc = part[o * parts * inner + i];
+      for (int64_t p = 1; p < parts; p++) acc = merge<kOp>(acc, part[(o * parts + p) * inner + i], at);
+      finish<kOp>(out, o * inner + i, acc);
+    }
+  }
+}
+
+template <int kOp>
+void reduce_op(bool avx, const float* x, int64_t outer, int64_t n, int64_t inner, const Array& out) {
+  if (inner == 1) reduce_rows<kOp>(avx, x, outer, n, out);
+  else reduce_columns<kOp>(avx, x, outer, n, inner, out);
+}
+
+// reduce(op, x, xOffset, outer, n, inner, out): op 0..4 = sum, max, min, argmax, argmin.
+GLIMPSE_KERNEL(reduce_kernel) {
+  auto a = args(env, info, 7);
+  const int64_t op = int_arg(env, a[0], 0);
+  const Array xa = array_arg(env, a[1], 1);
+  const int64_t off = int_arg(env, a[2], 2), outer = int_arg(env, a[3], 3), n = int_arg(env, a[4], 4),
+                inner = int_arg(env, a[5], 5);
+  const Array out = array_arg(env, a[6], 6);
+  if (op < kSum || op > kArgMin) throw ArgError("unknown reduce op " + std::to_string(op));
+  const int64_t count = checked_mul(checked_mul(outer, n), inner);
+  const float* x = in_f32(xa, off, count, "x");
+  const bool arg = op == kArgMax || op == kArgMin;
+  check_span(out, arg ? napi_int32_array : napi_float32_array, 0, checked_mul(outer, inner), "out");
+  if (op != kSum && n == 0 && outer * inner > 0) throw ArgError("cannot take a max, min or arg over an empty axis");
+  if (arg && n > INT32_MAX) throw ArgError("axis too long for int32 indices");
+  const bool avx = cpu_has_avx2_fma();
+  switch (op) {
+    case kSum: reduce_op<kSum>(avx, x, outer, n, inner, out); break;
+    case kMax: reduce_op<kMax>(avx, x, outer, n, inner, out); break;
+    case kMin: reduce_op<kMin>(avx, x, outer, n, inner, out); break;
+    case kArgMax: reduce_op<kArgMax>(avx, x, outer, n, inner, out); break;
+    case kArgMin: reduce_op<kArgMin>(avx, x, outer, n, inner, out); break;
+  }
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// softmax, log-softmax and their gradient, one row at a time
+// ---------------------------------------------------------------------------------------------
+
+// A row whose max is NaN or infinite comes out all NaN, as x - max does in PyTorch and the
+// reference (-inf - -inf and inf - inf are NaN, and NaN reaches every element through the sum).
+void softmax_row_scalar(const float* x, float* y, int64_t n, bool log) {
+  const float m = extremum_scalar<true>(x, n);
+  if (!std::isfinite(m)) {
+    std::fill(y, y + n, kNaN);
+    return;
+  }
+  double s = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const float e = exp_s(x[j] - m);
+    if (!log) y[j] = e;
+    s += e;
+  }
+  if (log) {
+    const float lse = static_cast<float>(std::log(s));
+    for (int64_t j = 0; j < n; j++) y[j] = (x[j] - m) - lse;
+  } else {
+    const float inv = static_cast<float>(1.0 / s);
+    for (int64_t j = 0; j < n; j++) y[j] *= inv;
+  }
+}
+
+void softmax_grad_row_scalar(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  double s = 0;
+  for (int64_t j = 0; j < n; j++) s += log ? g[j] : static_cast<double>(g[j]) * y[j];
+  const float sf = static_cast<float>(s);
+  if (log) {
+    for (int64_t j = 0; j < n; j++) dx[j] = g[j] - exp_s(y[j]) * sf;
+  } else {
+    for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (g[j] - sf);
+  }
+}
+
+#ifdef GLIMPSE_X86
+GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, int64_t n, bool log) {
+  const float m = extremum_avx2<true>(x, n);
+  if (!std::isfinite(m)) {
+    std::fill(y, y + n, kNaN);
+    return;
+  }
+  const __m256 mv = _mm256_set1_ps(m);
+  double s;
+  if (log) {
+    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+      acc[0] = _mm256_add_ps(acc[0], lanes.keep(exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv))));
+    });
+    const __m256 lse = _mm256_set1_ps(static_cast<float>(std::log(s)));
+    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      lanes.store(y + j, _mm256_sub_ps(_mm256_sub_ps(lanes.load(x + j), mv), lse));
+    });
+  } else {
+    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+      __m256 e = exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv));
+      lanes.store(y + j, e);
+      acc[0] = _mm256_add_ps(acc[0], lanes.keep(e));
+    });
+    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / s));
+    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      lanes.store(y + j, _mm256_mul_ps(lanes.load(y + j), inv));
+    });
+  }
+}
+
+GLIMPSE_AVX2 void softmax_grad_row_avx2(const float* y, const float* g, float* dx, int64_t n, bool log) {
+  double s;
+  if (log) {
+    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+      acc[0] = _mm256_add_ps(acc[0], lanes.load(g + j));
+    });
+    const __m256 sv = _mm256_set1_ps(static_cast<float>(s));
+    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      lanes.store(dx + j, _mm256_fnmadd_ps(exp256_ps(lanes.load(y + j)), sv, lanes.load(g + j)));
+    });
+  } else {
+    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+      acc[0] = _mm256_fmadd_ps(lanes.load(g + j), lanes.load(y + j), acc[0]);
+    });
+    const __m256 sv = _mm256_set1_ps(static_cast<float>(s));
+    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      lanes.store(dx + j, _mm256_mul_ps(lanes.load(y + j), _mm256_sub_ps(lanes.load(g + j), sv)));
+    });
+  }
+}
+#endif
+
+// softmax(x, xOffset, out, rows, n, log)
+GLIMPSE_KERNEL(softmax_kernel) {
+  auto a = args(env, info, 6);
+  const Array xa = array_arg(env, a[0], 0);
+  const int64_t off = int_arg(env, a[1], 1);
+  const Array outa = array_arg(env, a[2], 2);
+  const int64_t rows = int_arg(env, a[3], 3), n = int_arg(env, a[4], 4);
+  const bool log = bool_arg(env, a[5], 5);
+  const int64_t count = checked_mul(rows, n);
+  const float* x = in_f32(xa, off, count, "x");
+  float* y = out_f32(outa, count, "out");
+  const bool avx = cpu_has_avx2_fma();
+  parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+#ifdef GLIMPSE_X86
+      if (avx) {
+        softmax_row_avx2(x + r * n, y + r * n, n, log);
+        continue;
+      }
+#endif
+      softmax_row_scalar(x + r * n, y + r * n, n, log);
+    }
+  });
+  return undefined(env);
+}
+
+// softmaxGrad(y, yOffset, g, gOffset, out, rows, n, log)
+GLIMPSE_KERNEL(softmax_grad_kernel) {
+  auto a = args(env, info, 8);
+  const Array ya = array_arg(env, a[0], 0);
+  const int64_t yoff = int_arg(env, a[1], 1);
+  const Array ga = array_arg(env, a[2], 2);
+  const int64_t goff = int_arg(env, a[3], 3);
+  const Array outa = array_arg(env, a[4], 4);
+  const int64_t rows = int_arg(env, a[5], 5), n = int_arg(env, a[6], 6);
+  const bool log = bool_arg(env, a[7], 7);
+  const int64_t count = checked_mul(rows, n);
+  const float* y = in_f32(ya, yoff, count, "y");
+  const float* g = in_f32(ga, goff, count, "g");
+  float* dx = out_f32(outa, count, "out");
+  const bool avx = cpu_has_avx2_fma();
+  parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+#ifdef GLIMPSE_X86
+      if (avx) {
+        softmax_grad_row_avx2(y + r * n, g + r * n, dx + r * n, n, log);
+        continue;
+      }
+#endif
+      softmax_grad_row_scalar(y + r * n, g + r * n, dx + r * n, n, log);
+    }
+  });
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// layer norm and its gradient
+// ---------------------------------------------------------------------------------------------
+
+struct RowStats {
+  float mean, rstd;
+};
+
+// Two passes over the (cached) row: the mean, then the variance about the float mean with the
+// usual correction for that mean's rounding, (sum d^2 - (sum d)^2 / n) / n.
+RowStats stats_scalar(const float* x, int64_t n, double eps) {
+  const double mean = sum_scalar(x, n) / n;
+  const float mf = static_cast<float>(mean);
+  double s1 = 0, s2 = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const double d = x[j] - mf;
+    s1 += d;
+    s2 += d * d;
+  }
+  const double var = std::max(0.0, (s2 - s1 * s1 / n) / n);
+  return {mf, static_cast<float>(1.0 / std::sqrt(var + eps))};
+}
+
+void layer_norm_row_scalar(const float* x, const float* gamma, const float* beta, float* y, int64_t n, RowStats st) {
+  for (int64_t j = 0; j < n; j++) {
+    float v = (x[j] - st.mean) * st.rstd;
+    if (gamma) v *= gamma[j];
+    if (beta) v += beta[j];
+    y[j] = v;
+  }
+}
+
+// dx for one row; dg/db (either may be null) accumulate g * xhat and g.
+void layer_norm_grad_row_scalar(const float* x, const float* g, const float* gamma, float* dx, float* dg, float* db,
+                                int64_t n, float mean, float rstd) {
+  double a = 0, b = 0;
+  for (int64_t j = 0; j < n; j++) {
+    const float xh = (x[j] - mean) * rstd;
+    const float gh = gamma ? g[j] * gamma[j] : g[j];
+    a += gh;
+    b += static_cast<double>(gh) * xh;
+  }
+  const float c1 = static_cast<float>(rstd * a / n), c2 = static_cast<float>(rstd * b / n);
+  for (int64_t j = 0; j < n; j++) {
+    const float xh = (x[j] - mean) * rstd;
+    const float gh = gamma ? g[j] * gamma[j] : g[j];
+    dx[j] = (gh * rstd - c1) - xh * c2;
+    if (dg) dg[j] += g[j] * xh;
+    if (db) db[j] += g[j];
+  }
+}
+
+#ifdef GLIMPSE_X86
+GLIMPSE_AVX2 RowStats stats_avx2(const float* x, int64_t n, double eps) {
+  const double mean = sum_avx2(x, n) / n;
+  const float mf = static_cast<float>(mean);
+  const __m256 mv = _mm256_set1_ps(mf);
+  double s[2];
+  sums8<2>(n, s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    __m256 d = lanes.keep(_mm256_sub_ps(lanes.load(x + j), mv));
+    acc[0] = _mm256_add_ps(acc[0], d);
+    acc[1] = _mm256_fmadd_ps(d, d, acc[1]);
+  });
+  const double var = std::max(0.0, (s[1] - s[0] * s[0] / n) / n);
+  return {mf, static_cast<float>(1.0 / std::sqrt(var + eps))};
+}
+
+GLIMPSE_AVX2 void layer_norm_row_avx2(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                                      RowStats st) {
+  const __m256 mv = _mm256_set1_ps(st.mean), rv = _mm256_set1_ps(st.rstd);
+  each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
+    if (gamma && beta) v = _mm256_fmadd_ps(v, lanes.load(gamma + j), lanes.load(beta + j));
+    else if (gamma) v = _mm256_mul_ps(v, lanes.load(gamma + j));
+    else if (beta) v = _mm256_add_ps(v, lanes.load(beta + j));
+    lanes.store(y + j, v);
+  });
+}
+
+GLIMPSE_AVX2 void layer_norm_grad_row_avx2(const float* x, const float* g, const float* gamma, float* dx, float* dg,
+                                           float* db, int64_t n, float mean, float rstd) {
+  const __m256 mv = _mm256_set1_ps(mean), rv = _mm256_set1_ps(rstd);
+  double s[2];
+  sums8<2>(n, s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    __m256 xh = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
+    __m256 gh = lanes.load(g + j);  // masked lanes load as 0, so gh and gh * xh add nothing
+    if (gamma) gh = _mm256_mul_ps(gh, lanes.load(gamma + j));
+    acc[0] = _mm256_add_ps(acc[0], gh);
+    acc[1] = _mm256_fmadd_ps(gh, xh, acc[1]);
+  });
+  const __m256 c1 = _mm256_set1_ps(static_cast<float>(rstd * s[0] / n));
+  const __m256 c2 = _mm256_set1_ps(static_cast<float>(rstd * s[1] / n));
+  each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+    __m256 xh = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
+    __m256 gv = lanes.load(g + j);
+    __m256 gh = gamma ? _mm256_mul_ps(gv, lanes.load(gamma + j)) : gv;
+    lanes.store(dx + j, _mm256_fnmadd_ps(xh, c2, _mm256_fmsub_ps(gh, rv, c1)));
+    if (dg) lanes.store(dg + j, _mm256_fmadd_ps(gv, xh, lanes.load(dg + j)));
+    if (db) lanes.store(db + j, _mm256_add_ps(gv, lanes.load(db + j)));
+  });
+}
+#endif
+
+// layerNorm(x, xOffset, gamma | null, gammaOffset, beta | null, betaOffset, rows, n, eps, out, mean, rstd)
+GLIMPSE_KERNEL(layer_norm_kernel) {
+  auto a = args(env, info, 12);
+  const Array xa = array_arg(env, a[0], 0);
+  const int64_t xoff = int_arg(env, a[1], 1);
+  const int64_t rows = int_arg(env, a[6], 6), n = int_arg(env, a[7], 7);
+  const double eps = number_arg(env, a[8], 8);
+  const int64_t count = checked_mul(rows, n);
+  if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
+  const float* x = in_f32(xa, xoff, count, "x");
+  const float* gamma = is_null(env, a[2]) ? nullptr : in_f32(array_arg(env, a[2], 2), int_arg(env, a[3], 3), n, "gamma");
+  const float* beta = is_null(env, a[4]) ? nullptr : in_f32(array_arg(env, a[4], 4), int_arg(env, a[5], 5), n, "beta");
+  float* y = out_f32(array_arg(env, a[9], 9), count, "out");
+  float* mean = out_f32(array_arg(env, a[10], 10), rows, "mean");
+  float* rstd = out_f32(array_arg(env, a[11], 11), rows, "rstd");
+  const bool avx = cpu_has_avx2_fma();
+  parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; r++) {
+      RowStats st;
+#ifdef GLIMPSE_X86
+      if (avx) {
+        st = stats_avx2(x + r * n, n, eps);
+        layer_norm_row_avx2(x + r * n, gamma, beta, y + r * n, n, st);
+      } else
+#endif
+      {
+        st = stats_scalar(x + r * n, n, eps);
+        layer_norm_row_scalar(x + r * n, gamma, beta, y + r * n, n, st);
+      }
+      mean[r] = st.mean;
+      rstd[r] = st.rstd;
+    }
+  });
+  return undefined(env);
+}
+
+// layerNormGrad(x, xOffset, g, gOffset, gamma | null, gammaOffset, mean, meanOffset, rstd, rstdOffset,
+//               rows, n, dx, dgamma | null, dbeta | null)
+//
+// dgamma and dbeta sum over all rows. The rows are cut into one chunk per thread; each chunk sums
+// blocks of kGradRowBlock rows in float, adds them into its own double partial, and the partials
+// are added in chunk order: deterministic for a given thread count.
+GLIMPSE_KERNEL(layer_norm_grad_kernel) {
+  auto a = args(env, info, 15);
+  const int64_t rows = int_arg(env, a[10], 10), n = int_arg(env, a[11], 11);
+  const int64_t count = checked_mul(rows, n);
+  if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
+  const float* x = in_f32(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
+  const float* g = in_f32(array_arg(env, a[2], 2), int_arg(env, a[3], 3), count, "g");
+  const float* gamma = is_null(env, a[4]) ? nullptr : in_f32(array_arg(env, a[4], 4), int_arg(env, a[5], 5), n, "gamma");
+  const float* mean = in_f32(array_arg(env, a[6], 6), int_arg(env, a[7], 7), rows, "mean");
+  const float* rstd = in_f32(array_arg(env, a[8], 8), int_arg(env, a[9], 9), rows, "rstd");
+  float* dx = out_f32(array_arg(env, a[12], 12), count, "dx");
+  float* dgamma = is_null(env, a[13]) ? nullptr : out_f32(array_arg(env, a[13], 13), n, "dgamma");
+  float* dbeta = is_null(env, a[14]) ? nullptr : out_f32(array_arg(env, a[14], 14), n, "dbeta");
+  const bool avx = cpu_has_avx2_fma();
+
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), div_up(rows, row_grain(n))));
+  const bool param_grads = dgamma || dbeta;
+  // Per chunk: double partials of dgamma and dbeta, n each.
+  std::vector<double> partial(param_grads ? chunks * 2 * n : 0, 0.0);
+  parallel_for(chunks, 1, [&](int64_t cb, int64_t ce) {
+    std::vector<float> block(param_grads ? 2 * n : 0);
+    float* dg = dgamma ? block.data() : nullptr;
+    float* db = dbeta ? block.data() + n : nullptr;
+    for (int64_t c = cb; c < ce; c++) {
+      const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
+      double* pd = param_grads ? partial.data() + c * 2 * n : nullptr;
+      for (int64_t r = r0; r < r1; r++) {
+#ifdef GLIMPSE_X86
+        if (avx) layer_norm_grad_row_avx2(x + r * n, g + r * n, gamma, dx + r * n, dg, db, n, mean[r], rstd[r]);
+        else
+#endif
+          layer_norm_grad_row_scalar(x + r * n, g + r * n, gamma, dx + r * n, dg, db, n, mean[r], rstd[r]);
+        if (param_grads && ((r - r0 + 1) % kGradRowBlock == 0 || r + 1 == r1)) {
+          for (int64_t j = 0; j < 2 * n; j++) pd[j] += block[j];
+          std::fill(block.begin(), block.end(), 0.0f);
+        }
+      }
+    }
+  });
+  if (!param_grads) return undefined(env);
+  for (int64_t j = 0; j < n; j++) {
+    double sg = 0, sb = 0;
+    for (int64_t c = 0; c < chunks; c++) {
+      sg += partial[c * 2 * n + j];
+      sb += partial[c * 2 * n + n + j];
+    }
+    if (dgamma) dgamma[j] = static_cast<float>(sg);
+    if (dbeta) dbeta[j] = static_cast<float>(sb);
+  }
+  return undefined(env);
+}
+
+}  // namespace
+
+void register_reduce(napi_env env, napi_value exports) {
+  export_fn(env, exports, "reduce", reduce_kernel);
+  export_fn(env, exports, "softmax", softmax_kernel);
+  export_fn(env, exports, "softmaxGrad", softmax_grad_kernel);
+  export_fn(env, exports, "layerNorm", layer_norm_kernel);
+  export_fn(env, exports, "layerNormGrad", layer_norm_grad_kernel);
+}
+
+}  // namespace glimpse

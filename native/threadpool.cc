@@ -1,0 +1,151 @@
+// A fixed pool of worker threads for data-parallel loops. Sized to the machine, or to
+// GLIMPSE_NUM_THREADS. Workers spin briefly before sleeping, because training issues many
+// short kernels back to back and a condition-variable wake-up costs tens of microseconds.
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "common.h"
+
+namespace glimpse {
+namespace {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n) { resize(n); }
+  ~ThreadPool() { stop(); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int n) {
+    stop();
+    shutdown_ = false;
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { worker(i); });
+  }
+
+  // Runs task(i) for i in [0, size()) and waits; the caller runs task(0).
+  void run(const std::function<void(int)>& task) {
+    if (workers_.empty()) {
+      task(0);
+      return;
+    }
+    std::unique_lock<std::mutex> run_lock(run_mutex_);  // one parallel region at a time
+    task_ = &task;
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    cv_.notify_all();
+    task(0);
+    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    task_ = nullptr;
+  }
+
+ private:
+  void worker(int index) {
+    uint64_t seen = generation_.load(std::memory_order_acquire);
+    for (;;) {
+      // Spin for a while: the next kernel usually arrives within microseconds.
+      int spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
+        spins++;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lk(mutex_);
+        cv_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen || shutdown_; });
+      }
+      if (shutdown_) return;
+      seen = generation_.load(std::memory_order_acquire);
+      (*task_)(index);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mutex_);
+      shutdown_ = true;
+      generation_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_, run_mutex_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  const std::function<void(int)>* task_ = nullptr;
+  volatile bool shutdown_ = false;
+};
+
+int default_threads() {
+  if (const char* env = std::getenv("GLIMPSE_NUM_THREADS")) {
+    int n = std::atoi(env);
+    if (n > 0) return n;
+  }
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(default_threads());
+  return p;
+}
+
+thread_local bool in_parallel_region = false;
+
+}  // namespace
+
+int num_threads() { return pool().size(); }
+void set_num_threads(int n) { pool().resize(n < 1 ? 1 : n); }
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
+  if (n <= 0) return;
+  int threads = num_threads();
+  if (grain < 1) grain = 1;
+  int64_t max_chunks = (n + grain - 1) / grain;
+  // Nested regions run serially: the pool is already busy with the outer loop.
+  if (threads == 1 || max_chunks < 2 || in_parallel_region) {
+    body(0, n);
+    return;
+  }
+  int chunks = static_cast<int>(max_chunks < threads ? max_chunks : threads);
+  pool().run([&](int i) {
+    if (i >= chunks) return;
+    int64_t begin = n * i / chunks, end = n * (i + 1) / chunks;
+    in_parallel_region = true;
+    body(begin, end);
+    in_parallel_region = false;
+  });
+}
+
+GLIMPSE_KERNEL(get_num_threads) { return make_number(env, num_threads()); }
+
+GLIMPSE_KERNEL(set_threads) {
+  auto a = args(env, info, 1);
+  set_num_threads(static_cast<int>(int_arg(env, a[0], 0)));
+  return undefined(env);
+}
+
+GLIMPSE_KERNEL(has_avx2) {
+  napi_value v;
+  napi_get_boolean(env, cpu_has_avx2_fma(), &v);
+  return v;
+}
+
+void register_threadpool(napi_env env, napi_value exports) {
+  export_fn(env, exports, "numThreads", get_num_threads);
+  export_fn(env, exports, "setNumThreads", set_threads);
+  export_fn(env, exports, "hasAvx2Fma", has_avx2);
+}
+
+}  // namespace glimpse

@@ -1,0 +1,107 @@
+// Test helpers: a seeded RNG, random data, random strided views, and closeness checks.
+import assert from 'node:assert/strict';
+import type { Backend, Storage, View } from '../src/tensor/backend.js';
+import { contiguousStrides, numel } from '../src/tensor/backend.js';
+import type { DType, TypedArray } from '../src/tensor/dtype.js';
+import { allocHost } from '../src/tensor/dtype.js';
+
+/** mulberry32: small, seeded, good enough for test data. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function randInt(r: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(r() * (hi - lo + 1));
+}
+
+/** Random host data: floats uniform in [lo, hi), ints in [0, hi), masks 0/1. */
+export function randomData(r: () => number, dtype: DType, n: number, lo = -2, hi = 2): TypedArray {
+  const out = allocHost(dtype, n);
+  for (let i = 0; i < n; i++) {
+    if (dtype === 'float32' || dtype === 'float64') (out as Float32Array)[i] = lo + (hi - lo) * r();
+    else if (dtype === 'int64') (out as BigInt64Array)[i] = BigInt(Math.floor(r() * hi));
+    else if (dtype === 'bool' || dtype === 'uint8') (out as Uint8Array)[i] = r() < 0.5 ? 1 : 0;
+    else (out as Int32Array)[i] = Math.floor(r() * hi);
+  }
+  return out;
+}
+
+export function denseView(storage: Storage, shape: readonly number[], offset = 0): View {
+  return { storage, offset, shape: [...shape], strides: contiguousStrides(shape) };
+}
+
+export type Layout = 'dense' | 'offset' | 'transposed' | 'sliced' | 'broadcast';
+
+/**
+ * A view of the given logical shape laid out in memory as `layout` says, filled with random
+ * data: 'transposed' stores the last two axes swapped, 'sliced' takes a window of a larger
+ * buffer (non-unit gaps between rows), 'broadcast' gives size-1 axes stride 0 over a smaller buffer.
+ * The same data is placed on each backend so results can be compared.
+ */
+export function randomView(
+  r: () => number, backends: Backend[], dtype: DType, shape: readonly number[], layout: Layout,
+  lo = -2, hi = 2,
+): View[] {
+  const nd = shape.length;
+  let allocShape = [...shape];
+  let perm: number[] | null = null;
+  let pad = 0;
+  if (layout === 'transposed' && nd >= 2) {
+    perm = [...Array(nd).keys()];
+    [perm[nd - 1], perm[nd - 2]] = [perm[nd - 2]!, perm[nd - 1]!];
+    allocShape = perm.map((p) => shape[p]!);
+  } else if (layout === 'sliced' && nd >= 1) {
+    allocShape[nd - 1] = shape[nd - 1]! + 3;
+  } else if (layout === 'offset') {
+    pad = 5;
+  }
+  const data = randomData(r, dtype, numel(allocShape) + pad, lo, hi);
+  const baseStrides = contiguousStrides(allocShape);
+  let strides: number[];
+  if (perm) {
+    strides = new Array<number>(nd);
+    for (let i = 0; i < nd; i++) strides[perm[i]!] = baseStrides[i]!;
+  } else {
+    strides = baseStrides;
+  }
+  let offset = pad;
+  if (layout === 'sliced' && nd >= 1) offset = 1; // skip the first column: rows start mid-buffer
+  if (layout === 'broadcast') strides = strides.map((s, i) => (shape[i] === 1 ? 0 : s));
+  return backends.map((b) => ({ storage: b.fromHost(data, dtype), offset, shape: [...shape], strides }));
+}
+
+/** Asserts every element is within atol + rtol * |expected|; NaNs must match NaNs. */
+export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol: number, atol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
+  for (let i = 0; i < actual.length; i++) {
+    const a = Number(actual[i]);
+    const e = Number(expected[i]);
+    if (Number.isNaN(e) && Number.isNaN(a)) continue;
+    if (a === e) continue; // covers matching infinities
+    if (!(Math.abs(a - e) <= atol + rtol * Math.abs(e))) {
+      assert.fail(`${what}: element ${i} is ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`);
+    }
+  }
+}
+
+/** Max |a-b| / (max |b| + tiny): the "relative to the largest element" error the fixtures use. */
+export function relMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let i = 0; i < expected.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(Number(actual[i]) - Number(expected[i])));
+    maxRef = Math.max(maxRef, Math.abs(Number(expected[i])));
+  }
+  return maxErr / (maxRef + 1e-30);
+}
+
+export function storageData(s: Storage): TypedArray {
+  return (s as unknown as { data: TypedArray }).data;
+}
