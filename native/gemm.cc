@@ -376,16 +376,18 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, c
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
 // Throws unless every element a view of these sizes and strides can reach lies inside arr.
-void check_reach(const Array& arr, int64_t offset, const int64_t* sizes, const std::vector<int64_t>& strides,
-                 const char* what) {
-  for (int d = 0; d < 3; d++)
-    if (sizes[d] == 0) return;  // nothing is read
+void check_reach(const Array& arr, int64_t offset, const std::vector<int64_t>& sizes,
+                 const std::vector<int64_t>& strides, const char* what) {
+  if (strides.size() != sizes.size())
+    throw ArgError(std::string(what) + ": expected " + std::to_string(sizes.size()) + " strides");
+  for (int64_t n : sizes)
+    if (n == 0) return;  // nothing is read or written
   const int64_t len = static_cast<int64_t>(arr.length);
-  std::string err = std::string(what) + ": view (offset " + std::to_string(offset) + ") reaches outside its array of " +
-                    std::to_string(len) + " elements";
+  const std::string err = std::string(what) + ": view (offset " + std::to_string(offset) +
+                          ") reaches outside its array of " + std::to_string(len) + " elements";
   if (offset < 0 || offset >= len) throw ArgError(err);
   int64_t lo = offset, hi = offset;
-  for (int d = 0; d < 3; d++) {
+  for (size_t d = 0; d < sizes.size(); d++) {
     const int64_t n = sizes[d], s = strides[d];
     if (n == 1 || s == 0) continue;
     const int64_t mag = s < 0 ? -s : s;
@@ -398,24 +400,30 @@ void check_reach(const Array& arr, int64_t offset, const int64_t* sizes, const s
   if (lo < 0 || hi >= len) throw ArgError(err);
 }
 
+void check_sizes(std::initializer_list<int64_t> sizes) {
+  for (int64_t d : sizes)
+    if (d < 0 || d > kMaxDim) throw ArgError("sizes must be in [0, 2^40]");
+}
+
+Array f32_arg(napi_env env, napi_value v, size_t pos) {
+  Array a = array_arg(env, v, pos);
+  if (a.type != napi_float32_array) throw ArgError("argument " + std::to_string(pos) + " must be a Float32Array");
+  return a;
+}
+
 // matmul(a, aOffset, aStrides, b, bOffset, bStrides, out, batch, M, N, K): for p < batch,
 // out[p] = a[p] @ b[p] with a: [batch, M, K], b: [batch, K, N] read through offsets and
 // [batch, row, column] strides (0 broadcasts), out dense [batch, M, N] from index 0. All float32.
 GLIMPSE_KERNEL(matmul) {
   auto v = args(env, info, 11);
-  Array a = array_arg(env, v[0], 0), b = array_arg(env, v[3], 3), out = array_arg(env, v[6], 6);
-  if (a.type != napi_float32_array || b.type != napi_float32_array || out.type != napi_float32_array)
-    throw ArgError("a, b and out must be Float32Arrays");
+  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), out = f32_arg(env, v[6], 6);
   const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4);
   const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5);
-  if (as.size() != 3 || bs.size() != 3) throw ArgError("strides must have 3 entries: [batch, row, column]");
   const int64_t batch = int_arg(env, v[7], 7), M = int_arg(env, v[8], 8), N = int_arg(env, v[9], 9),
                 K = int_arg(env, v[10], 10);
-  for (int64_t d : {batch, M, N, K})
-    if (d < 0 || d > kMaxDim) throw ArgError("sizes must be in [0, 2^40]");
-  const int64_t a_sizes[3] = {batch, M, K}, b_sizes[3] = {batch, K, N};
-  check_reach(a, a_off, a_sizes, as, "a");
-  check_reach(b, b_off, b_sizes, bs, "b");
+  check_sizes({batch, M, N, K});
+  check_reach(a, a_off, {batch, M, K}, as, "a");
+  check_reach(b, b_off, {batch, K, N}, bs, "b");
   if (batch > 0 && M > 0 && N > 0) {
     const int64_t len = static_cast<int64_t>(out.length);
     if (M > len / N || batch > len / (M * N)) throw ArgError("out is shorter than batch * M * N");
@@ -423,6 +431,37 @@ GLIMPSE_KERNEL(matmul) {
   const bool reads = batch > 0 && M > 0 && N > 0 && K > 0;
   gemm_batched(batch, M, N, K, 1.0f, a.f32() + (reads ? a_off : 0), as[1], as[2], as[0],
                b.f32() + (reads ? b_off : 0), bs[1], bs[2], bs[0], 0.0f, out.f32(), N, 1, M * N);
+  return undefined(env);
+}
+
+// sgemm(a, aOffset, [rsA, csA], b, bOffset, [rsB, csB], c, cOffset, [rsC, csC], M, N, K, alpha, beta):
+// the C++ sgemm_strided on typed arrays, c = alpha * a @ b + beta * c, for tests of the API that
+// other kernels call. c's strides must be positive and keep its elements apart.
+GLIMPSE_KERNEL(sgemm_js) {
+  auto v = args(env, info, 14);
+  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), c = f32_arg(env, v[6], 6);
+  const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4), c_off = int_arg(env, v[7], 7);
+  const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5), cs = ints_arg(env, v[8], 8);
+  const int64_t M = int_arg(env, v[9], 9), N = int_arg(env, v[10], 10), K = int_arg(env, v[11], 11);
+  const float alpha = static_cast<float>(number_arg(env, v[12], 12)), beta = static_cast<float>(number_arg(env, v[13], 13));
+  check_sizes({M, N, K});
+  check_reach(a, a_off, {M, K}, as, "a");
+  check_reach(b, b_off, {K, N}, bs, "b");
+  check_reach(c, c_off, {M, N}, cs, "c");
+  {
+    // Each element of c must have its own address: the larger stride steps over the other axis.
+    std::vector<std::pair<int64_t, int64_t>> axes;  // (stride, size) of the axes longer than 1
+    if (M > 1) axes.push_back({cs[0], M});
+    if (N > 1) axes.push_back({cs[1], N});
+    std::sort(axes.begin(), axes.end());
+    bool apart = axes.empty() || axes[0].first > 0;
+    if (apart && axes.size() == 2) apart = axes[1].first / axes[0].first >= axes[0].second;
+    if (!apart) throw ArgError("c: strides must be positive and keep its elements apart");
+  }
+  const bool reads = M > 0 && N > 0 && K > 0;
+  const bool writes = M > 0 && N > 0;
+  gemm(kernels(), true, M, N, K, alpha, a.f32() + (reads ? a_off : 0), as[0], as[1], b.f32() + (reads ? b_off : 0),
+       bs[0], bs[1], beta, c.f32() + (writes ? c_off : 0), cs[0], cs[1]);
   return undefined(env);
 }
 
@@ -446,6 +485,9 @@ void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N
                transB ? ldb : 1, strideB, beta, C, ldc, 1, strideC);
 }
 
-void register_gemm(napi_env env, napi_value exports) { export_fn(env, exports, "matmul", matmul); }
+void register_gemm(napi_env env, napi_value exports) {
+  export_fn(env, exports, "matmul", matmul);
+  export_fn(env, exports, "sgemm", sgemm_js);
+}
 
 }  // namespace glimpse

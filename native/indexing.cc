@@ -1,7 +1,325 @@
+// Indexing kernels: indexSelect / indexAdd (rows picked along an axis, and the scatter-add that is
+// its gradient), gather / scatterAdd (torch.gather and its gradient), and a stable per-row sort.
+//
+// Tensors are read as [outer, n, inner]. Every index is checked before anything is written; a bad
+// one raises a JS RangeError naming it. The scatter-adds never split the index axis across threads:
+// each thread owns whole (outer, inner-range) slices and adds the rows in index order, so repeated
+// indices are safe and the sums do not depend on the thread count.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <limits>
+
 #include "common.h"
 
 namespace glimpse {
+namespace {
 
-void register_indexing(napi_env env, napi_value exports) {}
+// A bad index value; surfaces as a RangeError, the type the reference backend throws.
+struct IndexError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+#define INDEX_KERNEL(name, js_name)                                                   \
+  static napi_value name##_impl(napi_env env, napi_callback_info info);              \
+  static napi_value name(napi_env env, napi_callback_info info) {                    \
+    try {                                                                             \
+      return name##_impl(env, info);                                                  \
+    } catch (const IndexError& e) {                                                   \
+      napi_throw_range_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str()); \
+    } catch (const std::exception& e) {                                               \
+      napi_throw_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str()); \
+    }                                                                                 \
+    return nullptr;                                                                   \
+  }                                                                                   \
+  static napi_value name##_impl(napi_env env, napi_callback_info info)
+
+size_t element_size(napi_typedarray_type t) {
+  switch (t) {
+    case napi_int8_array:
+    case napi_uint8_array:
+    case napi_uint8_clamped_array:
+      return 1;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    case napi_int32_array:
+    case napi_uint32_array:
+    case napi_float32_array:
+      return 4;
+    default:
+      return 8;
+  }
+}
+
+void need(const Array& a, int64_t offset, int64_t count, const char* what) {
+  if (offset < 0 || count < 0 || offset + count > static_cast<int64_t>(a.length))
+    throw ArgError(std::string(what) + ": " + std::to_string(count) + " elements from offset " +
+                   std::to_string(offset) + " do not fit its array of " + std::to_string(a.length));
+}
+
+int64_t dim_arg(napi_env env, napi_value v, size_t pos, const char* what) {
+  const int64_t d = int_arg(env, v, pos);
+  if (d < 0 || d > std::numeric_limits<int32_t>::max())
+    throw ArgError(std::string(what) + " must be a non-negative 32-bit size");
+  return d;
+}
+
+// An int32 index vector: `count` values idx[offset + t * stride].
+struct Index {
+  const int32_t* base;
+  int64_t stride, count;
+  int32_t operator[](int64_t t) const { return base[t * stride]; }
+};
+
+// The index vector of `count` values arr[offset + t * stride], checked to lie inside arr.
+Index index_arg(napi_env env, napi_value arr_v, int64_t offset, int64_t stride, int64_t count, size_t pos) {
+  const Array arr = array_arg(env, arr_v, pos);
+  if (arr.type != napi_int32_array) throw ArgError("index must be an Int32Array");
+  if (count > 0) {
+    const int64_t last = offset + (count - 1) * stride;
+    if (offset < 0 || last < 0 || std::max(offset, last) >= static_cast<int64_t>(arr.length))
+      throw ArgError("the index view reaches outside its array of " + std::to_string(arr.length) + " elements");
+  }
+  return {arr.i32() + offset, stride, count};
+}
+
+// Throws IndexError for the first index (in order) outside [0, n). Chunks scan in parallel and
+// the earliest bad position wins, so the message does not depend on the thread count.
+void check_indices(const Index& idx, int64_t n) {
+  std::atomic<int64_t> first_bad{std::numeric_limits<int64_t>::max()};
+  parallel_for(idx.count, 1 << 16, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      const int32_t j = idx[t];
+      if (j < 0 || j >= n) {
+        int64_t cur = first_bad.load();
+        while (t < cur && !first_bad.compare_exchange_weak(cur, t)) {
+        }
+        return;
+      }
+    }
+  });
+  const int64_t bad = first_bad.load();
+  if (bad != std::numeric_limits<int64_t>::max())
+    throw IndexError("index " + std::to_string(idx[bad]) + " is out of range for a dimension of size " +
+                     std::to_string(n) + " (valid: 0 to " + std::to_string(n - 1) + ")");
+}
+
+// Splits [outer, inner] into tasks of whole index axes: (o, [i0, i1)) slices, wide enough that each
+// task streams reasonably long rows, and enough of them to keep every thread busy.
+struct Slices {
+  int64_t outer, inner, width, per_outer;
+  int64_t count() const { return outer * per_outer; }
+  void get(int64_t t, int64_t* o, int64_t* i0, int64_t* i1) const {
+    *o = t / per_outer;
+    *i0 = (t % per_outer) * width;
+    *i1 = std::min(inner, *i0 + width);
+  }
+};
+
+Slices make_slices(int64_t outer, int64_t inner) {
+  const int64_t want = 4 * num_threads();
+  int64_t width = inner;
+  if (outer < want && inner > 0) {
+    const int64_t per = (want + outer - 1) / outer;
+    width = std::max<int64_t>(64, (inner + per - 1) / per);
+    width = (width + 15) / 16 * 16;
+  }
+  const int64_t per_outer = width > 0 ? (inner + width - 1) / width : 0;
+  return {outer, inner, std::max<int64_t>(width, 1), per_outer};
+}
+
+__attribute__((target("avx2"))) void add_row_avx2(float* dst, const float* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(src + i)));
+  for (; i < n; i++) dst[i] += src[i];
+}
+
+void add_row(float* dst, const float* src, int64_t n) {
+  if (cpu_has_avx2_fma()) return add_row_avx2(dst, src, n);
+  for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+// indexSelect(x, xOffset, index, indexOffset, indexStride, m, outer, n, inner, out)
+// out[o, j, :] = x[o, index[j], :]; x and out are any typed arrays of the same element type.
+INDEX_KERNEL(index_select, "indexSelect") {
+  auto a = args(env, info, 10);
+  const Array x = array_arg(env, a[0], 0);
+  const int64_t x_off = int_arg(env, a[1], 1);
+  const int64_t m = dim_arg(env, a[5], 5, "m"), outer = dim_arg(env, a[6], 6, "outer");
+  const int64_t n = dim_arg(env, a[7], 7, "n"), inner = dim_arg(env, a[8], 8, "inner");
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
+  const Array out = array_arg(env, a[9], 9);
+  if (out.type != x.type) throw ArgError("out must have the element type of x");
+  need(x, x_off, outer * n * inner, "x");
+  need(out, 0, outer * m * inner, "out");
+  check_indices(idx, n);
+  const size_t es = element_size(x.type);
+  const char* src = static_cast<const char*>(x.data) + x_off * es;
+  char* dst = static_cast<char*>(out.data);
+  const size_t row = inner * es;
+  parallel_for(outer * m, std::max<int64_t>(1, 32768 / (inner + 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const int64_t o = r / m, j = r % m;
+      std::memcpy(dst + r * row, src + (o * n + idx[j]) * row, row);
+    }
+  });
+  return undefined(env);
+}
+
+// indexAdd(g, gOffset, index, indexOffset, indexStride, m, outer, n, inner, out): float32;
+// out[o, index[j], :] += g[o, j, :].
+INDEX_KERNEL(index_add, "indexAdd") {
+  auto a = args(env, info, 10);
+  const Array g = array_arg(env, a[0], 0);
+  const int64_t g_off = int_arg(env, a[1], 1);
+  const int64_t m = dim_arg(env, a[5], 5, "m"), outer = dim_arg(env, a[6], 6, "outer");
+  const int64_t n = dim_arg(env, a[7], 7, "n"), inner = dim_arg(env, a[8], 8, "inner");
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
+  const Array out = array_arg(env, a[9], 9);
+  if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
+  need(g, g_off, outer * m * inner, "g");
+  need(out, 0, outer * n * inner, "out");
+  check_indices(idx, n);
+  const float* gs = g.f32() + g_off;
+  float* os = out.f32();
+  const Slices sl = make_slices(outer, inner);
+  const int64_t work = std::max<int64_t>(1, m * sl.width);
+  parallel_for(sl.count(), std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      int64_t o, i0, i1;
+      sl.get(t, &o, &i0, &i1);
+      for (int64_t j = 0; j < m; j++)
+        add_row(os + (o * n + idx[j]) * inner + i0, gs + (o * m + j) * inner + i0, i1 - i0);
+    }
+  });
+  return undefined(env);
+}
+
+// gather(x, xOffset, index, indexOffset, m, outer, n, inner, out): out[o, j, i] = x[o, index[o, j, i], i]
+// for a dense index [outer, m, inner]; x and out share any element type.
+INDEX_KERNEL(gather, "gather") {
+  auto a = args(env, info, 9);
+  const Array x = array_arg(env, a[0], 0);
+  const int64_t x_off = int_arg(env, a[1], 1);
+  const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
+  const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, outer * m * inner, 2);
+  const Array out = array_arg(env, a[8], 8);
+  if (out.type != x.type) throw ArgError("out must have the element type of x");
+  need(x, x_off, outer * n * inner, "x");
+  need(out, 0, outer * m * inner, "out");
+  check_indices(idx, n);
+  const size_t es = element_size(x.type);
+  auto run = [&](auto* dst, const auto* src) {
+    parallel_for(outer * m, std::max<int64_t>(1, 32768 / (inner + 1)), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; r++) {
+        const int64_t o = r / m;
+        const int32_t* ir = idx.base + r * inner;
+        for (int64_t i = 0; i < inner; i++) dst[r * inner + i] = src[(o * n + ir[i]) * inner + i];
+      }
+    });
+  };
+  if (es == 1) run(static_cast<uint8_t*>(out.data), static_cast<const uint8_t*>(x.data) + x_off);
+  else if (es == 2) run(static_cast<uint16_t*>(out.data), static_cast<const uint16_t*>(x.data) + x_off);
+  else if (es == 4) run(static_cast<uint32_t*>(out.data), static_cast<const uint32_t*>(x.data) + x_off);
+  else run(static_cast<uint64_t*>(out.data), static_cast<const uint64_t*>(x.data) + x_off);
+  return undefined(env);
+}
+
+// scatterAdd(g, gOffset, index, indexOffset, m, outer, n, inner, out): float32;
+// out[o, index[o, j, i], i] += g[o, j, i] for a dense index [outer, m, inner].
+INDEX_KERNEL(scatter_add, "scatterAdd") {
+  auto a = args(env, info, 9);
+  const Array g = array_arg(env, a[0], 0);
+  const int64_t g_off = int_arg(env, a[1], 1);
+  const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
+  const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, outer * m * inner, 2);
+  const Array out = array_arg(env, a[8], 8);
+  if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
+  need(g, g_off, outer * m * inner, "g");
+  need(out, 0, outer * n * inner, "out");
+  check_indices(idx, n);
+  const float* gs = g.f32() + g_off;
+  float* os = out.f32();
+  const Slices sl = make_slices(outer, inner);
+  const int64_t work = std::max<int64_t>(1, m * sl.width);
+  parallel_for(sl.count(), std::max<int64_t>(1, 32768 / work), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      int64_t o, i0, i1;
+      sl.get(t, &o, &i0, &i1);
+      float* oo = os + o * n * inner;
+      for (int64_t j = 0; j < m; j++) {
+        const int64_t r = (o * m + j) * inner;
+        for (int64_t i = i0; i < i1; i++) oo[idx.base[r + i] * inner + i] += gs[r + i];
+      }
+    }
+  });
+  return undefined(env);
+}
+
+// Sort keys: an order-preserving map of floats to unsigned integers in which every NaN is the
+// largest value and -0 equals +0 (both as the reference compares them).
+inline uint32_t sort_key(float x) {
+  if (x != x) return 0xFFFFFFFFu;
+  if (x == 0) x = 0;  // -0 -> +0
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// sort(x, xOffset, rows, n, descending, values, indices): stable per-row sort of float32 rows;
+// indices is an Int32Array or BigInt64Array.
+INDEX_KERNEL(sort_rows, "sort") {
+  auto a = args(env, info, 7);
+  const Array x = array_arg(env, a[0], 0);
+  const int64_t x_off = int_arg(env, a[1], 1);
+  const int64_t rows = dim_arg(env, a[2], 2, "rows"), n = dim_arg(env, a[3], 3, "n");
+  const bool descending = bool_arg(env, a[4], 4);
+  const Array values = array_arg(env, a[5], 5), indices = array_arg(env, a[6], 6);
+  if (x.type != napi_float32_array || values.type != napi_float32_array) throw ArgError("x and values must be Float32Arrays");
+  if (indices.type != napi_int32_array && indices.type != napi_bigint64_array)
+    throw ArgError("indices must be an Int32Array or a BigInt64Array");
+  need(x, x_off, rows * n, "x");
+  need(values, 0, rows * n, "values");
+  need(indices, 0, rows * n, "indices");
+  const float* xs = x.f32() + x_off;
+  float* vs = values.f32();
+  const bool wide = indices.type == napi_bigint64_array;
+  parallel_for(rows, std::max<int64_t>(1, 8192 / (n + 1)), [&](int64_t begin, int64_t end) {
+    // (key, position) pairs are all distinct, so an unstable sort of them is a stable sort by key.
+    std::vector<uint64_t> keyed(n);
+    for (int64_t r = begin; r < end; r++) {
+      const float* xr = xs + r * n;
+      for (int64_t j = 0; j < n; j++) {
+        const uint32_t k = sort_key(xr[j]);
+        keyed[j] = (static_cast<uint64_t>(descending ? ~k : k) << 32) | static_cast<uint64_t>(j);
+      }
+      std::sort(keyed.begin(), keyed.end());
+      for (int64_t t = 0; t < n; t++) {
+        const uint32_t j = static_cast<uint32_t>(keyed[t]);
+        vs[r * n + t] = xr[j];
+        if (wide)
+          static_cast<int64_t*>(indices.data)[r * n + t] = j;
+        else
+          indices.i32()[r * n + t] = static_cast<int32_t>(j);
+      }
+    }
+  });
+  return undefined(env);
+}
+
+}  // namespace
+
+void register_indexing(napi_env env, napi_value exports) {
+  export_fn(env, exports, "indexSelect", index_select);
+  export_fn(env, exports, "indexAdd", index_add);
+  export_fn(env, exports, "gather", gather);
+  export_fn(env, exports, "scatterAdd", scatter_add);
+  export_fn(env, exports, "sort", sort_rows);
+}
 
 }  // namespace glimpse

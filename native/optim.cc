@@ -42,7 +42,7 @@ __attribute__((target("avx2"))) void adamw_avx2(const AdamW& h, float* p, const 
   const __m256d step = _mm256_set1_pd(h.step_size), bc2 = _mm256_set1_pd(h.bc2_sqrt), eps = _mm256_set1_pd(h.eps);
   int64_t i = begin;
   for (; i + 4 <= end; i += 4) {
-    const __m256d pd = _mm256_cvtps_pd(_mm_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), wd)));
+    const __m256d pd = _mm256_cvtps_pd(_mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(p + i)), wd)));
     const __m256d gd = _mm256_cvtps_pd(_mm_loadu_ps(g + i));
     const __m256d m0 = _mm256_cvtps_pd(_mm_loadu_ps(m + i));
     const __m128 m1 = _mm256_cvtpd_ps(_mm256_add_pd(m0, _mm256_mul_pd(_mm256_sub_pd(gd, m0), omb1)));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   SafetensorsFile, loadSafetensors, serializeSafetensors, writeSafetensors,
   f16BitsToF32, bf16BitsToF32, f32BitsToF16, f32BitsToBf16, MAX_HEADER_SIZE,
@@ -312,9 +313,29 @@ test('opening reads only the header; read() reads only the requested tensor', (t
   const b = f.read('b');
   assert.deepEqual(reads, [{ length: 4096, position: 8 + headerLength + f.info('b').begin }]);
   assert.ok(b.data.every((v) => v === 2));
+  // A file that shrinks under an open reader gives an error, not zeros.
+  fs.truncateSync(file, f.dataStart + 100);
+  assert.throws(() => f.read('c'), /unexpected end of file at byte \d+/);
   f.close();
   assert.throws(() => f.read('a'), /closed/);
   mock.restoreAll();
+});
+
+test('a failed write leaves the previous file untouched and no temporary file', (t) => {
+  const file = tmpFile();
+  writeSafetensors(file, { old: { shape: [2], data: new Int32Array([1, 2]) } });
+  const before = fs.readFileSync(file);
+  let calls = 0;
+  const original = fs.writeSync;
+  t.mock.method(fs, 'writeSync', (...args: unknown[]) => {
+    if (++calls === 2) throw new Error('disk full (simulated)');
+    return (original as (...a: unknown[]) => number)(...args);
+  });
+  assert.throws(() => writeSafetensors(file, { a: { shape: [3], data: new Float32Array(3) } }), /disk full/);
+  mock.restoreAll();
+  assert.ok(calls >= 2);
+  assert.deepEqual(fs.readFileSync(file), before);
+  assert.deepEqual(fs.readdirSync(tmpDir).filter((f) => f.endsWith('.tmp')), []);
 });
 
 test('a header length beyond a small file fails fast without allocating it', () => {
@@ -325,7 +346,8 @@ test('a header length beyond a small file fails fast without allocating it', () 
 });
 
 function findFixtures(): string | null {
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared']) {
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, '../shared')]) {
     if (!root) continue;
     const dir = path.resolve(root, 'fixtures/hf');
     if (fs.existsSync(dir)) return dir;

@@ -15,11 +15,11 @@ export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 
 
 /** One header entry. `begin`/`end` are byte offsets relative to the data section, as in the file. */
 export interface TensorInfo {
-  name: string;
-  dtype: SafetensorsDType;
-  shape: number[];
-  begin: number;
-  end: number;
+  readonly name: string;
+  readonly dtype: SafetensorsDType;
+  readonly shape: readonly number[];
+  readonly begin: number;
+  readonly end: number;
 }
 
 /** A tensor as the engine holds it on the host (see src/tensor/dtype.ts). */
@@ -251,11 +251,11 @@ export class SafetensorsFile {
     if (t.dtype === 'F16' || t.dtype === 'BF16') {
       const raw = readAs(new Uint16Array(n));
       const bits = new Uint32Array(n);
-      const table = t.dtype === 'F16' ? f16ToF32Table() : null;
-      for (let i = 0; i < n; i++) bits[i] = table ? table[raw[i]!]! : raw[i]! << 16;
+      if (t.dtype === 'BF16') for (let i = 0; i < n; i++) bits[i] = raw[i]! << 16;
+      else for (let i = 0, table = f16ToF32Table(); i < n; i++) bits[i] = table[raw[i]!]!;
       data = new Float32Array(bits.buffer);
     } else if (t.dtype === 'I16' || t.dtype === 'I8') {
-      data = Int32Array.from(readAs(t.dtype === 'I16' ? new Int16Array(n) : new Int8Array(n)));
+      data = new Int32Array(readAs(t.dtype === 'I16' ? new Int16Array(n) : new Int8Array(n)));
     } else {
       data = readAs(allocHost(dtype, n));
       const bad = t.dtype === 'BOOL' ? (data as Uint8Array).findIndex((v) => v > 1) : -1;
@@ -292,7 +292,7 @@ function parseHeader(source: ByteSource, label: string): { tensors: TensorInfo[]
 
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes));
   } catch (e) {
     fail(e instanceof SyntaxError ? `header is not valid JSON: ${e.message}` : 'header is not valid UTF-8');
   }
@@ -353,7 +353,7 @@ function parseEntry(name: string, entry: unknown, fail: (msg: string) => never):
     fail(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as number[];
-  return { name, dtype: dtype as SafetensorsDType, shape: [...(shape as number[])], begin: begin!, end: end! };
+  return Object.freeze({ name, dtype: dtype as SafetensorsDType, shape: Object.freeze([...(shape as number[])]), begin: begin!, end: end! });
 }
 
 function isIndex(v: unknown): v is number {
@@ -417,7 +417,7 @@ function encode(name: string, t: TensorToWrite): PlannedTensor {
     const limit = dtype === 'I16' ? 32768 : 128;
     const i = data.findIndex((v) => v < -limit || v >= limit);
     if (i >= 0) fail(`value ${data[i]} at element ${i} does not fit ${dtype}`);
-    bytes = () => bytesOf(dtype === 'I16' ? Int16Array.from(data) : Int8Array.from(data));
+    bytes = () => bytesOf(dtype === 'I16' ? new Int16Array(data) : new Int8Array(data));
   } else if (data instanceof Uint8Array && dtype === 'BOOL') {
     const i = data.findIndex((v) => v > 1);
     if (i >= 0) fail(`BOOL value at element ${i} is ${data[i]}; BOOL values must be 0 or 1`);

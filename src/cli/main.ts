@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// The glimpse command line. Each subcommand is a thin layer over the library.
+import { Command } from 'commander';
+import { defaultBackend, hasBackend } from '../tensor/device.js';
+import { loadAddon } from '../tensor/backends/native/addon.js';
+
+const program = new Command();
+program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate');
+
+program
+  .command('info')
+  .description('show the compute backend, its threads and CPU features')
+  .option('--json', 'print JSON')
+  .action((opts: { json?: boolean }) => {
+    const addon = loadAddon();
+    const info = {
+      backend: defaultBackend().name,
+      native: hasBackend('native'),
+      threads: addon ? (addon.numThreads!() as number) : 1,
+      avx2Fma: addon ? (addon.hasAvx2Fma!() as boolean) : false,
+      node: process.version,
+    };
+    if (opts.json) console.log(JSON.stringify(info));
+    else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${v}`);
+  });
+
+program
+  .command('bench <name> [args...]')
+  .description('run a benchmark (gemm, elementwise, norm, attention, memory) and print JSON')
+  .action(async (name: string, args: string[]) => {
+    if (!/^[a-z0-9_-]+$/.test(name)) throw new Error(`bench: invalid benchmark name '${name}'`);
+    const mod = (await import(`../../bench/${name}.js`).catch(() => {
+      throw new Error(`bench: no benchmark named '${name}'`);
+    })) as { run(args: string[]): Promise<unknown> };
+    console.log(JSON.stringify(await mod.run(args), null, 2));
+  });
+
+program.parseAsync().catch((e: Error) => {
+  console.error(`glimpse: ${e.message}`);
+  process.exit(1);
+});
