@@ -4,14 +4,14 @@
 // [rows, Tk] scratch block; the causal and key-padding masks are applied to that block as the
 // softmax runs, so no [Tq, Tk] mask is ever built. The backward pass recomputes the probabilities
 // from q, k and the saved row log-sum-exp instead of storing them.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
-#include <cstring>
+#include <cstdlib>
 #include <limits>
 
 #include "common.h"
+#include "gemm.h"
+#include "vecmath.h"
 
 namespace glimpse {
 namespace {
@@ -42,160 +42,156 @@ void mm_portable(int M, int N, int K, float alpha, MatA A, const float* B, ptrdi
   }
 }
 
-__attribute__((target("avx2,fma"))) inline __m256i tail_mask(int n) {
-  // Lanes [0, n) set, for n in [0, 8].
-  const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lanes);
+#ifdef GLIMPSE_X86
+
+template <bool Full>
+GLIMPSE_AVX2 inline void store_row_avx2(float* c, __m256 v0, __m256 v1, __m256 va,
+                                                               bool accumulate, __m256i m0, __m256i m1) {
+  v0 = _mm256_mul_ps(v0, va);
+  v1 = _mm256_mul_ps(v1, va);
+  if (Full) {
+    if (accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_loadu_ps(c));
+      v1 = _mm256_add_ps(v1, _mm256_loadu_ps(c + 8));
+    }
+    _mm256_storeu_ps(c, v0);
+    _mm256_storeu_ps(c + 8, v1);
+  } else {
+    if (accumulate) {
+      v0 = _mm256_add_ps(v0, _mm256_maskload_ps(c, m0));
+      v1 = _mm256_add_ps(v1, _mm256_maskload_ps(c + 8, m1));
+    }
+    _mm256_maskstore_ps(c, m0, v0);
+    _mm256_maskstore_ps(c + 8, m1, v1);
+  }
 }
 
-// MR rows x 16 columns of C; Full: all 16 columns exist, else masks m0, m1 pick the valid ones.
-template <int MR, bool Full>
-__attribute__((target("avx2,fma"))) inline void mm_tile_avx2(int K, float alpha, const float* a, ptrdiff_t rsa,
-                                                             ptrdiff_t csa, const float* b, ptrdiff_t ldb,
-                                                             bool accumulate, float* c, ptrdiff_t ldc, __m256i m0,
-                                                             __m256i m1) {
-  __m256 acc0[MR], acc1[MR];
-  for (int r = 0; r < MR; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+// Up to 6 rows x 16 columns of C, accumulators in registers. With fewer than 6 rows the missing
+// ones repeat the last real row and are not stored. Full: all 16 columns exist, else masks m0, m1
+// pick the valid ones.
+template <bool Full>
+GLIMPSE_AVX2 void mm_tile_avx2(int rows, int K, float alpha, const float* a, ptrdiff_t rsa,
+                                                      ptrdiff_t csa, const float* b, ptrdiff_t ldb, bool accumulate,
+                                                      float* c, ptrdiff_t ldc, __m256i m0, __m256i m1) {
+  const ptrdiff_t o1 = std::min(1, rows - 1) * rsa, o2 = std::min(2, rows - 1) * rsa;
+  const ptrdiff_t o3 = std::min(3, rows - 1) * rsa, o4 = std::min(4, rows - 1) * rsa;
+  const ptrdiff_t o5 = std::min(5, rows - 1) * rsa;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   for (int k = 0; k < K; k++) {
     const float* bk = b + k * ldb;
     const __m256 b0 = Full ? _mm256_loadu_ps(bk) : _mm256_maskload_ps(bk, m0);
     const __m256 b1 = Full ? _mm256_loadu_ps(bk + 8) : _mm256_maskload_ps(bk + 8, m1);
     const float* ak = a + k * csa;
-    for (int r = 0; r < MR; r++) {
-      const __m256 av = _mm256_broadcast_ss(ak + r * rsa);
-      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-    }
+    __m256 x = _mm256_broadcast_ss(ak);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    x = _mm256_broadcast_ss(ak + o1);
+    c10 = _mm256_fmadd_ps(x, b0, c10);
+    c11 = _mm256_fmadd_ps(x, b1, c11);
+    x = _mm256_broadcast_ss(ak + o2);
+    c20 = _mm256_fmadd_ps(x, b0, c20);
+    c21 = _mm256_fmadd_ps(x, b1, c21);
+    x = _mm256_broadcast_ss(ak + o3);
+    c30 = _mm256_fmadd_ps(x, b0, c30);
+    c31 = _mm256_fmadd_ps(x, b1, c31);
+    x = _mm256_broadcast_ss(ak + o4);
+    c40 = _mm256_fmadd_ps(x, b0, c40);
+    c41 = _mm256_fmadd_ps(x, b1, c41);
+    x = _mm256_broadcast_ss(ak + o5);
+    c50 = _mm256_fmadd_ps(x, b0, c50);
+    c51 = _mm256_fmadd_ps(x, b1, c51);
   }
   const __m256 va = _mm256_set1_ps(alpha);
-  for (int r = 0; r < MR; r++) {
-    float* cr = c + r * ldc;
-    __m256 c0 = _mm256_mul_ps(acc0[r], va), c1 = _mm256_mul_ps(acc1[r], va);
-    if (Full) {
-      if (accumulate) {
-        c0 = _mm256_add_ps(c0, _mm256_loadu_ps(cr));
-        c1 = _mm256_add_ps(c1, _mm256_loadu_ps(cr + 8));
+  store_row_avx2<Full>(c, c00, c01, va, accumulate, m0, m1);
+  if (rows > 1) store_row_avx2<Full>(c + ldc, c10, c11, va, accumulate, m0, m1);
+  if (rows > 2) store_row_avx2<Full>(c + 2 * ldc, c20, c21, va, accumulate, m0, m1);
+  if (rows > 3) store_row_avx2<Full>(c + 3 * ldc, c30, c31, va, accumulate, m0, m1);
+  if (rows > 4) store_row_avx2<Full>(c + 4 * ldc, c40, c41, va, accumulate, m0, m1);
+  if (rows > 5) store_row_avx2<Full>(c + 5 * ldc, c50, c51, va, accumulate, m0, m1);
+}
+
+GLIMPSE_AVX2 void mm_avx2(int M, int N, int K, float alpha, MatA A, const float* B,
+                                                 ptrdiff_t ldb, bool accumulate, float* C, ptrdiff_t ldc) {
+  const __m256i all = _mm256_set1_epi32(-1);
+  const __m256i m0 = tail_mask256(std::min(N % 16, 8)), m1 = tail_mask256(std::max(N % 16 - 8, 0));
+  // K in slices of at most 256 and, within a slice, column panels outside and row blocks inside:
+  // one 16-column panel of B (at most 16 KiB) stays in L1 while every row block of A passes it.
+  const int slices = std::max(1, (K + 255) / 256);
+  const int kc_max = (K + slices - 1) / slices;
+  for (int k0 = 0, sl = 0; sl < slices; sl++, k0 += kc_max) {
+    const int kc = std::min(kc_max, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const float* a0 = A.p + k0 * A.cs;
+    const float* b0 = B + k0 * ldb;
+    for (int j = 0; j < N; j += 16) {
+      const bool full = j + 16 <= N;
+      for (int i = 0; i < M; i += 6) {
+        const int rows = std::min(6, M - i);
+        if (full)
+          mm_tile_avx2<true>(rows, kc, alpha, a0 + i * A.rs, A.rs, A.cs, b0 + j, ldb, acc, C + i * ldc + j, ldc, all, all);
+        else
+          mm_tile_avx2<false>(rows, kc, alpha, a0 + i * A.rs, A.rs, A.cs, b0 + j, ldb, acc, C + i * ldc + j, ldc, m0, m1);
       }
-      _mm256_storeu_ps(cr, c0);
-      _mm256_storeu_ps(cr + 8, c1);
-    } else {
-      if (accumulate) {
-        c0 = _mm256_add_ps(c0, _mm256_maskload_ps(cr, m0));
-        c1 = _mm256_add_ps(c1, _mm256_maskload_ps(cr + 8, m1));
-      }
-      _mm256_maskstore_ps(cr, m0, c0);
-      _mm256_maskstore_ps(cr + 8, m1, c1);
     }
   }
 }
 
-template <bool Full>
-__attribute__((target("avx2,fma"))) void mm_panel_avx2(int M, int K, float alpha, MatA A, const float* b,
-                                                       ptrdiff_t ldb, bool accumulate, float* c, ptrdiff_t ldc,
-                                                       __m256i m0, __m256i m1) {
-  int i = 0;
-  for (; i + 6 <= M; i += 6)
-    mm_tile_avx2<6, Full>(K, alpha, A.p + i * A.rs, A.rs, A.cs, b, ldb, accumulate, c + i * ldc, ldc, m0, m1);
-  const float* a = A.p + i * A.rs;
-  float* ci = c + i * ldc;
-  switch (M - i) {
-    case 5: mm_tile_avx2<5, Full>(K, alpha, a, A.rs, A.cs, b, ldb, accumulate, ci, ldc, m0, m1); break;
-    case 4: mm_tile_avx2<4, Full>(K, alpha, a, A.rs, A.cs, b, ldb, accumulate, ci, ldc, m0, m1); break;
-    case 3: mm_tile_avx2<3, Full>(K, alpha, a, A.rs, A.cs, b, ldb, accumulate, ci, ldc, m0, m1); break;
-    case 2: mm_tile_avx2<2, Full>(K, alpha, a, A.rs, A.cs, b, ldb, accumulate, ci, ldc, m0, m1); break;
-    case 1: mm_tile_avx2<1, Full>(K, alpha, a, A.rs, A.cs, b, ldb, accumulate, ci, ldc, m0, m1); break;
-    default: break;
-  }
-}
-
-__attribute__((target("avx2,fma"))) void mm_avx2(int M, int N, int K, float alpha, MatA A, const float* B,
-                                                 ptrdiff_t ldb, bool accumulate, float* C, ptrdiff_t ldc) {
-  const __m256i all = _mm256_set1_epi32(-1);
-  int j = 0;
-  for (; j + 16 <= N; j += 16) mm_panel_avx2<true>(M, K, alpha, A, B + j, ldb, accumulate, C + j, ldc, all, all);
-  if (j < N) {
-    const int rest = N - j;
-    mm_panel_avx2<false>(M, K, alpha, A, B + j, ldb, accumulate, C + j, ldc, tail_mask(std::min(rest, 8)),
-                         tail_mask(std::max(rest - 8, 0)));
-  }
-}
+#endif  // GLIMPSE_X86
 
 void mm(int M, int N, int K, float alpha, MatA A, const float* B, ptrdiff_t ldb, bool accumulate, float* C,
         ptrdiff_t ldc) {
   if (M <= 0 || N <= 0) return;
-  if (cpu_has_avx2_fma())
-    mm_avx2(M, N, K, alpha, A, B, ldb, accumulate, C, ldc);
-  else
-    mm_portable(M, N, K, alpha, A, B, ldb, accumulate, C, ldc);
+  static const bool shared = std::getenv("GLIMPSE_ATTN_SGEMM") && std::getenv("GLIMPSE_ATTN_SGEMM")[0] == '1';
+  if (shared) {
+    sgemm_strided(M, N, K, alpha, A.p, A.rs, A.cs, B, ldb, 1, accumulate ? 1.0f : 0.0f, C, ldc, 1);
+    return;
+  }
+#ifdef GLIMPSE_X86
+  if (cpu_has_avx2_fma()) return mm_avx2(M, N, K, alpha, A, B, ldb, accumulate, C, ldc);
+#endif
+  mm_portable(M, N, K, alpha, A, B, ldb, accumulate, C, ldc);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Row operations of the softmax.
 
-// exp(x) in float32: 2^n * e^r with |r| <= ln2/2 and a degree-7 Taylor polynomial for e^r
-// (truncation error below 1e-8 relative). Results below the smallest normal float flush to 0,
-// which also maps -inf (masked scores) to 0.
-__attribute__((target("avx2,fma"))) inline __m256 exp_avx2(__m256 x) {
-  const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-  const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));  // operand order keeps NaN
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  const __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-  return _mm256_andnot_ps(_mm256_cmp_ps(x, lo, _CMP_LT_OQ), y);
-}
+#ifdef GLIMPSE_X86
 
-__attribute__((target("avx2,fma"))) float row_max_avx2(const float* s, int n) {
+GLIMPSE_AVX2 float row_max_avx2(const float* s, int n) {
   __m256 m = _mm256_set1_ps(kNegInf);
   int j = 0;
   for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, m);
-  float r = lanes[0];
-  for (int t = 1; t < 8; t++) r = std::max(r, lanes[t]);
+  float r = hmax256_ps(m);
   for (; j < n; j++) r = std::max(r, s[j]);
   return r;
 }
 
 // s[j] = exp(s[j] - shift) for j < n; returns the sum of the results.
-__attribute__((target("avx2,fma"))) float exp_shift_avx2(float* s, int n, float shift) {
+GLIMPSE_AVX2 float exp_shift_avx2(float* s, int n, float shift) {
   const __m256 vs = _mm256_set1_ps(shift);
   __m256 sum = _mm256_setzero_ps();
   int j = 0;
   for (; j + 8 <= n; j += 8) {
-    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
+    const __m256 e = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
     _mm256_storeu_ps(s + j, e);
     sum = _mm256_add_ps(sum, e);
   }
   if (j < n) {
-    const __m256i m = tail_mask(n - j);
-    const __m256 e = _mm256_and_ps(exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + j, m), vs)), _mm256_castsi256_ps(m));
+    const __m256i m = tail_mask256(n - j);
+    const __m256 e = _mm256_and_ps(exp256_ps(_mm256_sub_ps(_mm256_maskload_ps(s + j, m), vs)), _mm256_castsi256_ps(m));
     _mm256_maskstore_ps(s + j, m, e);
     sum = _mm256_add_ps(sum, e);
   }
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, sum);
-  return ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+  return hsum256_ps(sum);
 }
 
 // ds[j] = p[j] * (ds[j] - sum_j p[j] ds[j]): the softmax backward for one row, in place on ds.
-__attribute__((target("avx2,fma"))) void softmax_grad_row_avx2(const float* p, float* ds, int n) {
+GLIMPSE_AVX2 void softmax_grad_row_avx2(const float* p, float* ds, int n) {
   __m256 dot = _mm256_setzero_ps();
   int j = 0;
   for (; j + 8 <= n; j += 8) dot = _mm256_fmadd_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(ds + j), dot);
-  alignas(32) float lanes[8];
-  _mm256_store_ps(lanes, dot);
-  float d = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) + ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
+  float d = hsum256_ps(dot);
   for (int t = j; t < n; t++) d += p[t] * ds[t];
   const __m256 vd = _mm256_set1_ps(d);
   for (j = 0; j + 8 <= n; j += 8)
@@ -203,25 +199,33 @@ __attribute__((target("avx2,fma"))) void softmax_grad_row_avx2(const float* p, f
   for (; j < n; j++) ds[j] = p[j] * (ds[j] - d);
 }
 
+#endif  // GLIMPSE_X86
+
 float row_max(const float* s, int n) {
+#ifdef GLIMPSE_X86
   if (cpu_has_avx2_fma()) return row_max_avx2(s, n);
+#endif
   float r = kNegInf;
   for (int j = 0; j < n; j++) r = std::max(r, s[j]);
   return r;
 }
 
 float exp_shift(float* s, int n, float shift) {
+#ifdef GLIMPSE_X86
   if (cpu_has_avx2_fma()) return exp_shift_avx2(s, n, shift);
+#endif
   float sum = 0;
   for (int j = 0; j < n; j++) {
-    s[j] = std::exp(s[j] - shift);
+    s[j] = exp_s(s[j] - shift);
     sum += s[j];
   }
   return sum;
 }
 
 void softmax_grad_row(const float* p, float* ds, int n) {
+#ifdef GLIMPSE_X86
   if (cpu_has_avx2_fma()) return softmax_grad_row_avx2(p, ds, n);
+#endif
   float d = 0;
   for (int j = 0; j < n; j++) d += p[j] * ds[j];
   for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - d);
@@ -319,7 +323,43 @@ Array out_arg(napi_env env, napi_value v, size_t pos, int64_t needed, const char
 }
 
 // dst[d * ld + j] = src[j * st + d] for j < rows, d < cols: keys as columns, for the B operand.
+#ifdef GLIMPSE_X86
+GLIMPSE_AVX2 void transpose_rows_avx2(const float* src, int64_t st, int64_t rows,
+                                                             int64_t cols, float* dst, int64_t ld) {
+  int64_t j = 0;
+  for (; j + 8 <= rows; j += 8) {
+    int64_t d = 0;
+    for (; d + 8 <= cols; d += 8) {
+      // 8 x 8 block: interleave pairs of rows, then pairs of pairs, then swap 128-bit halves.
+      __m256 r[8], t[8];
+      for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + (j + i) * st + d);
+      for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+      }
+      for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + (d + i) * ld + j, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (d + i + 4) * ld + j, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+      }
+    }
+    for (; d < cols; d++)
+      for (int i = 0; i < 8; i++) dst[d * ld + j + i] = src[(j + i) * st + d];
+  }
+  for (; j < rows; j++)
+    for (int64_t d = 0; d < cols; d++) dst[d * ld + j] = src[j * st + d];
+}
+#endif
+
 void transpose_rows(const float* src, int64_t st, int64_t rows, int64_t cols, float* dst, int64_t ld) {
+#ifdef GLIMPSE_X86
+  if (cpu_has_avx2_fma()) return transpose_rows_avx2(src, st, rows, cols, dst, ld);
+#endif
   for (int64_t j = 0; j < rows; j++)
     for (int64_t d = 0; d < cols; d++) dst[d * ld + j] = src[j * st + d];
 }

@@ -1,7 +1,904 @@
+// Elementwise kernels: copy (with dtype casts), fill, unary math, activation gradients, binary
+// arithmetic / comparisons / logic with broadcasting, and where.
+//
+// Every operand arrives as a strided view over a typed array. The views' common shape is first
+// simplified: size-1 axes are dropped and neighbouring axes that every operand walks contiguously
+// are merged, so a dense tensor becomes one flat row, a bias added over [M, N] becomes M rows
+// against one repeated row, and only truly strided layouts keep several axes. The flattened index
+// range is then split across threads, and each thread walks its part row by row. Within a row an
+// operand has stride 1 (used in place), stride 0 (a broadcast scalar: the kernels have variants
+// for it) or another stride (gathered into a small buffer first, so the math still runs dense).
+//
+// float32 is the compute type: the math kernels take float32 operands (comparisons and logic also
+// int32 and bool/uint8); other cases are refused with a JS error and the TypeScript wrapper
+// sends them to the reference backend instead. Results match the reference's float64 math to a
+// few float ulps (see vecmath.h).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
 #include "common.h"
+#include "vecmath.h"
 
 namespace glimpse {
+namespace {
 
-void register_elementwise(napi_env env, napi_value exports) {}
+constexpr int kMaxDims = 16;
+constexpr int kMaxOps = 4;
+constexpr int64_t kBlock = 256;            // elements per gather buffer
+constexpr int64_t kGrainCheap = 1 << 16;   // elements per parallel task: loads/stores only
+constexpr int64_t kGrainMath = 1 << 13;    // the same for transcendental functions
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+// ---------------------------------------------------------------------------------------------
+// Codes shared with src/tensor/backends/native/elementwise.ts (same order there).
+// ---------------------------------------------------------------------------------------------
+
+enum class DT : int { f32 = 0, f64 = 1, i32 = 2, i64 = 3, u8 = 4, boolean = 5 };
+
+enum class UOp : int {
+  neg, abs, sign, exp, log, sqrt, rsqrt, reciprocal, square, sin, cos, tanh, sigmoid, softplus, erf,
+  relu, gelu_erf, gelu_tanh, quick_gelu, count
+};
+enum class AOp : int { relu, gelu_erf, gelu_tanh, quick_gelu, sigmoid, tanh, erf, softplus, count };
+enum class BOp : int { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_and, logical_or, count };
+
+bool is_comparison(BOp op) { return op >= BOp::eq && op <= BOp::ge; }
+bool is_logic(BOp op) { return op == BOp::logical_and || op == BOp::logical_or; }
+
+size_t dtype_size(DT t) {
+  switch (t) {
+    case DT::f64: case DT::i64: return 8;
+    case DT::f32: case DT::i32: return 4;
+    case DT::u8: case DT::boolean: return 1;
+  }
+  return 1;
+}
+
+napi_typedarray_type dtype_array(DT t) {
+  switch (t) {
+    case DT::f32: return napi_float32_array;
+    case DT::f64: return napi_float64_array;
+    case DT::i32: return napi_int32_array;
+    case DT::i64: return napi_bigint64_array;
+    case DT::u8: case DT::boolean: return napi_uint8_array;
+  }
+  return napi_uint8_array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views: parsing, bounds checks, and the iteration plan
+// ---------------------------------------------------------------------------------------------
+
+struct View {
+  char* base = nullptr;  // element 0 of the typed array
+  DT dtype = DT::f32;
+  int64_t offset = 0;
+  std::vector<int64_t> strides;
+};
+
+int64_t numel_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) throw ArgError("shape entries must be non-negative");
+    if (__builtin_mul_overflow(n, d, &n)) throw ArgError("shape is too large");
+  }
+  return n;
+}
+
+DT dtype_arg(napi_env env, napi_value v, size_t pos) {
+  int64_t c = int_arg(env, v, pos);
+  if (c < 0 || c > static_cast<int64_t>(DT::boolean)) throw ArgError("unknown dtype code " + std::to_string(c));
+  return static_cast<DT>(c);
+}
+
+// A view (array, offset, strides) of the given shape; checks the array's type against dtype and
+// that every element the view can reach lies inside the array.
+View view_arg(napi_env env, const std::vector<napi_value>& a, size_t pos, DT dtype,
+              const std::vector<int64_t>& shape, const char* what) {
+  Array arr = array_arg(env, a[pos], pos);
+  if (arr.type != dtype_array(dtype)) throw ArgError(std::string(what) + ": typed array does not match its dtype");
+  View v;
+  v.base = static_cast<char*>(arr.data);
+  v.dtype = dtype;
+  v.offset = int_arg(env, a[pos + 1], pos + 1);
+  v.strides = ints_arg(env, a[pos + 2], pos + 2);
+  if (v.strides.size() != shape.size()) throw ArgError(std::string(what) + ": strides and shape differ in rank");
+  if (numel_of(shape) == 0) return v;
+  int64_t lo = v.offset, hi = v.offset;
+  for (size_t d = 0; d < shape.size(); d++) {
+    int64_t span;
+    if (__builtin_mul_overflow(shape[d] - 1, v.strides[d], &span)) throw ArgError(std::string(what) + ": strides overflow");
+    if (__builtin_add_overflow(span < 0 ? lo : hi, span, span < 0 ? &lo : &hi))
+      throw ArgError(std::string(what) + ": strides overflow");
+  }
+  if (lo < 0 || hi >= static_cast<int64_t>(arr.length))
+    throw ArgError(std::string(what) + ": view reaches outside its array of " + std::to_string(arr.length) + " elements");
+  return v;
+}
+
+// A whole dense output of n elements.
+View out_arg(napi_env env, napi_value val, size_t pos, DT dtype, const std::vector<int64_t>& shape, const char* what) {
+  Array arr = array_arg(env, val, pos);
+  if (arr.type != dtype_array(dtype)) throw ArgError(std::string(what) + ": typed array does not match its dtype");
+  int64_t n = numel_of(shape);
+  if (static_cast<int64_t>(arr.length) < n)
+    throw ArgError(std::string(what) + ": array of " + std::to_string(arr.length) + " elements is too small for " + std::to_string(n));
+  View v;
+  v.base = static_cast<char*>(arr.data);
+  v.dtype = dtype;
+  v.strides.assign(shape.size(), 0);
+  int64_t s = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    v.strides[d] = s;
+    s *= shape[d];
+  }
+  return v;
+}
+
+// The common shape with size-1 axes dropped and mergeable neighbours merged; per operand, the
+// strides of the merged axes. Always at least one axis (a 0-d tensor is one row of 1).
+struct Plan {
+  int nd = 0;
+  int nops = 0;
+  int64_t numel = 0;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxOps][kMaxDims];
+  char* base[kMaxOps];
+  int64_t elem[kMaxOps];  // bytes per element
+};
+
+Plan make_plan(const std::vector<int64_t>& shape, std::initializer_list<const View*> views) {
+  if (shape.size() > kMaxDims) throw ArgError("at most " + std::to_string(kMaxDims) + " dimensions");
+  Plan p;
+  p.nops = static_cast<int>(views.size());
+  p.numel = numel_of(shape);
+  int k = 0;
+  for (const View* v : views) {
+    p.elem[k] = static_cast<int64_t>(dtype_size(v->dtype));
+    p.base[k] = v->base + v->offset * p.elem[k];
+    k++;
+  }
+  // Walk from the innermost axis outwards, appending to (or merging into) the plan's axes, which
+  // are built innermost-first and reversed at the end.
+  int nd = 0;
+  for (int d = static_cast<int>(shape.size()) - 1; d >= 0; d--) {
+    if (shape[d] == 1) continue;
+    bool merge = nd > 0;
+    k = 0;
+    for (const View* v : views) {
+      if (merge && v->strides[d] != p.strides[k][nd - 1] * p.shape[nd - 1]) merge = false;
+      k++;
+    }
+    if (merge) {
+      p.shape[nd - 1] *= shape[d];
+      continue;
+    }
+    p.shape[nd] = shape[d];
+    k = 0;
+    for (const View* v : views) p.strides[k++][nd] = v->strides[d];
+    nd++;
+  }
+  if (nd == 0) {
+    p.shape[0] = 1;
+    for (k = 0; k < p.nops; k++) p.strides[k][0] = 0;
+    nd = 1;
+  }
+  std::reverse(p.shape, p.shape + nd);
+  for (k = 0; k < p.nops; k++) std::reverse(p.strides[k], p.strides[k] + nd);
+  p.nd = nd;
+  return p;
+}
+
+// Calls row(n, ptr[], inner_stride[]) for the rows making up flat indices [begin, end): ptr[k] is
+// operand k's first element of the row, inner_stride[k] its stride (elements) along the row.
+template <class Row>
+void walk(const Plan& p, int64_t begin, int64_t end, Row&& row) {
+  const int nd = p.nd, inner_d = nd - 1;
+  const int64_t inner = p.shape[inner_d];
+  int64_t idx[kMaxDims] = {0};
+  int64_t r = begin / inner, col = begin % inner;
+  for (int d = inner_d - 1; d >= 0; d--) {
+    idx[d] = r % p.shape[d];
+    r /= p.shape[d];
+  }
+  char* row_ptr[kMaxOps];  // start (column 0) of the current row
+  int64_t inner_stride[kMaxOps];
+  for (int k = 0; k < p.nops; k++) {
+    int64_t off = 0;
+    for (int d = 0; d < inner_d; d++) off += idx[d] * p.strides[k][d];
+    row_ptr[k] = p.base[k] + off * p.elem[k];
+    inner_stride[k] = p.strides[k][inner_d];
+  }
+  int64_t pos = begin;
+  while (pos < end) {
+    int64_t n = std::min(inner - col, end - pos);
+    char* ptr[kMaxOps];
+    for (int k = 0; k < p.nops; k++) ptr[k] = row_ptr[k] + col * inner_stride[k] * p.elem[k];
+    row(n, ptr, inner_stride);
+    pos += n;
+    col = 0;
+    if (pos >= end) break;
+    for (int d = inner_d - 1; d >= 0; d--) {  // next row: odometer over the outer axes
+      idx[d]++;
+      for (int k = 0; k < p.nops; k++) row_ptr[k] += p.strides[k][d] * p.elem[k];
+      if (idx[d] < p.shape[d]) break;
+      for (int k = 0; k < p.nops; k++) row_ptr[k] -= p.strides[k][d] * p.shape[d] * p.elem[k];
+      idx[d] = 0;
+    }
+  }
+}
+
+template <class Row>
+void run(const Plan& p, int64_t grain, Row&& row) {
+  if (p.numel == 0) return;
+  parallel_for(p.numel, grain, [&](int64_t b, int64_t e) { walk(p, b, e, row); });
+}
+
+// An operand's row as the kernels want it: dense (stride 1, in place or gathered into buf) or a
+// broadcast scalar (stride 0).
+template <class T>
+const T* as_dense(const char* ptr, int64_t stride, int64_t n, T* buf) {
+  const T* x = reinterpret_cast<const T*>(ptr);
+  if (stride == 1) return x;
+  for (int64_t i = 0; i < n; i++) buf[i] = x[i * stride];
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scalar math, matching the reference's float64 definitions rounded to float
+// ---------------------------------------------------------------------------------------------
+
+template <UOp op>
+inline float unary_s(float x) {
+  if constexpr (op == UOp::neg) return -x;
+  else if constexpr (op == UOp::abs) return std::fabs(x);
+  else if constexpr (op == UOp::sign) return x > 0 ? 1.0f : x < 0 ? -1.0f : x == 0 ? 0.0f : kNaN;
+  else if constexpr (op == UOp::exp) return static_cast<float>(std::exp(static_cast<double>(x)));
+  else if constexpr (op == UOp::log) return static_cast<float>(std::log(static_cast<double>(x)));
+  else if constexpr (op == UOp::sqrt) return std::sqrt(x);
+  else if constexpr (op == UOp::rsqrt) return static_cast<float>(1.0 / std::sqrt(static_cast<double>(x)));
+  else if constexpr (op == UOp::reciprocal) return 1.0f / x;
+  else if constexpr (op == UOp::square) return x * x;
+  else if constexpr (op == UOp::sin) return static_cast<float>(std::sin(static_cast<double>(x)));
+  else if constexpr (op == UOp::cos) return static_cast<float>(std::cos(static_cast<double>(x)));
+  else if constexpr (op == UOp::tanh) return static_cast<float>(std::tanh(static_cast<double>(x)));
+  else if constexpr (op == UOp::sigmoid) return sigmoid_s(x);
+  else if constexpr (op == UOp::softplus) return softplus_s(x);
+  else if constexpr (op == UOp::erf) return static_cast<float>(std::erf(static_cast<double>(x)));
+  else if constexpr (op == UOp::relu) return x > 0 ? x : x == x ? 0.0f : x;
+  else if constexpr (op == UOp::gelu_erf) return gelu_erf_s(x);
+  else if constexpr (op == UOp::gelu_tanh) return gelu_tanh_s(x);
+  else return quick_gelu_s(x);
+}
+
+template <AOp op>
+inline float act_grad_s(float x) {
+  if constexpr (op == AOp::relu) return relu_grad_s(x);
+  else if constexpr (op == AOp::gelu_erf) return gelu_erf_grad_s(x);
+  else if constexpr (op == AOp::gelu_tanh) return gelu_tanh_grad_s(x);
+  else if constexpr (op == AOp::quick_gelu) return quick_gelu_grad_s(x);
+  else if constexpr (op == AOp::sigmoid) return sigmoid_grad_s(x);
+  else if constexpr (op == AOp::tanh) return tanh_grad_s(x);
+  else if constexpr (op == AOp::erf) return erf_grad_s(x);
+  else return softplus_grad_s(x);
+}
+
+// Math.pow's special cases where C's pow differs: a NaN exponent, and (+-1)^(+-inf), are NaN.
+inline float pow_s(float a, float b) {
+  if (b != b || (std::isinf(b) && std::fabs(a) == 1.0f)) return kNaN;
+  return static_cast<float>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+}
+
+template <BOp op>
+inline float binary_s(float a, float b) {
+  if constexpr (op == BOp::add) return a + b;
+  else if constexpr (op == BOp::sub) return a - b;
+  else if constexpr (op == BOp::mul) return a * b;
+  else if constexpr (op == BOp::div) return a / b;
+  else if constexpr (op == BOp::pow) return pow_s(a, b);
+  else if constexpr (op == BOp::maximum) return a != a || b != b ? kNaN : std::max(a, b);
+  else return a != a || b != b ? kNaN : std::min(a, b);
+}
+
+template <BOp op, class T>
+inline uint8_t compare_s(T a, T b) {
+  if constexpr (op == BOp::eq) return a == b;
+  else if constexpr (op == BOp::ne) return a != b;
+  else if constexpr (op == BOp::lt) return a < b;
+  else if constexpr (op == BOp::le) return a <= b;
+  else if constexpr (op == BOp::gt) return a > b;
+  else if constexpr (op == BOp::ge) return a >= b;
+  else if constexpr (op == BOp::logical_and) return a != 0 && b != 0;  // NaN counts as true
+  else return a != 0 || b != 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX2 math
+// ---------------------------------------------------------------------------------------------
+
+#ifdef GLIMPSE_X86
+
+// Ops without a vector version here run their scalar function lane by lane (they are rare:
+// trigonometry, and rsqrt, which rounds once from double to match the reference).
+template <UOp op>
+constexpr bool kUnaryVec = !(op == UOp::sin || op == UOp::cos || op == UOp::rsqrt);
+
+GLIMPSE_AVX2 inline __m256 sign256_ps(__m256 x) {
+  const __m256 zero = _mm256_setzero_ps();
+  __m256 pos = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_GT_OQ), _mm256_set1_ps(1.0f));
+  __m256 neg = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_LT_OQ), _mm256_set1_ps(-1.0f));
+  __m256 y = _mm256_or_ps(pos, neg);
+  return select256_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q), x, y);
+}
+
+template <UOp op>
+GLIMPSE_AVX2 inline __m256 unary_v(__m256 x) {
+  if constexpr (op == UOp::neg) return _mm256_xor_ps(x, _mm256_set1_ps(-0.0f));
+  else if constexpr (op == UOp::abs) return abs256_ps(x);
+  else if constexpr (op == UOp::sign) return sign256_ps(x);
+  else if constexpr (op == UOp::exp) return exp256_ps(x);
+  else if constexpr (op == UOp::log) return log256_ps(x);
+  else if constexpr (op == UOp::sqrt) return _mm256_sqrt_ps(x);
+  else if constexpr (op == UOp::reciprocal) return _mm256_div_ps(_mm256_set1_ps(1.0f), x);
+  else if constexpr (op == UOp::square) return _mm256_mul_ps(x, x);
+  else if constexpr (op == UOp::tanh) return tanh256_ps(x);
+  else if constexpr (op == UOp::sigmoid) return sigmoid256_ps(x);
+  else if constexpr (op == UOp::softplus) return softplus256_ps(x);
+  else if constexpr (op == UOp::erf) return erf256_ps(x);
+  else if constexpr (op == UOp::relu) return relu256_ps(x);
+  else if constexpr (op == UOp::gelu_erf) return gelu_erf256_ps(x);
+  else if constexpr (op == UOp::gelu_tanh) return gelu_tanh256_ps(x);
+  else if constexpr (op == UOp::quick_gelu) return quick_gelu256_ps(x);
+  else return x;  // not reached: see kUnaryVec
+}
+
+template <AOp op>
+GLIMPSE_AVX2 inline __m256 act_grad_v(__m256 x) {
+  if constexpr (op == AOp::relu) {
+    return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(1.0f));
+  } else if constexpr (op == AOp::gelu_erf) return gelu_erf_grad256_ps(x);
+  else if constexpr (op == AOp::gelu_tanh) return gelu_tanh_grad256_ps(x);
+  else if constexpr (op == AOp::quick_gelu) return quick_gelu_grad256_ps(x);
+  else if constexpr (op == AOp::sigmoid) return sigmoid_grad256_ps(x);
+  else if constexpr (op == AOp::tanh) return tanh_grad256_ps(x);
+  else if constexpr (op == AOp::erf) return erf_grad256_ps(x);
+  else return sigmoid256_ps(x);
+}
+
+template <BOp op>
+constexpr bool kBinaryVec = op != BOp::pow;
+
+template <BOp op>
+GLIMPSE_AVX2 inline __m256 binary_v(__m256 a, __m256 b) {
+  if constexpr (op == BOp::add) return _mm256_add_ps(a, b);
+  else if constexpr (op == BOp::sub) return _mm256_sub_ps(a, b);
+  else if constexpr (op == BOp::mul) return _mm256_mul_ps(a, b);
+  else if constexpr (op == BOp::div) return _mm256_div_ps(a, b);
+  else if constexpr (op == BOp::maximum || op == BOp::minimum) {
+    __m256 y = op == BOp::maximum ? _mm256_max_ps(a, b) : _mm256_min_ps(a, b);
+    return _mm256_or_ps(y, _mm256_cmp_ps(a, b, _CMP_UNORD_Q));  // NaN if either is NaN
+  } else return a;  // not reached: see kBinaryVec
+}
+
+template <UOp op>
+GLIMPSE_AVX2 void unary_avx2(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, unary_v<op>(_mm256_loadu_ps(x + i)));
+  if (i < n) store_tail256(y + i, n - i, unary_v<op>(load_tail256(x + i, n - i)));
+}
+
+template <AOp op>
+GLIMPSE_AVX2 void act_grad_avx2(const float* x, const float* g, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), act_grad_v<op>(_mm256_loadu_ps(x + i))));
+  if (i < n)
+    store_tail256(y + i, n - i, _mm256_mul_ps(load_tail256(g + i, n - i), act_grad_v<op>(load_tail256(x + i, n - i))));
+}
+
+// kMode: 0 both dense, 1 b is a scalar, 2 a is a scalar.
+template <BOp op, int kMode>
+GLIMPSE_AVX2 void binary_avx2(const float* a, const float* b, float* y, int64_t n) {
+  const __m256 sa = _mm256_set1_ps(*a), sb = _mm256_set1_ps(*b);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 va = kMode == 2 ? sa : _mm256_loadu_ps(a + i);
+    __m256 vb = kMode == 1 ? sb : _mm256_loadu_ps(b + i);
+    _mm256_storeu_ps(y + i, binary_v<op>(va, vb));
+  }
+  if (i < n) {
+    __m256 va = kMode == 2 ? sa : load_tail256(a + i, n - i);
+    __m256 vb = kMode == 1 ? sb : load_tail256(b + i, n - i);
+    store_tail256(y + i, n - i, binary_v<op>(va, vb));
+  }
+}
+
+// cond is bytes (bool/uint8) or float32; kMode bit 0: a is a scalar, bit 1: b is a scalar.
+template <class C, int kMode>
+GLIMPSE_AVX2 void where_avx2(const C* c, const float* a, const float* b, float* y, int64_t n) {
+  const __m256 sa = _mm256_set1_ps(*a), sb = _mm256_set1_ps(*b);
+  auto mask = [&](int64_t i, int64_t m) -> __m256 {
+    if constexpr (std::is_same_v<C, float>) {
+      __m256 cv = m == 8 ? _mm256_loadu_ps(c + i) : load_tail256(c + i, m);
+      return _mm256_cmp_ps(cv, _mm256_setzero_ps(), _CMP_NEQ_UQ);  // NaN counts as true
+    } else {
+      int64_t bytes = 0;
+      std::memcpy(&bytes, c + i, static_cast<size_t>(m) * sizeof(C));
+      __m256i ci = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
+      return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(ci, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
+    }
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 va = kMode & 1 ? sa : _mm256_loadu_ps(a + i);
+    __m256 vb = kMode & 2 ? sb : _mm256_loadu_ps(b + i);
+    _mm256_storeu_ps(y + i, select256_ps(mask(i, 8), va, vb));
+  }
+  if (i < n) {
+    int64_t m = n - i;
+    __m256 va = kMode & 1 ? sa : load_tail256(a + i, m);
+    __m256 vb = kMode & 2 ? sb : load_tail256(b + i, m);
+    store_tail256(y + i, m, select256_ps(mask(i, m), va, vb));
+  }
+}
+
+#endif  // GLIMPSE_X86
+
+// ---------------------------------------------------------------------------------------------
+// Dense row kernels (portable), and the per-op tables that pick AVX2 or portable at run time
+// ---------------------------------------------------------------------------------------------
+
+using UnaryKernel = void (*)(const float*, float*, int64_t);
+using GradKernel = void (*)(const float*, const float*, float*, int64_t);
+using BinaryKernel = void (*)(const float*, const float*, float*, int64_t);
+
+template <UOp op>
+void unary_portable(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = unary_s<op>(x[i]);
+}
+
+template <AOp op>
+void act_grad_portable(const float* x, const float* g, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = g[i] * act_grad_s<op>(x[i]);
+}
+
+template <BOp op, int kMode>
+void binary_portable(const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = binary_s<op>(kMode == 2 ? *a : a[i], kMode == 1 ? *b : b[i]);
+}
+
+template <UOp op>
+UnaryKernel pick_unary() {
+#ifdef GLIMPSE_X86
+  if constexpr (kUnaryVec<op>) {
+    if (cpu_has_avx2_fma()) return unary_avx2<op>;
+  }
+#endif
+  return unary_portable<op>;
+}
+
+template <AOp op>
+GradKernel pick_grad() {
+#ifdef GLIMPSE_X86
+  if (cpu_has_avx2_fma()) return act_grad_avx2<op>;
+#endif
+  return act_grad_portable<op>;
+}
+
+template <BOp op, int kMode>
+BinaryKernel pick_binary() {
+#ifdef GLIMPSE_X86
+  if constexpr (kBinaryVec<op>) {
+    if (cpu_has_avx2_fma()) return binary_avx2<op, kMode>;
+  }
+#endif
+  return binary_portable<op, kMode>;
+}
+
+template <size_t... I>
+UnaryKernel unary_kernel(UOp op, std::index_sequence<I...>) {
+  static const UnaryKernel table[] = {pick_unary<static_cast<UOp>(I)>()...};
+  return table[static_cast<int>(op)];
+}
+
+template <size_t... I>
+GradKernel grad_kernel(AOp op, std::index_sequence<I...>) {
+  static const GradKernel table[] = {pick_grad<static_cast<AOp>(I)>()...};
+  return table[static_cast<int>(op)];
+}
+
+// The three arithmetic kernels of one op: both dense, b scalar, a scalar.
+struct BinaryKernels {
+  BinaryKernel k[3];
+};
+template <size_t... I>
+const BinaryKernels& binary_kernels(BOp op, std::index_sequence<I...>) {
+  static const BinaryKernels table[] = {
+      {{pick_binary<static_cast<BOp>(I), 0>(), pick_binary<static_cast<BOp>(I), 1>(), pick_binary<static_cast<BOp>(I), 2>()}}...};
+  return table[static_cast<int>(op)];
+}
+
+bool is_transcendental(UOp op) {
+  return !(op == UOp::neg || op == UOp::abs || op == UOp::sign || op == UOp::sqrt || op == UOp::reciprocal ||
+           op == UOp::square || op == UOp::relu);
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy and fill: any strided destination, casts between dtypes as the reference stores them
+// ---------------------------------------------------------------------------------------------
+
+template <DT t> struct Storage;
+template <> struct Storage<DT::f32> { using T = float; };
+template <> struct Storage<DT::f64> { using T = double; };
+template <> struct Storage<DT::i32> { using T = int32_t; };
+template <> struct Storage<DT::i64> { using T = int64_t; };
+template <> struct Storage<DT::u8> { using T = uint8_t; };
+template <> struct Storage<DT::boolean> { using T = uint8_t; };
+
+// A finite integral double to an integer type modulo its width, as typed-array stores do.
+template <class T>
+T wrap_int(double t) {
+  constexpr double kMod = std::is_same_v<T, int32_t> ? 4294967296.0 : 256.0;
+  if (std::fabs(t) < 2147483648.0) return static_cast<T>(static_cast<uint32_t>(static_cast<int64_t>(t)));
+  double m = std::fmod(t, kMod);
+  if (m < 0) m += kMod;
+  return static_cast<T>(static_cast<uint32_t>(m));
+}
+
+// The reference's store(): bool is x != 0 (NaN is true); int32 and uint8 truncate, wrap, and
+// take 0 for inf and NaN; floats round to nearest.
+template <DT D>
+typename Storage<D>::T store_as(double x) {
+  using T = typename Storage<D>::T;
+  if constexpr (D == DT::boolean) return x != 0 ? 1 : 0;
+  else if constexpr (D == DT::i32 || D == DT::u8) return std::isfinite(x) ? wrap_int<T>(std::trunc(x)) : 0;
+  else return static_cast<T>(x);
+}
+
+template <DT S, DT D>
+void copy_row(const char* sp, int64_t ss, char* dp, int64_t ds, int64_t n) {
+  using TS = typename Storage<S>::T;
+  using TD = typename Storage<D>::T;
+  const TS* s = reinterpret_cast<const TS*>(sp);
+  TD* d = reinterpret_cast<TD*>(dp);
+  if constexpr (S == D || (sizeof(TS) == sizeof(TD) && S != DT::boolean && D == DT::u8)) {
+    // Same representation (uint8 -> uint8 holds for bool -> uint8 too): move the bits.
+    if (ss == 1 && ds == 1) {
+      std::memcpy(d, s, static_cast<size_t>(n) * sizeof(TD));
+      return;
+    }
+    if (ss == 0) {
+      TD v = static_cast<TD>(s[0]);
+      for (int64_t i = 0; i < n; i++) d[i * ds] = v;
+      return;
+    }
+    for (int64_t i = 0; i < n; i++) d[i * ds] = static_cast<TD>(s[i * ss]);
+  } else if constexpr (D == DT::f32 && (S == DT::u8 || S == DT::boolean || S == DT::f64 || S == DT::i32)) {
+    if (ss == 1 && ds == 1) {
+      for (int64_t i = 0; i < n; i++) d[i] = static_cast<float>(s[i]);
+    } else {
+      for (int64_t i = 0; i < n; i++) d[i * ds] = static_cast<float>(s[i * ss]);
+    }
+  } else {
+    for (int64_t i = 0; i < n; i++) d[i * ds] = store_as<D>(static_cast<double>(s[i * ss]));
+  }
+}
+
+using CopyRow = void (*)(const char*, int64_t, char*, int64_t, int64_t);
+
+template <DT S>
+CopyRow copy_row_to(DT d) {
+  switch (d) {
+    case DT::f32: return copy_row<S, DT::f32>;
+    case DT::f64: return copy_row<S, DT::f64>;
+    case DT::i32: return copy_row<S, DT::i32>;
+    case DT::u8: return copy_row<S, DT::u8>;
+    case DT::boolean: return copy_row<S, DT::boolean>;
+    case DT::i64: break;
+  }
+  return nullptr;
+}
+
+// int64 only copies to int64 (the reference converts through bigint otherwise).
+CopyRow copy_row_for(DT s, DT d) {
+  if (s == DT::i64 || d == DT::i64) return s == d ? copy_row<DT::i64, DT::i64> : nullptr;
+  switch (s) {
+    case DT::f32: return copy_row_to<DT::f32>(d);
+    case DT::f64: return copy_row_to<DT::f64>(d);
+    case DT::i32: return copy_row_to<DT::i32>(d);
+    case DT::u8: return copy_row_to<DT::u8>(d);
+    case DT::boolean: return copy_row_to<DT::boolean>(d);
+    case DT::i64: break;
+  }
+  return nullptr;
+}
+
+// The byte range [lo, hi) a view of this plan's operand k can touch.
+void byte_range(const Plan& p, int k, const char** lo, const char** hi) {
+  const char* l = p.base[k];
+  const char* h = p.base[k];
+  for (int d = 0; d < p.nd; d++) {
+    int64_t span = (p.shape[d] - 1) * p.strides[k][d] * p.elem[k];
+    if (span < 0) l += span; else h += span;
+  }
+  *lo = l;
+  *hi = h + p.elem[k];
+}
+
+template <DT D>
+void fill_rows(const Plan& p, double value) {
+  using T = typename Storage<D>::T;
+  const T v = store_as<D>(value);
+  run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
+    T* d = reinterpret_cast<T*>(ptr[0]);
+    if (st[0] == 1) std::fill(d, d + n, v);
+    else for (int64_t i = 0; i < n; i++) d[i * st[0]] = v;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// N-API entry points
+// ---------------------------------------------------------------------------------------------
+
+// ewCopy(dst, dstDtype, dstOffset, dstStrides, src, srcDtype, srcOffset, srcStrides, shape)
+GLIMPSE_KERNEL(ew_copy) {
+  auto a = args(env, info, 9);
+  const std::vector<int64_t> shape = ints_arg(env, a[8], 8);
+  DT dd = dtype_arg(env, a[1], 1), sd = dtype_arg(env, a[5], 5);
+  // args are (array, dtype, offset, strides): view_arg reads array, offset, strides at pos, pos+1, pos+2
+  std::vector<napi_value> dv = {a[0], a[2], a[3]}, sv = {a[4], a[6], a[7]};
+  View dst = view_arg(env, dv, 0, dd, shape, "copy destination");
+  View src = view_arg(env, sv, 0, sd, shape, "copy source");
+  CopyRow row = copy_row_for(sd, dd);
+  if (!row) throw ArgError("copy between these dtypes is not supported natively");
+  Plan p = make_plan(shape, {&dst, &src});
+  if (p.numel == 0) return undefined(env);
+  const char *dlo, *dhi, *slo, *shi;
+  byte_range(p, 0, &dlo, &dhi);
+  byte_range(p, 1, &slo, &shi);
+  std::vector<char> snapshot;
+  if (dlo < shi && slo < dhi) {
+    // Overlapping views: copy from a dense snapshot of the source, so every element reads its
+    // old value, as the reference does.
+    View dense;
+    std::vector<int64_t> dense_strides(shape.size());
+    int64_t s = 1;
+    for (size_t d = shape.size(); d-- > 0;) {
+      dense_strides[d] = s;
+      s *= shape[d];
+    }
+    snapshot.resize(static_cast<size_t>(p.numel) * dtype_size(sd));
+    dense.base = snapshot.data();
+    dense.dtype = sd;
+    dense.strides = dense_strides;
+    Plan ps = make_plan(shape, {&dense, &src});
+    CopyRow same = copy_row_for(sd, sd);
+    run(ps, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) { same(ptr[1], st[1], ptr[0], st[0], n); });
+    p = make_plan(shape, {&dst, &dense});
+  }
+  run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) { row(ptr[1], st[1], ptr[0], st[0], n); });
+  return undefined(env);
+}
+
+// ewFill(dst, dtype, offset, strides, shape, value)
+GLIMPSE_KERNEL(ew_fill) {
+  auto a = args(env, info, 6);
+  const std::vector<int64_t> shape = ints_arg(env, a[4], 4);
+  DT dt = dtype_arg(env, a[1], 1);
+  std::vector<napi_value> dv = {a[0], a[2], a[3]};
+  View dst = view_arg(env, dv, 0, dt, shape, "fill destination");
+  double value = number_arg(env, a[5], 5);
+  Plan p = make_plan(shape, {&dst});
+  switch (dt) {
+    case DT::f32: fill_rows<DT::f32>(p, value); break;
+    case DT::f64: fill_rows<DT::f64>(p, value); break;
+    case DT::i32: fill_rows<DT::i32>(p, value); break;
+    case DT::u8: fill_rows<DT::u8>(p, value); break;
+    case DT::boolean: fill_rows<DT::boolean>(p, value); break;
+    case DT::i64: throw ArgError("fill of int64 is not supported natively");
+  }
+  return undefined(env);
+}
+
+// ewUnary(op, x, xOffset, xStrides, shape, out)
+GLIMPSE_KERNEL(ew_unary) {
+  auto a = args(env, info, 6);
+  int64_t code = int_arg(env, a[0], 0);
+  if (code < 0 || code >= static_cast<int64_t>(UOp::count)) throw ArgError("unknown unary op");
+  UOp op = static_cast<UOp>(code);
+  const std::vector<int64_t> shape = ints_arg(env, a[4], 4);
+  View x = view_arg(env, a, 1, DT::f32, shape, "unary input");
+  View out = out_arg(env, a[5], 5, DT::f32, shape, "unary output");
+  Plan p = make_plan(shape, {&out, &x});
+  UnaryKernel k = unary_kernel(op, std::make_index_sequence<static_cast<size_t>(UOp::count)>());
+  run(p, is_transcendental(op) ? kGrainMath : kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
+    float* y = reinterpret_cast<float*>(ptr[0]);
+    if (st[1] == 1) return k(reinterpret_cast<const float*>(ptr[1]), y, n);
+    float buf[kBlock];
+    for (int64_t j = 0; j < n; j += kBlock) {
+      int64_t m = std::min(kBlock, n - j);
+      k(as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, buf), y + j, m);
+    }
+  });
+  return undefined(env);
+}
+
+// ewUnaryGrad(op, x, xOffset, xStrides, g, gOffset, gStrides, shape, out)
+GLIMPSE_KERNEL(ew_unary_grad) {
+  auto a = args(env, info, 9);
+  int64_t code = int_arg(env, a[0], 0);
+  if (code < 0 || code >= static_cast<int64_t>(AOp::count)) throw ArgError("unknown activation op");
+  AOp op = static_cast<AOp>(code);
+  const std::vector<int64_t> shape = ints_arg(env, a[7], 7);
+  View x = view_arg(env, a, 1, DT::f32, shape, "unaryGrad input");
+  View g = view_arg(env, a, 4, DT::f32, shape, "unaryGrad gradient");
+  View out = out_arg(env, a[8], 8, DT::f32, shape, "unaryGrad output");
+  Plan p = make_plan(shape, {&out, &x, &g});
+  GradKernel k = grad_kernel(op, std::make_index_sequence<static_cast<size_t>(AOp::count)>());
+  run(p, op == AOp::relu ? kGrainCheap : kGrainMath, [&](int64_t n, char** ptr, const int64_t* st) {
+    float* y = reinterpret_cast<float*>(ptr[0]);
+    if (st[1] == 1 && st[2] == 1)
+      return k(reinterpret_cast<const float*>(ptr[1]), reinterpret_cast<const float*>(ptr[2]), y, n);
+    float bx[kBlock], bg[kBlock];
+    for (int64_t j = 0; j < n; j += kBlock) {
+      int64_t m = std::min(kBlock, n - j);
+      k(as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, bx), as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, bg), y + j, m);
+    }
+  });
+  return undefined(env);
+}
+
+void binary_arith(BOp op, const Plan& p) {
+  const BinaryKernels& ks = binary_kernels(op, std::make_index_sequence<static_cast<size_t>(BOp::minimum) + 1>());
+  run(p, op == BOp::pow ? kGrainMath : kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
+    float* y = reinterpret_cast<float*>(ptr[0]);
+    const float* pa = reinterpret_cast<const float*>(ptr[1]);
+    const float* pb = reinterpret_cast<const float*>(ptr[2]);
+    if (st[1] == 1 && st[2] == 1) return ks.k[0](pa, pb, y, n);
+    if (st[1] == 1 && st[2] == 0) return ks.k[1](pa, pb, y, n);
+    if (st[1] == 0 && st[2] == 1) return ks.k[2](pa, pb, y, n);
+    if (st[1] == 0 && st[2] == 0) return ks.k[1](pa, pb, y, 1), std::fill(y + 1, y + n, y[0]);
+    float ba[kBlock], bb[kBlock];
+    for (int64_t j = 0; j < n; j += kBlock) {
+      int64_t m = std::min(kBlock, n - j);
+      if (st[1] == 0) ks.k[2](pa, as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, bb), y + j, m);
+      else if (st[2] == 0) ks.k[1](as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, ba), pb, y + j, m);
+      else ks.k[0](as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, ba), as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, bb), y + j, m);
+    }
+  });
+}
+
+template <BOp op, class T>
+void compare_rows(const Plan& p) {
+  run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
+    uint8_t* y = reinterpret_cast<uint8_t*>(ptr[0]);
+    const T* pa = reinterpret_cast<const T*>(ptr[1]);
+    const T* pb = reinterpret_cast<const T*>(ptr[2]);
+    const int64_t sa = st[1], sb = st[2];
+    if (sa == 1 && sb == 1) for (int64_t i = 0; i < n; i++) y[i] = compare_s<op, T>(pa[i], pb[i]);
+    else if (sa == 1 && sb == 0) for (int64_t i = 0; i < n; i++) y[i] = compare_s<op, T>(pa[i], *pb);
+    else for (int64_t i = 0; i < n; i++) y[i] = compare_s<op, T>(pa[i * sa], pb[i * sb]);
+  });
+}
+
+template <class T>
+void compare_dispatch(BOp op, const Plan& p) {
+  switch (op) {
+    case BOp::eq: return compare_rows<BOp::eq, T>(p);
+    case BOp::ne: return compare_rows<BOp::ne, T>(p);
+    case BOp::lt: return compare_rows<BOp::lt, T>(p);
+    case BOp::le: return compare_rows<BOp::le, T>(p);
+    case BOp::gt: return compare_rows<BOp::gt, T>(p);
+    case BOp::ge: return compare_rows<BOp::ge, T>(p);
+    case BOp::logical_and: return compare_rows<BOp::logical_and, T>(p);
+    case BOp::logical_or: return compare_rows<BOp::logical_or, T>(p);
+    default: throw ArgError("not a comparison");
+  }
+}
+
+// ewBinary(op, a, aDtype, aOffset, aStrides, b, bDtype, bOffset, bStrides, shape, out, outDtype)
+// Arithmetic: float32 operands and output. Comparisons and logic: operands of one dtype among
+// float32, int32, bool/uint8; output bool/uint8.
+GLIMPSE_KERNEL(ew_binary) {
+  auto a = args(env, info, 12);
+  int64_t code = int_arg(env, a[0], 0);
+  if (code < 0 || code >= static_cast<int64_t>(BOp::count)) throw ArgError("unknown binary op");
+  BOp op = static_cast<BOp>(code);
+  const std::vector<int64_t> shape = ints_arg(env, a[9], 9);
+  DT ad = dtype_arg(env, a[2], 2), bd = dtype_arg(env, a[6], 6), od = dtype_arg(env, a[11], 11);
+  std::vector<napi_value> av = {a[1], a[3], a[4]}, bv = {a[5], a[7], a[8]};
+  View va = view_arg(env, av, 0, ad, shape, "binary a");
+  View vb = view_arg(env, bv, 0, bd, shape, "binary b");
+  View out = out_arg(env, a[10], 10, od, shape, "binary output");
+  Plan p = make_plan(shape, {&out, &va, &vb});
+  if (is_comparison(op) || is_logic(op)) {
+    if (od != DT::boolean && od != DT::u8) throw ArgError("comparison output must be bool or uint8");
+    bool bytes = [](DT t) { return t == DT::boolean || t == DT::u8; }(ad);
+    if (!(ad == bd || (bytes && (bd == DT::boolean || bd == DT::u8))))
+      throw ArgError("comparison operands must have one dtype");
+    if (ad == DT::f32) compare_dispatch<float>(op, p);
+    else if (ad == DT::i32) compare_dispatch<int32_t>(op, p);
+    else if (bytes) compare_dispatch<uint8_t>(op, p);
+    else throw ArgError("comparison of this dtype is not supported natively");
+    return undefined(env);
+  }
+  if (ad != DT::f32 || bd != DT::f32 || od != DT::f32) throw ArgError("arithmetic needs float32 operands and output");
+  binary_arith(op, p);
+  return undefined(env);
+}
+
+template <class C>
+void where_rows(const Plan& p) {
+#ifdef GLIMPSE_X86
+  static const BinaryKernel unused = nullptr;
+  (void)unused;
+  using WhereKernel = void (*)(const C*, const float*, const float*, float*, int64_t);
+  WhereKernel ks[4];
+  if (cpu_has_avx2_fma()) {
+    ks[0] = where_avx2<C, 0>;
+    ks[1] = where_avx2<C, 1>;
+    ks[2] = where_avx2<C, 2>;
+    ks[3] = where_avx2<C, 3>;
+  } else {
+    ks[0] = ks[1] = ks[2] = ks[3] = nullptr;
+  }
+#else
+  using WhereKernel = void (*)(const C*, const float*, const float*, float*, int64_t);
+  WhereKernel ks[4] = {nullptr, nullptr, nullptr, nullptr};
+#endif
+  run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
+    float* y = reinterpret_cast<float*>(ptr[0]);
+    if (!ks[0]) {
+      const C* c = reinterpret_cast<const C*>(ptr[1]);
+      const float* pa = reinterpret_cast<const float*>(ptr[2]);
+      const float* pb = reinterpret_cast<const float*>(ptr[3]);
+      for (int64_t i = 0; i < n; i++) y[i] = c[i * st[1]] != 0 ? pa[i * st[2]] : pb[i * st[3]];
+      return;
+    }
+    C bc[kBlock];
+    float ba[kBlock], bb[kBlock];
+    const int mode = (st[2] == 0 ? 1 : 0) | (st[3] == 0 ? 2 : 0);
+    for (int64_t j = 0; j < n; j += kBlock) {
+      int64_t m = std::min(kBlock, n - j);
+      const C* c = as_dense<C>(ptr[1] + j * st[1] * static_cast<int64_t>(sizeof(C)), st[1], m, bc);
+      const float* pa = mode & 1 ? reinterpret_cast<const float*>(ptr[2]) : as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, ba);
+      const float* pb = mode & 2 ? reinterpret_cast<const float*>(ptr[3]) : as_dense<float>(ptr[3] + j * st[3] * 4, st[3], m, bb);
+      ks[mode](c, pa, pb, y + j, m);
+    }
+  });
+}
+
+// ewWhere(cond, condDtype, cOffset, cStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
+GLIMPSE_KERNEL(ew_where) {
+  auto a = args(env, info, 12);
+  const std::vector<int64_t> shape = ints_arg(env, a[10], 10);
+  DT cd = dtype_arg(env, a[1], 1);
+  std::vector<napi_value> cv = {a[0], a[2], a[3]};
+  View c = view_arg(env, cv, 0, cd, shape, "where condition");
+  View va = view_arg(env, a, 4, DT::f32, shape, "where a");
+  View vb = view_arg(env, a, 7, DT::f32, shape, "where b");
+  View out = out_arg(env, a[11], 11, DT::f32, shape, "where output");
+  Plan p = make_plan(shape, {&out, &c, &va, &vb});
+  if (cd == DT::boolean || cd == DT::u8) where_rows<uint8_t>(p);
+  else if (cd == DT::f32) where_rows<float>(p);
+  else throw ArgError("where condition must be bool, uint8 or float32");
+  return undefined(env);
+}
+
+}  // namespace
+
+void register_elementwise(napi_env env, napi_value exports) {
+  export_fn(env, exports, "ewCopy", ew_copy);
+  export_fn(env, exports, "ewFill", ew_fill);
+  export_fn(env, exports, "ewUnary", ew_unary);
+  export_fn(env, exports, "ewUnaryGrad", ew_unary_grad);
+  export_fn(env, exports, "ewBinary", ew_binary);
+  export_fn(env, exports, "ewWhere", ew_where);
+}
 
 }  // namespace glimpse

@@ -23,7 +23,7 @@ namespace {
 
 constexpr int64_t kSumBlock = 1024;  // elements summed in float lanes before going to double
 constexpr int64_t kPiece = 1 << 15;  // elements per parallel task, and per part of a long reduction
-constexpr int64_t kTile = 512;       // columns per task of a strided (inner > 1) reduction
+constexpr int64_t kTile = 16384;  // columns per task of a strided (inner > 1) reduction
 constexpr int64_t kGradRowBlock = 32;  // rows summed in float into dgamma/dbeta before double
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -273,34 +273,43 @@ int64_t row_arg_extremum(bool avx, const float* x, int64_t n) {
 // reduce
 // ---------------------------------------------------------------------------------------------
 
-// What one task produces for one output element: a double sum, a float extremum, or an index
-// into the reduced axis.
+// What one task produces for one output element: a double sum, a float extremum, or the value
+// and index of an arg-extremum (the value, so that merging needs no reads of x).
+struct ArgPartial {
+  float val;
+  int64_t idx;
+};
 template <int kOp>
-using Partial = std::conditional_t<kOp == kSum, double, std::conditional_t<kOp == kMax || kOp == kMin, float, int64_t>>;
+using Partial =
+    std::conditional_t<kOp == kSum, double, std::conditional_t<kOp == kMax || kOp == kMin, float, ArgPartial>>;
 
-// Merges the partial of a later range of the axis into acc. at(j) reads element j of the axis.
-template <int kOp, class At>
-Partial<kOp> merge(Partial<kOp> acc, Partial<kOp> next, At at) {
-  if constexpr (kOp == kSum) {
-    return acc + next;
-  } else if constexpr (kOp == kMax || kOp == kMin) {
-    return better<kOp == kMax>(next, acc) ? next : acc;
-  } else {
-    return better<kOp == kArgMax>(at(next), at(acc)) ? next : acc;
-  }
+constexpr bool is_arg(int op) { return op == kArgMax || op == kArgMin; }
+
+// acc followed by next, a partial of a later range of the axis.
+template <int kOp>
+Partial<kOp> merge(Partial<kOp> acc, Partial<kOp> next) {
+  if constexpr (kOp == kSum) return acc + next;
+  else if constexpr (kOp == kMax || kOp == kMin) return better<kOp == kMax>(next, acc) ? next : acc;
+  else return better<kOp == kArgMax>(next.val, acc.val) ? next : acc;
 }
 
 template <int kOp>
 void finish(const Array& out, int64_t k, Partial<kOp> v) {
-  if constexpr (kOp == kArgMax || kOp == kArgMin) out.i32()[k] = static_cast<int32_t>(v);
+  if constexpr (is_arg(kOp)) out.i32()[k] = static_cast<int32_t>(v.idx);
   else out.f32()[k] = static_cast<float>(v);
 }
 
+// The partial of x[0..n), indices counted from `first`.
 template <int kOp>
-Partial<kOp> reduce_range(bool avx, const float* x, int64_t n) {
-  if constexpr (kOp == kSum) return row_sum(avx, x, n);
-  else if constexpr (kOp == kMax || kOp == kMin) return row_extremum<kOp == kMax>(avx, x, n);
-  else return row_arg_extremum<kOp == kArgMax>(avx, x, n);
+Partial<kOp> reduce_range(bool avx, const float* x, int64_t n, int64_t first) {
+  if constexpr (kOp == kSum) {
+    return row_sum(avx, x, n);
+  } else if constexpr (kOp == kMax || kOp == kMin) {
+    return row_extremum<kOp == kMax>(avx, x, n);
+  } else {
+    const int64_t j = row_arg_extremum<kOp == kArgMax>(avx, x, n);
+    return {x[j], first + j};
+  }
 }
 
 // inner == 1: each output reduces a contiguous row. Rows longer than kPiece are cut into parts
@@ -310,32 +319,28 @@ void reduce_rows(bool avx, const float* x, int64_t outer, int64_t n, const Array
   const int64_t parts = std::max<int64_t>(1, div_up(n, kPiece));
   if (parts == 1) {
     parallel_for(outer, row_grain(n), [&](int64_t b, int64_t e) {
-      for (int64_t o = b; o < e; o++) finish<kOp>(out, o, reduce_range<kOp>(avx, x + o * n, n));
+      for (int64_t o = b; o < e; o++) finish<kOp>(out, o, reduce_range<kOp>(avx, x + o * n, n, 0));
     });
     return;
   }
   std::vector<Partial<kOp>> part(outer * parts);
   parallel_for(outer * parts, 1, [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; t++) {
-      const int64_t o = t / parts, begin = (t % parts) * kPiece, len = std::min(kPiece, n - begin);
-      Partial<kOp> r = reduce_range<kOp>(avx, x + o * n + begin, len);
-      if constexpr (kOp == kArgMax || kOp == kArgMin) r += begin;
-      part[t] = r;
+      const int64_t o = t / parts, begin = (t % parts) * kPiece;
+      part[t] = reduce_range<kOp>(avx, x + o * n + begin, std::min(kPiece, n - begin), begin);
     }
   });
   for (int64_t o = 0; o < outer; o++) {
-    const float* row = x + o * n;
     Partial<kOp> acc = part[o * parts];
-    for (int64_t p = 1; p < parts; p++) acc = merge<kOp>(acc, part[o * parts + p], [&](int64_t j) { return row[j]; });
+    for (int64_t p = 1; p < parts; p++) acc = merge<kOp>(acc, part[o * parts + p]);
     finish<kOp>(out, o, acc);
   }
 }
 
-// Strided reduction of `rows` rows of w columns (row stride `stride`) into acc[0..w): sums in
-// double, extrema in float, arg-extrema as row indices counted from `first` (vals: scratch).
+// Strided reduction of `rows` rows of w columns (row stride `stride`) into acc[0..w), with
+// indices counted from `first`.
 template <int kOp>
-void reduce_columns_scalar(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first,
-                           Partial<kOp>* acc, float* vals) {
+void reduce_columns_scalar(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first, Partial<kOp>* acc) {
   if constexpr (kOp == kSum) {
     std::fill(acc, acc + w, 0.0);
     for (int64_t r = 0; r < rows; r++)
@@ -346,85 +351,103 @@ void reduce_columns_scalar(const float* x, int64_t rows, int64_t stride, int64_t
       for (int64_t i = 0; i < w; i++)
         if (better<kOp == kMax>(x[r * stride + i], acc[i])) acc[i] = x[r * stride + i];
   } else {
-    std::copy(x, x + w, vals);
-    std::fill(acc, acc + w, first);
-    for (int64_t r = 1; r < rows; r++) {
-      for (int64_t i = 0; i < w; i++) {
-        if (better<kOp == kArgMax>(x[r * stride + i], vals[i])) {
-          vals[i] = x[r * stride + i];
-          acc[i] = first + r;
-        }
-      }
-    }
+    for (int64_t i = 0; i < w; i++) acc[i] = {x[i], first};
+    for (int64_t r = 1; r < rows; r++)
+      for (int64_t i = 0; i < w; i++)
+        if (better<kOp == kArgMax>(x[r * stride + i], acc[i].val)) acc[i] = {x[r * stride + i], first + r};
   }
 }
 
 #ifdef GLIMPSE_X86
+// Rows are applied to the accumulators four at a time, in order, so each accumulator vector is
+// loaded and stored once per four rows (wide tiles do not fit in L1).
 template <int kOp>
 GLIMPSE_AVX2 void reduce_columns_avx2(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first,
-                                      Partial<kOp>* acc, float* vals) {
+                                      Partial<kOp>* acc) {
+  constexpr int64_t kRows = 4;
   const int64_t wv = w & ~int64_t{7};
   if constexpr (kOp == kSum) {
     std::fill(acc, acc + w, 0.0);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows; r += kRows) {
+      const int64_t k = std::min(kRows, rows - r);
       const float* p = x + r * stride;
       for (int64_t i = 0; i < wv; i += 8) {
-        __m256 v = _mm256_loadu_ps(p + i);
-        _mm256_storeu_pd(acc + i, _mm256_add_pd(_mm256_loadu_pd(acc + i), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
-        _mm256_storeu_pd(acc + i + 4,
-                         _mm256_add_pd(_mm256_loadu_pd(acc + i + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+        __m256d lo = _mm256_loadu_pd(acc + i), hi = _mm256_loadu_pd(acc + i + 4);
+        for (int64_t q = 0; q < k; q++) {
+          __m256 v = _mm256_loadu_ps(p + q * stride + i);
+          lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+          hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        }
+        _mm256_storeu_pd(acc + i, lo);
+        _mm256_storeu_pd(acc + i + 4, hi);
       }
-      for (int64_t i = wv; i < w; i++) acc[i] += p[i];
+      for (int64_t i = wv; i < w; i++)
+        for (int64_t q = 0; q < k; q++) acc[i] += p[q * stride + i];
     }
   } else if constexpr (kOp == kMax || kOp == kMin) {
     constexpr bool kIsMax = kOp == kMax;
     std::copy(x, x + w, acc);
-    for (int64_t r = 1; r < rows; r++) {
+    for (int64_t r = 1; r < rows; r += kRows) {
+      const int64_t k = std::min(kRows, rows - r);
       const float* p = x + r * stride;
-      for (int64_t i = 0; i < wv; i += 8)
-        _mm256_storeu_ps(acc + i, extremum_step<kIsMax>(_mm256_loadu_ps(acc + i), _mm256_loadu_ps(p + i)));
+      for (int64_t i = 0; i < wv; i += 8) {
+        __m256 m = _mm256_loadu_ps(acc + i);
+        for (int64_t q = 0; q < k; q++) m = extremum_step<kIsMax>(m, _mm256_loadu_ps(p + q * stride + i));
+        _mm256_storeu_ps(acc + i, m);
+      }
       for (int64_t i = wv; i < w; i++)
-        if (better<kIsMax>(p[i], acc[i])) acc[i] = p[i];
+        for (int64_t q = 0; q < k; q++)
+          if (better<kIsMax>(p[q * stride + i], acc[i])) acc[i] = p[q * stride + i];
     }
   } else {
     constexpr bool kIsMax = kOp == kArgMax;
-    // Vector lanes hold int32 indices; they are widened into acc at the end.
-    std::vector<int32_t> idx(w, static_cast<int32_t>(first));
-    std::copy(x, x + w, vals);
-    for (int64_t r = 1; r < rows; r++) {
+    // Values and int32 row numbers (from `first`) in separate arrays for the vector lanes.
+    std::vector<float> vals(x, x + w);
+    std::vector<int32_t> idx(w, 0);
+    for (int64_t r = 1; r < rows; r += kRows) {
+      const int64_t k = std::min(kRows, rows - r);
       const float* p = x + r * stride;
-      const __m256i rv = _mm256_set1_epi32(static_cast<int32_t>(first + r));
       for (int64_t i = 0; i < wv; i += 8) {
-        __m256 v = _mm256_loadu_ps(p + i), b = _mm256_loadu_ps(vals + i);
-        __m256 v_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q), b_nan = _mm256_cmp_ps(b, b, _CMP_UNORD_Q);
-        __m256 upd = _mm256_or_ps(_mm256_cmp_ps(v, b, kIsMax ? _CMP_GT_OQ : _CMP_LT_OQ), _mm256_andnot_ps(b_nan, v_nan));
-        _mm256_storeu_ps(vals + i, _mm256_blendv_ps(b, v, upd));
-        __m256i* ip = reinterpret_cast<__m256i*>(idx.data() + i);
-        _mm256_storeu_si256(ip, _mm256_castps_si256(_mm256_blendv_ps(
-                                    _mm256_castsi256_ps(_mm256_loadu_si256(ip)), _mm256_castsi256_ps(rv), upd)));
+        __m256 b = _mm256_loadu_ps(vals.data() + i);
+        __m256 bi = _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(idx.data() + i)));
+        for (int64_t q = 0; q < k; q++) {
+          __m256 v = _mm256_loadu_ps(p + q * stride + i);
+          __m256 v_nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q), b_nan = _mm256_cmp_ps(b, b, _CMP_UNORD_Q);
+          __m256 upd = _mm256_or_ps(_mm256_cmp_ps(v, b, kIsMax ? _CMP_GT_OQ : _CMP_LT_OQ), _mm256_andnot_ps(b_nan, v_nan));
+          b = _mm256_blendv_ps(b, v, upd);
+          bi = _mm256_blendv_ps(bi, _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int32_t>(r + q))), upd);
+        }
+        _mm256_storeu_ps(vals.data() + i, b);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(idx.data() + i), _mm256_castps_si256(bi));
       }
       for (int64_t i = wv; i < w; i++) {
-        if (better<kIsMax>(p[i], vals[i])) {
-          vals[i] = p[i];
-          idx[i] = static_cast<int32_t>(first + r);
+        for (int64_t q = 0; q < k; q++) {
+          if (better<kIsMax>(p[q * stride + i], vals[i])) {
+            vals[i] = p[q * stride + i];
+            idx[i] = static_cast<int32_t>(r + q);
+          }
         }
       }
     }
-    std::copy(idx.begin(), idx.end(), acc);
+    for (int64_t i = 0; i < w; i++) acc[i] = {vals[i], first + idx[i]};
   }
 }
 #endif
 
 // inner > 1: outputs are columns. A task reduces a tile of up to kTile columns over a range of
-// the axis, reading rows contiguously. When outer * tiles gives too few tasks to share among
-// threads, the axis is also cut into parts, merged in order afterwards (a shape-only decision).
+// the axis, reading whole rows of the tile, so memory is read in long contiguous runs. When
+// outer * tiles gives too few tasks to share among threads, the axis is also cut into parts (of
+// at least 16 rows, so the partials stay small next to x) that are merged in order afterwards.
+// Both choices depend on the shape only.
 template <int kOp>
 void reduce_columns(bool avx, const float* x, int64_t outer, int64_t n, int64_t inner, const Array& out) {
   const int64_t tiles = div_up(inner, kTile);
   const int64_t tile_w = std::min(inner, kTile);
   int64_t parts = 1;
-  if (outer * tiles < 16) parts = std::min(div_up(16, outer * tiles), div_up(checked_mul(n, tile_w), kPiece));
-  parts = std::max<int64_t>(1, std::min(parts, n));
+  if (outer * tiles < 16) {
+    parts = std::min({div_up(16, outer * tiles), n / 16, div_up(checked_mul(n, tile_w), kPiece)});
+    parts = std::max<int64_t>(1, parts);
+  }
   const int64_t part_len = div_up(n, parts);
   parts = div_up(n, part_len);
   std::vector<Partial<kOp>> part(parts > 1 ? outer * parts * inner : 0);
@@ -432,17 +455,16 @@ void reduce_columns(bool avx, const float* x, int64_t outer, int64_t n, int64_t 
   const int64_t grain = std::max<int64_t>(1, kPiece / std::max<int64_t>(1, part_len * tile_w));
   parallel_for(tasks, grain, [&](int64_t b, int64_t e) {
     std::vector<Partial<kOp>> acc(tile_w);
-    std::vector<float> vals(tile_w);
     for (int64_t t = b; t < e; t++) {
       const int64_t p = t % parts, tile = (t / parts) % tiles, o = t / (parts * tiles);
       const int64_t i0 = tile * kTile, w = std::min(kTile, inner - i0);
       const int64_t j0 = p * part_len, rows = std::min(part_len, n - j0);
       const float* src = x + (o * n + j0) * inner + i0;
 #ifdef GLIMPSE_X86
-      if (avx) reduce_columns_avx2<kOp>(src, rows, inner, w, j0, acc.data(), vals.data());
+      if (avx) reduce_columns_avx2<kOp>(src, rows, inner, w, j0, acc.data());
       else
 #endif
-        reduce_columns_scalar<kOp>(src, rows, inner, w, j0, acc.data(), vals.data());
+        reduce_columns_scalar<kOp>(src, rows, inner, w, j0, acc.data());
       if (parts == 1) {
         for (int64_t i = 0; i < w; i++) finish<kOp>(out, o * inner + i0 + i, acc[i]);
       } else {
@@ -452,12 +474,12 @@ void reduce_columns(bool avx, const float* x, int64_t outer, int64_t n, int64_t 
   });
   if (parts == 1) return;
   for (int64_t o = 0; o < outer; o++) {
-    for (int64_t i = 0; i < inner; i++) {
-      auto at = [&](int64_t j) { return x[(o * n + j) * inner + i]; };
-      Partial<kOp> acc = part[o * parts * inner + i];
-      for (int64_t p = 1; p < parts; p++) acc = merge<kOp>(acc, part[(o * parts + p) * inner + i], at);
-      finish<kOp>(out, o * inner + i, acc);
+    Partial<kOp>* acc = part.data() + o * parts * inner;
+    for (int64_t p = 1; p < parts; p++) {
+      const Partial<kOp>* next = acc + p * inner;
+      for (int64_t i = 0; i < inner; i++) acc[i] = merge<kOp>(acc[i], next[i]);
     }
+    for (int64_t i = 0; i < inner; i++) finish<kOp>(out, o * inner + i, acc[i]);
   }
 }
 
@@ -478,7 +500,7 @@ GLIMPSE_KERNEL(reduce_kernel) {
   if (op < kSum || op > kArgMin) throw ArgError("unknown reduce op " + std::to_string(op));
   const int64_t count = checked_mul(checked_mul(outer, n), inner);
   const float* x = in_f32(xa, off, count, "x");
-  const bool arg = op == kArgMax || op == kArgMin;
+  const bool arg = is_arg(static_cast<int>(op));
   check_span(out, arg ? napi_int32_array : napi_float32_array, 0, checked_mul(outer, inner), "out");
   if (op != kSum && n == 0 && outer * inner > 0) throw ArgError("cannot take a max, min or arg over an empty axis");
   if (arg && n > INT32_MAX) throw ArgError("axis too long for int32 indices");
@@ -642,28 +664,37 @@ GLIMPSE_KERNEL(softmax_grad_kernel) {
 // layer norm and its gradient
 // ---------------------------------------------------------------------------------------------
 
+// mean + mean_lo is the row mean to about double precision: subtracting both keeps x - mean
+// accurate when the row's spread is far below its mean.
 struct RowStats {
-  float mean, rstd;
+  float mean, mean_lo, rstd;
 };
 
-// Two passes over the (cached) row: the mean, then the variance about the float mean with the
-// usual correction for that mean's rounding, (sum d^2 - (sum d)^2 / n) / n.
+// The mean and biased variance come from two passes over the (cached) row. The first gives an
+// estimate m0, whose error is relative to the sum of |x|; the second sums d = x - m0 and d^2,
+// which are exact enough to correct it: mean = m0 + sum d / n, var = sum d^2 / n - (sum d / n)^2.
+RowStats row_stats(float m0, double sum_d, double sum_d2, int64_t n, double eps) {
+  const double shift = sum_d / n;
+  const double mean = m0 + shift;
+  const double var = std::max(0.0, sum_d2 / n - shift * shift);
+  const float hi = static_cast<float>(mean);
+  return {hi, static_cast<float>(mean - hi), static_cast<float>(1.0 / std::sqrt(var + eps))};
+}
+
 RowStats stats_scalar(const float* x, int64_t n, double eps) {
-  const double mean = sum_scalar(x, n) / n;
-  const float mf = static_cast<float>(mean);
+  const float m0 = static_cast<float>(sum_scalar(x, n) / n);
   double s1 = 0, s2 = 0;
   for (int64_t j = 0; j < n; j++) {
-    const double d = x[j] - mf;
+    const double d = x[j] - m0;
     s1 += d;
     s2 += d * d;
   }
-  const double var = std::max(0.0, (s2 - s1 * s1 / n) / n);
-  return {mf, static_cast<float>(1.0 / std::sqrt(var + eps))};
+  return row_stats(m0, s1, s2, n, eps);
 }
 
 void layer_norm_row_scalar(const float* x, const float* gamma, const float* beta, float* y, int64_t n, RowStats st) {
   for (int64_t j = 0; j < n; j++) {
-    float v = (x[j] - st.mean) * st.rstd;
+    float v = ((x[j] - st.mean) - st.mean_lo) * st.rstd;
     if (gamma) v *= gamma[j];
     if (beta) v += beta[j];
     y[j] = v;
@@ -692,24 +723,22 @@ void layer_norm_grad_row_scalar(const float* x, const float* g, const float* gam
 
 #ifdef GLIMPSE_X86
 GLIMPSE_AVX2 RowStats stats_avx2(const float* x, int64_t n, double eps) {
-  const double mean = sum_avx2(x, n) / n;
-  const float mf = static_cast<float>(mean);
-  const __m256 mv = _mm256_set1_ps(mf);
+  const float m0 = static_cast<float>(sum_avx2(x, n) / n);
+  const __m256 mv = _mm256_set1_ps(m0);
   double s[2];
   sums8<2>(n, s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
     __m256 d = lanes.keep(_mm256_sub_ps(lanes.load(x + j), mv));
     acc[0] = _mm256_add_ps(acc[0], d);
     acc[1] = _mm256_fmadd_ps(d, d, acc[1]);
   });
-  const double var = std::max(0.0, (s[1] - s[0] * s[0] / n) / n);
-  return {mf, static_cast<float>(1.0 / std::sqrt(var + eps))};
+  return row_stats(m0, s[0], s[1], n, eps);
 }
 
 GLIMPSE_AVX2 void layer_norm_row_avx2(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
                                       RowStats st) {
-  const __m256 mv = _mm256_set1_ps(st.mean), rv = _mm256_set1_ps(st.rstd);
+  const __m256 mv = _mm256_set1_ps(st.mean), mlo = _mm256_set1_ps(st.mean_lo), rv = _mm256_set1_ps(st.rstd);
   each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
-    __m256 v = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
+    __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(lanes.load(x + j), mv), mlo), rv);
     if (gamma && beta) v = _mm256_fmadd_ps(v, lanes.load(gamma + j), lanes.load(beta + j));
     else if (gamma) v = _mm256_mul_ps(v, lanes.load(gamma + j));
     else if (beta) v = _mm256_add_ps(v, lanes.load(beta + j));

@@ -1,3 +1,5 @@
 // Glimpse's public API: everything a user imports comes from here.
 export * from './tensor/index.js';
+export * from './nn/index.js';
+export * from './optim/index.js';
 export * as io from './io/index.js';

@@ -1,0 +1,100 @@
+// Memory bandwidth of the native softmax and layer norm kernels (native/reduce.cc), forward and
+// backward, as a fraction of a plain dense copy's bandwidth measured in the same run.
+//   npm run bench -- norm [--repeats N] [--threads T]
+// Bytes count what a kernel must move at least: every input read once and every output written
+// once (softmax fwd 2, bwd 3, layer norm fwd 2, bwd 3 tensors; gamma, beta, mean and rstd are
+// small and ignored). The copy is the native backend's dense copy when it has one, otherwise
+// TypedArray.prototype.set (memmove). Row and column sums (reduce) are listed for information.
+import type { Storage, View } from '../src/tensor/backend.js';
+import { contiguousStrides } from '../src/tensor/backend.js';
+import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
+import { hostData } from '../src/tensor/backends/host.js';
+import { loadAddon } from '../src/tensor/backends/native/addon.js';
+import * as elementwise from '../src/tensor/backends/native/elementwise.js';
+import { timeIt } from './timing.js';
+
+const SHAPES: [number, number][] = [[8192, 768], [4096, 3072]];
+
+function flag(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
+}
+
+function view(storage: Storage, shape: number[]): View {
+  return { storage, offset: 0, shape, strides: contiguousStrides(shape) };
+}
+
+/** Median seconds per call, with enough calls per timed run to last ~50 ms. */
+function time(fn: () => void, repeats: number): number {
+  const t0 = process.hrtime.bigint();
+  fn();
+  const once = Number(process.hrtime.bigint() - t0) / 1e9;
+  return timeIt(fn, { inner: Math.max(1, Math.round(0.05 / Math.max(once, 1e-6))), repeats });
+}
+
+function shapeBench(be: NativeBackend, rows: number, n: number, repeats: number) {
+  const size = rows * n;
+  const rand = (k: number, lo = -1, hi = 1) => {
+    const a = new Float32Array(k);
+    for (let i = 0; i < k; i++) a[i] = lo + (hi - lo) * Math.random();
+    return be.fromHost(a, 'float32');
+  };
+  const shape = [rows, n];
+  const x = view(rand(size, -4, 4), shape);
+  const g = view(rand(size), shape);
+  const gamma = view(rand(n, 0.5, 1.5), [n]);
+  const beta = view(rand(n), [n]);
+  const out = be.alloc('float32', size);
+  const dx = be.alloc('float32', size);
+  const mean = be.alloc('float32', rows);
+  const rstd = be.alloc('float32', rows);
+  const dgamma = be.alloc('float32', n);
+  const dbeta = be.alloc('float32', n);
+  const rowSums = be.alloc('float32', rows);
+  const colSums = be.alloc('float32', n);
+
+  const copyDst = view(be.alloc('float32', size), shape);
+  const nativeCopy = elementwise.copy(loadAddon()!, copyDst, x);
+  const src = hostData(x.storage) as Float32Array;
+  const dst = hostData(copyDst.storage) as Float32Array;
+  const copy = nativeCopy ? () => be.copy(copyDst, x) : () => dst.set(src);
+
+  const bytes = (tensors: number) => tensors * size * 4;
+  const kernels: [string, number, () => void][] = [
+    ['copy', bytes(2), copy],
+    ['softmax fwd', bytes(2), () => be.softmax(x, rows, n, false, out)],
+    ['softmax bwd', bytes(3), () => be.softmaxGrad(view(out, shape), g, rows, n, false, dx)],
+    ['log-softmax fwd', bytes(2), () => be.softmax(x, rows, n, true, out)],
+    ['layernorm fwd', bytes(2), () => be.layerNorm(x, gamma, beta, rows, n, 1e-5, out, mean, rstd)],
+    ['layernorm bwd', bytes(3), () => be.layerNormGrad(x, g, gamma, view(mean, [rows]), view(rstd, [rows]), rows, n,
+      dx, dgamma, dbeta)],
+    ['sum rows (reduce)', bytes(1), () => be.reduce('sum', x, rows, n, 1, rowSums)],
+    ['sum columns (reduce)', bytes(1), () => be.reduce('sum', x, 1, rows, n, colSums)],
+  ];
+  // The layer norm backward reads the statistics of this x.
+  be.layerNorm(x, gamma, beta, rows, n, 1e-5, out, mean, rstd);
+  const gbps: Record<string, number> = {};
+  for (const [name, b, fn] of kernels) gbps[name] = b / time(fn, repeats) / 1e9;
+  const copyGbps = gbps.copy!;
+  const result: Record<string, unknown> = { shape: [rows, n], copy: nativeCopy ? 'native copy' : 'TypedArray.set' };
+  for (const [name] of kernels) {
+    result[name] = name === 'copy'
+      ? { GBps: +gbps[name]!.toFixed(2) }
+      : { GBps: +gbps[name]!.toFixed(2), ofCopy: +(gbps[name]! / copyGbps).toFixed(3) };
+  }
+  return result;
+}
+
+export async function run(args: string[]): Promise<object> {
+  const be = createNativeBackend();
+  if (!be) throw new Error('norm bench: the native addon is not built');
+  const threads = flag(args, '--threads', 0);
+  if (threads > 0) loadAddon()!.setNumThreads!(threads);
+  const repeats = flag(args, '--repeats', 7);
+  return {
+    threads: be.numThreads(),
+    avx2: loadAddon()!.hasAvx2Fma!(),
+    target: 'softmax and layer norm at >= 0.7 of the copy bandwidth',
+    shapes: SHAPES.map(([rows, n]) => shapeBench(be, rows, n, repeats)),
+  };
+}
