@@ -4,6 +4,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <thread>
 
@@ -22,7 +23,10 @@ class ThreadPool {
   void resize(int n) {
     stop();
     shutdown_ = false;
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i] { worker(i); });
+    // The generation is read here, not in the new thread: a region started before the thread
+    // first runs must still count as new to it.
+    const uint64_t start = generation_.load(std::memory_order_acquire);
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, start] { worker(i, start); });
   }
 
   // Runs task(i) for i in [0, size()) and waits; the caller runs task(0).
@@ -45,8 +49,7 @@ class ThreadPool {
   }
 
  private:
-  void worker(int index) {
-    uint64_t seen = generation_.load(std::memory_order_acquire);
+  void worker(int index, uint64_t seen) {
     for (;;) {
       // Spin for a while: the next kernel usually arrives within microseconds.
       int spins = 0;
@@ -119,13 +122,23 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     return;
   }
   int chunks = static_cast<int>(max_chunks < threads ? max_chunks : threads);
+  // An exception must not escape a worker (that would terminate the process) nor leave the
+  // caller before every chunk is done: the first one is kept and rethrown at the end.
+  std::exception_ptr error;
+  std::mutex error_mutex;
   pool().run([&](int i) {
     if (i >= chunks) return;
     int64_t begin = n * i / chunks, end = n * (i + 1) / chunks;
     in_parallel_region = true;
-    body(begin, end);
+    try {
+      body(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(error_mutex);
+      if (!error) error = std::current_exception();
+    }
     in_parallel_region = false;
   });
+  if (error) std::rethrow_exception(error);
 }
 
 GLIMPSE_KERNEL(get_num_threads) { return make_number(env, num_threads()); }
