@@ -1,6 +1,8 @@
 // Fused attention (native/attention.cc) against the same computation composed from separate
 // native kernels (matmul, softmax, softmaxGrad), same run, same threads.
-//   npm run bench -- attention [--repeats N] [--threads T]
+//   npm run bench -- attention [--rounds R] [--repeats N] [--threads T]
+// Each round times the fused and the composed path back to back; a figure is the best round's
+// median, so a burst of load from other processes during one round does not decide a ratio.
 // GFLOP/s count model FLOPs: forward 2·B·H·Tq·Tk·(D + Dv); backward twice that (the fused
 // backward's recomputation of the scores is not counted). The composed path gets the softmax
 // scale folded into its copies of q and k outside the timed region, so it is not charged for an
@@ -33,7 +35,7 @@ function time(fn: () => void, repeats: number): number {
   return timeIt(fn, { inner: Math.max(1, Math.round(0.03 / Math.max(once, 1e-6))), repeats });
 }
 
-function shapeBench(be: NativeBackend, s: (typeof SHAPES)[number], repeats: number) {
+function shapeBench(be: NativeBackend, s: (typeof SHAPES)[number], rounds: number, repeats: number) {
   const { B, H, T, D } = s;
   const BH = B * H;
   const rand = (n: number, mul = 1) => be.fromHost(Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * mul), 'float32');
@@ -106,10 +108,13 @@ function shapeBench(be: NativeBackend, s: (typeof SHAPES)[number], repeats: numb
 
   const flopFwd = 2 * BH * T * T * (D + D);
   const flopFwdBwd = 3 * flopFwd;
-  const tf = time(fwd, repeats);
-  const tfb = time(fwdBwd, repeats);
-  const cf = time(cFwd, repeats);
-  const cfb = time(cFwdBwd, repeats);
+  let [tf, tfb, cf, cfb] = [Infinity, Infinity, Infinity, Infinity];
+  for (let r = 0; r < rounds; r++) {
+    tf = Math.min(tf, time(fwd, repeats));
+    cf = Math.min(cf, time(cFwd, repeats));
+    tfb = Math.min(tfb, time(fwdBwd, repeats));
+    cfb = Math.min(cfb, time(cFwdBwd, repeats));
+  }
   const ms = (t: number) => +(t * 1e3).toFixed(3);
   const gf = (flop: number, t: number) => +(flop / t / 1e9).toFixed(1);
   return {
@@ -127,10 +132,11 @@ export async function run(args: string[]): Promise<object> {
   if (!be || !addon) throw new Error('bench attention: the native addon is not built');
   const threads = flag(args, '--threads', 2);
   addon.setNumThreads!(threads);
-  const repeats = flag(args, '--repeats', 7);
+  const rounds = flag(args, '--rounds', 3);
+  const repeats = flag(args, '--repeats', 5);
   return {
     threads,
     note: 'speedup = composed time / fused time, measured in this run; composed = matmul + softmax + matmul (and softmaxGrad + 4 matmuls backward) through the native backend',
-    results: SHAPES.map((s) => shapeBench(be, s, repeats)),
+    results: SHAPES.map((s) => shapeBench(be, s, rounds, repeats)),
   };
 }

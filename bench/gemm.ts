@@ -40,7 +40,8 @@ print(json.dumps({"version": torch.__version__, "gflops": res}))
 interface TorchRound { version: string; gflops: number[] }
 
 function torchRound(threads: number, repeats: number): TorchRound | string {
-  const r = spawnSync('/usr/bin/python3', ['-c', TORCH_SCRIPT, String(threads), String(repeats), JSON.stringify(SHAPES)], {
+  const argv = ['-c', TORCH_SCRIPT, String(threads), String(repeats), JSON.stringify(SHAPES)];
+  const r = spawnSync('/usr/bin/python3', argv, {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -61,7 +62,7 @@ export async function run(args: string[]): Promise<object> {
   const addon = loadAddon();
   if (!backend || !addon) throw new Error('bench gemm: the native addon is not built');
   const threads = flag(args, '--threads', 2);
-  addon.setNumThreads!(threads);
+  if ((addon.numThreads!() as number) !== threads) addon.setNumThreads!(threads);
 
   const problems = SHAPES.map(([m, k, n]) => {
     const a = new Float32Array(m * k).map(() => Math.random() - 0.5);

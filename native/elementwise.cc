@@ -8,11 +8,14 @@
 // range is then split across threads, and each thread walks its part row by row. Within a row an
 // operand has stride 1 (used in place), stride 0 (a broadcast scalar: the kernels have variants
 // for it) or another stride (gathered into a small buffer first, so the math still runs dense).
+// Two layouts get their own loops: a copy from a source transposed in its last two axes (tiled),
+// and outputs past 16 MiB, written with streaming stores.
 //
-// float32 is the compute type: the math kernels take float32 operands (comparisons and logic also
-// int32 and bool/uint8); other cases are refused with a JS error and the TypeScript wrapper
-// sends them to the reference backend instead. Results match the reference's float64 math to a
-// few float ulps (see vecmath.h).
+// float32 is the compute type: the math kernels take float32 operands, comparisons and logic also
+// int32 and bool/uint8, and copy converts between all dtypes but int64 (which only copies to
+// itself). The TypeScript wrapper sends everything else to the reference backend; the checks
+// here refuse it too, with a JS error, as they refuse views that reach outside their arrays.
+// Results match the reference's float64 math to a few float ulps (see vecmath.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -96,8 +99,9 @@ DT dtype_arg(napi_env env, napi_value v, size_t pos) {
   return static_cast<DT>(c);
 }
 
-// A view (array, offset, strides) of the given shape; checks the array's type against dtype and
-// that every element the view can reach lies inside the array.
+// A view given as (array, offset, strides) at argument positions pos, pos+1, pos+2, of the given
+// shape; checks the array's type against dtype and that every element the view can reach lies
+// inside the array.
 View view_arg(napi_env env, const std::vector<napi_value>& a, size_t pos, DT dtype,
               const std::vector<int64_t>& shape, const char* what) {
   Array arr = array_arg(env, a[pos], pos);
@@ -233,10 +237,28 @@ void walk(const Plan& p, int64_t begin, int64_t end, Row&& row) {
   }
 }
 
+// Outputs of at least this many bytes are written with streaming stores (see drive()): well past
+// what the caches hold, so the output would only evict the inputs on its way to memory.
+constexpr int64_t kStreamBytes = 16 << 20;
+
+bool streams(const Plan& p) {
+#ifdef GLIMPSE_X86
+  return p.numel * p.elem[0] >= kStreamBytes && cpu_has_avx2_fma();
+#else
+  return false;
+#endif
+}
+
 template <class Row>
-void run(const Plan& p, int64_t grain, Row&& row) {
+void run(const Plan& p, int64_t grain, Row&& row, bool stream = false) {
   if (p.numel == 0) return;
-  parallel_for(p.numel, grain, [&](int64_t b, int64_t e) { walk(p, b, e, row); });
+  parallel_for(p.numel, grain, [&](int64_t b, int64_t e) {
+    walk(p, b, e, row);
+#ifdef GLIMPSE_X86
+    // Streaming stores are weakly ordered: make them visible before the task reports done.
+    if (stream) _mm_sfence();
+#endif
+  });
 }
 
 // An operand's row as the kernels want it: dense (stride 1, in place or gathered into buf) or a
@@ -385,65 +407,99 @@ GLIMPSE_AVX2 inline __m256 binary_v(__m256 a, __m256 b) {
   } else return a;  // not reached: see kBinaryVec
 }
 
-template <UOp op>
-GLIMPSE_AVX2 void unary_avx2(const float* x, float* y, int64_t n) {
+// Writes y[0, n) from f, eight lanes at a time: f.full(i) gives lanes i..i+7, f.part(i, m) the
+// first m of them (masked loads, for the row's tail). With kStream the stores bypass the cache
+// (outputs much larger than the cache: the lines are then not read before being overwritten,
+// which saves a third of the memory traffic); they need 32-byte alignment, so a head of up to 7
+// elements goes first. The caller fences after streaming (see run()).
+template <bool kStream, class F>
+GLIMPSE_AVX2 inline void drive(float* y, int64_t n, const F& f) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, unary_v<op>(_mm256_loadu_ps(x + i)));
-  if (i < n) store_tail256(y + i, n - i, unary_v<op>(load_tail256(x + i, n - i)));
+  if constexpr (kStream) {
+    int64_t head = std::min<int64_t>(n, (8 - ((reinterpret_cast<uintptr_t>(y) >> 2) & 7)) & 7);
+    if (head > 0) store_tail256(y, head, f.part(0, head));
+    for (i = head; i + 8 <= n; i += 8) _mm256_stream_ps(y + i, f.full(i));
+  } else {
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, f.full(i));
+  }
+  if (i < n) store_tail256(y + i, n - i, f.part(i, n - i));
 }
 
+template <UOp op>
+struct UnaryF {
+  const float* x;
+  GLIMPSE_AVX2 __m256 full(int64_t i) const { return unary_v<op>(_mm256_loadu_ps(x + i)); }
+  GLIMPSE_AVX2 __m256 part(int64_t i, int64_t m) const { return unary_v<op>(load_tail256(x + i, m)); }
+};
+
 template <AOp op>
-GLIMPSE_AVX2 void act_grad_avx2(const float* x, const float* g, float* y, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), act_grad_v<op>(_mm256_loadu_ps(x + i))));
-  if (i < n)
-    store_tail256(y + i, n - i, _mm256_mul_ps(load_tail256(g + i, n - i), act_grad_v<op>(load_tail256(x + i, n - i))));
-}
+struct GradF {
+  const float* x;
+  const float* g;
+  GLIMPSE_AVX2 __m256 full(int64_t i) const {
+    return _mm256_mul_ps(_mm256_loadu_ps(g + i), act_grad_v<op>(_mm256_loadu_ps(x + i)));
+  }
+  GLIMPSE_AVX2 __m256 part(int64_t i, int64_t m) const {
+    return _mm256_mul_ps(load_tail256(g + i, m), act_grad_v<op>(load_tail256(x + i, m)));
+  }
+};
 
 // kMode: 0 both dense, 1 b is a scalar, 2 a is a scalar.
 template <BOp op, int kMode>
+struct BinaryF {
+  const float* a;
+  const float* b;
+  __m256 sa, sb;
+  GLIMPSE_AVX2 __m256 full(int64_t i) const {
+    return binary_v<op>(kMode == 2 ? sa : _mm256_loadu_ps(a + i), kMode == 1 ? sb : _mm256_loadu_ps(b + i));
+  }
+  GLIMPSE_AVX2 __m256 part(int64_t i, int64_t m) const {
+    return binary_v<op>(kMode == 2 ? sa : load_tail256(a + i, m), kMode == 1 ? sb : load_tail256(b + i, m));
+  }
+};
+
+template <UOp op, bool kStream>
+GLIMPSE_AVX2 void unary_avx2(const float* x, float* y, int64_t n) {
+  drive<kStream>(y, n, UnaryF<op>{x});
+}
+
+template <AOp op, bool kStream>
+GLIMPSE_AVX2 void act_grad_avx2(const float* x, const float* g, float* y, int64_t n) {
+  drive<kStream>(y, n, GradF<op>{x, g});
+}
+
+template <BOp op, int kMode, bool kStream>
 GLIMPSE_AVX2 void binary_avx2(const float* a, const float* b, float* y, int64_t n) {
-  const __m256 sa = _mm256_set1_ps(*a), sb = _mm256_set1_ps(*b);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256 va = kMode == 2 ? sa : _mm256_loadu_ps(a + i);
-    __m256 vb = kMode == 1 ? sb : _mm256_loadu_ps(b + i);
-    _mm256_storeu_ps(y + i, binary_v<op>(va, vb));
-  }
-  if (i < n) {
-    __m256 va = kMode == 2 ? sa : load_tail256(a + i, n - i);
-    __m256 vb = kMode == 1 ? sb : load_tail256(b + i, n - i);
-    store_tail256(y + i, n - i, binary_v<op>(va, vb));
-  }
+  drive<kStream>(y, n, BinaryF<op, kMode>{a, b, _mm256_set1_ps(*a), _mm256_set1_ps(*b)});
+}
+
+// Lanes where cond[i] != 0 (NaN counts as true), for m <= 8 elements.
+GLIMPSE_AVX2 inline __m256 where_mask256(const float* c, int64_t m) {
+  __m256 cv = m == 8 ? _mm256_loadu_ps(c) : load_tail256(c, m);
+  return _mm256_cmp_ps(cv, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+}
+GLIMPSE_AVX2 inline __m256 where_mask256(const uint8_t* c, int64_t m) {
+  int64_t bytes = 0;
+  std::memcpy(&bytes, c, static_cast<size_t>(m));
+  __m256i ci = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
+  return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(ci, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
 }
 
 // cond is bytes (bool/uint8) or float32; kMode bit 0: a is a scalar, bit 1: b is a scalar.
 template <class C, int kMode>
 GLIMPSE_AVX2 void where_avx2(const C* c, const float* a, const float* b, float* y, int64_t n) {
   const __m256 sa = _mm256_set1_ps(*a), sb = _mm256_set1_ps(*b);
-  auto mask = [&](int64_t i, int64_t m) -> __m256 {
-    if constexpr (std::is_same_v<C, float>) {
-      __m256 cv = m == 8 ? _mm256_loadu_ps(c + i) : load_tail256(c + i, m);
-      return _mm256_cmp_ps(cv, _mm256_setzero_ps(), _CMP_NEQ_UQ);  // NaN counts as true
-    } else {
-      int64_t bytes = 0;
-      std::memcpy(&bytes, c + i, static_cast<size_t>(m) * sizeof(C));
-      __m256i ci = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(bytes));
-      return _mm256_castsi256_ps(_mm256_xor_si256(_mm256_cmpeq_epi32(ci, _mm256_setzero_si256()), _mm256_set1_epi32(-1)));
-    }
-  };
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 va = kMode & 1 ? sa : _mm256_loadu_ps(a + i);
     __m256 vb = kMode & 2 ? sb : _mm256_loadu_ps(b + i);
-    _mm256_storeu_ps(y + i, select256_ps(mask(i, 8), va, vb));
+    _mm256_storeu_ps(y + i, select256_ps(where_mask256(c + i, 8), va, vb));
   }
   if (i < n) {
     int64_t m = n - i;
     __m256 va = kMode & 1 ? sa : load_tail256(a + i, m);
     __m256 vb = kMode & 2 ? sb : load_tail256(b + i, m);
-    store_tail256(y + i, m, select256_ps(mask(i, m), va, vb));
+    store_tail256(y + i, m, select256_ps(where_mask256(c + i, m), va, vb));
   }
 }
 
@@ -472,55 +528,62 @@ void binary_portable(const float* a, const float* b, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = binary_s<op>(kMode == 2 ? *a : a[i], kMode == 1 ? *b : b[i]);
 }
 
-template <UOp op>
+template <UOp op, bool kStream>
 UnaryKernel pick_unary() {
 #ifdef GLIMPSE_X86
   if constexpr (kUnaryVec<op>) {
-    if (cpu_has_avx2_fma()) return unary_avx2<op>;
+    if (cpu_has_avx2_fma()) return unary_avx2<op, kStream>;
   }
 #endif
   return unary_portable<op>;
 }
 
-template <AOp op>
+template <AOp op, bool kStream>
 GradKernel pick_grad() {
 #ifdef GLIMPSE_X86
-  if (cpu_has_avx2_fma()) return act_grad_avx2<op>;
+  if (cpu_has_avx2_fma()) return act_grad_avx2<op, kStream>;
 #endif
   return act_grad_portable<op>;
 }
 
-template <BOp op, int kMode>
+template <BOp op, int kMode, bool kStream>
 BinaryKernel pick_binary() {
 #ifdef GLIMPSE_X86
   if constexpr (kBinaryVec<op>) {
-    if (cpu_has_avx2_fma()) return binary_avx2<op, kMode>;
+    if (cpu_has_avx2_fma()) return binary_avx2<op, kMode, kStream>;
   }
 #endif
   return binary_portable<op, kMode>;
 }
 
+// Kernel tables indexed by op code; [1] with streaming stores.
 template <size_t... I>
-UnaryKernel unary_kernel(UOp op, std::index_sequence<I...>) {
-  static const UnaryKernel table[] = {pick_unary<static_cast<UOp>(I)>()...};
-  return table[static_cast<int>(op)];
+UnaryKernel unary_kernel(UOp op, bool stream, std::index_sequence<I...>) {
+  static const UnaryKernel table[2][sizeof...(I)] = {{pick_unary<static_cast<UOp>(I), false>()...},
+                                                      {pick_unary<static_cast<UOp>(I), true>()...}};
+  return table[stream][static_cast<int>(op)];
 }
 
 template <size_t... I>
-GradKernel grad_kernel(AOp op, std::index_sequence<I...>) {
-  static const GradKernel table[] = {pick_grad<static_cast<AOp>(I)>()...};
-  return table[static_cast<int>(op)];
+GradKernel grad_kernel(AOp op, bool stream, std::index_sequence<I...>) {
+  static const GradKernel table[2][sizeof...(I)] = {{pick_grad<static_cast<AOp>(I), false>()...},
+                                                     {pick_grad<static_cast<AOp>(I), true>()...}};
+  return table[stream][static_cast<int>(op)];
 }
 
 // The three arithmetic kernels of one op: both dense, b scalar, a scalar.
 struct BinaryKernels {
   BinaryKernel k[3];
 };
+template <BOp op, bool kStream>
+BinaryKernels binary_triple() {
+  return {{pick_binary<op, 0, kStream>(), pick_binary<op, 1, kStream>(), pick_binary<op, 2, kStream>()}};
+}
 template <size_t... I>
-const BinaryKernels& binary_kernels(BOp op, std::index_sequence<I...>) {
-  static const BinaryKernels table[] = {
-      {{pick_binary<static_cast<BOp>(I), 0>(), pick_binary<static_cast<BOp>(I), 1>(), pick_binary<static_cast<BOp>(I), 2>()}}...};
-  return table[static_cast<int>(op)];
+const BinaryKernels& binary_kernels(BOp op, bool stream, std::index_sequence<I...>) {
+  static const BinaryKernels table[2][sizeof...(I)] = {{binary_triple<static_cast<BOp>(I), false>()...},
+                                                        {binary_triple<static_cast<BOp>(I), true>()...}};
+  return table[stream][static_cast<int>(op)];
 }
 
 bool is_transcendental(UOp op) {
@@ -566,8 +629,8 @@ void copy_row(const char* sp, int64_t ss, char* dp, int64_t ds, int64_t n) {
   using TD = typename Storage<D>::T;
   const TS* s = reinterpret_cast<const TS*>(sp);
   TD* d = reinterpret_cast<TD*>(dp);
-  if constexpr (S == D || (sizeof(TS) == sizeof(TD) && S != DT::boolean && D == DT::u8)) {
-    // Same representation (uint8 -> uint8 holds for bool -> uint8 too): move the bits.
+  if constexpr (S == D || (S == DT::boolean && D == DT::u8)) {
+    // Same representation (bool's 0/1 are valid uint8 too): move the bits.
     if (ss == 1 && ds == 1) {
       std::memcpy(d, s, static_cast<size_t>(n) * sizeof(TD));
       return;
@@ -630,6 +693,113 @@ void byte_range(const Plan& p, int k, const char** lo, const char** hi) {
   *hi = h + p.elem[k];
 }
 
+#ifdef GLIMPSE_X86
+GLIMPSE_AVX2 void stream_copy_part(char* d, const char* s, int64_t bytes) {
+  int64_t head = std::min<int64_t>(bytes, (32 - (reinterpret_cast<uintptr_t>(d) & 31)) & 31);
+  std::memcpy(d, s, static_cast<size_t>(head));
+  int64_t i = head;
+  for (; i + 128 <= bytes; i += 128) {
+    __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 32));
+    __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 64));
+    __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i + 96));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i), a);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 32), b);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 64), c);
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + i + 96), e);
+  }
+  std::memcpy(d + i, s + i, static_cast<size_t>(bytes - i));
+  _mm_sfence();
+}
+#endif
+
+// A large dense copy, in parallel, with streaming stores (see drive()). Only called when
+// streams() holds, which implies x86 with AVX2.
+void stream_copy(char* d, const char* s, int64_t bytes) {
+#ifdef GLIMPSE_X86
+  constexpr int64_t kChunk = 1 << 16;
+  parallel_for((bytes + kChunk - 1) / kChunk, 16, [&](int64_t b, int64_t e) {
+    int64_t lo = b * kChunk, hi = std::min(bytes, e * kChunk);
+    stream_copy_part(d + lo, s + lo, hi - lo);
+  });
+#else
+  std::memcpy(d, s, static_cast<size_t>(bytes));
+#endif
+}
+
+// A copy whose source is transposed in its last two axes (the contiguous() of a transposed
+// matrix): the row walk would read the source a column at a time, one cache line per element.
+// Square tiles keep both sides' lines in cache. Plan: operand 0 the destination (stride 1 along
+// the last axis), operand 1 the source (stride 1 along the one before).
+bool is_transpose_copy(const Plan& p) {
+  const int nd = p.nd;
+  return nd >= 2 && p.strides[0][nd - 1] == 1 && p.strides[1][nd - 2] == 1 && p.strides[1][nd - 1] != 1 &&
+         p.shape[nd - 1] >= 8 && p.shape[nd - 2] >= 8;
+}
+
+#ifdef GLIMPSE_X86
+// d[i * ds + j] = s[j * ss + i] for an 8x8 block of 4-byte elements.
+GLIMPSE_AVX2 void transpose8x8(const float* s, int64_t ss, float* d, int64_t ds) {
+  __m256 v[8], t[8], u[8];
+  for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_ps(s + j * ss);
+  for (int j = 0; j < 8; j += 2) {
+    t[j] = _mm256_unpacklo_ps(v[j], v[j + 1]);
+    t[j + 1] = _mm256_unpackhi_ps(v[j], v[j + 1]);
+  }
+  for (int j = 0; j < 8; j += 4) {
+    u[j] = _mm256_shuffle_ps(t[j], t[j + 2], 0x44);
+    u[j + 1] = _mm256_shuffle_ps(t[j], t[j + 2], 0xEE);
+    u[j + 2] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0x44);
+    u[j + 3] = _mm256_shuffle_ps(t[j + 1], t[j + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; i++) {
+    _mm256_storeu_ps(d + i * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(d + (i + 4) * ds, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+}
+#endif
+
+// Tiles are taller than wide: each source line then yields kTileRows contiguous elements per
+// tile, which keeps the memory reads streaming.
+template <class T>
+void transpose_copy(const Plan& p) {
+  constexpr int64_t kTileRows = 128, kTileCols = 32;
+  const int nd = p.nd;
+  const int64_t rows = p.shape[nd - 2], cols = p.shape[nd - 1];
+  const int64_t d_row = p.strides[0][nd - 2], s_col = p.strides[1][nd - 1];
+  const int64_t row_tiles = (rows + kTileRows - 1) / kTileRows, col_tiles = (cols + kTileCols - 1) / kTileCols;
+  const int64_t tiles = p.numel / (rows * cols) * row_tiles * col_tiles;
+  parallel_for(tiles, std::max<int64_t>(1, kGrainCheap / (kTileRows * kTileCols)), [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; t++) {
+      int64_t ct = t % col_tiles, rt = (t / col_tiles) % row_tiles, batch = t / (col_tiles * row_tiles);
+      T* d = reinterpret_cast<T*>(p.base[0]);
+      const T* s = reinterpret_cast<const T*>(p.base[1]);
+      for (int dim = nd - 3; dim >= 0; dim--) {
+        int64_t i = batch % p.shape[dim];
+        batch /= p.shape[dim];
+        d += i * p.strides[0][dim];
+        s += i * p.strides[1][dim];
+      }
+      const int64_t r0 = rt * kTileRows, r1 = std::min(rows, r0 + kTileRows);
+      const int64_t c0 = ct * kTileCols, c1 = std::min(cols, c0 + kTileCols);
+      int64_t rv = r0, cv = c0;  // the tile's part done in 8x8 blocks: [r0, rv) x [c0, cv)
+#ifdef GLIMPSE_X86
+      if constexpr (sizeof(T) == 4) {
+        if (cpu_has_avx2_fma()) {
+          rv = r0 + (r1 - r0) / 8 * 8;
+          cv = c0 + (c1 - c0) / 8 * 8;
+          for (int64_t r = r0; r < rv; r += 8)
+            for (int64_t c = c0; c < cv; c += 8)
+              transpose8x8(reinterpret_cast<const float*>(s + r + c * s_col), s_col, reinterpret_cast<float*>(d + r * d_row + c), d_row);
+        }
+      }
+#endif
+      for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = r < rv ? cv : c0; c < c1; c++) d[r * d_row + c] = s[r + c * s_col];
+    }
+  });
+}
+
 template <DT D>
 void fill_rows(const Plan& p, double value) {
   using T = typename Storage<D>::T;
@@ -645,15 +815,13 @@ void fill_rows(const Plan& p, double value) {
 // N-API entry points
 // ---------------------------------------------------------------------------------------------
 
-// ewCopy(dst, dstDtype, dstOffset, dstStrides, src, srcDtype, srcOffset, srcStrides, shape)
+// ewCopy(dstDtype, dst, dstOffset, dstStrides, srcDtype, src, srcOffset, srcStrides, shape)
 GLIMPSE_KERNEL(ew_copy) {
   auto a = args(env, info, 9);
   const std::vector<int64_t> shape = ints_arg(env, a[8], 8);
-  DT dd = dtype_arg(env, a[1], 1), sd = dtype_arg(env, a[5], 5);
-  // args are (array, dtype, offset, strides): view_arg reads array, offset, strides at pos, pos+1, pos+2
-  std::vector<napi_value> dv = {a[0], a[2], a[3]}, sv = {a[4], a[6], a[7]};
-  View dst = view_arg(env, dv, 0, dd, shape, "copy destination");
-  View src = view_arg(env, sv, 0, sd, shape, "copy source");
+  DT dd = dtype_arg(env, a[0], 0), sd = dtype_arg(env, a[4], 4);
+  View dst = view_arg(env, a, 1, dd, shape, "copy destination");
+  View src = view_arg(env, a, 5, sd, shape, "copy source");
   CopyRow row = copy_row_for(sd, dd);
   if (!row) throw ArgError("copy between these dtypes is not supported natively");
   Plan p = make_plan(shape, {&dst, &src});
@@ -681,17 +849,29 @@ GLIMPSE_KERNEL(ew_copy) {
     run(ps, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) { same(ptr[1], st[1], ptr[0], st[0], n); });
     p = make_plan(shape, {&dst, &dense});
   }
+  const bool raw = sd == dd || (sd == DT::boolean && dd == DT::u8);
+  if (raw && snapshot.empty() && p.nd == 1 && p.strides[0][0] == 1 && p.strides[1][0] == 1 && streams(p)) {
+    stream_copy(p.base[0], p.base[1], p.numel * p.elem[0]);
+    return undefined(env);
+  }
+  if (raw && snapshot.empty() && is_transpose_copy(p)) {
+    switch (dtype_size(sd)) {
+      case 1: transpose_copy<uint8_t>(p); break;
+      case 4: transpose_copy<uint32_t>(p); break;
+      default: transpose_copy<uint64_t>(p); break;
+    }
+    return undefined(env);
+  }
   run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) { row(ptr[1], st[1], ptr[0], st[0], n); });
   return undefined(env);
 }
 
-// ewFill(dst, dtype, offset, strides, shape, value)
+// ewFill(dtype, dst, offset, strides, shape, value)
 GLIMPSE_KERNEL(ew_fill) {
   auto a = args(env, info, 6);
   const std::vector<int64_t> shape = ints_arg(env, a[4], 4);
-  DT dt = dtype_arg(env, a[1], 1);
-  std::vector<napi_value> dv = {a[0], a[2], a[3]};
-  View dst = view_arg(env, dv, 0, dt, shape, "fill destination");
+  DT dt = dtype_arg(env, a[0], 0);
+  View dst = view_arg(env, a, 1, dt, shape, "fill destination");
   double value = number_arg(env, a[5], 5);
   Plan p = make_plan(shape, {&dst});
   switch (dt) {
@@ -715,7 +895,8 @@ GLIMPSE_KERNEL(ew_unary) {
   View x = view_arg(env, a, 1, DT::f32, shape, "unary input");
   View out = out_arg(env, a[5], 5, DT::f32, shape, "unary output");
   Plan p = make_plan(shape, {&out, &x});
-  UnaryKernel k = unary_kernel(op, std::make_index_sequence<static_cast<size_t>(UOp::count)>());
+  const bool stream = streams(p);
+  UnaryKernel k = unary_kernel(op, stream, std::make_index_sequence<static_cast<size_t>(UOp::count)>());
   run(p, is_transcendental(op) ? kGrainMath : kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
     float* y = reinterpret_cast<float*>(ptr[0]);
     if (st[1] == 1) return k(reinterpret_cast<const float*>(ptr[1]), y, n);
@@ -724,7 +905,7 @@ GLIMPSE_KERNEL(ew_unary) {
       int64_t m = std::min(kBlock, n - j);
       k(as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, buf), y + j, m);
     }
-  });
+  }, stream);
   return undefined(env);
 }
 
@@ -739,7 +920,8 @@ GLIMPSE_KERNEL(ew_unary_grad) {
   View g = view_arg(env, a, 4, DT::f32, shape, "unaryGrad gradient");
   View out = out_arg(env, a[8], 8, DT::f32, shape, "unaryGrad output");
   Plan p = make_plan(shape, {&out, &x, &g});
-  GradKernel k = grad_kernel(op, std::make_index_sequence<static_cast<size_t>(AOp::count)>());
+  const bool stream = streams(p);
+  GradKernel k = grad_kernel(op, stream, std::make_index_sequence<static_cast<size_t>(AOp::count)>());
   run(p, op == AOp::relu ? kGrainCheap : kGrainMath, [&](int64_t n, char** ptr, const int64_t* st) {
     float* y = reinterpret_cast<float*>(ptr[0]);
     if (st[1] == 1 && st[2] == 1)
@@ -749,12 +931,13 @@ GLIMPSE_KERNEL(ew_unary_grad) {
       int64_t m = std::min(kBlock, n - j);
       k(as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, bx), as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, bg), y + j, m);
     }
-  });
+  }, stream);
   return undefined(env);
 }
 
 void binary_arith(BOp op, const Plan& p) {
-  const BinaryKernels& ks = binary_kernels(op, std::make_index_sequence<static_cast<size_t>(BOp::minimum) + 1>());
+  const bool stream = streams(p);
+  const BinaryKernels& ks = binary_kernels(op, stream, std::make_index_sequence<static_cast<size_t>(BOp::minimum) + 1>());
   run(p, op == BOp::pow ? kGrainMath : kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
     float* y = reinterpret_cast<float*>(ptr[0]);
     const float* pa = reinterpret_cast<const float*>(ptr[1]);
@@ -762,7 +945,11 @@ void binary_arith(BOp op, const Plan& p) {
     if (st[1] == 1 && st[2] == 1) return ks.k[0](pa, pb, y, n);
     if (st[1] == 1 && st[2] == 0) return ks.k[1](pa, pb, y, n);
     if (st[1] == 0 && st[2] == 1) return ks.k[2](pa, pb, y, n);
-    if (st[1] == 0 && st[2] == 0) return ks.k[1](pa, pb, y, 1), std::fill(y + 1, y + n, y[0]);
+    if (st[1] == 0 && st[2] == 0) {
+      ks.k[1](pa, pb, y, 1);
+      std::fill(y + 1, y + n, y[0]);
+      return;
+    }
     float ba[kBlock], bb[kBlock];
     for (int64_t j = 0; j < n; j += kBlock) {
       int64_t m = std::min(kBlock, n - j);
@@ -770,7 +957,7 @@ void binary_arith(BOp op, const Plan& p) {
       else if (st[2] == 0) ks.k[1](as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, ba), pb, y + j, m);
       else ks.k[0](as_dense<float>(ptr[1] + j * st[1] * 4, st[1], m, ba), as_dense<float>(ptr[2] + j * st[2] * 4, st[2], m, bb), y + j, m);
     }
-  });
+  }, stream);
 }
 
 template <BOp op, class T>
@@ -801,7 +988,7 @@ void compare_dispatch(BOp op, const Plan& p) {
   }
 }
 
-// ewBinary(op, a, aDtype, aOffset, aStrides, b, bDtype, bOffset, bStrides, shape, out, outDtype)
+// ewBinary(op, aDtype, a, aOffset, aStrides, bDtype, b, bOffset, bStrides, shape, outDtype, out)
 // Arithmetic: float32 operands and output. Comparisons and logic: operands of one dtype among
 // float32, int32, bool/uint8; output bool/uint8.
 GLIMPSE_KERNEL(ew_binary) {
@@ -810,11 +997,10 @@ GLIMPSE_KERNEL(ew_binary) {
   if (code < 0 || code >= static_cast<int64_t>(BOp::count)) throw ArgError("unknown binary op");
   BOp op = static_cast<BOp>(code);
   const std::vector<int64_t> shape = ints_arg(env, a[9], 9);
-  DT ad = dtype_arg(env, a[2], 2), bd = dtype_arg(env, a[6], 6), od = dtype_arg(env, a[11], 11);
-  std::vector<napi_value> av = {a[1], a[3], a[4]}, bv = {a[5], a[7], a[8]};
-  View va = view_arg(env, av, 0, ad, shape, "binary a");
-  View vb = view_arg(env, bv, 0, bd, shape, "binary b");
-  View out = out_arg(env, a[10], 10, od, shape, "binary output");
+  DT ad = dtype_arg(env, a[1], 1), bd = dtype_arg(env, a[5], 5), od = dtype_arg(env, a[10], 10);
+  View va = view_arg(env, a, 2, ad, shape, "binary a");
+  View vb = view_arg(env, a, 6, bd, shape, "binary b");
+  View out = out_arg(env, a[11], 11, od, shape, "binary output");
   Plan p = make_plan(shape, {&out, &va, &vb});
   if (is_comparison(op) || is_logic(op)) {
     if (od != DT::boolean && od != DT::u8) throw ArgError("comparison output must be bool or uint8");
@@ -832,37 +1018,28 @@ GLIMPSE_KERNEL(ew_binary) {
   return undefined(env);
 }
 
+template <class C, int kMode>
+void where_portable(const C* c, const float* a, const float* b, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = c[i] != 0 ? (kMode & 1 ? *a : a[i]) : (kMode & 2 ? *b : b[i]);
+}
+
 template <class C>
 void where_rows(const Plan& p) {
-#ifdef GLIMPSE_X86
-  static const BinaryKernel unused = nullptr;
-  (void)unused;
   using WhereKernel = void (*)(const C*, const float*, const float*, float*, int64_t);
-  WhereKernel ks[4];
+  WhereKernel ks[4] = {where_portable<C, 0>, where_portable<C, 1>, where_portable<C, 2>, where_portable<C, 3>};
+#ifdef GLIMPSE_X86
   if (cpu_has_avx2_fma()) {
     ks[0] = where_avx2<C, 0>;
     ks[1] = where_avx2<C, 1>;
     ks[2] = where_avx2<C, 2>;
     ks[3] = where_avx2<C, 3>;
-  } else {
-    ks[0] = ks[1] = ks[2] = ks[3] = nullptr;
   }
-#else
-  using WhereKernel = void (*)(const C*, const float*, const float*, float*, int64_t);
-  WhereKernel ks[4] = {nullptr, nullptr, nullptr, nullptr};
 #endif
   run(p, kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
     float* y = reinterpret_cast<float*>(ptr[0]);
-    if (!ks[0]) {
-      const C* c = reinterpret_cast<const C*>(ptr[1]);
-      const float* pa = reinterpret_cast<const float*>(ptr[2]);
-      const float* pb = reinterpret_cast<const float*>(ptr[3]);
-      for (int64_t i = 0; i < n; i++) y[i] = c[i * st[1]] != 0 ? pa[i * st[2]] : pb[i * st[3]];
-      return;
-    }
+    const int mode = (st[2] == 0 ? 1 : 0) | (st[3] == 0 ? 2 : 0);
     C bc[kBlock];
     float ba[kBlock], bb[kBlock];
-    const int mode = (st[2] == 0 ? 1 : 0) | (st[3] == 0 ? 2 : 0);
     for (int64_t j = 0; j < n; j += kBlock) {
       int64_t m = std::min(kBlock, n - j);
       const C* c = as_dense<C>(ptr[1] + j * st[1] * static_cast<int64_t>(sizeof(C)), st[1], m, bc);
@@ -873,13 +1050,12 @@ void where_rows(const Plan& p) {
   });
 }
 
-// ewWhere(cond, condDtype, cOffset, cStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
+// ewWhere(condDtype, cond, cOffset, cStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
 GLIMPSE_KERNEL(ew_where) {
   auto a = args(env, info, 12);
   const std::vector<int64_t> shape = ints_arg(env, a[10], 10);
-  DT cd = dtype_arg(env, a[1], 1);
-  std::vector<napi_value> cv = {a[0], a[2], a[3]};
-  View c = view_arg(env, cv, 0, cd, shape, "where condition");
+  DT cd = dtype_arg(env, a[0], 0);
+  View c = view_arg(env, a, 1, cd, shape, "where condition");
   View va = view_arg(env, a, 4, DT::f32, shape, "where a");
   View vb = view_arg(env, a, 7, DT::f32, shape, "where b");
   View out = out_arg(env, a[11], 11, DT::f32, shape, "where output");

@@ -1,12 +1,14 @@
 // Packed, cache-blocked SGEMM in the style of GotoBLAS / BLIS.
 //
-// For each NC-wide column panel of op(B) and each KC-deep slice of K, the slice of op(B) is packed
-// into NR-wide micro-panels (k-major), shared by all threads. Threads then take row blocks of op(A)
-// from a shared counter, pack each into MR-row micro-panels in their own buffer, and run the
-// MR x NR micro-kernel over every (B micro-panel, A micro-panel) pair. One packed B micro-panel
-// (KC x NR) stays in L1 while the kernel walks down the A block held in L2; the B slice sits in L3.
-// Packing makes every kernel load contiguous and aligned whatever the operands' strides, and
-// zero-fills partial panels so the kernel always computes whole tiles.
+// gemm_serial: for each NC-wide column panel of op(B) and each KC-deep slice of K, the slice of
+// op(B) is packed into NR-wide micro-panels (k-major); then, for each MC-row block of op(A), the
+// block is packed into MR-row micro-panels and the MR x NR micro-kernel runs over every (B panel,
+// A panel) pair. One packed B micro-panel (KC x NR, 16 KB) stays in L1 while the kernel walks down
+// the A block held in L2; the packed B slice sits in L2/L3. Packing makes every kernel load
+// contiguous whatever the operands' strides, and zero-fills partial panels so the kernel always
+// computes whole tiles; only edge tiles of C go through a small buffer.
+//
+// gemm splits C among the threads (see there); M = 1 and N = 1 take matrix-vector kernels instead.
 
 #include "gemm.h"
 
@@ -28,24 +30,36 @@ namespace {
 
 // Packs one micro-panel of R rows: dst[k * R + r] = src[r * sr + k * sk] for r < rows, 0 above.
 using PackFn = void (*)(const float* src, int64_t sr, int64_t sk, int64_t rows, int64_t kc, float* dst);
-// c[i * rsc + j] = alpha * sum_k a[k * MR + i] * b[k * NR + j] (+ beta * c[i * rsc + j] unless beta == 0).
-using KernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t rsc, float alpha,
-                          float beta);
+// c[i * rsc + j] = alpha * sum_k a[k * MR + i] * b[k * ldb + j] (+ beta * c[i * rsc + j] unless beta == 0).
+// b is a packed panel (ldb = NR) or, when A has one or two row panels, rows of B itself.
+using KernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t rsc,
+                          float alpha, float beta);
+// Matrix-vector products for M = 1 (and N = 1, transposed), where packing would cost more than it
+// saves. Both write y[j * incy] = alpha * sum_k x[k] * B(k, j) (+ beta * y[j * incy] unless beta == 0).
+// B rows contiguous: B(k, j) = b[k * ldb + j].
+using GemvRowsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b,
+                            int64_t ldb, float beta, float* y, int64_t incy);
+// B columns contiguous: B(k, j) = b[j * ldb + k]; x contiguous.
+using GemvColsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, const float* b, int64_t ldb,
+                            float beta, float* y, int64_t incy);
 
 struct Kernels {
   int64_t mr, nr;
   KernelFn kernel;
   PackFn pack_a, pack_b;
+  GemvRowsFn gemv_rows;
+  GemvColsFn gemv_cols;
 };
 
-// Blocking. KC x NR of B (16 KB at NR = 16) fills half of a 32 KB L1d; MC x KC of A (~150 KB) fits
-// L2 with room for the C tiles; KC x NC of B (4 MB) fits the shared L3.
+// Blocking, for Zen 3/4 (32 KB L1d, 512 KB-1 MB L2 per core, 32 MB L3) and alike: KC x NR of B
+// (16 KB) fills half of L1d; MC x KC of A (144 KB) fits L2 with room for C tiles; KC x NC of B
+// (at most 4 MB per thread) fits L3. Smaller or larger KC and MC measured no better.
 constexpr int64_t kMaxKC = 256;
 constexpr int64_t kMaxMC = 144;
 constexpr int64_t kMaxNC = 4096;
 constexpr int64_t kMaxTile = 128;  // >= MR * NR of every kernel
 // Below this many multiply-adds a call stays on one thread: waking the pool costs more than it saves.
-constexpr int64_t kParallelWork = 48 * 48 * 48;
+constexpr int64_t kParallelWork = 80 * 80 * 80;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -74,9 +88,10 @@ void pack_portable(const float* src, int64_t sr, int64_t sk, int64_t rows, int64
 }
 
 template <int MR, int NR>
-void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64_t rsc, float alpha, float beta) {
+void kernel_portable(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t rsc, float alpha,
+                     float beta) {
   float acc[MR][NR] = {};
-  for (int64_t k = 0; k < kc; k++, a += MR, b += NR)
+  for (int64_t k = 0; k < kc; k++, a += MR, b += ldb)
     for (int i = 0; i < MR; i++)
       for (int j = 0; j < NR; j++) acc[i][j] += a[i] * b[j];
   for (int i = 0; i < MR; i++) {
@@ -89,8 +104,46 @@ void kernel_portable(int64_t kc, const float* a, const float* b, float* c, int64
   }
 }
 
-const Kernels kPortable = {kPortableMR, kPortableNR, kernel_portable<kPortableMR, kPortableNR>,
-                           pack_portable<kPortableMR>, pack_portable<kPortableNR>};
+inline float combine(float acc, float alpha, float beta, float y) {
+  return beta == 0.0f ? alpha * acc : alpha * acc + beta * y;
+}
+
+void gemv_rows_portable(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b, int64_t ldb,
+                        float beta, float* y, int64_t incy) {
+  constexpr int64_t W = 32;
+  for (int64_t j0 = 0; j0 < n; j0 += W) {
+    const int64_t w = std::min(W, n - j0);
+    float acc[W] = {};
+    if (w == W) {
+      for (int64_t p = 0; p < k; p++)
+        for (int64_t j = 0; j < W; j++) acc[j] += x[p * incx] * b[p * ldb + j0 + j];
+    } else {
+      for (int64_t p = 0; p < k; p++)
+        for (int64_t j = 0; j < w; j++) acc[j] += x[p * incx] * b[p * ldb + j0 + j];
+    }
+    for (int64_t j = 0; j < w; j++) y[(j0 + j) * incy] = combine(acc[j], alpha, beta, y[(j0 + j) * incy]);
+  }
+}
+
+void gemv_cols_portable(int64_t n, int64_t k, float alpha, const float* x, const float* b, int64_t ldb, float beta,
+                        float* y, int64_t incy) {
+  constexpr int64_t L = 8;  // independent partial sums, which the compiler can keep in one vector
+  for (int64_t j = 0; j < n; j++) {
+    const float* bj = b + j * ldb;
+    float part[L] = {};
+    int64_t p = 0;
+    for (; p + L <= k; p += L)
+      for (int64_t l = 0; l < L; l++) part[l] += x[p + l] * bj[p + l];
+    float acc = 0.0f;
+    for (int64_t l = 0; l < L; l++) acc += part[l];
+    for (; p < k; p++) acc += x[p] * bj[p];
+    y[j * incy] = combine(acc, alpha, beta, y[j * incy]);
+  }
+}
+
+const Kernels kPortable = {kPortableMR,          kPortableNR,          kernel_portable<kPortableMR, kPortableNR>,
+                           pack_portable<kPortableMR>, pack_portable<kPortableNR>, gemv_rows_portable,
+                           gemv_cols_portable};
 
 // ---- AVX2 + FMA kernels ----
 #ifdef GLIMPSE_GEMM_X86
@@ -176,9 +229,10 @@ GLIMPSE_AVX2 inline void store_row_avx2(__m256 va, float beta, float* ci, __m256
   _mm256_storeu_ps(ci + 8, hi);
 }
 
-// 6 x 16 tile in 12 ymm accumulators; per k: two aligned loads of B, six broadcasts of A, 12 FMAs.
-GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t rsc, float alpha,
-                                   float beta) {
+// 6 x 16 tile in 12 ymm accumulators; per k: two loads of B, six broadcasts of A, 12 FMAs. It runs
+// at ~97% of the FMA peak with its operands in L1/L2.
+GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t rsc,
+                                   float alpha, float beta) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -191,7 +245,7 @@ GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, f
   }
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; k++) {
-    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 x;
     x = _mm256_broadcast_ss(a + 0);
     c00 = _mm256_fmadd_ps(x, b0, c00);
@@ -212,7 +266,7 @@ GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, f
     c50 = _mm256_fmadd_ps(x, b0, c50);
     c51 = _mm256_fmadd_ps(x, b1, c51);
     a += 6;
-    b += 16;
+    b += ldb;
   }
   const __m256 va = _mm256_set1_ps(alpha);
   store_row_avx2(va, beta, c, c00, c01);
@@ -223,7 +277,66 @@ GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, f
   store_row_avx2(va, beta, c + 5 * rsc, c50, c51);
 }
 
-const Kernels kAvx2 = {kAvxMR, kAvxNR, kernel_6x16_avx2, pack6_avx2, pack16_avx2};
+GLIMPSE_AVX2 void gemv_rows_avx2(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b,
+                                 int64_t ldb, float beta, float* y, int64_t incy) {
+  int64_t j0 = 0;
+  for (; j0 + 64 <= n; j0 += 64) {
+    __m256 acc[8];
+    for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < k; p++) {
+      const __m256 xp = _mm256_set1_ps(x[p * incx]);
+      const float* bp = b + p * ldb + j0;
+      for (int i = 0; i < 8; i++) acc[i] = _mm256_fmadd_ps(xp, _mm256_loadu_ps(bp + 8 * i), acc[i]);
+    }
+    alignas(32) float out[64];
+    for (int i = 0; i < 8; i++) _mm256_store_ps(out + 8 * i, acc[i]);
+    for (int j = 0; j < 64; j++) y[(j0 + j) * incy] = combine(out[j], alpha, beta, y[(j0 + j) * incy]);
+  }
+  for (; j0 + 8 <= n; j0 += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t p = 0; p < k; p++)
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(x[p * incx]), _mm256_loadu_ps(b + p * ldb + j0), acc);
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc);
+    for (int j = 0; j < 8; j++) y[(j0 + j) * incy] = combine(out[j], alpha, beta, y[(j0 + j) * incy]);
+  }
+  if (j0 < n) gemv_rows_portable(n - j0, k, alpha, x, incx, b + j0, ldb, beta, y + j0 * incy, incy);
+}
+
+GLIMPSE_AVX2 inline float hsum_avx2(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+GLIMPSE_AVX2 void gemv_cols_avx2(int64_t n, int64_t k, float alpha, const float* x, const float* b, int64_t ldb,
+                                 float beta, float* y, int64_t incy) {
+  int64_t j = 0;
+  // Four columns at a time share each load of x; two partial sums per column hide the FMA latency.
+  for (; j + 4 <= n; j += 4) {
+    const float* bj[4] = {b + j * ldb, b + (j + 1) * ldb, b + (j + 2) * ldb, b + (j + 3) * ldb};
+    __m256 lo[4], hi[4];
+    for (int c = 0; c < 4; c++) lo[c] = hi[c] = _mm256_setzero_ps();
+    int64_t p = 0;
+    for (; p + 16 <= k; p += 16) {
+      const __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
+      for (int c = 0; c < 4; c++) {
+        lo[c] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(bj[c] + p), lo[c]);
+        hi[c] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(bj[c] + p + 8), hi[c]);
+      }
+    }
+    for (int c = 0; c < 4; c++) {
+      float acc = hsum_avx2(_mm256_add_ps(lo[c], hi[c]));
+      for (int64_t q = p; q < k; q++) acc += x[q] * bj[c][q];
+      y[(j + c) * incy] = combine(acc, alpha, beta, y[(j + c) * incy]);
+    }
+  }
+  if (j < n) gemv_cols_portable(n - j, k, alpha, x, b + j * ldb, ldb, beta, y + j * incy, incy);
+}
+
+const Kernels kAvx2 = {kAvxMR,      kAvxNR,         kernel_6x16_avx2, pack6_avx2, pack16_avx2, gemv_rows_avx2,
+                       gemv_cols_avx2};
 #endif
 
 const Kernels& kernels() {
@@ -233,7 +346,8 @@ const Kernels& kernels() {
   return kPortable;
 }
 
-// Grow-only 64-byte aligned scratch, one per thread that calls sgemm.
+// Grow-only 64-byte aligned scratch, one per thread that calls sgemm; it holds the packing
+// buffers of every thread working on that call, so a worker never allocates (and never throws).
 struct Scratch {
   float* p = nullptr;
   size_t cap = 0;
@@ -251,7 +365,32 @@ struct Scratch {
   }
   ~Scratch() { std::free(p); }
 };
-thread_local Scratch scratch_a, scratch_b;
+thread_local Scratch scratch;
+
+struct Operand {
+  const float* p;
+  int64_t rs, cs;
+};
+
+// Block sizes for a problem: the largest allowed, evened out so the last block is not a sliver.
+struct Blocking {
+  int64_t mc, nc, kc;
+  Blocking(const Kernels& ks, int64_t M, int64_t N, int64_t K)
+      : mc(ceil_div(ceil_div(M, ceil_div(M, kMaxMC)), ks.mr) * ks.mr),
+        nc(ceil_div(ceil_div(N, ceil_div(N, kMaxNC)), ks.nr) * ks.nr),
+        kc(ceil_div(K, ceil_div(K, kMaxKC))) {}
+};
+
+// Floats of packed A and of packed B that gemm_serial needs for any problem up to M x N x K
+// (mc and nc are not monotonic in M and N, their bounds are), rounded to whole cache lines.
+struct BufferSizes {
+  int64_t a, b;
+  BufferSizes(const Kernels& ks, int64_t M, int64_t N, int64_t K) {
+    const int64_t kc = Blocking(ks, M, N, K).kc;
+    a = ceil_div(std::min(ceil_div(M, ks.mr), ceil_div(kMaxMC, ks.mr)) * ks.mr * kc, 16) * 16;
+    b = ceil_div(std::min(ceil_div(N, ks.nr), ceil_div(kMaxNC, ks.nr)) * ks.nr * kc, 16) * 16;
+  }
+};
 
 void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t rsC, int64_t csC) {
   for (int64_t i = 0; i < M; i++)
@@ -261,114 +400,153 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t rsC, int64_t cs
     }
 }
 
-void gemm(const Kernels& ks, bool allow_parallel, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-          int64_t rsA, int64_t csA, const float* B, int64_t rsB, int64_t csB, float beta, float* C, int64_t rsC,
-          int64_t csC) {
+// M == 1 (or N == 1, as the transposed product) without packing, when the matrix operand has a
+// unit stride: then it is read once, straight from memory. Returns false when it does not apply.
+bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
+          float beta, float* C, int64_t rsC, int64_t csC) {
+  if (N == 1 && M > 1)  // C^T = B^T A^T
+    return gemv(ks, parallel, N, M, K, alpha, {B.p, B.cs, B.rs}, {A.p, A.cs, A.rs}, beta, C, csC, rsC);
+  if (M != 1) return false;
+  const bool rows = B.cs == 1, cols = !rows && B.rs == 1 && A.cs == 1;
+  if (!rows && !cols) return false;
+  constexpr int64_t kChunk = 64;  // columns per task, a multiple of the kernels' widths
+  auto run = [&](int64_t c0, int64_t c1) {
+    const int64_t j0 = c0 * kChunk, j1 = std::min(N, c1 * kChunk);
+    if (rows)
+      ks.gemv_rows(j1 - j0, K, alpha, A.p, A.cs, B.p + j0, B.rs, beta, C + j0 * csC, csC);
+    else
+      ks.gemv_cols(j1 - j0, K, alpha, A.p, B.p + j0 * B.cs, B.cs, beta, C + j0 * csC, csC);
+  };
+  const int64_t chunks = ceil_div(N, kChunk);
+  if (parallel && double(N) * double(K) >= double(kParallelWork))
+    parallel_for(chunks, std::max<int64_t>(1, kParallelWork / (kChunk * K)), run);
+  else
+    run(0, chunks);
+  return true;
+}
+
+// The blocked algorithm on one thread; abuf and bbuf hold BufferSizes(ks, M, N, K).
+void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B, float beta,
+                 float* C, int64_t rsC, int64_t csC, float* abuf, float* bbuf) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, rsC, csC);
     return;
   }
+  if (gemv(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
   const int64_t MR = ks.mr, NR = ks.nr;
-  const int64_t kc_max = ceil_div(K, ceil_div(K, kMaxKC));  // equal slices: no thin last slice
-  const int64_t nc_max = ceil_div(ceil_div(N, ceil_div(N, kMaxNC)), NR) * NR;
-  const int64_t threads = allow_parallel && M * N * K >= kParallelWork ? num_threads() : 1;
-
-  // Work items: row blocks (a multiple of the thread count, so equal shares), times column parts
-  // when there are fewer row blocks than threads.
-  const int64_t units = ceil_div(M, MR);
-  int64_t m_items = ceil_div(units, kMaxMC / MR);
-  if (threads > 1) m_items = std::min(units, ceil_div(m_items, threads) * threads);
-  const int64_t n_parts = m_items < threads ? std::min(ceil_div(threads, m_items), ceil_div(nc_max, NR)) : 1;
-  const int64_t items = m_items * n_parts;
-  const int64_t workers = std::min(threads, items);
-  const int64_t a_slot = ceil_div(ceil_div(units, m_items) * MR * kc_max, 16) * 16;
-
-  float* bbuf = scratch_b.get(static_cast<size_t>(nc_max * kc_max));
-  float* abuf = scratch_a.get(static_cast<size_t>(a_slot * workers));
-
-  for (int64_t jc = 0; jc < N; jc += nc_max) {
-    const int64_t nc = std::min(nc_max, N - jc);
-    const int64_t npanels = ceil_div(nc, NR);
-    for (int64_t pc = 0; pc < K; pc += kc_max) {
-      const int64_t kc = std::min(kc_max, K - pc);
-      const float beta_k = pc == 0 ? beta : 1.0f;
-
-      auto pack_b = [&](int64_t q0, int64_t q1) {
-        for (int64_t q = q0; q < q1; q++)
-          ks.pack_b(B + pc * rsB + (jc + q * NR) * csB, csB, rsB, std::min(NR, nc - q * NR), kc, bbuf + q * NR * kc);
-      };
-      if (workers > 1)
-        parallel_for(npanels, std::max<int64_t>(1, 8192 / (kc * NR)), pack_b);
-      else
-        pack_b(0, npanels);
-
-      std::atomic<int64_t> next{0};
-      auto work = [&](int64_t slot, int64_t) {
-        float* ab = abuf + slot * a_slot;
-        int64_t packed = -1;
-        for (;;) {
-          const int64_t it = next.fetch_add(1, std::memory_order_relaxed);
-          if (it >= items) break;
-          const int64_t im = it / n_parts, jn = it % n_parts;
-          const int64_t i0 = units * im / m_items * MR, i1 = std::min(M, units * (im + 1) / m_items * MR);
-          if (im != packed) {
-            for (int64_t i = i0; i < i1; i += MR)
-              ks.pack_a(A + i * rsA + pc * csA, rsA, csA, std::min(MR, i1 - i), kc, ab + (i - i0) * kc);
-            packed = im;
-          }
-          const int64_t q0 = npanels * jn / n_parts, q1 = npanels * (jn + 1) / n_parts;
-          for (int64_t q = q0; q < q1; q++) {
-            const float* bp = bbuf + q * NR * kc;
-            const int64_t j = jc + q * NR, cols = std::min(NR, N - j);
-            for (int64_t i = i0; i < i1; i += MR) {
-              const float* ap = ab + (i - i0) * kc;
-              const int64_t rows = std::min(MR, i1 - i);
-              float* c = C + i * rsC + j * csC;
-              if (rows == MR && cols == NR && csC == 1) {
-                ks.kernel(kc, ap, bp, c, rsC, alpha, beta_k);
-              } else {
-                alignas(64) float tile[kMaxTile];
-                ks.kernel(kc, ap, bp, tile, NR, alpha, 0.0f);
-                for (int64_t r = 0; r < rows; r++)
-                  for (int64_t s = 0; s < cols; s++) {
-                    float& cv = c[r * rsC + s * csC];
-                    cv = beta_k == 0.0f ? tile[r * NR + s] : tile[r * NR + s] + beta_k * cv;
-                  }
-              }
+  const Blocking bl(ks, M, N, K);
+  // With one or two row panels each element of B is used once or twice: then the kernel reads B's
+  // rows where they are (when contiguous) rather than a packed copy; only a partial last panel is
+  // packed. With more panels, packing wins: a panel read from rows a power-of-two apart thrashes L1.
+  const bool direct_b = M <= 2 * MR && B.cs == 1;
+  for (int64_t jc = 0; jc < N; jc += bl.nc) {
+    const int64_t nc = std::min(bl.nc, N - jc);
+    for (int64_t pc = 0; pc < K; pc += bl.kc) {
+      const int64_t kc = std::min(bl.kc, K - pc);
+      const float beta_k = pc == 0 ? beta : 1.0f;  // later slices add to what the first wrote
+      for (int64_t j = direct_b ? nc / NR * NR : 0; j < nc; j += NR)
+        ks.pack_b(B.p + pc * B.rs + (jc + j) * B.cs, B.cs, B.rs, std::min(NR, nc - j), kc, bbuf + j * kc);
+      for (int64_t ic = 0; ic < M; ic += bl.mc) {
+        const int64_t mc = std::min(bl.mc, M - ic);
+        for (int64_t i = 0; i < mc; i += MR)
+          ks.pack_a(A.p + (ic + i) * A.rs + pc * A.cs, A.rs, A.cs, std::min(MR, mc - i), kc, abuf + i * kc);
+        for (int64_t j = 0; j < nc; j += NR) {
+          const int64_t cols = std::min(NR, nc - j);
+          const bool direct = direct_b && cols == NR;
+          const float* bp = direct ? B.p + pc * B.rs + jc + j : bbuf + j * kc;
+          const int64_t ldb = direct ? B.rs : NR;
+          for (int64_t i = 0; i < mc; i += MR) {
+            const float* ap = abuf + i * kc;
+            const int64_t rows = std::min(MR, mc - i);
+            float* c = C + (ic + i) * rsC + (jc + j) * csC;
+            if (rows == MR && cols == NR && csC == 1) {
+              ks.kernel(kc, ap, bp, ldb, c, rsC, alpha, beta_k);
+            } else {
+              alignas(64) float tile[kMaxTile];
+              ks.kernel(kc, ap, bp, ldb, tile, NR, alpha, 0.0f);
+              for (int64_t r = 0; r < rows; r++)
+                for (int64_t s = 0; s < cols; s++) {
+                  float& cv = c[r * rsC + s * csC];
+                  cv = beta_k == 0.0f ? tile[r * NR + s] : tile[r * NR + s] + beta_k * cv;
+                }
             }
           }
         }
-      };
-      if (workers > 1)
-        parallel_for(workers, 1, work);
-      else
-        work(0, 1);
+      }
     }
   }
 }
 
-void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA,
-                  int64_t csA, int64_t sA, const float* B, int64_t rsB, int64_t csB, int64_t sB, float beta, float* C,
-                  int64_t rsC, int64_t csC, int64_t sC) {
+// Threads split C into parts, by rows or by columns, and each computes its part on its own: packing
+// the shared operand once per thread costs ~1% but leaves no barrier inside the product, which
+// keeps the threads busy when other processes take the cores in turns. Rows are split when M >= N,
+// so the operand packed twice (B) is the smaller one.
+void gemm(const Kernels& ks, bool allow_parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A,
+          Operand B, float beta, float* C, int64_t rsC, int64_t csC) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == 0.0f) {
+    scale_c(M, N, beta, C, rsC, csC);
+    return;
+  }
+  if (gemv(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
+  const int64_t threads =
+      allow_parallel && double(M) * double(N) * double(K) >= double(kParallelWork) ? num_threads() : 1;
+  const int64_t m_units = ceil_div(M, ks.mr), n_units = ceil_div(N, ks.nr);
+  const bool by_rows = (M >= N && m_units >= threads) || n_units < threads;
+  const int64_t units = by_rows ? m_units : n_units;
+  const int64_t parts = std::min(threads, units);
+  const int64_t unit = by_rows ? ks.mr : ks.nr;
+  const int64_t part_max = ceil_div(units, parts) * unit;
+  const BufferSizes bs(ks, by_rows ? std::min(M, part_max) : M, by_rows ? N : std::min(N, part_max), K);
+  const int64_t slot = bs.a + bs.b;
+  float* buf = scratch.get(static_cast<size_t>(slot * parts));
+
+  std::atomic<int64_t> next{0};
+  auto work = [&](int64_t s, int64_t) {
+    float* abuf = buf + s * slot;
+    for (int64_t p; (p = next.fetch_add(1, std::memory_order_relaxed)) < parts;) {
+      const int64_t lo = units * p / parts * unit, hi = std::min(by_rows ? M : N, units * (p + 1) / parts * unit);
+      if (by_rows)
+        gemm_serial(ks, hi - lo, N, K, alpha, {A.p + lo * A.rs, A.rs, A.cs}, B, beta, C + lo * rsC, rsC, csC, abuf,
+                    abuf + bs.a);
+      else
+        gemm_serial(ks, M, hi - lo, K, alpha, A, {B.p + lo * B.cs, B.rs, B.cs}, beta, C + lo * csC, rsC, csC, abuf,
+                    abuf + bs.a);
+    }
+  };
+  if (parts > 1)
+    parallel_for(parts, 1, work);
+  else
+    work(0, 1);
+}
+
+void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, Operand A, int64_t sA, Operand B,
+                  int64_t sB, float beta, float* C, int64_t rsC, int64_t csC, int64_t sC) {
   if (batch <= 0) return;
   const Kernels& ks = kernels();
-  const int64_t work = M * N * std::max<int64_t>(K, 1);
+  const double work = double(M) * double(N) * double(std::max<int64_t>(K, 1));
   const int64_t threads = num_threads();
-  // Whole problems per thread when they split evenly or are too small to share well; otherwise
-  // one at a time, each spread over the pool.
-  const bool across = batch > 1 && threads > 1 &&
-                      (work < 128 * 128 * 128 || batch % threads == 0 || batch >= 4 * threads);
-  auto one = [&](int64_t p, bool parallel) {
-    gemm(ks, parallel, M, N, K, alpha, A + p * sA, rsA, csA, B + p * sB, rsB, csB, beta, C + p * sC, rsC, csC);
-  };
-  if (across) {
-    parallel_for(batch, std::max<int64_t>(1, kParallelWork / std::max<int64_t>(work, 1)), [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; p++) one(p, false);
-    });
-  } else {
-    for (int64_t p = 0; p < batch; p++) one(p, true);
+  // Whole problems per thread when they share out evenly or are too small to split well;
+  // otherwise one problem at a time, split across the threads.
+  const bool across = batch > 1 && threads > 1 && double(batch) * work >= double(kParallelWork) &&
+                      (work < 128.0 * 128 * 128 || batch % threads == 0 || batch >= 4 * threads);
+  if (!across) {
+    for (int64_t p = 0; p < batch; p++)
+      gemm(ks, true, M, N, K, alpha, {A.p + p * sA, A.rs, A.cs}, {B.p + p * sB, B.rs, B.cs}, beta, C + p * sC, rsC,
+           csC);
+    return;
   }
+  const BufferSizes bs(ks, M, N, K);
+  const int64_t slot = bs.a + bs.b;
+  float* buf = scratch.get(static_cast<size_t>(slot * threads));
+  std::atomic<int64_t> next{0};
+  parallel_for(threads, 1, [&](int64_t s, int64_t) {
+    float* abuf = buf + s * slot;
+    for (int64_t p; (p = next.fetch_add(1, std::memory_order_relaxed)) < batch;)
+      gemm_serial(ks, M, N, K, alpha, {A.p + p * sA, A.rs, A.cs}, {B.p + p * sB, B.rs, B.cs}, beta, C + p * sC, rsC,
+                  csC, abuf, abuf + bs.a);
+  });
 }
 
 // ---- N-API ----
@@ -429,8 +607,8 @@ GLIMPSE_KERNEL(matmul) {
     if (M > len / N || batch > len / (M * N)) throw ArgError("out is shorter than batch * M * N");
   }
   const bool reads = batch > 0 && M > 0 && N > 0 && K > 0;
-  gemm_batched(batch, M, N, K, 1.0f, a.f32() + (reads ? a_off : 0), as[1], as[2], as[0],
-               b.f32() + (reads ? b_off : 0), bs[1], bs[2], bs[0], 0.0f, out.f32(), N, 1, M * N);
+  gemm_batched(batch, M, N, K, 1.0f, {a.f32() + (reads ? a_off : 0), as[1], as[2]}, as[0],
+               {b.f32() + (reads ? b_off : 0), bs[1], bs[2]}, bs[0], 0.0f, out.f32(), N, 1, M * N);
   return undefined(env);
 }
 
@@ -443,7 +621,8 @@ GLIMPSE_KERNEL(sgemm_js) {
   const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4), c_off = int_arg(env, v[7], 7);
   const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5), cs = ints_arg(env, v[8], 8);
   const int64_t M = int_arg(env, v[9], 9), N = int_arg(env, v[10], 10), K = int_arg(env, v[11], 11);
-  const float alpha = static_cast<float>(number_arg(env, v[12], 12)), beta = static_cast<float>(number_arg(env, v[13], 13));
+  const float alpha = static_cast<float>(number_arg(env, v[12], 12));
+  const float beta = static_cast<float>(number_arg(env, v[13], 13));
   check_sizes({M, N, K});
   check_reach(a, a_off, {M, K}, as, "a");
   check_reach(b, b_off, {K, N}, bs, "b");
@@ -460,8 +639,8 @@ GLIMPSE_KERNEL(sgemm_js) {
   }
   const bool reads = M > 0 && N > 0 && K > 0;
   const bool writes = M > 0 && N > 0;
-  gemm(kernels(), true, M, N, K, alpha, a.f32() + (reads ? a_off : 0), as[0], as[1], b.f32() + (reads ? b_off : 0),
-       bs[0], bs[1], beta, c.f32() + (writes ? c_off : 0), cs[0], cs[1]);
+  gemm(kernels(), true, M, N, K, alpha, {a.f32() + (reads ? a_off : 0), as[0], as[1]},
+       {b.f32() + (reads ? b_off : 0), bs[0], bs[1]}, beta, c.f32() + (writes ? c_off : 0), cs[0], cs[1]);
   return undefined(env);
 }
 
@@ -469,20 +648,20 @@ GLIMPSE_KERNEL(sgemm_js) {
 
 void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA,
                    const float* B, int64_t rsB, int64_t csB, float beta, float* C, int64_t rsC, int64_t csC) {
-  gemm(kernels(), true, M, N, K, alpha, A, rsA, csA, B, rsB, csB, beta, C, rsC, csC);
+  gemm(kernels(), true, M, N, K, alpha, {A, rsA, csA}, {B, rsB, csB}, beta, C, rsC, csC);
 }
 
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm(kernels(), true, M, N, K, alpha, A, transA ? 1 : lda, transA ? lda : 1, B, transB ? 1 : ldb,
-       transB ? ldb : 1, beta, C, ldc, 1);
+  gemm(kernels(), true, M, N, K, alpha, {A, transA ? 1 : lda, transA ? lda : 1},
+       {B, transB ? 1 : ldb, transB ? ldb : 1}, beta, C, ldc, 1);
 }
 
 void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB,
                    float beta, float* C, int64_t ldc, int64_t strideC) {
-  gemm_batched(batch, M, N, K, alpha, A, transA ? 1 : lda, transA ? lda : 1, strideA, B, transB ? 1 : ldb,
-               transB ? ldb : 1, strideB, beta, C, ldc, 1, strideC);
+  gemm_batched(batch, M, N, K, alpha, {A, transA ? 1 : lda, transA ? lda : 1}, strideA,
+               {B, transB ? 1 : ldb, transB ? ldb : 1}, strideB, beta, C, ldc, 1, strideC);
 }
 
 void register_gemm(napi_env env, napi_value exports) {

@@ -5,14 +5,17 @@
 // one raises a JS RangeError naming it. The scatter-adds never split the index axis across threads:
 // each thread owns whole (outer, inner-range) slices and adds the rows in index order, so repeated
 // indices are safe and the sums do not depend on the thread count.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
 
 #include "common.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GLIMPSE_INDEXING_X86 1
+#include <immintrin.h>
+#endif
 
 namespace glimpse {
 namespace {
@@ -22,18 +25,19 @@ struct IndexError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-#define INDEX_KERNEL(name, js_name)                                                   \
-  static napi_value name##_impl(napi_env env, napi_callback_info info);              \
-  static napi_value name(napi_env env, napi_callback_info info) {                    \
-    try {                                                                             \
-      return name##_impl(env, info);                                                  \
-    } catch (const IndexError& e) {                                                   \
+// Like GLIMPSE_KERNEL, but a bad index value becomes a RangeError, and messages carry the JS name.
+#define INDEX_KERNEL(name, js_name)                                                         \
+  static napi_value name##_impl(napi_env env, napi_callback_info info);                     \
+  static napi_value name(napi_env env, napi_callback_info info) {                           \
+    try {                                                                                   \
+      return name##_impl(env, info);                                                        \
+    } catch (const IndexError& e) {                                                         \
       napi_throw_range_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str()); \
-    } catch (const std::exception& e) {                                               \
-      napi_throw_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str()); \
-    }                                                                                 \
-    return nullptr;                                                                   \
-  }                                                                                   \
+    } catch (const std::exception& e) {                                                     \
+      napi_throw_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str());       \
+    }                                                                                       \
+    return nullptr;                                                                         \
+  }                                                                                         \
   static napi_value name##_impl(napi_env env, napi_callback_info info)
 
 size_t element_size(napi_typedarray_type t) {
@@ -58,6 +62,15 @@ void need(const Array& a, int64_t offset, int64_t count, const char* what) {
   if (offset < 0 || count < 0 || offset + count > static_cast<int64_t>(a.length))
     throw ArgError(std::string(what) + ": " + std::to_string(count) + " elements from offset " +
                    std::to_string(offset) + " do not fit its array of " + std::to_string(a.length));
+}
+
+// a * b * c, or an error if a typed array could not hold that many elements.
+int64_t count3(int64_t a, int64_t b, int64_t c) {
+  int64_t ab, abc;
+  if (__builtin_mul_overflow(a, b, &ab) || __builtin_mul_overflow(ab, c, &abc) || abc > (int64_t(1) << 53))
+    throw ArgError("the sizes " + std::to_string(a) + " x " + std::to_string(b) + " x " + std::to_string(c) +
+                   " are too large");
+  return abc;
 }
 
 int64_t dim_arg(napi_env env, napi_value v, size_t pos, const char* what) {
@@ -104,7 +117,8 @@ void check_indices(const Index& idx, int64_t n) {
   const int64_t bad = first_bad.load();
   if (bad != std::numeric_limits<int64_t>::max())
     throw IndexError("index " + std::to_string(idx[bad]) + " is out of range for a dimension of size " +
-                     std::to_string(n) + " (valid: 0 to " + std::to_string(n - 1) + ")");
+                     std::to_string(n) +
+                     (n > 0 ? " (valid: 0 to " + std::to_string(n - 1) + ")" : " (no index is valid)"));
 }
 
 // Splits [outer, inner] into tasks of whole index axes: (o, [i0, i1)) slices, wide enough that each
@@ -131,14 +145,19 @@ Slices make_slices(int64_t outer, int64_t inner) {
   return {outer, inner, std::max<int64_t>(width, 1), per_outer};
 }
 
+#ifdef GLIMPSE_INDEXING_X86
 __attribute__((target("avx2"))) void add_row_avx2(float* dst, const float* src, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_add_ps(_mm256_loadu_ps(dst + i), _mm256_loadu_ps(src + i)));
   for (; i < n; i++) dst[i] += src[i];
 }
 
+#endif
+
 void add_row(float* dst, const float* src, int64_t n) {
+#ifdef GLIMPSE_INDEXING_X86
   if (cpu_has_avx2_fma()) return add_row_avx2(dst, src, n);
+#endif
   for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
@@ -153,8 +172,8 @@ INDEX_KERNEL(index_select, "indexSelect") {
   const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
   const Array out = array_arg(env, a[9], 9);
   if (out.type != x.type) throw ArgError("out must have the element type of x");
-  need(x, x_off, outer * n * inner, "x");
-  need(out, 0, outer * m * inner, "out");
+  need(x, x_off, count3(outer, n, inner), "x");
+  need(out, 0, count3(outer, m, inner), "out");
   check_indices(idx, n);
   const size_t es = element_size(x.type);
   const char* src = static_cast<const char*>(x.data) + x_off * es;
@@ -180,8 +199,8 @@ INDEX_KERNEL(index_add, "indexAdd") {
   const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
   const Array out = array_arg(env, a[9], 9);
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
-  need(g, g_off, outer * m * inner, "g");
-  need(out, 0, outer * n * inner, "out");
+  need(g, g_off, count3(outer, m, inner), "g");
+  need(out, 0, count3(outer, n, inner), "out");
   check_indices(idx, n);
   const float* gs = g.f32() + g_off;
   float* os = out.f32();
@@ -206,11 +225,11 @@ INDEX_KERNEL(gather, "gather") {
   const int64_t x_off = int_arg(env, a[1], 1);
   const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
   const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, outer * m * inner, 2);
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, count3(outer, m, inner), 2);
   const Array out = array_arg(env, a[8], 8);
   if (out.type != x.type) throw ArgError("out must have the element type of x");
-  need(x, x_off, outer * n * inner, "x");
-  need(out, 0, outer * m * inner, "out");
+  need(x, x_off, count3(outer, n, inner), "x");
+  need(out, 0, count3(outer, m, inner), "out");
   check_indices(idx, n);
   const size_t es = element_size(x.type);
   auto run = [&](auto* dst, const auto* src) {
@@ -237,11 +256,11 @@ INDEX_KERNEL(scatter_add, "scatterAdd") {
   const int64_t g_off = int_arg(env, a[1], 1);
   const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
   const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, outer * m * inner, 2);
+  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, count3(outer, m, inner), 2);
   const Array out = array_arg(env, a[8], 8);
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
-  need(g, g_off, outer * m * inner, "g");
-  need(out, 0, outer * n * inner, "out");
+  need(g, g_off, count3(outer, m, inner), "g");
+  need(out, 0, count3(outer, n, inner), "out");
   check_indices(idx, n);
   const float* gs = g.f32() + g_off;
   float* os = out.f32();
@@ -271,6 +290,61 @@ inline uint32_t sort_key(float x) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+// Sorts one row's keys, stable: afterwards order[t] is the position of the t-th smallest key,
+// equal keys in position order. Long rows take an LSD radix sort (three stable 11-bit passes,
+// skipping a pass when every key has the same digit); short ones a comparison sort of
+// (key, position) pairs, which are all distinct, so an unstable sort of them is stable by key.
+class RowSorter {
+ public:
+  explicit RowSorter(int64_t n) : n_(n) {
+    if (n >= kRadixMin) {
+      keys_.resize(2 * n);
+      order_.resize(2 * n);
+    } else {
+      pairs_.resize(n);
+    }
+  }
+
+  // keys: n sort keys; returns the positions in sorted order (valid until the next call).
+  const uint32_t* sort(const uint32_t* keys) {
+    if (n_ < kRadixMin) {
+      for (int64_t j = 0; j < n_; j++) pairs_[j] = (static_cast<uint64_t>(keys[j]) << 32) | static_cast<uint64_t>(j);
+      std::sort(pairs_.begin(), pairs_.end());
+      order_.resize(n_);
+      for (int64_t t = 0; t < n_; t++) order_[t] = static_cast<uint32_t>(pairs_[t]);
+      return order_.data();
+    }
+    uint32_t *k0 = keys_.data(), *k1 = k0 + n_, *o0 = order_.data(), *o1 = o0 + n_;
+    std::copy(keys, keys + n_, k0);
+    for (int64_t j = 0; j < n_; j++) o0[j] = static_cast<uint32_t>(j);
+    for (int shift = 0; shift < 32; shift += 11) {
+      int64_t count[2048] = {};
+      for (int64_t j = 0; j < n_; j++) count[(k0[j] >> shift) & 2047]++;
+      if (count[(k0[0] >> shift) & 2047] == n_) continue;
+      int64_t sum = 0;
+      for (int64_t& c : count) {
+        const int64_t here = c;
+        c = sum;
+        sum += here;
+      }
+      for (int64_t j = 0; j < n_; j++) {
+        const int64_t to = count[(k0[j] >> shift) & 2047]++;
+        k1[to] = k0[j];
+        o1[to] = o0[j];
+      }
+      std::swap(k0, k1);
+      std::swap(o0, o1);
+    }
+    return o0;
+  }
+
+ private:
+  static constexpr int64_t kRadixMin = 1024;
+  int64_t n_;
+  std::vector<uint32_t> keys_, order_;
+  std::vector<uint64_t> pairs_;
+};
+
 // sort(x, xOffset, rows, n, descending, values, indices): stable per-row sort of float32 rows;
 // indices is an Int32Array or BigInt64Array.
 INDEX_KERNEL(sort_rows, "sort") {
@@ -283,24 +357,22 @@ INDEX_KERNEL(sort_rows, "sort") {
   if (x.type != napi_float32_array || values.type != napi_float32_array) throw ArgError("x and values must be Float32Arrays");
   if (indices.type != napi_int32_array && indices.type != napi_bigint64_array)
     throw ArgError("indices must be an Int32Array or a BigInt64Array");
-  need(x, x_off, rows * n, "x");
-  need(values, 0, rows * n, "values");
-  need(indices, 0, rows * n, "indices");
+  need(x, x_off, count3(rows, n, 1), "x");
+  need(values, 0, count3(rows, n, 1), "values");
+  need(indices, 0, count3(rows, n, 1), "indices");
   const float* xs = x.f32() + x_off;
   float* vs = values.f32();
   const bool wide = indices.type == napi_bigint64_array;
   parallel_for(rows, std::max<int64_t>(1, 8192 / (n + 1)), [&](int64_t begin, int64_t end) {
-    // (key, position) pairs are all distinct, so an unstable sort of them is a stable sort by key.
-    std::vector<uint64_t> keyed(n);
+    RowSorter sorter(n);
+    std::vector<uint32_t> keys(n);
     for (int64_t r = begin; r < end; r++) {
       const float* xr = xs + r * n;
-      for (int64_t j = 0; j < n; j++) {
-        const uint32_t k = sort_key(xr[j]);
-        keyed[j] = (static_cast<uint64_t>(descending ? ~k : k) << 32) | static_cast<uint64_t>(j);
-      }
-      std::sort(keyed.begin(), keyed.end());
+      // Descending is ascending on complemented keys; ties still keep position order.
+      for (int64_t j = 0; j < n; j++) keys[j] = descending ? ~sort_key(xr[j]) : sort_key(xr[j]);
+      const uint32_t* order = sorter.sort(keys.data());
       for (int64_t t = 0; t < n; t++) {
-        const uint32_t j = static_cast<uint32_t>(keyed[t]);
+        const uint32_t j = order[t];
         vs[r * n + t] = xr[j];
         if (wide)
           static_cast<int64_t*>(indices.data)[r * n + t] = j;

@@ -11,11 +11,14 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
-#include <immintrin.h>
-
 #include <cmath>
 
 #include "common.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#define GLIMPSE_OPTIM_X86 1
+#include <immintrin.h>
+#endif
 
 namespace glimpse {
 namespace {
@@ -34,6 +37,7 @@ inline void adamw_one(const AdamW& h, float* p, const float* g, float* m, float*
   *p = static_cast<float>(pd - (h.step_size * md) / (std::sqrt(static_cast<double>(vd)) / h.bc2_sqrt + h.eps));
 }
 
+#ifdef GLIMPSE_OPTIM_X86
 // Four lanes of doubles at a time; AVX (not FMA) so every operation rounds as the scalar one does.
 __attribute__((target("avx2"))) void adamw_avx2(const AdamW& h, float* p, const float* g, float* m, float* v,
                                                 int64_t begin, int64_t end) {
@@ -56,6 +60,7 @@ __attribute__((target("avx2"))) void adamw_avx2(const AdamW& h, float* p, const 
   }
   for (; i < end; i++) adamw_one(h, p + i, g + i, m + i, v + i);
 }
+#endif
 
 struct Sgd {
   double lr, momentum, one_minus_damp, wd;
@@ -71,6 +76,7 @@ inline void sgd_one(const Sgd& h, float* p, const float* g, float* buf) {
   *p = static_cast<float>(*p - h.lr * d);
 }
 
+#ifdef GLIMPSE_OPTIM_X86
 __attribute__((target("avx2"))) void sgd_avx2(const Sgd& h, float* p, const float* g, float* buf, int64_t begin,
                                               int64_t end) {
   const __m256d lr = _mm256_set1_pd(h.lr), mom = _mm256_set1_pd(h.momentum);
@@ -92,6 +98,7 @@ __attribute__((target("avx2"))) void sgd_avx2(const Sgd& h, float* p, const floa
   }
   for (; i < end; i++) sgd_one(h, p + i, g + i, buf ? buf + i : nullptr);
 }
+#endif
 
 // Memory-bound loops: threads only pay off on large tensors.
 constexpr int64_t kGrain = 1 << 15;
@@ -118,12 +125,12 @@ GLIMPSE_KERNEL(adamw) {
   const double bc1 = number_arg(env, a[9], 9), bc2 = number_arg(env, a[10], 10);
   const AdamW h{1 - lr * wd, 1 - beta1, beta2, 1 - beta2, lr / bc1, std::sqrt(bc2), eps};
   float* pp = p.f32();
-  const bool avx = cpu_has_avx2_fma();
+  [[maybe_unused]] const bool avx = cpu_has_avx2_fma();
   parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
-    if (avx)
-      adamw_avx2(h, pp, g, m, v, begin, end);
-    else
-      for (int64_t i = begin; i < end; i++) adamw_one(h, pp + i, g + i, m + i, v + i);
+#ifdef GLIMPSE_OPTIM_X86
+    if (avx) return adamw_avx2(h, pp, g, m, v, begin, end);
+#endif
+    for (int64_t i = begin; i < end; i++) adamw_one(h, pp + i, g + i, m + i, v + i);
   });
   return undefined(env);
 }
@@ -138,12 +145,12 @@ GLIMPSE_KERNEL(sgd) {
   const Sgd h{number_arg(env, a[3], 3), number_arg(env, a[4], 4), 1 - number_arg(env, a[5], 5),
               number_arg(env, a[6], 6), bool_arg(env, a[7], 7), bool_arg(env, a[8], 8)};
   float* pp = p.f32();
-  const bool avx = cpu_has_avx2_fma();
+  [[maybe_unused]] const bool avx = cpu_has_avx2_fma();
   parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
-    if (avx)
-      sgd_avx2(h, pp, g, buf, begin, end);
-    else
-      for (int64_t i = begin; i < end; i++) sgd_one(h, pp + i, g + i, buf ? buf + i : nullptr);
+#ifdef GLIMPSE_OPTIM_X86
+    if (avx) return sgd_avx2(h, pp, g, buf, begin, end);
+#endif
+    for (int64_t i = begin; i < end; i++) sgd_one(h, pp + i, g + i, buf ? buf + i : nullptr);
   });
   return undefined(env);
 }

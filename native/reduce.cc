@@ -3,9 +3,11 @@
 // and its gradient.
 //
 // All of them are memory-bound, so each kernel reads a row from memory once and runs its later
-// passes over the row while it is still in cache. Sums accumulate in float vector lanes within
-// blocks of kSumBlock elements and add the block sums in double: that stays within a few float
-// ulps of a float64 sum for any length while costing no more than float arithmetic.
+// passes over the row while it is still in cache, and outputs too big for the cache are written
+// with non-temporal stores. reduce's sums accumulate in double. The sums inside softmax and layer
+// norm accumulate in float vector lanes within blocks of kSumBlock elements and add the block sums
+// in double: that stays within a few float ulps of a float64 sum of their (positive or centred)
+// terms for any length, at the cost of float arithmetic.
 //
 // Every kernel has an AVX2/FMA version and a portable one (plain loops, accumulating in double);
 // cpu_has_avx2_fma() picks one per call.
@@ -21,10 +23,10 @@
 namespace glimpse {
 namespace {
 
-constexpr int64_t kSumBlock = 1024;  // elements summed in float lanes before going to double
-constexpr int64_t kPiece = 1 << 15;  // elements per parallel task, and per part of a long reduction
-constexpr int64_t kTile = 16384;  // columns per task of a strided (inner > 1) reduction
-constexpr int64_t kGradRowBlock = 32;  // rows summed in float into dgamma/dbeta before double
+constexpr int64_t kSumBlock = 1024;     // elements summed in float lanes before going to double
+constexpr int64_t kPiece = 1 << 15;     // elements per parallel task, and per part of a long row
+constexpr int64_t kTile = 16384;        // columns per task of a column (inner > 1) reduction
+constexpr int64_t kGradRowBlock = 32;   // rows summed in float into dgamma/dbeta before double
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -130,12 +132,30 @@ struct Tail {
   GLIMPSE_AVX2 __m256 keep(__m256 v) const { return _mm256_and_ps(v, _mm256_castsi256_ps(m)); }
 };
 
-// body(j, lanes) for j = 0, 8, 16, ... < n.
+// y[j..j+8) = value(j, lanes) for j = 0, 8, 16, ... < n (lanes past n masked off); value may
+// also store into other arrays through lanes. With `stream`, whole cache lines of y go out as
+// non-temporal stores: for an output too big to stay in cache, that saves reading every line from
+// memory before writing it. The partial lines at the ends of the row are stored normally (a line
+// written both ways would be flushed half-done).
 template <class F>
-GLIMPSE_AVX2 inline void each8(int64_t n, F body) {
+GLIMPSE_AVX2 inline void write8(float* y, int64_t n, bool stream, F value) {
+  auto store = [&](int64_t j, int64_t end) GLIMPSE_AVX2 {
+    for (; j + 8 <= end; j += 8) _mm256_storeu_ps(y + j, value(j, Whole{}));
+    if (j < end) {
+      const Tail lanes{tail_mask256(end - j)};
+      lanes.store(y + j, value(j, lanes));
+    }
+  };
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8) body(j, Whole{});
-  if (j < n) body(j, Tail{tail_mask256(n - j)});
+  if (stream) {
+    j = std::min<int64_t>(n, ((64 - (reinterpret_cast<uintptr_t>(y) & 63)) & 63) / 4);
+    store(0, j);
+    for (; j + 16 <= n; j += 16) {
+      _mm256_stream_ps(y + j, value(j, Whole{}));
+      _mm256_stream_ps(y + j + 8, value(j + 8, Whole{}));
+    }
+  }
+  store(j, n);
 }
 
 GLIMPSE_AVX2 inline double hsum_pd(__m256 v) {
@@ -145,30 +165,53 @@ GLIMPSE_AVX2 inline double hsum_pd(__m256 v) {
 }
 
 // K sums over [0, n): body(j, lanes, acc) adds its K terms for lanes j..j+7 into acc[0..K-1].
-// Four independent sets of accumulators hide the add latency.
-template <int K, class F>
+// kSets independent sets of accumulators hide the add latency (bodies as long as an exp do well
+// with 2, which leaves the registers to them; light bodies want 4).
+template <int K, int kSets = 4, class F>
 GLIMPSE_AVX2 inline void sums8(int64_t n, double* out, F body) {
+  static_assert(kSets == 2 || kSets == 4, "the final combine adds 2 or 4 sets");
   for (int k = 0; k < K; k++) out[k] = 0;
   for (int64_t b = 0; b < n; b += kSumBlock) {
     const int64_t e = std::min(n, b + kSumBlock);
-    __m256 acc[4][K];
-    for (int s = 0; s < 4; s++)
+    __m256 acc[kSets][K];
+    for (int s = 0; s < kSets; s++)
       for (int k = 0; k < K; k++) acc[s][k] = _mm256_setzero_ps();
     int64_t j = b;
-    for (; j + 32 <= e; j += 32) {
-      body(j, Whole{}, acc[0]);
-      body(j + 8, Whole{}, acc[1]);
-      body(j + 16, Whole{}, acc[2]);
-      body(j + 24, Whole{}, acc[3]);
-    }
+    for (; j + 8 * kSets <= e; j += 8 * kSets)
+      for (int s = 0; s < kSets; s++) body(j + 8 * s, Whole{}, acc[s]);
     for (; j + 8 <= e; j += 8) body(j, Whole{}, acc[0]);
     if (j < e) body(j, Tail{tail_mask256(e - j)}, acc[1]);
     for (int k = 0; k < K; k++) {
-      out[k] += hsum_pd(_mm256_add_ps(_mm256_add_ps(acc[0][k], acc[1][k]), _mm256_add_ps(acc[2][k], acc[3][k])));
+      __m256 t = _mm256_add_ps(acc[0][k], acc[1][k]);
+      if constexpr (kSets == 4) t = _mm256_add_ps(t, _mm256_add_ps(acc[2][k], acc[3][k]));
+      out[k] += hsum_pd(t);
     }
   }
 }
 
+// reduce's sums accumulate every element in double (exact for any realistic length of floats of
+// similar size), so the result is the float64 sum rounded once, as in the reference.
+GLIMPSE_AVX2 double sum_double_avx2(const float* x, int64_t n) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    __m256 v = _mm256_loadu_ps(x + j), w = _mm256_loadu_ps(x + j + 8);
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm256_castps256_ps128(w)));
+    a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm256_extractf128_ps(w, 1)));
+  }
+  for (; j < n; j += 8) {
+    __m256 v = _mm256_maskload_ps(x + j, tail_mask256(std::min<int64_t>(8, n - j)));
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  __m256d d = _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3));
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(d), _mm256_extractf128_pd(d, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+// A sum in float lanes (see sums8): layer norm's first estimate of a row's mean.
 GLIMPSE_AVX2 double sum_avx2(const float* x, int64_t n) {
   double s;
   sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
@@ -248,7 +291,7 @@ GLIMPSE_AVX2 int64_t arg_extremum_avx2(const float* x, int64_t n) {
 
 double row_sum(bool avx, const float* x, int64_t n) {
 #ifdef GLIMPSE_X86
-  if (avx) return sum_avx2(x, n);
+  if (avx) return sum_double_avx2(x, n);
 #endif
   return sum_scalar(x, n);
 }
@@ -359,17 +402,19 @@ void reduce_columns_scalar(const float* x, int64_t rows, int64_t stride, int64_t
 }
 
 #ifdef GLIMPSE_X86
-// Rows are applied to the accumulators four at a time, in order, so each accumulator vector is
-// loaded and stored once per four rows (wide tiles do not fit in L1).
+// Accumulators that fit in L1 take one row at a time, so x is read strictly in order. Wider ones
+// take four rows at a time, in order, so each accumulator vector is loaded and stored once per
+// four rows instead of streaming through L2 for every row.
 template <int kOp>
 GLIMPSE_AVX2 void reduce_columns_avx2(const float* x, int64_t rows, int64_t stride, int64_t w, int64_t first,
                                       Partial<kOp>* acc) {
-  constexpr int64_t kRows = 4;
+  constexpr int64_t kBytesPerColumn = kOp == kMax || kOp == kMin ? 4 : 8;
+  const int64_t step = w * kBytesPerColumn < 16384 ? 1 : 4;
   const int64_t wv = w & ~int64_t{7};
   if constexpr (kOp == kSum) {
     std::fill(acc, acc + w, 0.0);
-    for (int64_t r = 0; r < rows; r += kRows) {
-      const int64_t k = std::min(kRows, rows - r);
+    for (int64_t r = 0; r < rows; r += step) {
+      const int64_t k = std::min(step, rows - r);
       const float* p = x + r * stride;
       for (int64_t i = 0; i < wv; i += 8) {
         __m256d lo = _mm256_loadu_pd(acc + i), hi = _mm256_loadu_pd(acc + i + 4);
@@ -387,8 +432,8 @@ GLIMPSE_AVX2 void reduce_columns_avx2(const float* x, int64_t rows, int64_t stri
   } else if constexpr (kOp == kMax || kOp == kMin) {
     constexpr bool kIsMax = kOp == kMax;
     std::copy(x, x + w, acc);
-    for (int64_t r = 1; r < rows; r += kRows) {
-      const int64_t k = std::min(kRows, rows - r);
+    for (int64_t r = 1; r < rows; r += step) {
+      const int64_t k = std::min(step, rows - r);
       const float* p = x + r * stride;
       for (int64_t i = 0; i < wv; i += 8) {
         __m256 m = _mm256_loadu_ps(acc + i);
@@ -404,8 +449,8 @@ GLIMPSE_AVX2 void reduce_columns_avx2(const float* x, int64_t rows, int64_t stri
     // Values and int32 row numbers (from `first`) in separate arrays for the vector lanes.
     std::vector<float> vals(x, x + w);
     std::vector<int32_t> idx(w, 0);
-    for (int64_t r = 1; r < rows; r += kRows) {
-      const int64_t k = std::min(kRows, rows - r);
+    for (int64_t r = 1; r < rows; r += step) {
+      const int64_t k = std::min(step, rows - r);
       const float* p = x + r * stride;
       for (int64_t i = 0; i < wv; i += 8) {
         __m256 b = _mm256_loadu_ps(vals.data() + i);
@@ -504,6 +549,11 @@ GLIMPSE_KERNEL(reduce_kernel) {
   check_span(out, arg ? napi_int32_array : napi_float32_array, 0, checked_mul(outer, inner), "out");
   if (op != kSum && n == 0 && outer * inner > 0) throw ArgError("cannot take a max, min or arg over an empty axis");
   if (arg && n > INT32_MAX) throw ArgError("axis too long for int32 indices");
+  if (outer * inner == 0) return undefined(env);
+  if (n == 0) {  // an empty sum
+    std::fill(out.f32(), out.f32() + outer * inner, 0.0f);
+    return undefined(env);
+  }
   const bool avx = cpu_has_avx2_fma();
   switch (op) {
     case kSum: reduce_op<kSum>(avx, x, outer, n, inner, out); break;
@@ -542,20 +592,42 @@ void softmax_row_scalar(const float* x, float* y, int64_t n, bool log) {
   }
 }
 
+// In double throughout, so it also serves the AVX2 kernel for rows whose sums overflow float.
 void softmax_grad_row_scalar(const float* y, const float* g, float* dx, int64_t n, bool log) {
   double s = 0;
   for (int64_t j = 0; j < n; j++) s += log ? g[j] : static_cast<double>(g[j]) * y[j];
-  const float sf = static_cast<float>(s);
   if (log) {
-    for (int64_t j = 0; j < n; j++) dx[j] = g[j] - exp_s(y[j]) * sf;
+    for (int64_t j = 0; j < n; j++) dx[j] = static_cast<float>(g[j] - static_cast<double>(exp_s(y[j])) * s);
   } else {
-    for (int64_t j = 0; j < n; j++) dx[j] = y[j] * (g[j] - sf);
+    for (int64_t j = 0; j < n; j++) dx[j] = static_cast<float>(y[j] * (g[j] - s));
   }
 }
 
 #ifdef GLIMPSE_X86
-GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, int64_t n, bool log) {
-  const float m = extremum_avx2<true>(x, n);
+// The max of the row's non-NaN elements (-inf if none): softmax needs no NaN check here, since a
+// NaN element makes the sum of exponentials NaN and so every output.
+GLIMPSE_AVX2 float max_skipping_nan_avx2(const float* x, int64_t n) {
+  const __m256 lowest = _mm256_set1_ps(-kInf);
+  __m256 m0 = lowest, m1 = lowest, m2 = lowest, m3 = lowest;
+  int64_t j = 0;
+  // max_ps(v, m) returns m when v is NaN.
+  for (; j + 32 <= n; j += 32) {
+    m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+    m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
+    m2 = _mm256_max_ps(_mm256_loadu_ps(x + j + 16), m2);
+    m3 = _mm256_max_ps(_mm256_loadu_ps(x + j + 24), m3);
+  }
+  for (; j + 8 <= n; j += 8) m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+  if (j < n) {
+    const __m256 m = _mm256_castsi256_ps(tail_mask256(n - j));
+    m1 = _mm256_max_ps(_mm256_blendv_ps(lowest, _mm256_maskload_ps(x + j, _mm256_castps_si256(m)), m), m1);
+  }
+  return hmax256_ps(_mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+}
+
+// scratch: n floats for the exponentials, which the last pass scales into y.
+GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, float* scratch, int64_t n, bool log, bool stream) {
+  const float m = max_skipping_nan_avx2(x, n);
   if (!std::isfinite(m)) {
     std::fill(y, y + n, kNaN);
     return;
@@ -563,47 +635,97 @@ GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, int64_t n, bool log
   const __m256 mv = _mm256_set1_ps(m);
   double s;
   if (log) {
-    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    sums8<1, 2>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
       acc[0] = _mm256_add_ps(acc[0], lanes.keep(exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv))));
     });
     const __m256 lse = _mm256_set1_ps(static_cast<float>(std::log(s)));
-    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
-      lanes.store(y + j, _mm256_sub_ps(_mm256_sub_ps(lanes.load(x + j), mv), lse));
+    write8(y, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      return _mm256_sub_ps(_mm256_sub_ps(lanes.load(x + j), mv), lse);
     });
   } else {
-    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    sums8<1, 2>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
       __m256 e = exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv));
-      lanes.store(y + j, e);
+      lanes.store(scratch + j, e);
       acc[0] = _mm256_add_ps(acc[0], lanes.keep(e));
     });
     const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / s));
-    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
-      lanes.store(y + j, _mm256_mul_ps(lanes.load(y + j), inv));
+    write8(y, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+      return _mm256_mul_ps(lanes.load(scratch + j), inv);
     });
   }
 }
 
-GLIMPSE_AVX2 void softmax_grad_row_avx2(const float* y, const float* g, float* dx, int64_t n, bool log) {
-  double s;
-  if (log) {
-    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
-      acc[0] = _mm256_add_ps(acc[0], lanes.load(g + j));
-    });
-    const __m256 sv = _mm256_set1_ps(static_cast<float>(s));
-    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
-      lanes.store(dx + j, _mm256_fnmadd_ps(exp256_ps(lanes.load(y + j)), sv, lanes.load(g + j)));
-    });
-  } else {
-    sums8<1>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
-      acc[0] = _mm256_fmadd_ps(lanes.load(g + j), lanes.load(y + j), acc[0]);
-    });
-    const __m256 sv = _mm256_set1_ps(static_cast<float>(s));
-    each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
-      lanes.store(dx + j, _mm256_mul_ps(lanes.load(y + j), _mm256_sub_ps(lanes.load(g + j), sv)));
-    });
+// Sums of g (log) or g*y in double lanes, and g - s in double: dx for a dominant entry is a
+// difference of two numbers near 1, so a float sum would leave errors of the size of dx itself.
+GLIMPSE_AVX2 double dot_or_sum_pd(const float* y, const float* g, int64_t n, bool log) {
+  __m256d acc0 = _mm256_setzero_pd(), acc1 = _mm256_setzero_pd();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 g8 = _mm256_loadu_ps(g + j);
+    const __m256d glo = _mm256_cvtps_pd(_mm256_castps256_ps128(g8));
+    const __m256d ghi = _mm256_cvtps_pd(_mm256_extractf128_ps(g8, 1));
+    if (log) {
+      acc0 = _mm256_add_pd(acc0, glo);
+      acc1 = _mm256_add_pd(acc1, ghi);
+    } else {
+      const __m256 y8 = _mm256_loadu_ps(y + j);
+      acc0 = _mm256_fmadd_pd(glo, _mm256_cvtps_pd(_mm256_castps256_ps128(y8)), acc0);
+      acc1 = _mm256_fmadd_pd(ghi, _mm256_cvtps_pd(_mm256_extractf128_ps(y8, 1)), acc1);
+    }
   }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(acc0, acc1));
+  double s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; j < n; j++) s += log ? g[j] : static_cast<double>(g[j]) * y[j];
+  return s;
+}
+
+// A sum that is not finite (inf or NaN in the data) sends the row to the portable code.
+GLIMPSE_AVX2 void softmax_grad_row_avx2(const float* y, const float* g, float* dx, int64_t n, bool log, bool stream) {
+  const double s = dot_or_sum_pd(y, g, n, log);
+  if (!std::isfinite(static_cast<float>(s))) return softmax_grad_row_scalar(y, g, dx, n, log);
+  const __m256d sd = _mm256_set1_pd(s);
+  // dx = y (g - s), or g - exp(y) s for log-softmax; each half of the 8 lanes in double.
+  auto half = [&](__m128 y4, __m128 g4) GLIMPSE_AVX2 {
+    const __m256d yd = _mm256_cvtps_pd(y4), gd = _mm256_cvtps_pd(g4);
+    return _mm256_cvtpd_ps(log ? _mm256_fnmadd_pd(yd, sd, gd) : _mm256_mul_pd(yd, _mm256_sub_pd(gd, sd)));
+  };
+  write8(dx, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+    __m256 y8 = lanes.load(y + j);
+    if (log) y8 = exp256_ps(y8);
+    const __m256 g8 = lanes.load(g + j);
+    return _mm256_set_m128(half(_mm256_extractf128_ps(y8, 1), _mm256_extractf128_ps(g8, 1)),
+                           half(_mm256_castps256_ps128(y8), _mm256_castps256_ps128(g8)));
+  });
 }
 #endif
+
+// Outputs at least this big are written with non-temporal stores (see write8): they cannot stay
+// in cache next to their inputs anyway.
+constexpr int64_t kStreamBytes = 16 << 20;
+
+bool stream_output(int64_t count) { return count * static_cast<int64_t>(sizeof(float)) >= kStreamBytes; }
+
+// Non-temporal stores are weakly ordered: fence them before the thread reports its chunk done.
+void fence_streams(bool stream) {
+#ifdef GLIMPSE_X86
+  if (stream) _mm_sfence();
+#endif
+}
+
+void softmax_row(bool avx, const float* x, float* y, float* scratch, int64_t n, bool log, bool stream) {
+#ifdef GLIMPSE_X86
+  if (avx) return softmax_row_avx2(x, y, scratch, n, log, stream);
+#endif
+  softmax_row_scalar(x, y, n, log);
+}
+
+void softmax_grad_row(bool avx, const float* y, const float* g, float* dx, int64_t n, bool log, bool stream) {
+#ifdef GLIMPSE_X86
+  if (avx) return softmax_grad_row_avx2(y, g, dx, n, log, stream);
+#endif
+  softmax_grad_row_scalar(y, g, dx, n, log);
+}
 
 // softmax(x, xOffset, out, rows, n, log)
 GLIMPSE_KERNEL(softmax_kernel) {
@@ -616,17 +738,11 @@ GLIMPSE_KERNEL(softmax_kernel) {
   const int64_t count = checked_mul(rows, n);
   const float* x = in_f32(xa, off, count, "x");
   float* y = out_f32(outa, count, "out");
-  const bool avx = cpu_has_avx2_fma();
+  const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; r++) {
-#ifdef GLIMPSE_X86
-      if (avx) {
-        softmax_row_avx2(x + r * n, y + r * n, n, log);
-        continue;
-      }
-#endif
-      softmax_row_scalar(x + r * n, y + r * n, n, log);
-    }
+    std::vector<float> scratch(avx ? n : 0);
+    for (int64_t r = b; r < e; r++) softmax_row(avx, x + r * n, y + r * n, scratch.data(), n, log, stream);
+    fence_streams(stream);
   });
   return undefined(env);
 }
@@ -645,17 +761,10 @@ GLIMPSE_KERNEL(softmax_grad_kernel) {
   const float* y = in_f32(ya, yoff, count, "y");
   const float* g = in_f32(ga, goff, count, "g");
   float* dx = out_f32(outa, count, "out");
-  const bool avx = cpu_has_avx2_fma();
+  const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; r++) {
-#ifdef GLIMPSE_X86
-      if (avx) {
-        softmax_grad_row_avx2(y + r * n, g + r * n, dx + r * n, n, log);
-        continue;
-      }
-#endif
-      softmax_grad_row_scalar(y + r * n, g + r * n, dx + r * n, n, log);
-    }
+    for (int64_t r = b; r < e; r++) softmax_grad_row(avx, y + r * n, g + r * n, dx + r * n, n, log, stream);
+    fence_streams(stream);
   });
   return undefined(env);
 }
@@ -673,7 +782,9 @@ struct RowStats {
 // The mean and biased variance come from two passes over the (cached) row. The first gives an
 // estimate m0, whose error is relative to the sum of |x|; the second sums d = x - m0 and d^2,
 // which are exact enough to correct it: mean = m0 + sum d / n, var = sum d^2 / n - (sum d / n)^2.
+// A row holding inf or NaN has a mean of inf or NaN and a NaN rstd, as in the reference.
 RowStats row_stats(float m0, double sum_d, double sum_d2, int64_t n, double eps) {
+  if (!std::isfinite(m0)) return {m0, 0.0f, kNaN};
   const double shift = sum_d / n;
   const double mean = m0 + shift;
   const double var = std::max(0.0, sum_d2 / n - shift * shift);
@@ -701,27 +812,29 @@ void layer_norm_row_scalar(const float* x, const float* gamma, const float* beta
   }
 }
 
-// dx for one row; dg/db (either may be null) accumulate g * xhat and g.
+// dx for one row; dg/db (either may be null) accumulate g * xhat and g. In double, so it also
+// serves the AVX2 kernel for rows whose sums overflow float.
 void layer_norm_grad_row_scalar(const float* x, const float* g, const float* gamma, float* dx, float* dg, float* db,
                                 int64_t n, float mean, float rstd) {
+  auto xhat = [&](int64_t j) { return (static_cast<double>(x[j]) - mean) * rstd; };
+  auto ghat = [&](int64_t j) { return gamma ? static_cast<double>(g[j]) * gamma[j] : g[j]; };
   double a = 0, b = 0;
   for (int64_t j = 0; j < n; j++) {
-    const float xh = (x[j] - mean) * rstd;
-    const float gh = gamma ? g[j] * gamma[j] : g[j];
-    a += gh;
-    b += static_cast<double>(gh) * xh;
+    a += ghat(j);
+    b += ghat(j) * xhat(j);
   }
-  const float c1 = static_cast<float>(rstd * a / n), c2 = static_cast<float>(rstd * b / n);
+  const double c1 = rstd * a / n, c2 = rstd * b / n;
   for (int64_t j = 0; j < n; j++) {
-    const float xh = (x[j] - mean) * rstd;
-    const float gh = gamma ? g[j] * gamma[j] : g[j];
-    dx[j] = (gh * rstd - c1) - xh * c2;
-    if (dg) dg[j] += g[j] * xh;
+    const double xh = xhat(j);
+    dx[j] = static_cast<float>(ghat(j) * rstd - c1 - xh * c2);
+    if (dg) dg[j] += static_cast<float>(g[j] * xh);
     if (db) db[j] += g[j];
   }
 }
 
 #ifdef GLIMPSE_X86
+// Float lanes can overflow where the reference's doubles do not (|x| near 1e19 squared, near
+// 1e38 summed): such rows, and rows holding inf or NaN, are redone by the portable code in double.
 GLIMPSE_AVX2 RowStats stats_avx2(const float* x, int64_t n, double eps) {
   const float m0 = static_cast<float>(sum_avx2(x, n) / n);
   const __m256 mv = _mm256_set1_ps(m0);
@@ -731,44 +844,69 @@ GLIMPSE_AVX2 RowStats stats_avx2(const float* x, int64_t n, double eps) {
     acc[0] = _mm256_add_ps(acc[0], d);
     acc[1] = _mm256_fmadd_ps(d, d, acc[1]);
   });
+  if (!std::isfinite(m0) || !std::isfinite(s[1])) return stats_scalar(x, n, eps);
   return row_stats(m0, s[0], s[1], n, eps);
 }
 
 GLIMPSE_AVX2 void layer_norm_row_avx2(const float* x, const float* gamma, const float* beta, float* y, int64_t n,
-                                      RowStats st) {
+                                      RowStats st, bool stream) {
   const __m256 mv = _mm256_set1_ps(st.mean), mlo = _mm256_set1_ps(st.mean_lo), rv = _mm256_set1_ps(st.rstd);
-  each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+  write8(y, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
     __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(lanes.load(x + j), mv), mlo), rv);
     if (gamma && beta) v = _mm256_fmadd_ps(v, lanes.load(gamma + j), lanes.load(beta + j));
     else if (gamma) v = _mm256_mul_ps(v, lanes.load(gamma + j));
     else if (beta) v = _mm256_add_ps(v, lanes.load(beta + j));
-    lanes.store(y + j, v);
+    return v;
   });
 }
 
 GLIMPSE_AVX2 void layer_norm_grad_row_avx2(const float* x, const float* g, const float* gamma, float* dx, float* dg,
-                                           float* db, int64_t n, float mean, float rstd) {
+                                           float* db, int64_t n, float mean, float rstd, bool stream) {
   const __m256 mv = _mm256_set1_ps(mean), rv = _mm256_set1_ps(rstd);
   double s[2];
   sums8<2>(n, s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
-    __m256 xh = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
-    __m256 gh = lanes.load(g + j);  // masked lanes load as 0, so gh and gh * xh add nothing
+    __m256 xh = lanes.keep(_mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv));
+    __m256 gh = lanes.load(g + j);  // masked lanes load as 0
     if (gamma) gh = _mm256_mul_ps(gh, lanes.load(gamma + j));
     acc[0] = _mm256_add_ps(acc[0], gh);
     acc[1] = _mm256_fmadd_ps(gh, xh, acc[1]);
   });
-  const __m256 c1 = _mm256_set1_ps(static_cast<float>(rstd * s[0] / n));
-  const __m256 c2 = _mm256_set1_ps(static_cast<float>(rstd * s[1] / n));
-  each8(n, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+  // As in softmax_grad_row_avx2: terms that are not finite as floats are redone in double.
+  const float c1f = static_cast<float>(rstd * s[0] / n), c2f = static_cast<float>(rstd * s[1] / n);
+  if (!std::isfinite(c1f) || !std::isfinite(c2f)) return layer_norm_grad_row_scalar(x, g, gamma, dx, dg, db, n, mean, rstd);
+  const __m256 c1 = _mm256_set1_ps(c1f), c2 = _mm256_set1_ps(c2f);
+  write8(dx, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
     __m256 xh = _mm256_mul_ps(_mm256_sub_ps(lanes.load(x + j), mv), rv);
     __m256 gv = lanes.load(g + j);
     __m256 gh = gamma ? _mm256_mul_ps(gv, lanes.load(gamma + j)) : gv;
-    lanes.store(dx + j, _mm256_fnmadd_ps(xh, c2, _mm256_fmsub_ps(gh, rv, c1)));
     if (dg) lanes.store(dg + j, _mm256_fmadd_ps(gv, xh, lanes.load(dg + j)));
     if (db) lanes.store(db + j, _mm256_add_ps(gv, lanes.load(db + j)));
+    return _mm256_fnmadd_ps(xh, c2, _mm256_fmsub_ps(gh, rv, c1));
   });
 }
 #endif
+
+RowStats layer_norm_row(bool avx, const float* x, const float* gamma, const float* beta, float* y, int64_t n,
+                        double eps, bool stream) {
+#ifdef GLIMPSE_X86
+  if (avx) {
+    const RowStats st = stats_avx2(x, n, eps);
+    layer_norm_row_avx2(x, gamma, beta, y, n, st, stream);
+    return st;
+  }
+#endif
+  const RowStats st = stats_scalar(x, n, eps);
+  layer_norm_row_scalar(x, gamma, beta, y, n, st);
+  return st;
+}
+
+void layer_norm_grad_row(bool avx, const float* x, const float* g, const float* gamma, float* dx, float* dg, float* db,
+                         int64_t n, float mean, float rstd, bool stream) {
+#ifdef GLIMPSE_X86
+  if (avx) return layer_norm_grad_row_avx2(x, g, gamma, dx, dg, db, n, mean, rstd, stream);
+#endif
+  layer_norm_grad_row_scalar(x, g, gamma, dx, dg, db, n, mean, rstd);
+}
 
 // layerNorm(x, xOffset, gamma | null, gammaOffset, beta | null, betaOffset, rows, n, eps, out, mean, rstd)
 GLIMPSE_KERNEL(layer_norm_kernel) {
@@ -785,23 +923,14 @@ GLIMPSE_KERNEL(layer_norm_kernel) {
   float* y = out_f32(array_arg(env, a[9], 9), count, "out");
   float* mean = out_f32(array_arg(env, a[10], 10), rows, "mean");
   float* rstd = out_f32(array_arg(env, a[11], 11), rows, "rstd");
-  const bool avx = cpu_has_avx2_fma();
+  const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
-      RowStats st;
-#ifdef GLIMPSE_X86
-      if (avx) {
-        st = stats_avx2(x + r * n, n, eps);
-        layer_norm_row_avx2(x + r * n, gamma, beta, y + r * n, n, st);
-      } else
-#endif
-      {
-        st = stats_scalar(x + r * n, n, eps);
-        layer_norm_row_scalar(x + r * n, gamma, beta, y + r * n, n, st);
-      }
+      const RowStats st = layer_norm_row(avx, x + r * n, gamma, beta, y + r * n, n, eps, stream);
       mean[r] = st.mean;
       rstd[r] = st.rstd;
     }
+    fence_streams(stream);
   });
   return undefined(env);
 }
@@ -825,7 +954,7 @@ GLIMPSE_KERNEL(layer_norm_grad_kernel) {
   float* dx = out_f32(array_arg(env, a[12], 12), count, "dx");
   float* dgamma = is_null(env, a[13]) ? nullptr : out_f32(array_arg(env, a[13], 13), n, "dgamma");
   float* dbeta = is_null(env, a[14]) ? nullptr : out_f32(array_arg(env, a[14], 14), n, "dbeta");
-  const bool avx = cpu_has_avx2_fma();
+  const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
 
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), div_up(rows, row_grain(n))));
   const bool param_grads = dgamma || dbeta;
@@ -839,17 +968,14 @@ GLIMPSE_KERNEL(layer_norm_grad_kernel) {
       const int64_t r0 = rows * c / chunks, r1 = rows * (c + 1) / chunks;
       double* pd = param_grads ? partial.data() + c * 2 * n : nullptr;
       for (int64_t r = r0; r < r1; r++) {
-#ifdef GLIMPSE_X86
-        if (avx) layer_norm_grad_row_avx2(x + r * n, g + r * n, gamma, dx + r * n, dg, db, n, mean[r], rstd[r]);
-        else
-#endif
-          layer_norm_grad_row_scalar(x + r * n, g + r * n, gamma, dx + r * n, dg, db, n, mean[r], rstd[r]);
+        layer_norm_grad_row(avx, x + r * n, g + r * n, gamma, dx + r * n, dg, db, n, mean[r], rstd[r], stream);
         if (param_grads && ((r - r0 + 1) % kGradRowBlock == 0 || r + 1 == r1)) {
           for (int64_t j = 0; j < 2 * n; j++) pd[j] += block[j];
           std::fill(block.begin(), block.end(), 0.0f);
         }
       }
     }
+    fence_streams(stream);
   });
   if (!param_grads) return undefined(env);
   for (int64_t j = 0; j < n; j++) {

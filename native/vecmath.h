@@ -1,16 +1,26 @@
-// Float math for the kernels: exp, log, tanh, erf, sigmoid and the activations built on them,
-// as AVX2/FMA functions on 8 lanes (name256_ps) and portable scalar functions (name_s).
+// Float math for the kernels: exp, log, tanh, erf, sigmoid and the activations built on them
+// (GELU in both forms, quick GELU, softplus) with their derivatives, as AVX2/FMA functions on 8
+// lanes (name256_ps) and portable scalar functions (name_s).
 //
-// The vector functions are accurate to a few ulp over the whole float range and follow IEEE
-// special values: NaN propagates, exp(-inf) = 0, exp(+large) = inf, log(0) = -inf, log(<0) = NaN.
-// The scalar functions use libm (in double where float libm would lose accuracy); they are the
-// portable path's and the tail loops' versions, so both paths agree to rounding.
+// The vector functions stay within a few float ulps (under 1e-6 relative) of the exact values,
+// tails included: sigmoid(-80), gelu(-5) or tanh'(20) keep their relative accuracy, where the
+// textbook formulas (1 - s, 0.5x(1 + tanh u), 1 - tanh^2) would cancel to nothing. Special values
+// follow IEEE: NaN propagates, exp(-inf) = 0, exp of large x is inf, log(0) = -inf, log(x < 0) =
+// NaN, and the activations give what their defining formula gives at +-inf. Two liberties:
+// results below about 1e-36 in magnitude may be flushed to 0 by the activations (not by exp256_ps
+// itself, which rounds subnormal results correctly), and lanes are computed independently, so an
+// element's result never depends on its neighbours, even where a vector takes a slower path.
+// The scalar functions compute in double through libm and round once; they are the portable
+// kernels' versions, so both paths agree to rounding.
 //
-// Polynomial coefficients were fitted here (weighted least squares iterated towards minimax
+// Polynomial coefficients were fitted for this file (least squares iterated towards minimax
 // relative error) on the stated intervals; the comment by each gives its fitted error.
 //
 // Use: call the 256-bit functions only from functions marked GLIMPSE_AVX2, after checking
-// cpu_has_avx2_fma() (common.h).
+// cpu_has_avx2_fma() (common.h). Main entry points: exp256_ps, log256_ps, tanh256_ps,
+// sigmoid256_ps, erf256_ps, softplus256_ps, relu256_ps, gelu_erf256_ps, gelu_tanh256_ps,
+// quick_gelu256_ps and *_grad256_ps; helpers tail_mask256, load_tail256, store_tail256,
+// hsum256_ps, hmax256_ps.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -30,10 +40,13 @@ namespace glimpse {
 // Scalar versions
 // ---------------------------------------------------------------------------------------------
 
+// float libm: correctly rounded or nearly, and faster than going through double.
 inline float exp_s(float x) { return std::exp(x); }
 inline float log_s(float x) { return std::log(x); }
 inline float tanh_s(float x) { return std::tanh(x); }
 inline float erf_s(float x) { return std::erf(x); }
+
+constexpr double kSqrtHalf = 0.70710678118654752440;
 
 inline float sigmoid_s(float x) {
   // exp of -|x| only, so no overflow; for x < 0 the tiny result keeps its relative accuracy.
@@ -50,7 +63,7 @@ inline float softplus_s(float x) {
 // x * Phi(x), Phi the normal CDF; erfc for x < 0 keeps the tiny left tail accurate.
 inline float gelu_erf_s(float x) {
   double d = x;
-  double phi = d < 0 ? 0.5 * std::erfc(-d * M_SQRT1_2) : 1.0 - 0.5 * std::erfc(d * M_SQRT1_2);
+  double phi = d < 0 ? 0.5 * std::erfc(-d * kSqrtHalf) : 1.0 - 0.5 * std::erfc(d * kSqrtHalf);
   return static_cast<float>(d * phi);
 }
 
@@ -95,7 +108,7 @@ inline float softplus_grad_s(float x) { return sigmoid_s(x); }
 
 inline float gelu_erf_grad_s(float x) {
   double d = x;
-  double phi = d < 0 ? 0.5 * std::erfc(-d * M_SQRT1_2) : 1.0 - 0.5 * std::erfc(d * M_SQRT1_2);
+  double phi = d < 0 ? 0.5 * std::erfc(-d * kSqrtHalf) : 1.0 - 0.5 * std::erfc(d * kSqrtHalf);
   return static_cast<float>(phi + d * 0.3989422804014327 * std::exp(-0.5 * d * d));
 }
 
@@ -180,16 +193,18 @@ GLIMPSE_AVX2 inline __m256 exp_reduced(__m256 r) {
 }
 
 constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 = kLn2Hi + kLn2Lo; kLn2Hi has 16 bits
+constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 = kLn2Hi + kLn2Lo, to twice float precision
 constexpr float kLn2Lo = 1.428606765330187e-06f;
 
 // e^x over the whole float range, for vectors exp256_ps's fast path does not take: 2^n is applied
 // as two factors so results that are subnormal (x down to -103.97) round once, x > 88.72
 // overflows to inf, NaN stays NaN.
-GLIMPSE_AVX2 __attribute__((noinline)) inline __m256 exp_wide(__m256 x, __m256 x_lo) {
+GLIMPSE_AVX2 inline __m256 exp_wide(__m256 x, __m256 x_lo) {
   // min/max return their second operand when either is NaN: written this way NaN passes through.
   __m256 xc = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x));
-  __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // n as exp_core finds it, so lanes in exp_core's range get the same result here.
+  const __m256 shifter = _mm256_set1_ps(12582912.0f);
+  __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(kLog2e), shifter), shifter);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), xc);
   r = _mm256_add_ps(_mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r), x_lo);
   __m256 p = exp_reduced(r);
@@ -204,15 +219,10 @@ GLIMPSE_AVX2 __attribute__((noinline)) inline __m256 exp_wide(__m256 x, __m256 x
 
 }  // namespace vecmath_detail
 
-// e^(x + x_lo), within 1.3 ulp; x_lo is a correction far below an ulp of x (the rounding error of
-// a computed argument; 0 for plain e^x). x = n ln2 + r, |r| <= ln2/2, e^x = e^r 2^n. When every
-// lane's result is a normal float (the usual case), 2^n is added straight into the exponent bits;
-// other vectors (under/overflow, inf, NaN) take the full-range path.
-GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x, __m256 x_lo) {
+// e^(x + x_lo) for x in [-86.5, 88.3], where e^x is a normal float: x = n ln2 + r, |r| <= ln2/2,
+// e^x = e^r 2^n with 2^n added straight into the exponent bits.
+GLIMPSE_AVX2 inline __m256 exp_core(__m256 x, __m256 x_lo) {
   using namespace vecmath_detail;
-  __m256 outside = _mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NGE_UQ),
-                                _mm256_cmp_ps(x, _mm256_set1_ps(88.3f), _CMP_NLE_UQ));
-  if (__builtin_expect(_mm256_movemask_ps(outside) != 0, 0)) return exp_wide(x, x_lo);
   // Adding 1.5 * 2^23 rounds x log2e to the integer n and leaves n in the low mantissa bits.
   const __m256 shifter = _mm256_set1_ps(12582912.0f);
   __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), shifter);
@@ -223,14 +233,33 @@ GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x, __m256 x_lo) {
   // t's bits shifted left by 23 are n << 23 (the shifter's own bits fall off the top).
   return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
 }
+
+// e^(x + x_lo), within 1.3 ulp; x_lo is a correction far below an ulp of x (the rounding error of
+// a computed argument; 0 for plain e^x). Vectors whose results are all normal floats (the usual
+// case) take exp_core; others (under/overflow, inf, NaN) the full-range path.
+GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x, __m256 x_lo) {
+  __m256 outside = _mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NGE_UQ),
+                                _mm256_cmp_ps(x, _mm256_set1_ps(88.3f), _CMP_NLE_UQ));
+  if (__builtin_expect(_mm256_movemask_ps(outside) != 0, 0)) return vecmath_detail::exp_wide(x, x_lo);
+  return exp_core(x, x_lo);
+}
 GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x) { return exp256_ps(x, _mm256_setzero_ps()); }
 
+// e^(x + x_lo) for x <= 0 (or NaN), without exp256_ps's range branch: results below ~3e-38 (x <
+// -86.5, where the fast path would leave the normal range) are flushed to 0. For the activations,
+// whose exp arguments are never positive and whose results are tiny there anyway.
+GLIMPSE_AVX2 inline __m256 exp_neg256_ps(__m256 x, __m256 x_lo = _mm256_setzero_ps()) {
+  const __m256 lowest = _mm256_set1_ps(-86.5f);
+  __m256 under = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
+  return _mm256_andnot_ps(under, exp_core(_mm256_max_ps(lowest, x), x_lo));  // NaN passes the max
+}
+
 // e^(-z^2), with the rounding error of z^2 passed on to exp (it would cost z^2 ulp of relative
-// accuracy otherwise). z must be finite and |z| <= 10.5 (beyond that the result is 0 anyway).
+// accuracy otherwise). z must be finite and |z| <= 10.5; results below ~3e-38 flush to 0.
 GLIMPSE_AVX2 inline __m256 exp_neg_sq256_ps(__m256 z) {
   __m256 m = _mm256_sub_ps(_mm256_setzero_ps(), z);
   __m256 y = _mm256_mul_ps(m, z);
-  return exp256_ps(y, _mm256_fmsub_ps(m, z, y));  // m*z - y: exactly the rounding error
+  return exp_neg256_ps(y, _mm256_fmsub_ps(m, z, y));  // m*z - y: exactly the rounding error
 }
 
 // Natural log. x = 2^k m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
@@ -279,7 +308,8 @@ GLIMPSE_AVX2 inline __m256 log1p_pos256_ps(__m256 u) {
 // ---------------------------------------------------------------------------------------------
 
 // Both halves of the logistic function from one exp: with e = exp(-|v|) and r = 1/(1+e),
-// sigmoid(v) = v >= 0 ? r : e r, sigmoid(-v) = v >= 0 ? e r : r, sigmoid'(v) = e r^2.
+// sigmoid(v) = v >= 0 ? r : e r and sigmoid'(v) = sigmoid(v) sigmoid(-v) = e r^2, all without the
+// cancellation of 1 - sigmoid.
 struct Logistic256 {
   __m256 e, r, pos;
 };
@@ -287,7 +317,7 @@ struct Logistic256 {
 // computed in float, |v| ulp of relative error in e would otherwise go unchecked.
 GLIMPSE_AVX2 inline Logistic256 logistic256(__m256 v, __m256 v_lo = _mm256_setzero_ps()) {
   Logistic256 l;
-  l.e = exp256_ps(_mm256_sub_ps(_mm256_setzero_ps(), abs256_ps(v)));
+  l.e = exp_neg256_ps(_mm256_sub_ps(_mm256_setzero_ps(), abs256_ps(v)));
   // e^{-|v + lo|} = e^{-|v|} (1 - sign(v) lo)
   __m256 lo_signed = _mm256_xor_ps(v_lo, _mm256_and_ps(v, _mm256_set1_ps(-0.0f)));
   l.e = _mm256_fnmadd_ps(l.e, lo_signed, l.e);
@@ -297,9 +327,6 @@ GLIMPSE_AVX2 inline Logistic256 logistic256(__m256 v, __m256 v_lo = _mm256_setze
 }
 GLIMPSE_AVX2 inline __m256 sigmoid_of(const Logistic256& l) {
   return select256_ps(l.pos, l.r, _mm256_mul_ps(l.e, l.r));
-}
-GLIMPSE_AVX2 inline __m256 sigmoid_neg_of(const Logistic256& l) {  // sigmoid(-v) = 1 - sigmoid(v)
-  return select256_ps(l.pos, _mm256_mul_ps(l.e, l.r), l.r);
 }
 GLIMPSE_AVX2 inline __m256 sigmoid_deriv_of(const Logistic256& l) {
   return _mm256_mul_ps(_mm256_mul_ps(l.e, l.r), l.r);
@@ -395,13 +422,46 @@ GLIMPSE_AVX2 inline __m256 erf_grad256_ps(__m256 x) {
 struct NormalCdf256 {
   __m256 cdf, pdf;
 };
-GLIMPSE_AVX2 inline NormalCdf256 normal_cdf256(__m256 x) {
-  // Beyond 10.5 sqrt2 Q has underflowed; the clamp keeps a^2 finite. NaN passes the min.
-  __m256 a = _mm256_min_ps(_mm256_set1_ps(14.849242f), abs256_ps(x));
+// Q = Phi(-a) for |a| <= 4 (z = a/sqrt2 <= 2.83), the usual range: a shorter polynomial for
+// erfc_scaled, t G(t - 0.71) of degree 7 (relative error 1.8e-8), and e^{-a^2/2} >= e^-8 needs no
+// range handling.
+GLIMPSE_AVX2 inline __m256 normal_tail_near256(__m256 a, __m256* e) {
   __m256 m = _mm256_mul_ps(a, _mm256_set1_ps(-0.5f));
   __m256 y = _mm256_mul_ps(m, a);
-  __m256 e = exp256_ps(y, _mm256_fmsub_ps(m, a, y));  // e^{-a^2/2}
-  __m256 q = _mm256_mul_ps(e, half_erfc_scaled256(a, 0.353553390593273762f));
+  *e = exp_core(y, _mm256_fmsub_ps(m, a, y));
+  __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.353553390593273762f), _mm256_set1_ps(1.0f)));
+  __m256 u = _mm256_sub_ps(t, _mm256_set1_ps(0.71f));
+  __m256 p = _mm256_set1_ps(-1.937259361e-02f);
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(4.194879159e-02f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.468497515e-02f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.044337973e-01f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.218827069e-02f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(2.993933856e-01f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(4.670409560e-01f));
+  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(3.403632939e-01f));
+  return _mm256_mul_ps(*e, _mm256_mul_ps(t, p));
+}
+
+// Q for any a >= 0 (or NaN).
+GLIMPSE_AVX2 inline __m256 normal_tail_far256(__m256 a, __m256* e) {
+  // Beyond 10.5 sqrt2 Q has underflowed; the clamp keeps a^2 finite. NaN passes the min.
+  a = _mm256_min_ps(_mm256_set1_ps(14.849242f), a);
+  __m256 m = _mm256_mul_ps(a, _mm256_set1_ps(-0.5f));
+  __m256 y = _mm256_mul_ps(m, a);
+  *e = exp_neg256_ps(y, _mm256_fmsub_ps(m, a, y));
+  return _mm256_mul_ps(*e, half_erfc_scaled256(a, 0.353553390593273762f));
+}
+
+GLIMPSE_AVX2 inline NormalCdf256 normal_cdf256(__m256 x) {
+  __m256 a = abs256_ps(x);
+  __m256 far = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLE_UQ);
+  __m256 e, q = normal_tail_near256(_mm256_min_ps(a, _mm256_set1_ps(4.0f)), &e);
+  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) {
+    // Only the far lanes take the other formula, so that no lane's result depends on its neighbours.
+    __m256 e_far, q_far = normal_tail_far256(a, &e_far);
+    q = select256_ps(far, q_far, q);
+    e = select256_ps(far, e_far, e);
+  }
   NormalCdf256 n;
   n.cdf = select256_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ), q, _mm256_sub_ps(_mm256_set1_ps(1.0f), q));
   n.pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.398942280401432678f));
@@ -426,8 +486,8 @@ GLIMPSE_AVX2 inline __m256 gelu_erf_grad256_ps(__m256 x) {
 }
 
 // gelu (tanh form) = 0.5x(1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715x^3), computed as x sigmoid(2u)
-// (no cancellation for x << 0). 2u = x(A + B x^2) is formed in float-float: its rounding error
-// would otherwise cost |2u| ulp of relative accuracy in the left tail, where sigmoid ~ e^{2u}.
+// (no cancellation for x << 0). In the left tail sigmoid(2u) ~ e^{2u} turns an error in 2u into
+// |2u| times that relative error, so where 2u < -6 (x < -2.6) it is formed in float-float.
 struct GeluTanhArg256 {
   __m256 v, v_lo;
 };
@@ -435,6 +495,11 @@ GLIMPSE_AVX2 inline GeluTanhArg256 gelu_tanh_arg256(__m256 x) {
   const __m256 a = _mm256_set1_ps(1.595769167e+00f), a_lo = _mm256_set1_ps(-4.534068054e-08f);
   const __m256 b = _mm256_set1_ps(7.135481387e-02f), b_lo = _mm256_set1_ps(2.398832466e-09f);
   __m256 x2 = _mm256_mul_ps(x, x);
+  GeluTanhArg256 r;
+  r.v = _mm256_mul_ps(x, _mm256_fmadd_ps(x2, b, a));
+  r.v_lo = _mm256_setzero_ps();
+  __m256 far = _mm256_cmp_ps(r.v, _mm256_set1_ps(-6.0f), _CMP_LT_OQ);
+  if (__builtin_expect(_mm256_movemask_ps(far) == 0, 1)) return r;
   __m256 x2_lo = _mm256_fmsub_ps(x, x, x2);
   __m256 p = _mm256_mul_ps(b, x2);
   __m256 p_lo = _mm256_fmsub_ps(b, x2, p);
@@ -443,45 +508,58 @@ GLIMPSE_AVX2 inline GeluTanhArg256 gelu_tanh_arg256(__m256 x) {
   __m256 pb = _mm256_sub_ps(w, a);
   __m256 w_err = _mm256_add_ps(_mm256_sub_ps(a, _mm256_sub_ps(w, pb)), _mm256_sub_ps(p, pb));
   __m256 w_lo = _mm256_add_ps(_mm256_fmadd_ps(b, x2_lo, _mm256_fmadd_ps(b_lo, x2, a_lo)), _mm256_add_ps(p_lo, w_err));
-  GeluTanhArg256 r;
-  r.v = _mm256_mul_ps(x, w);
-  r.v_lo = _mm256_fmadd_ps(x, w_lo, _mm256_fmsub_ps(x, w, r.v));
+  __m256 v = _mm256_mul_ps(x, w);
+  __m256 v_lo = _mm256_fmadd_ps(x, w_lo, _mm256_fmsub_ps(x, w, v));
+  // Only the lanes that need it, so that no lane's result depends on its neighbours.
+  r.v = select256_ps(far, v, r.v);
+  r.v_lo = _mm256_and_ps(far, v_lo);
   return r;
+}
+// At |x| = 20 the sigmoid is exactly 0 or 1 in float: clamping there keeps x^3 finite.
+GLIMPSE_AVX2 inline __m256 clamp20_ps(__m256 x) {
+  return _mm256_max_ps(_mm256_set1_ps(-20.0f), _mm256_min_ps(_mm256_set1_ps(20.0f), x));  // NaN passes
 }
 // x / (1 + e^{-2u}); results below ~1e-37 in magnitude (x < -6.6) flush to -0.
 GLIMPSE_AVX2 inline __m256 gelu_tanh256_ps(__m256 x) {
-  GeluTanhArg256 u = gelu_tanh_arg256(x);
+  GeluTanhArg256 u = gelu_tanh_arg256(clamp20_ps(x));
   const __m256 zero = _mm256_setzero_ps();
   __m256 e = exp256_ps(_mm256_sub_ps(zero, u.v), _mm256_sub_ps(zero, u.v_lo));
   return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 // d/dx x s(2u) = s + x s(1-s) 2u'(x), 2u' = A + 3B x^2.
+// Beyond |x| = 20 the derivative is exactly 1 or 0; x - x makes it NaN for x = +-inf, as the
+// product inf * 0 in the unsimplified formula does.
 GLIMPSE_AVX2 inline __m256 gelu_tanh_grad256_ps(__m256 x) {
-  GeluTanhArg256 u = gelu_tanh_arg256(x);
+  __m256 xc = clamp20_ps(x);
+  GeluTanhArg256 u = gelu_tanh_arg256(xc);
   Logistic256 l = logistic256(u.v, u.v_lo);
-  __m256 du = _mm256_fmadd_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(2.140644491e-01f), _mm256_set1_ps(1.595769167e+00f));
-  return _mm256_fmadd_ps(_mm256_mul_ps(x, du), sigmoid_deriv_of(l), sigmoid_of(l));
+  __m256 du = _mm256_fmadd_ps(_mm256_mul_ps(xc, xc), _mm256_set1_ps(2.140644491e-01f), _mm256_set1_ps(1.595769167e+00f));
+  __m256 d = _mm256_fmadd_ps(_mm256_mul_ps(xc, du), sigmoid_deriv_of(l), sigmoid_of(l));
+  return _mm256_add_ps(d, _mm256_sub_ps(x, x));
 }
 
-// 1.702 x with its rounding error (1.702 itself is not a float).
+// 1.702 x with its rounding error (1.702 itself is not a float). Beyond |x| = 100 the sigmoid is
+// exactly 0 or 1 in float; clamping there keeps the error term finite for x = +-inf.
 GLIMPSE_AVX2 inline Logistic256 quick_gelu_logistic256(__m256 x, __m256* v) {
-  const __m256 c_hi = _mm256_set1_ps(1.702f), c_lo = _mm256_set1_ps(-2.19345093e-08f);
-  *v = _mm256_mul_ps(x, c_hi);
-  return logistic256(*v, _mm256_fmadd_ps(x, c_lo, _mm256_fmsub_ps(x, c_hi, *v)));
+  const __m256 c_hi = _mm256_set1_ps(1.702f), c_lo = _mm256_set1_ps(-2.193450932e-08f);
+  __m256 xc = _mm256_max_ps(_mm256_set1_ps(-100.0f), _mm256_min_ps(_mm256_set1_ps(100.0f), x));  // NaN passes
+  *v = _mm256_mul_ps(xc, c_hi);
+  return logistic256(*v, _mm256_fmadd_ps(xc, c_lo, _mm256_fmsub_ps(xc, c_hi, *v)));
 }
 GLIMPSE_AVX2 inline __m256 quick_gelu256_ps(__m256 x) {
   __m256 v;
   return _mm256_mul_ps(x, sigmoid_of(quick_gelu_logistic256(x, &v)));
 }
+// s + v s(1-s); x - x makes it NaN for x = +-inf, as inf * 0 in the unsimplified formula does.
 GLIMPSE_AVX2 inline __m256 quick_gelu_grad256_ps(__m256 x) {
   __m256 v;
   Logistic256 l = quick_gelu_logistic256(x, &v);
-  return _mm256_fmadd_ps(v, sigmoid_deriv_of(l), sigmoid_of(l));
+  return _mm256_add_ps(_mm256_fmadd_ps(v, sigmoid_deriv_of(l), sigmoid_of(l)), _mm256_sub_ps(x, x));
 }
 
 // softplus = max(x, 0) + log1p(e^{-|x|}); PyTorch's threshold (x > 20 gives x) agrees to rounding.
 GLIMPSE_AVX2 inline __m256 softplus256_ps(__m256 x) {
-  __m256 e = exp256_ps(_mm256_sub_ps(_mm256_setzero_ps(), abs256_ps(x)));
+  __m256 e = exp_neg256_ps(_mm256_sub_ps(_mm256_setzero_ps(), abs256_ps(x)));
   return _mm256_add_ps(_mm256_max_ps(_mm256_setzero_ps(), x), log1p_pos256_ps(e));
 }
 

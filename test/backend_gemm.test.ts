@@ -63,7 +63,8 @@ function check(a: View[], b: View[], what: string): void {
         const idx = (p * M + i) * N + j;
         const tol = (K + 2) * EPS32 * mag;
         if (!(Math.abs(got[idx]! - exact) <= tol) || !(Math.abs(ref[idx]! - exact) <= tol)) {
-          assert.fail(`${what}: out[${p}, ${i}, ${j}] native ${got[idx]}, reference ${ref[idx]}, float64 ${exact} (tol ${tol})`);
+          assert.fail(`${what}: out[${p}, ${i}, ${j}] native ${got[idx]}, reference ${ref[idx]}, ` +
+            `float64 ${exact} (tol ${tol})`);
         }
       }
     }
@@ -119,10 +120,31 @@ test('random shapes and layouts match the reference', { skip }, () => {
 test('sizes that cross the cache blocks', { skip }, () => {
   const r = rng(99);
   withThreads(2, () => {
-    // Several row blocks, several K slices, two column panels (N > 4096), a few rows split by columns.
-    const cases: [number, number, number][] = [[301, 29, 37], [37, 600, 41], [3, 5, 4200], [5, 300, 200], [151, 257, 67]];
+    // Several row blocks, several K slices, two column panels (N > 4096), a few rows split by columns,
+    // threads given row counts on either side of a block size (294 = 144 + 150).
+    const cases: [number, number, number][] = [ // M, K, N
+      [301, 29, 37], [294, 29, 37], [37, 600, 41], [3, 5, 4200], [5, 300, 200], [151, 257, 67],
+    ];
     for (const [M, K, N] of cases) {
-      for (const [la, lb] of [['dense', 'dense'], ['transposed', 'transposed'], ['sliced', 'transposed']] as Layout[][]) {
+      const pairs: Layout[][] = [['dense', 'dense'], ['transposed', 'transposed'], ['sliced', 'transposed']];
+      for (const [la, lb] of pairs) {
+        check(views(r, [1, M, K], la!), views(r, [1, K, N], lb!), `[${M},${K}] ${la} @ [${K},${N}] ${lb}`);
+      }
+    }
+  });
+});
+
+test('matrix-vector shapes (M = 1 or N = 1) and single row panels', { skip }, () => {
+  const r = rng(31);
+  withThreads(2, () => {
+    const shapes: [number, number, number][] = [ // M, K, N
+      [1, 300, 200], [200, 300, 1], [1, 5, 777], [777, 3, 1], [1, 1, 1], [1, 1000, 1],
+      [4, 70, 150], [12, 40, 100], [9, 300, 33], [6, 257, 41], [5, 64, 4100], [1, 33, 4100],
+    ];
+    for (const [M, K, N] of shapes) {
+      const pairs: Layout[][] = [['dense', 'dense'], ['dense', 'transposed'], ['transposed', 'dense'],
+        ['sliced', 'sliced'], ['offset', 'transposed'], ['transposed', 'sliced']];
+      for (const [la, lb] of pairs) {
         check(views(r, [1, M, K], la!), views(r, [1, K, N], lb!), `[${M},${K}] ${la} @ [${K},${N}] ${lb}`);
       }
     }
@@ -132,12 +154,15 @@ test('sizes that cross the cache blocks', { skip }, () => {
 test('a batch axis of stride 0 on either side', { skip }, () => {
   const r = rng(7);
   withThreads(2, () => {
-    for (const [batch, M, K, N] of [[3, 17, 33, 19], [4, 65, 20, 70], [2, 1, 300, 9], [5, 40, 64, 40]] as const) {
+    // Small problems run whole per thread, large ones (the last) one at a time split across threads.
+    const shapes = [[3, 17, 33, 19], [4, 65, 20, 70], [2, 1, 300, 9], [5, 40, 64, 40], [3, 129, 130, 131]] as const;
+    for (const [batch, M, K, N] of shapes) {
       for (const t of [false, true]) {
-        check(views(r, [batch, M, K], 'dense'), batchBroadcast(r, batch, K, N, t), `a dense, b broadcast (t ${t}) ${batch}x${M}x${K}x${N}`);
-        check(views(r, [batch, M, K], 'sliced'), batchBroadcast(r, batch, K, N, t), `a sliced, b broadcast ${batch}x${M}x${K}x${N}`);
-        check(batchBroadcast(r, batch, M, K, t), views(r, [batch, K, N], 'transposed'), `a broadcast (t ${t}), b transposed ${batch}x${M}x${K}x${N}`);
-        check(batchBroadcast(r, batch, M, K, t), batchBroadcast(r, batch, K, N, !t), `both broadcast ${batch}x${M}x${K}x${N}`);
+        const what = `${batch}x${M}x${K}x${N}, broadcast operand transposed: ${t}`;
+        check(views(r, [batch, M, K], 'dense'), batchBroadcast(r, batch, K, N, t), `a dense, b broadcast, ${what}`);
+        check(views(r, [batch, M, K], 'sliced'), batchBroadcast(r, batch, K, N, t), `a sliced, b broadcast, ${what}`);
+        check(batchBroadcast(r, batch, M, K, t), views(r, [batch, K, N], 'transposed'), `a bcast, b transposed, ${what}`);
+        check(batchBroadcast(r, batch, M, K, t), batchBroadcast(r, batch, K, N, !t), `both broadcast, ${what}`);
       }
     }
   });
@@ -186,13 +211,16 @@ test('sgemm: alpha, beta, and strided or column-major C', { skip }, () => {
           const want = alpha * exact + beta * old;
           const tol = (K + 4) * EPS32 * (Math.abs(alpha) * mag + Math.abs(beta * old));
           const gotv = c[cIdx(i, j)]!;
-          assert.ok(Math.abs(gotv - want) <= tol, `case ${t} (${M}x${K}x${N}, tA ${transA}, tB ${transB}, alpha ${alpha}, beta ${beta}, colMajorC ${colMajorC}): c[${i},${j}] = ${gotv}, want ${want}`);
+          assert.ok(Math.abs(gotv - want) <= tol, `case ${t} (${M}x${K}x${N}, tA ${transA}, tB ${transB}, ` +
+            `alpha ${alpha}, beta ${beta}, colMajorC ${colMajorC}): c[${i},${j}] = ${gotv}, want ${want}`);
         }
       }
       // Elements of c outside the M x N window are untouched.
       const inside = new Set<number>();
       for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) inside.add(cIdx(i, j));
-      for (let x = 0; x < c.length; x++) if (!inside.has(x)) assert.equal(c[x], c0[x], `c[${x}] outside the product changed`);
+      for (let x = 0; x < c.length; x++) {
+        if (!inside.has(x)) assert.equal(c[x], c0[x], `c[${x}] outside the product changed`);
+      }
     }
   });
 });
@@ -214,7 +242,8 @@ test('misuse throws instead of reading or writing out of bounds', { skip }, () =
   assert.throws(() => m(f, 0, [0, 2 ** 52, 1], f, 0, [0, 3, 1], new Float32Array(9), 1, 3, 3, 4), /outside/);
   // out too short, wrong array types, bad sizes and strides
   assert.throws(() => m(f, 0, [12, 4, 1], f, 0, [12, 3, 1], new Float32Array(8), 1, 3, 3, 4), /shorter/);
-  assert.throws(() => m(new Float64Array(12), 0, [12, 4, 1], f, 0, [12, 3, 1], new Float32Array(9), 1, 3, 3, 4), /Float32Array/);
+  const f64 = new Float64Array(12);
+  assert.throws(() => m(f64, 0, [12, 4, 1], f, 0, [12, 3, 1], new Float32Array(9), 1, 3, 3, 4), /Float32Array/);
   assert.throws(() => m(f, 0, [12, 4, 1], f, 0, [12, 3, 1], [0, 0, 0], 1, 3, 3, 4), /typed array/);
   assert.throws(() => m(f, 0, [4, 1], f, 0, [12, 3, 1], new Float32Array(9), 1, 3, 3, 4), /strides/);
   assert.throws(() => m(f, 0, [12, 4, 1], f, 0, [12, 3, 1], new Float32Array(9), 1, -3, 3, 4), /sizes/);
@@ -225,11 +254,14 @@ test('misuse throws instead of reading or writing out of bounds', { skip }, () =
 });
 
 test('the portable kernels pass the same tests (GLIMPSE_NO_AVX2=1)', { skip: skip || isChild }, () => {
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
-    env: { ...process.env, GLIMPSE_NO_AVX2: '1', GLIMPSE_GEMM_CHILD: '1' },
+  const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_NO_AVX2: '1', GLIMPSE_GEMM_CHILD: '1' };
+  delete env.NODE_TEST_CONTEXT; // else the child reports to the parent runner's protocol, not as TAP
+  const child = spawnSync(process.execPath, ['--test-reporter=tap', fileURLToPath(import.meta.url)], {
+    env,
     encoding: 'utf8',
     timeout: 120_000,
   });
   assert.equal(child.status, 0, `child run failed:\n${child.stdout}\n${child.stderr}`);
   assert.match(child.stdout, /# fail 0/);
+  assert.doesNotMatch(child.stdout, /# pass 0\b/);
 });

@@ -10,6 +10,7 @@ import type { ReduceOp, Storage, View } from '../src/tensor/backend.js';
 import { ReferenceBackend } from '../src/tensor/backends/reference.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
+import * as wrap from '../src/tensor/backends/native/reduce.js';
 import type { Layout } from './helpers.js';
 import { assertClose, denseView, randInt, randomData, randomView, rng, storageData } from './helpers.js';
 
@@ -44,14 +45,15 @@ function sumAbs(data: Float32Array): number {
 
 const OPS: ReduceOp[] = ['sum', 'max', 'min', 'argmax', 'argmin'];
 
-function checkReduce(op: ReduceOp, xs: View[], outer: number, n: number, inner: number, what: string, sumTol = 1e-5): void {
+function checkReduce(op: ReduceOp, xs: View[], outer: number, n: number, inner: number, what: string, sumTol = 1e-6): void {
   const dtype = op === 'argmax' || op === 'argmin' ? 'int32' : 'float32';
   const outs = both().map((b) => b.alloc(dtype, outer * inner));
   native!.reduce(op, xs[0]!, outer, n, inner, outs[0]!);
   reference.reduce(op, xs[1]!, outer, n, inner, outs[1]!);
   const a = storageData(outs[0]!) as Float32Array | Int32Array;
   const e = storageData(outs[1]!) as Float32Array | Int32Array;
-  // Extrema and their indices are exact; sums are held to sumTol of the sum of |x| per output.
+  // Extrema and their indices are exact; sums (accumulated in double) are held to sumTol relative
+  // and sumTol of the sum of |x| per output.
   if (op !== 'sum') return assert.deepEqual(Array.from(a), Array.from(e), `${op} ${what}`);
   const src = storageData(xs[1]!.storage) as Float32Array;
   for (let o = 0; o < outer; o++) {
@@ -84,22 +86,45 @@ test('reduce matches the reference on random [outer, n, inner] shapes', { skip }
 
 test('reduce of a long axis split into parallel parts keeps float64 accuracy and the first extremum', { skip }, () => {
   const r = rng(12);
-  // One row of 2.5M positive values (no cancellation, so the relative error is meaningful).
-  const n = 2_500_001;
+  // One row of 1M positive values (no cancellation, so the relative error is meaningful).
+  const n = 1_000_003;
   const row = randomData(r, 'float32', n, 0.5, 1.5) as Float32Array;
-  checkReduce('sum', place(row, [1, n, 1]), 1, n, 1, 'long row', 2e-6);
+  checkReduce('sum', place(row, [1, n, 1]), 1, n, 1, 'long row', 1e-7);
   // The extremum repeated in several parts: the first must win.
   row[100_000] = 7;
-  row[1_500_000] = 7;
-  row[2_400_000] = -3;
-  row[2_499_999] = -3;
-  for (const op of OPS) checkReduce(op, place(row, [1, n, 1]), 1, n, 1, 'long row with ties', 2e-6);
+  row[600_000] = 7;
+  row[900_000] = -3;
+  row[999_999] = -3;
+  for (const op of OPS) checkReduce(op, place(row, [1, n, 1]), 1, n, 1, 'long row with ties', 1e-7);
   // Columns: few outputs, so the axis is cut into parts too.
   const cols = randomData(r, 'float32', 4000 * 70, 0, 3) as Float32Array;
   for (let i = 0; i < cols.length; i++) cols[i] = Math.floor(cols[i]!);
-  for (const op of OPS) checkReduce(op, place(cols, [1, 4000, 70]), 1, 4000, 70, 'tall columns', 2e-6);
+  for (const op of OPS) checkReduce(op, place(cols, [1, 4000, 70]), 1, 4000, 70, 'tall columns', 1e-7);
   const wide = randomData(r, 'float32', 2 * 300 * 700) as Float32Array;
   for (const op of OPS) checkReduce(op, place(wide, [2, 300, 700]), 2, 300, 700, 'wide columns');
+  // Rows too wide for the accumulators to sit in L1 are taken four at a time.
+  const wider = randomData(r, 'float32', 2 * 13 * 4100) as Float32Array;
+  for (let i = 0; i < wider.length; i += 7) wider[i] = Math.round(wider[i]!);
+  for (const op of OPS) checkReduce(op, place(wider, [2, 13, 4100]), 2, 13, 4100, 'very wide columns');
+});
+
+test('reduce sums in double: exact where float64 is, despite cancellation', { skip }, () => {
+  // Ones with +-2^24 far apart: a float accumulator holding 2^24 drops the ones added to it.
+  for (const [outer, n, inner] of [[3, 1000, 1], [1, 100_000, 1], [2, 500, 9]] as const) {
+    const data = new Float32Array(outer * n * inner).fill(1);
+    for (let o = 0; o < outer; o++) {
+      for (let i = 0; i < inner; i++) {
+        data[(o * n + o) * inner + i] = 2 ** 24;
+        data[(o * n + n - 1 - o) * inner + i] = -(2 ** 24);
+      }
+    }
+    const xs = place(data, [outer, n, inner]);
+    const outs = both().map((b) => b.alloc('float32', outer * inner));
+    native!.reduce('sum', xs[0]!, outer, n, inner, outs[0]!);
+    reference.reduce('sum', xs[1]!, outer, n, inner, outs[1]!);
+    assert.deepEqual(f32(outs[0]!), f32(outs[1]!), `[${outer}, ${n}, ${inner}]`);
+    assert.equal(f32(outs[0]!)[0], n - 2);
+  }
 });
 
 test('reduce propagates NaN and handles infinities as the reference does', { skip }, () => {
@@ -231,6 +256,38 @@ test('layer norm and its gradient match the reference on random shapes', { skip 
   checkLayerNorm(3, 40, 'both', r, 'constant rows', 1.5, 0);
 });
 
+test('layer norm of rows holding inf, NaN or values whose squares overflow float matches the reference', { skip }, () => {
+  const n = 21;
+  const rows = [[Infinity], [-Infinity], [NaN], [Infinity, -Infinity], [3e38, 3e38], [-2e20, 1e20]].map((specials) => {
+    const row = Array.from({ length: n }, (_, j) => Math.sin(j));
+    specials.forEach((v, k) => (row[5 + 7 * k] = v));
+    return row;
+  });
+  const xs = place(Float32Array.from(rows.flat()), [rows.length, n]);
+  const outs = both().map((b) => [b.alloc('float32', rows.length * n), b.alloc('float32', rows.length), b.alloc('float32', rows.length)] as const);
+  both().forEach((b, k) => b.layerNorm(xs[k]!, null, null, rows.length, n, 1e-5, ...outs[k]!));
+  ['out', 'mean', 'rstd'].forEach((what, t) => assertClose(f32(outs[0]![t]!), f32(outs[1]![t]!), 1e-6, 1e-6, `special rows ${what}`));
+});
+
+test('the gradients of rows whose sums overflow float match the reference', { skip }, () => {
+  const n = 19;
+  const rows = 3;
+  const y = Float32Array.from({ length: rows * n }, (_, i) => 0.5 + 0.01 * (i % n));
+  const g = Float32Array.from({ length: rows * n }, (_, i) => (i % 5 === 0 ? 3e38 : -1));
+  const gs = place(g, [rows, n]);
+  for (const log of [false, true]) {
+    const ys = place(log ? y.map((v) => -v) : y, [rows, n]);
+    const outs = both().map((b) => b.alloc('float32', rows * n));
+    both().forEach((b, k) => b.softmaxGrad(ys[k]!, gs[k]!, rows, n, log, outs[k]!));
+    assertClose(f32(outs[0]!), f32(outs[1]!), 1e-6, 0, `${log ? 'log-' : ''}softmaxGrad`);
+  }
+  const xs = place(Float32Array.from({ length: rows * n }, (_, i) => Math.cos(i)), [rows, n]);
+  const stats = [place(new Float32Array(rows).fill(0.1), [rows]), place(new Float32Array(rows).fill(1.5), [rows])];
+  const grads = both().map((b) => [b.alloc('float32', rows * n), b.alloc('float32', n), b.alloc('float32', n)] as const);
+  both().forEach((b, k) => b.layerNormGrad(xs[k]!, gs[k]!, null, stats[0]![k]!, stats[1]![k]!, rows, n, ...grads[k]!));
+  ['dx', 'dgamma', 'dbeta'].forEach((what, t) => assertClose(f32(grads[0]![t]!), f32(grads[1]![t]!), 1e-6, 0, what));
+});
+
 test('layer norm gradients sum over many rows accurately and reproducibly', { skip }, () => {
   const r = rng(32);
   checkLayerNorm(3000, 24, 'both', r, 'many rows');
@@ -254,6 +311,74 @@ test('layer norm gradients sum over many rows accurately and reproducibly', { sk
   assert.deepEqual([...f32(dg)], run().slice(0, n));
 });
 
+test('outputs big enough for non-temporal stores match the same rows computed in small calls, bit for bit',
+  { skip: skip || (portable && 'the portable kernels have no non-temporal stores') }, () => {
+  // 2200 x 1999 floats is 17.6 MB, above the 16 MB from which outputs bypass the cache; rows of
+  // odd length start at every alignment.
+  const rows = 2200;
+  const n = 1999;
+  const r = rng(41);
+  const b = native!;
+  const x = b.fromHost(randomData(r, 'float32', rows * n) as Float32Array, 'float32');
+  const g = b.fromHost(randomData(r, 'float32', rows * n) as Float32Array, 'float32');
+  const gamma = denseView(b.fromHost(randomData(r, 'float32', n) as Float32Array, 'float32'), [n]);
+  const beta = denseView(b.fromHost(randomData(r, 'float32', n) as Float32Array, 'float32'), [n]);
+  const at = (s: Storage, r0: number, k: number) => ({ storage: s, offset: r0 * n, shape: [k, n], strides: [n, 1] });
+  const stats = (k: number) => [b.alloc('float32', k), b.alloc('float32', k)] as const;
+  // Each kernel writes the whole output once, then blocks of 300 rows into a small output.
+  const kernels: [string, (xs: View, k: number, out: Storage) => void][] = [
+    ['softmax', (xs, k, out) => b.softmax(xs, k, n, false, out)],
+    ['log-softmax', (xs, k, out) => b.softmax(xs, k, n, true, out)],
+    ['softmaxGrad', (xs, k, out) => b.softmaxGrad(xs, at(g, xs.offset / n, k), k, n, false, out)],
+    ['layerNorm', (xs, k, out) => b.layerNorm(xs, gamma, beta, k, n, 1e-5, out, ...stats(k))],
+    ['layerNormGrad', (xs, k, out) => {
+      const [mean, rstd] = stats(k);
+      b.layerNorm(xs, null, null, k, n, 1e-5, b.alloc('float32', k * n), mean, rstd);
+      b.layerNormGrad(xs, at(g, xs.offset / n, k), gamma, denseView(mean, [k]), denseView(rstd, [k]), k, n, out, null, null);
+    }],
+  ];
+  for (const [name, run] of kernels) {
+    const whole = b.alloc('float32', rows * n);
+    run(at(x, 0, rows), rows, whole);
+    for (let r0 = 0; r0 < rows; r0 += 300) {
+      const k = Math.min(300, rows - r0);
+      const part = b.alloc('float32', k * n);
+      run(at(x, r0, k), k, part);
+      const w = f32(whole).subarray(r0 * n, (r0 + k) * n);
+      const p = f32(part);
+      for (let i = 0; i < p.length; i++) {
+        if (!Object.is(w[i], p[i])) assert.fail(`${name}: row ${r0 + Math.floor(i / n)} element ${i % n}: ${w[i]} vs ${p[i]}`);
+      }
+    }
+  }
+});
+
+test('the native kernels take dense float32 views and leave other cases to the reference', { skip }, () => {
+  const addon = loadAddon()!;
+  const b = native!;
+  const x = denseView(b.fromHost(new Float32Array(12).fill(1), 'float32'), [3, 4]);
+  const transposed: View = { ...x, shape: [4, 3], strides: [1, 4] };
+  const doubles = denseView(b.fromHost(new Float64Array(12), 'float64'), [3, 4]);
+  const out = () => b.alloc('float32', 12);
+  assert.equal(wrap.reduce(addon, 'sum', x, 3, 4, 1, b.alloc('float32', 3)), true);
+  assert.equal(wrap.reduce(addon, 'argmax', x, 1, 3, 4, b.alloc('int32', 4)), true);
+  assert.equal(wrap.reduce(addon, 'argmax', x, 1, 3, 4, b.alloc('float32', 4)), false);
+  assert.equal(wrap.reduce(addon, 'sum', transposed, 4, 3, 1, b.alloc('float32', 4)), false);
+  assert.equal(wrap.reduce(addon, 'sum', x, 2, 4, 1, b.alloc('float32', 2)), false); // 8 != 12 elements
+  assert.equal(wrap.softmax(addon, x, 3, 4, false, out()), true);
+  assert.equal(wrap.softmax(addon, doubles, 3, 4, false, b.alloc('float64', 12)), false);
+  assert.equal(wrap.softmaxGrad(addon, x, x, 3, 4, true, out()), true);
+  assert.equal(wrap.softmaxGrad(addon, x, transposed, 3, 4, true, out()), false);
+  const stats = () => [b.alloc('float32', 3), b.alloc('float32', 3)] as const;
+  const gamma = denseView(b.fromHost(new Float32Array(4), 'float32'), [4]);
+  assert.equal(wrap.layerNorm(addon, x, gamma, null, 3, 4, 1e-5, out(), ...stats()), true);
+  assert.equal(wrap.layerNorm(addon, x, { ...gamma, strides: [2], storage: b.alloc('float32', 8) }, null, 3, 4, 1e-5,
+    out(), ...stats()), false);
+  const m = denseView(b.alloc('float32', 3), [3]);
+  assert.equal(wrap.layerNormGrad(addon, x, x, null, m, m, 3, 4, out(), null, b.alloc('float32', 4)), true);
+  assert.equal(wrap.layerNormGrad(addon, x, x, null, m, m, 3, 4, out(), null, b.alloc('float64', 4)), false);
+});
+
 test('the kernels reject typed arrays of the wrong kind, views outside their arrays and short outputs', { skip }, () => {
   const addon = loadAddon()!;
   const f = (k: number) => new Float32Array(k);
@@ -266,6 +391,13 @@ test('the kernels reject typed arrays of the wrong kind, views outside their arr
   assert.throws(() => addon.reduce!(0, f(12), 0, -2, 3, 2, f(4)), /non-negative/);
   assert.throws(() => addon.reduce!(0, f(12), 0, 2 ** 40, 2 ** 30, 2 ** 10, f(4)), /overflow/);
   assert.throws(() => addon.reduce!(0, [1, 2], 0, 1, 2, 1, f(1)), /typed array/);
+  // Empty shapes are not misuse: nothing to read, and an empty sum is 0.
+  const zeros = f(6).fill(7);
+  addon.reduce!(0, f(0), 0, 2, 0, 3, zeros);
+  assert.deepEqual([...zeros], [0, 0, 0, 0, 0, 0]);
+  addon.reduce!(0, f(0), 0, 0, 5, 3, f(0));
+  addon.reduce!(3, f(0), 0, 4, 5, 0, new Int32Array(0));
+  addon.softmax!(f(0), 0, f(0), 3, 0, false);
   // softmax(x, offset, out, rows, n, log), softmaxGrad(y, yOff, g, gOff, out, rows, n, log)
   assert.throws(() => addon.softmax!(f(10), 1, f(10), 2, 5, false), /x: 10 elements at offset 1/);
   assert.throws(() => addon.softmax!(f(10), 0, f(9), 2, 5, false), /out/);
