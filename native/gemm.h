@@ -6,10 +6,11 @@
 // ldc are the distances between consecutive stored rows. beta == 0 overwrites C without reading it,
 // so C may start out holding garbage or NaNs.
 //
-// Threading: a call runs on the shared pool (parallel_for) when it is big enough. A call made from
-// inside another parallel_for body runs serially on the calling thread, since nested regions are
-// serial, so a kernel may parallelise over its own loop (e.g. over attention heads) and call small
-// sgemms inside it. Each thread keeps its own packing buffers, so concurrent calls are safe.
+// Threading: a call runs on the shared pool (parallel_for) when it is big enough (about 80^3
+// multiply-adds). A call made from inside another parallel_for body runs serially on the calling
+// thread, since nested regions are serial, so a kernel may parallelise over its own loop (e.g. over
+// attention heads) and call sgemm inside it. Packing buffers belong to the calling thread (grown on
+// demand, kept for the next call; std::bad_alloc if that fails), so concurrent calls are safe.
 #pragma once
 #include <cstdint>
 

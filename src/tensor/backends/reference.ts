@@ -8,7 +8,7 @@ import { contiguousStrides, numel } from '../backend.js';
 import type { DType, TypedArray } from '../dtype.js';
 import { allocHost } from '../dtype.js';
 import { HostStorage, hostData, viewData } from './host.js';
-import { erf } from './scalar_math.js';
+import { erf, erfc } from './scalar_math.js';
 
 /** Element offsets of a view's logical indices, in row-major order. */
 export function viewOffsets(v: View): Int32Array {
@@ -85,6 +85,12 @@ function sigmoid(x: number): number {
   return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
 }
 
+/** sigmoid'(x) = e / (1 + e)^2 with e = exp(-|x|): no cancellation in s (1 - s) for large |x|. */
+function sigmoidSlope(x: number): number {
+  const e = Math.exp(-Math.abs(x));
+  return e / ((1 + e) * (1 + e));
+}
+
 function softplus(x: number): number {
   return Math.max(x, 0) + Math.log1p(Math.exp(-Math.abs(x)));
 }
@@ -107,8 +113,10 @@ export function unaryFn(op: UnaryOp): (x: number) => number {
     case 'softplus': return softplus;
     case 'erf': return erf;
     case 'relu': return (x) => (x > 0 ? x : x === x ? 0 : NaN);
-    case 'gelu_erf': return (x) => 0.5 * x * (1 + erf(x / Math.SQRT2));
-    case 'gelu_tanh': return (x) => 0.5 * x * (1 + Math.tanh(SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)));
+    // x * Phi(x), with Phi from erfc so the negative tail keeps its relative accuracy
+    case 'gelu_erf': return (x) => 0.5 * x * erfc(-x / Math.SQRT2);
+    // 0.5 x (1 + tanh u) = x sigmoid(2u), which does not cancel for negative x
+    case 'gelu_tanh': return (x) => x * sigmoid(2 * SQRT_2_OVER_PI * (x + 0.044715 * x * x * x));
     case 'quick_gelu': return (x) => x * sigmoid(1.702 * x);
   }
 }
@@ -117,21 +125,17 @@ export function unaryFn(op: UnaryOp): (x: number) => number {
 export function activationDerivative(op: ActivationOp): (x: number) => number {
   switch (op) {
     case 'relu': return (x) => (x > 0 ? 1 : 0);
-    case 'gelu_erf': return (x) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+    case 'gelu_erf': return (x) => 0.5 * erfc(-x / Math.SQRT2) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
     case 'gelu_tanh': return (x) => {
+      // with s = sigmoid(2u): 0.5 (1 + tanh u) = s and 1 - tanh^2 u = 4 s (1 - s)
       const u = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-      const t = Math.tanh(u);
-      return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
+      const s = sigmoid(2 * u);
+      return s + 2 * x * sigmoidSlope(2 * u) * SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x);
     };
-    case 'quick_gelu': return (x) => {
-      const s = sigmoid(1.702 * x);
-      return s + 1.702 * x * s * (1 - s);
-    };
-    case 'sigmoid': return (x) => {
-      const s = sigmoid(x);
-      return s * (1 - s);
-    };
-    case 'tanh': return (x) => 1 - Math.tanh(x) ** 2;
+    case 'quick_gelu': return (x) => sigmoid(1.702 * x) + 1.702 * x * sigmoidSlope(1.702 * x);
+    case 'sigmoid': return sigmoidSlope;
+    // 1 - tanh^2 x = 4 sigmoid'(2x), which keeps its value where tanh^2 rounds to 1
+    case 'tanh': return (x) => 4 * sigmoidSlope(2 * x);
     case 'erf': return (x) => (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x);
     case 'softplus': return sigmoid;
   }

@@ -23,6 +23,14 @@ export function erf(x: number): number {
   return Math.sign(x) * (1 - erfcLarge(ax));
 }
 
+/** erfc(x) = 1 - erf(x), without the cancellation of that difference in the upper tail. */
+export function erfc(x: number): number {
+  if (x !== x) return NaN;
+  if (x >= 3) return x > 27 ? 0 : erfcLarge(x);
+  if (x <= -3) return 2 - erfc(-x);
+  return 1 - erf(x);
+}
+
 /** erfc(x) for x >= 3 by the continued fraction x + 1/2 / (x + 1 / (x + 3/2 / (x + ...))), Lentz's method. */
 function erfcLarge(x: number): number {
   const tiny = 1e-300;
