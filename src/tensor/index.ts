@@ -4,6 +4,8 @@ export type { DType, TypedArray } from './dtype.js';
 export { Tensor, tensor, zeros, ones, full, zerosLike, onesLike, arange } from './tensor.js';
 export type { Shape, TensorLike, TensorOptions, NestedArray } from './tensor.js';
 export { noGrad, isGradEnabled } from './autograd.js';
+export { gradcheck } from './gradcheck.js';
+export type { GradcheckOptions } from './gradcheck.js';
 export type { BackwardOptions } from './autograd.js';
 export { getBackend, defaultBackend, setDefaultBackend, hasBackend } from './device.js';
 export { Generator, manualSeed, getDefaultGenerator, randn, rand, randint, bernoulli } from './random.js';
