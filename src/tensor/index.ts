@@ -10,7 +10,10 @@ export type { BackwardOptions } from './autograd.js';
 export { getBackend, defaultBackend, setDefaultBackend, hasBackend } from './device.js';
 export { Generator, manualSeed, getDefaultGenerator, randn, rand, randint, bernoulli } from './random.js';
 export type { RandomOptions } from './random.js';
-export * from './ops/elementwise.js';
+export {
+  cast, add, sub, mul, div, pow, maximum, minimum, compare, neg, abs, exp, log, sqrt, rsqrt, reciprocal, square,
+  sin, cos, sign, tanh, sigmoid, softplus, erf, relu, gelu, quickGelu, where, clamp,
+} from './ops/elementwise.js';
 export { sum, mean, max, min, argmax, argmin, logsumexp, softmax, logSoftmax } from './ops/reduce.js';
 export { matmul } from './ops/linalg.js';
 export { reshape, permute, transpose, expand, slice, select, squeeze, unsqueeze, flatten, contiguous, broadcastShapes } from './ops/view.js';
