@@ -10,7 +10,8 @@
         "native/reduce.cc",
         "native/attention.cc",
         "native/indexing.cc",
-        "native/optim.cc"
+        "native/optim.cc",
+        "native/fused.cc"
       ],
       "cflags_cc!": ["-fno-exceptions", "-O2", "-O3", "-Os"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fno-math-errno", "-Wall", "-Wno-unused-function"],

@@ -34,10 +34,13 @@ for m, k, n in shapes:
         ts.append(time.perf_counter() - t0)
     ts.sort()
     res.append(2.0 * m * n * k / ts[len(ts) // 2] / 1e9)
-print(json.dumps({"version": torch.__version__, "gflops": res}))
+# Debian's torch takes whichever libblas.so.3 is installed: OpenBLAS, or the slow reference BLAS.
+with open("/proc/self/maps") as f:
+    blas = "OpenBLAS" if "openblas" in f.read().lower() else "not OpenBLAS (install libopenblas0-pthread)"
+print(json.dumps({"version": torch.__version__, "blas": blas, "gflops": res}))
 `;
 
-interface TorchRound { version: string; gflops: number[] }
+interface TorchRound { version: string; blas: string; gflops: number[] }
 
 function torchRound(threads: number, repeats: number): TorchRound | string {
   const argv = ['-c', TORCH_SCRIPT, String(threads), String(repeats), JSON.stringify(SHAPES)];
@@ -56,7 +59,7 @@ function flag(args: string[], name: string, dflt: number): number {
 }
 
 export async function run(args: string[]): Promise<object> {
-  const rounds = flag(args, '--rounds', 3);
+  const rounds = flag(args, '--rounds', 5);
   const repeats = flag(args, '--repeats', 5);
   const backend = createNativeBackend();
   const addon = loadAddon();
@@ -76,6 +79,7 @@ export async function run(args: string[]): Promise<object> {
   const glimpseBest = SHAPES.map(() => 0);
   const torchBest = SHAPES.map(() => 0);
   let torchVersion: string | null = null;
+  let torchBlas: string | null = null;
   let torchNote: string | null = null;
   for (let r = 0; r < rounds; r++) {
     problems.forEach((p, i) => {
@@ -88,6 +92,7 @@ export async function run(args: string[]): Promise<object> {
         torchNote = t;
       } else {
         torchVersion = t.version;
+        torchBlas = t.blas;
         t.gflops.forEach((g, i) => (torchBest[i] = Math.max(torchBest[i]!, g)));
       }
     }
@@ -102,6 +107,7 @@ export async function run(args: string[]): Promise<object> {
     rounds,
     repeats,
     anchor: torchNote === null ? `PyTorch ${torchVersion} torch.mm, torch.set_num_threads(${threads})` : null,
+    anchorBlas: torchBlas ?? undefined,
     anchorNote: torchNote ?? undefined,
     shapes: SHAPES.map(([m, k, n], i) => ({
       shape: `${m}x${k}x${n}`,

@@ -11,6 +11,7 @@ void register_reduce(napi_env env, napi_value exports);
 void register_attention(napi_env env, napi_value exports);
 void register_indexing(napi_env env, napi_value exports);
 void register_optim(napi_env env, napi_value exports);
+void register_fused(napi_env env, napi_value exports);
 
 float* Array::f32() const { return static_cast<float*>(data); }
 int32_t* Array::i32() const { return static_cast<int32_t*>(data); }
@@ -119,6 +120,7 @@ static napi_value init(napi_env env, napi_value exports) {
   register_attention(env, exports);
   register_indexing(env, exports);
   register_optim(env, exports);
+  register_fused(env, exports);
   return exports;
 }
 

@@ -181,75 +181,97 @@ GLIMPSE_AVX2 inline __m256 select256_ps(__m256 c, __m256 a, __m256 b) {
 
 namespace vecmath_detail {
 
-// e^r for |r| <= ln2/2 (a little beyond is fine): 1 + r + r^2 q(r), q of degree 4 (relative
-// error of q 1.2e-7, so under 1e-8 on e^r).
-GLIMPSE_AVX2 inline __m256 exp_reduced(__m256 r) {
-  __m256 q = _mm256_set1_ps(1.390128164e-03f);
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(8.363140747e-03f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(4.166685417e-02f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(1.666657776e-01f));
-  q = _mm256_fmadd_ps(q, r, _mm256_set1_ps(0.5f));
-  return _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-}
+constexpr float k8Log2e = 11.5415603f;  // 8 / ln 2
+// ln2/8 = kLn2Over8Hi + kLn2Over8Lo, to twice float precision. The high part has 12 significant
+// bits, so n kLn2Over8Hi is exact for |n| < 4096 and so are the reductions that subtract it.
+constexpr float kLn2Over8Hi = 0.086639404296875f;
+constexpr float kLn2Over8Lo = 3.993272912e-06f;
+// Adding 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer and leaves that integer
+// in the low mantissa bits (two's complement).
+constexpr float kShifter = 12582912.0f;
 
-constexpr float kLog2e = 1.44269504088896341f;
-constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 = kLn2Hi + kLn2Lo, to twice float precision
-constexpr float kLn2Lo = 1.428606765330187e-06f;
+// Bit patterns of 2^(j/8), j = 0..7 (each rounded to float), less j << 20: see exp_table.
+alignas(32) inline constexpr int32_t kExp2EighthsBits[8] = {
+    0x3f800000, 0x3f7b95c2, 0x3f7837f0, 0x3f75fed7, 0x3f7504f3, 0x3f75672a, 0x3f7744fd, 0x3f7ac0c7};
 
-// e^x over the whole float range, for vectors exp256_ps's fast path does not take: 2^n is applied
-// as two factors so results that are subnormal (x down to -103.97) round once, x > 88.72
-// overflows to inf, NaN stays NaN.
-GLIMPSE_AVX2 inline __m256 exp_wide(__m256 x, __m256 x_lo) {
-  // min/max return their second operand when either is NaN: written this way NaN passes through.
-  __m256 xc = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x));
-  // n as exp_core finds it, so lanes in exp_core's range get the same result here.
-  const __m256 shifter = _mm256_set1_ps(12582912.0f);
-  __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(xc, _mm256_set1_ps(kLog2e), shifter), shifter);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), xc);
-  r = _mm256_add_ps(_mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r), x_lo);
-  __m256 p = exp_reduced(r);
-  __m256i ni = _mm256_cvtps_epi32(n);
-  __m256i n1 = _mm256_srai_epi32(ni, 1);
-  __m256i n2 = _mm256_sub_epi32(ni, n1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-  __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+// e^r 2^(n/8) for |r| <= ln2/16, n an integer in t's low mantissa bits (t = kShifter + n) with
+// 2^(n/8) a normal float. 2^(n/8) = 2^(n >> 3) 2^((n & 7)/8): vpermps looks up the second factor
+// by t's low 3 bits, and t << 20 is n << 20 = ((n >> 3) << 23) + ((n & 7) << 20), which adds the
+// first factor to the exponent while cancelling the table's j << 20. e^r - 1 = r + c2 r^2 + c3 r^3
+// (c2, c3 fitted on |r| <= ln2/16: relative error 2.6e-8 on e^r).
+GLIMPSE_AVX2 inline __m256 exp_table(__m256 r, __m256 t) {
+  __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(1.666685939e-01f), r, _mm256_set1_ps(5.000647306e-01f));
+  __m256 em1 = _mm256_fmadd_ps(_mm256_mul_ps(r, r), q, r);
+  __m256i ti = _mm256_castps_si256(t);
+  __m256 frac = _mm256_permutevar8x32_ps(
+      _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(kExp2EighthsBits))), ti);
+  __m256 scale = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(frac), _mm256_slli_epi32(ti, 20)));
+  return _mm256_fmadd_ps(em1, scale, scale);
 }
 
 }  // namespace vecmath_detail
 
-// e^(x + x_lo) for x in [-86.5, 88.3], where e^x is a normal float: x = n ln2 + r, |r| <= ln2/2,
-// e^x = e^r 2^n with 2^n added straight into the exponent bits.
+// exp_core's domain: e^x is a normal float there, and so is 2^(n/8).
+constexpr float kExpCoreMin = -86.5f;
+constexpr float kExpCoreMax = 88.3f;
+
+// e^(x + x_lo) for x in [kExpCoreMin, kExpCoreMax] (not checked): x = n ln2/8 + r, |r| <= ln2/16,
+// e^x = e^r 2^(n/8). Within 1.6 ulp.
 GLIMPSE_AVX2 inline __m256 exp_core(__m256 x, __m256 x_lo) {
   using namespace vecmath_detail;
-  // Adding 1.5 * 2^23 rounds x log2e to the integer n and leaves n in the low mantissa bits.
-  const __m256 shifter = _mm256_set1_ps(12582912.0f);
-  __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), shifter);
+  const __m256 shifter = _mm256_set1_ps(kShifter);
+  __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(k8Log2e), shifter);
   __m256 n = _mm256_sub_ps(t, shifter);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
-  r = _mm256_add_ps(_mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r), x_lo);
-  __m256 p = exp_reduced(r);
-  // t's bits shifted left by 23 are n << 23 (the shifter's own bits fall off the top).
-  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), _mm256_slli_epi32(_mm256_castps_si256(t), 23)));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Over8Hi), x);
+  r = _mm256_add_ps(_mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Over8Lo), r), x_lo);
+  return exp_table(r, t);
 }
 
-// e^(x + x_lo), within 1.3 ulp; x_lo is a correction far below an ulp of x (the rounding error of
+namespace vecmath_detail {
+
+// e^(x + x_lo) over the whole float range, for vectors with lanes outside exp_core's domain. Those
+// lanes compute e^(x - k ln2) 2^k with k = -64 (x < kExpCoreMin) or 64 (x > kExpCoreMax), whose
+// first factor exp_core handles; the product then rounds once into the subnormals (x down to
+// -103.97) or overflows to inf (x > 88.72). Other lanes get exp_core's result unchanged; NaN stays
+// NaN.
+GLIMPSE_AVX2 inline __m256 exp_wide(__m256 x, __m256 x_lo) {
+  // min/max return their second operand when either is NaN: written this way NaN passes through.
+  __m256 xc = _mm256_max_ps(_mm256_set1_ps(-104.0f), _mm256_min_ps(_mm256_set1_ps(89.0f), x));
+  __m256 low = _mm256_cmp_ps(xc, _mm256_set1_ps(kExpCoreMin), _CMP_LT_OQ);
+  __m256 high = _mm256_cmp_ps(xc, _mm256_set1_ps(kExpCoreMax), _CMP_GT_OQ);
+  __m256 k8 = _mm256_or_ps(_mm256_and_ps(low, _mm256_set1_ps(-512.0f)), _mm256_and_ps(high, _mm256_set1_ps(512.0f)));
+  // k ln2 = 8k ln2/8; 8k kLn2Over8Hi has 12 significant bits and xc - that is exact.
+  __m256 xs = _mm256_fnmadd_ps(k8, _mm256_set1_ps(kLn2Over8Hi), xc);
+  __m256 lo = _mm256_fnmadd_ps(k8, _mm256_set1_ps(kLn2Over8Lo), x_lo);
+  __m256 scale = select256_ps(low, _mm256_set1_ps(0x1p-64f), select256_ps(high, _mm256_set1_ps(0x1p64f), _mm256_set1_ps(1.0f)));
+  return _mm256_mul_ps(exp_core(xs, lo), scale);
+}
+
+}  // namespace vecmath_detail
+
+// e^(x + x_lo), within 1.6 ulp; x_lo is a correction far below an ulp of x (the rounding error of
 // a computed argument; 0 for plain e^x). Vectors whose results are all normal floats (the usual
 // case) take exp_core; others (under/overflow, inf, NaN) the full-range path.
 GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x, __m256 x_lo) {
-  __m256 outside = _mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(-86.5f), _CMP_NGE_UQ),
-                                _mm256_cmp_ps(x, _mm256_set1_ps(88.3f), _CMP_NLE_UQ));
+  __m256 outside = _mm256_or_ps(_mm256_cmp_ps(x, _mm256_set1_ps(kExpCoreMin), _CMP_NGE_UQ),
+                                _mm256_cmp_ps(x, _mm256_set1_ps(kExpCoreMax), _CMP_NLE_UQ));
   if (__builtin_expect(_mm256_movemask_ps(outside) != 0, 0)) return vecmath_detail::exp_wide(x, x_lo);
   return exp_core(x, x_lo);
 }
 GLIMPSE_AVX2 inline __m256 exp256_ps(__m256 x) { return exp256_ps(x, _mm256_setzero_ps()); }
 
+// e^x for x <= 0 or NaN (softmax's x - max, never positive): exp256_ps without the overflow test.
+GLIMPSE_AVX2 inline __m256 exp_nonpos256_ps(__m256 x) {
+  __m256 low = _mm256_cmp_ps(x, _mm256_set1_ps(kExpCoreMin), _CMP_NGE_UQ);
+  if (__builtin_expect(_mm256_movemask_ps(low) != 0, 0)) return vecmath_detail::exp_wide(x, _mm256_setzero_ps());
+  return exp_core(x, _mm256_setzero_ps());
+}
+
 // e^(x + x_lo) for x <= 0 (or NaN), without exp256_ps's range branch: results below ~3e-38 (x <
 // -86.5, where the fast path would leave the normal range) are flushed to 0. For the activations,
 // whose exp arguments are never positive and whose results are tiny there anyway.
 GLIMPSE_AVX2 inline __m256 exp_neg256_ps(__m256 x, __m256 x_lo = _mm256_setzero_ps()) {
-  const __m256 lowest = _mm256_set1_ps(-86.5f);
+  const __m256 lowest = _mm256_set1_ps(kExpCoreMin);
   __m256 under = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
   return _mm256_andnot_ps(under, exp_core(_mm256_max_ps(lowest, x), x_lo));  // NaN passes the max
 }
@@ -415,57 +437,16 @@ GLIMPSE_AVX2 inline __m256 erf_grad256_ps(__m256 x) {
   return select256_ps(_mm256_cmp_ps(x, x, _CMP_UNORD_Q), x, y);
 }
 
-// Phi(x) (the normal CDF) and phi(x) (its density) together, as the GELU kernels need both.
-// With a = |x|, Q = Phi(-a) = 0.5 e^{-a^2/2} erfc_scaled(a/sqrt2) and Phi(x) = x < 0 ? Q : 1 - Q:
-// Q <= 0.5, so 1 - Q never cancels, and Q keeps its relative accuracy however small it gets.
-// e^{-a^2/2} is computed from a itself, with the rounding error of a^2 compensated.
-struct NormalCdf256 {
-  __m256 cdf, pdf;
-};
-// Q = Phi(-a) for |a| <= 4 (z = a/sqrt2 <= 2.83), the usual range: a shorter polynomial for
-// erfc_scaled, t G(t - 0.71) of degree 7 (relative error 1.8e-8), and e^{-a^2/2} >= e^-8 needs no
-// range handling.
-GLIMPSE_AVX2 inline __m256 normal_tail_near256(__m256 a, __m256* e) {
-  __m256 m = _mm256_mul_ps(a, _mm256_set1_ps(-0.5f));
-  __m256 y = _mm256_mul_ps(m, a);
-  *e = exp_core(y, _mm256_fmsub_ps(m, a, y));
-  __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(a, _mm256_set1_ps(0.353553390593273762f), _mm256_set1_ps(1.0f)));
-  __m256 u = _mm256_sub_ps(t, _mm256_set1_ps(0.71f));
-  __m256 p = _mm256_set1_ps(-1.937259361e-02f);
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(4.194879159e-02f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.468497515e-02f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.044337973e-01f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-1.218827069e-02f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(2.993933856e-01f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(4.670409560e-01f));
-  p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(3.403632939e-01f));
-  return _mm256_mul_ps(*e, _mm256_mul_ps(t, p));
-}
-
-// Q for any a >= 0 (or NaN).
-GLIMPSE_AVX2 inline __m256 normal_tail_far256(__m256 a, __m256* e) {
+// Phi(-a) = 0.5 e^{-a^2/2} erfc_scaled(a/sqrt2) for any a >= 0 (or NaN), and e = e^{-a^2/2}
+// (phi(a) = e/sqrt(2pi)), keeping relative accuracy however small Phi(-a) gets. e^{-a^2/2} is
+// computed from a itself, with the rounding error of a^2 compensated.
+GLIMPSE_AVX2 inline __m256 normal_tail256(__m256 a, __m256* e) {
   // Beyond 10.5 sqrt2 Q has underflowed; the clamp keeps a^2 finite. NaN passes the min.
   a = _mm256_min_ps(_mm256_set1_ps(14.849242f), a);
   __m256 m = _mm256_mul_ps(a, _mm256_set1_ps(-0.5f));
   __m256 y = _mm256_mul_ps(m, a);
   *e = exp_neg256_ps(y, _mm256_fmsub_ps(m, a, y));
   return _mm256_mul_ps(*e, half_erfc_scaled256(a, 0.353553390593273762f));
-}
-
-GLIMPSE_AVX2 inline NormalCdf256 normal_cdf256(__m256 x) {
-  __m256 a = abs256_ps(x);
-  __m256 far = _mm256_cmp_ps(a, _mm256_set1_ps(4.0f), _CMP_NLE_UQ);
-  __m256 e, q = normal_tail_near256(_mm256_min_ps(a, _mm256_set1_ps(4.0f)), &e);
-  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) {
-    // Only the far lanes take the other formula, so that no lane's result depends on its neighbours.
-    __m256 e_far, q_far = normal_tail_far256(a, &e_far);
-    q = select256_ps(far, q_far, q);
-    e = select256_ps(far, e_far, e);
-  }
-  NormalCdf256 n;
-  n.cdf = select256_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ), q, _mm256_sub_ps(_mm256_set1_ps(1.0f), q));
-  n.pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.398942280401432678f));
-  return n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,18 +457,107 @@ GLIMPSE_AVX2 inline __m256 relu256_ps(__m256 x) {
   return _mm256_max_ps(_mm256_setzero_ps(), x);  // operand order lets NaN through
 }
 
-// gelu (erf form) = x Phi(x); x = -inf gives NaN as 0.5x(1+erf) does.
-GLIMPSE_AVX2 inline __m256 gelu_erf256_ps(__m256 x) {
-  return _mm256_mul_ps(x, normal_cdf256(x).cdf);
-}
-GLIMPSE_AVX2 inline __m256 gelu_erf_grad256_ps(__m256 x) {
-  NormalCdf256 n = normal_cdf256(x);
-  return _mm256_fmadd_ps(x, n.pdf, n.cdf);
+// GELU in either form is x F(x) with F(x) + F(-x) = 1 (F = Phi, or sigmoid(2u) for the tanh
+// form). So gelu(x) = max(x, 0) - |x| F(-|x|), and since gelu'(x) + gelu'(-x) = 1 as well,
+// gelu'(x) = x < 0 ? D(|x|) : 1 - D(|x|) with D(a) = gelu'(-a). Neither formula cancels, and the
+// tails F(-a) and D(a) keep their relative accuracy however small they get. For |x| < 3.75 the
+// tails come from tables of piecewise polynomials, about half the work of an exp and a division;
+// beyond (and for NaN) vectors take exact formulas for those lanes. D changes sign at a0 ~ 0.752
+// (where gelu has its minimum): the tables hold D(a)/(a0 - a), and D = (a0 - a) * table keeps its
+// relative accuracy next to the root as well.
+namespace vecmath_detail {
+
+constexpr float kTableEnd = 3.75f;
+
+// A function of a in [0, kTableEnd) as 8 polynomials of degree 6: piece j = round(2a) covers
+// [j/2 - 1/4, j/2 + 1/4] (the first one [0, 1/4]) in w = a - (j/2 + 1/4), w in [-1/2, 0]. The
+// expansion at each piece's right end, where the decreasing tails are smallest, keeps the terms
+// from cancelling, so Horner's rule adds little error. Row k holds coefficient k of every piece:
+// vpermps picks each lane's by j, which the shifter leaves in t's low bits. The tables were fitted
+// for this file (near-minimax relative error on each piece, coefficients rounded to float one at
+// a time with the lower ones refitted); each comment gives the error measured in float arithmetic.
+using PieceTable = float[7][8];
+
+GLIMPSE_AVX2 inline __m256 piecewise256(const PieceTable& c, __m256 a) {
+  const __m256 shifter = _mm256_set1_ps(kShifter);
+  __m256 t = _mm256_fmadd_ps(a, _mm256_set1_ps(2.0f), shifter);
+  __m256i j = _mm256_castps_si256(t);
+  __m256 w = _mm256_fmadd_ps(_mm256_sub_ps(t, shifter), _mm256_set1_ps(-0.5f), _mm256_sub_ps(a, _mm256_set1_ps(0.25f)));
+  __m256 p = _mm256_permutevar8x32_ps(_mm256_load_ps(c[6]), j);
+  for (int k = 5; k >= 0; k--) p = _mm256_fmadd_ps(p, w, _mm256_permutevar8x32_ps(_mm256_load_ps(c[k]), j));
+  return p;
 }
 
-// gelu (tanh form) = 0.5x(1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715x^3), computed as x sigmoid(2u)
-// (no cancellation for x << 0). In the left tail sigmoid(2u) ~ e^{2u} turns an error in 2u into
-// |2u| times that relative error, so where 2u < -6 (x < -2.6) it is formed in float-float.
+// Phi(-a): relative error 1.7e-7.
+alignas(32) inline constexpr PieceTable kGeluErfTail = {
+    {4.012936652e-01f, 2.266273499e-01f, 1.056497768e-01f, 4.005915672e-02f, 1.222447213e-02f, 2.979763085e-03f, 5.770249991e-04f, 8.841729141e-05f},
+    {-3.866681159e-01f, -3.011374772e-01f, -1.826489717e-01f, -8.627725393e-02f, -3.173966706e-02f, -9.093591012e-03f, -2.029055962e-03f, -3.525936336e-04f},
+    {4.833332077e-02f, 1.129251868e-01f, 1.141594350e-01f, 7.549502701e-02f, 3.570652381e-02f, 1.250262186e-02f, 3.296916606e-03f, 6.611979916e-04f},
+    {6.041215733e-02f, 2.194302157e-02f, -1.707497239e-02f, -2.962796949e-02f, -2.149859630e-02f, -9.959714487e-03f, -3.237529658e-03f, -7.664685254e-04f},
+    {-1.188607235e-02f, -2.301063575e-02f, -1.338133961e-02f, 5.668763770e-04f, 6.082693115e-03f, 4.670121707e-03f, 2.055742778e-03f, 6.172136054e-04f},
+    {-8.789353073e-03f, 2.484059451e-06f, 6.895577535e-03f, 4.808878992e-03f, 2.742216457e-04f, -1.380404690e-03f, -9.291821043e-04f, -3.157277824e-04f},
+    {1.023342134e-03f, 3.034085734e-03f, 1.963437069e-03f, -6.665670080e-04f, -1.325004152e-03f, -4.944185494e-04f, 1.132279431e-04f, 1.766704518e-04f}};
+// gelu_erf'(-a) / (a0 - a): relative error 1.6e-7.
+alignas(32) inline constexpr PieceTable kGeluErfSlopeTail = {
+    {6.070780754e-01f, 4.321895540e-01f, 2.462053299e-01f, 1.111252382e-01f, 3.950701654e-02f, 1.102364156e-02f, 2.408678411e-03f, 4.115178890e-04f},
+    {-2.831681669e-01f, -3.882191777e-01f, -3.337887526e-01f, -2.031586021e-01f, -9.124867618e-02f, -3.083095327e-02f, -7.918677293e-03f, -1.555836294e-03f},
+    {-1.850471795e-01f, -1.882951148e-02f, 1.114659831e-01f, 1.326307505e-01f, 8.623167872e-02f, 3.771968186e-02f, 1.182955876e-02f, 2.737523522e-03f},
+    {8.924979717e-02f, 1.139074415e-01f, 5.096444488e-02f, -1.666199043e-02f, -3.699958324e-02f, -2.516095527e-02f, -1.039135363e-02f, -2.940928563e-03f},
+    {3.878235072e-02f, -1.578767039e-02f, -4.026947543e-02f, -2.228644304e-02f, 1.035438268e-03f, 8.263780735e-03f, 5.498208106e-03f, 2.086390276e-03f},
+    {-1.864916272e-02f, -2.295043878e-02f, -1.091056110e-04f, 1.290438045e-02f, 7.284364663e-03f, -3.328302409e-04f, -2.047287766e-03f, -1.051934203e-03f},
+    {-7.664397359e-03f, -3.651311563e-04f, 6.869528908e-03f, 3.617312992e-03f, -1.668218756e-03f, -2.177926945e-03f, -5.311591085e-04f, 2.542931470e-04f}};
+// sigmoid(-2u(a)), u(a) = sqrt(2/pi)(a + 0.044715a^3): relative error 1.6e-7.
+alignas(32) inline constexpr PieceTable kGeluTanhTail = {
+    {4.012985826e-01f, 2.267192602e-01f, 1.058286354e-01f, 4.011692479e-02f, 1.208947971e-02f, 2.808416029e-03f, 4.826544609e-04f, 5.846722343e-05f},
+    {-3.866107762e-01f, -3.008767366e-01f, -1.826568991e-01f, -8.669359982e-02f, -3.200180456e-02f, -9.002691135e-03f, -1.860623248e-03f, -2.692862763e-04f},
+    {4.854564369e-02f, 1.129625887e-01f, 1.136573702e-01f, 7.533528656e-02f, 3.608415276e-02f, 1.273939945e-02f, 3.248654772e-03f, 5.732114660e-04f},
+    {6.060608476e-02f, 2.154365927e-02f, -1.719371416e-02f, -2.916521765e-02f, -2.136967331e-02f, -1.018607151e-02f, -3.344553290e-03f, -7.392676198e-04f},
+    {-1.214359887e-02f, -2.317775413e-02f, -1.296974067e-02f, 6.065192283e-04f, 5.793899763e-03f, 4.651017021e-03f, 2.154324902e-03f, 6.403347943e-04f},
+    {-8.961249143e-03f, 2.470912586e-04f, 7.057838608e-03f, 4.487114027e-03f, 2.786033729e-04f, -1.221724902e-03f, -9.443296585e-04f, -3.559462202e-04f},
+    {1.071909443e-03f, 3.175286809e-03f, 1.905993442e-03f, -7.837307639e-04f, -1.223451574e-03f, -4.644754808e-04f, 6.794587534e-05f, 1.720677392e-04f}};
+// gelu_tanh'(-a) / (a0 - a): relative error 2.1e-7.
+alignas(32) inline constexpr PieceTable kGeluTanhSlopeTail = {
+    {6.063070297e-01f, 4.313538373e-01f, 2.461972535e-01f, 1.118723452e-01f, 4.000867531e-02f, 1.098798402e-02f, 2.227931749e-03f, 3.173802979e-04f},
+    {-2.838855982e-01f, -3.874392509e-01f, -3.316653073e-01f, -2.026497275e-01f, -9.240946174e-02f, -3.156588599e-02f, -7.857705466e-03f, -1.360322349e-03f},
+    {-1.846707761e-01f, -1.664343476e-02f, 1.113113984e-01f, 1.302346140e-01f, 8.570154756e-02f, 3.868974373e-02f, 1.228392497e-02f, 2.656657249e-03f},
+    {9.091796726e-02f, 1.138789803e-01f, 4.851015657e-02f, -1.657878794e-02f, -3.532357514e-02f, -2.500960417e-02f, -1.092056837e-02f, -3.085986711e-03f},
+    {3.912144899e-02f, -1.769431308e-02f, -4.009510577e-02f, -2.050784044e-02f, 6.331335171e-04f, 7.506412454e-03f, 5.596296396e-03f, 2.267146017e-03f},
+    {-1.955866441e-02f, -2.361307666e-02f, 1.643264201e-03f, 1.265546214e-02f, 6.194733549e-03f, 6.471670349e-05f, -1.740890322e-03f, -1.163254026e-03f},
+    {-8.041325025e-03f, -1.716249390e-04f, 7.497269195e-03f, 2.960577840e-03f, -1.784293330e-03f, -1.793057076e-03f, -5.774939200e-04f, 1.554955088e-04f}};
+// The roots a0 of gelu'(-a) as hi + lo.
+constexpr float kGeluErfRootHi = 7.517915368e-01f, kGeluErfRootLo = -1.211444989e-08f;
+constexpr float kGeluTanhRootHi = 7.524614334e-01f, kGeluTanhRootLo = -1.133962790e-08f;
+
+// Lanes the tables do not cover: |x| >= kTableEnd, or NaN.
+GLIMPSE_AVX2 inline __m256 beyond_tables256(__m256 a) {
+  return _mm256_cmp_ps(a, _mm256_set1_ps(kTableEnd), _CMP_NLT_UQ);
+}
+
+// max(x, 0) - a * tail, with x < 0 giving -0 for max(x, 0): gelu(-0) is -0.
+GLIMPSE_AVX2 inline __m256 gelu_from_tail256(__m256 x, __m256 a, __m256 tail) {
+  // max returns its second operand unless the first is greater: +0 and NaN pass through.
+  return _mm256_fnmadd_ps(a, tail, _mm256_max_ps(_mm256_set1_ps(-0.0f), x));
+}
+
+// x < 0 ? D : 1 - D with D = (a0 - a) * ratio; "x < 0" by the sign bit, so -0 counts, where both
+// give 1/2. a0 - a is exact near the root.
+GLIMPSE_AVX2 inline __m256 gelu_grad_from_tail256(__m256 x, __m256 a, float root_hi, float root_lo, __m256 ratio) {
+  __m256 dist = _mm256_add_ps(_mm256_sub_ps(_mm256_set1_ps(root_hi), a), _mm256_set1_ps(root_lo));
+  __m256 negative = _mm256_castsi256_ps(_mm256_srai_epi32(_mm256_castps_si256(x), 31));
+  __m256 flip = _mm256_andnot_ps(x, _mm256_set1_ps(-0.0f));  // sign bit where x >= +0
+  return _mm256_fmadd_ps(_mm256_xor_ps(dist, flip), ratio, _mm256_andnot_ps(negative, _mm256_set1_ps(1.0f)));
+}
+
+// Exact formulas for any x, the slow path. Phi(x) = x < 0 ? Q : 1 - Q with Q = Phi(-|x|), and
+// phi(x).
+GLIMPSE_AVX2 inline __m256 normal_cdf_wide256(__m256 x, __m256* pdf) {
+  __m256 e, q = normal_tail256(abs256_ps(x), &e);
+  *pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.398942280401432678f));
+  return select256_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ), q, _mm256_sub_ps(_mm256_set1_ps(1.0f), q));
+}
+
+// 2u = x (A + B x^2) as v + v_lo in float-float. Where 2u << 0, sigmoid(2u) ~ e^{2u} turns an error
+// in 2u into |2u| times that relative error.
 struct GeluTanhArg256 {
   __m256 v, v_lo;
 };
@@ -495,11 +565,6 @@ GLIMPSE_AVX2 inline GeluTanhArg256 gelu_tanh_arg256(__m256 x) {
   const __m256 a = _mm256_set1_ps(1.595769167e+00f), a_lo = _mm256_set1_ps(-4.534068054e-08f);
   const __m256 b = _mm256_set1_ps(7.135481387e-02f), b_lo = _mm256_set1_ps(2.398832466e-09f);
   __m256 x2 = _mm256_mul_ps(x, x);
-  GeluTanhArg256 r;
-  r.v = _mm256_mul_ps(x, _mm256_fmadd_ps(x2, b, a));
-  r.v_lo = _mm256_setzero_ps();
-  __m256 far = _mm256_cmp_ps(r.v, _mm256_set1_ps(-6.0f), _CMP_LT_OQ);
-  if (__builtin_expect(_mm256_movemask_ps(far) == 0, 1)) return r;
   __m256 x2_lo = _mm256_fmsub_ps(x, x, x2);
   __m256 p = _mm256_mul_ps(b, x2);
   __m256 p_lo = _mm256_fmsub_ps(b, x2, p);
@@ -508,11 +573,9 @@ GLIMPSE_AVX2 inline GeluTanhArg256 gelu_tanh_arg256(__m256 x) {
   __m256 pb = _mm256_sub_ps(w, a);
   __m256 w_err = _mm256_add_ps(_mm256_sub_ps(a, _mm256_sub_ps(w, pb)), _mm256_sub_ps(p, pb));
   __m256 w_lo = _mm256_add_ps(_mm256_fmadd_ps(b, x2_lo, _mm256_fmadd_ps(b_lo, x2, a_lo)), _mm256_add_ps(p_lo, w_err));
-  __m256 v = _mm256_mul_ps(x, w);
-  __m256 v_lo = _mm256_fmadd_ps(x, w_lo, _mm256_fmsub_ps(x, w, v));
-  // Only the lanes that need it, so that no lane's result depends on its neighbours.
-  r.v = select256_ps(far, v, r.v);
-  r.v_lo = _mm256_and_ps(far, v_lo);
+  GeluTanhArg256 r;
+  r.v = _mm256_mul_ps(x, w);
+  r.v_lo = _mm256_fmadd_ps(x, w_lo, _mm256_fmsub_ps(x, w, r.v));
   return r;
 }
 // At |x| = 20 the sigmoid is exactly 0 or 1 in float: clamping there keeps x^3 finite.
@@ -520,7 +583,7 @@ GLIMPSE_AVX2 inline __m256 clamp20_ps(__m256 x) {
   return _mm256_max_ps(_mm256_set1_ps(-20.0f), _mm256_min_ps(_mm256_set1_ps(20.0f), x));  // NaN passes
 }
 // x / (1 + e^{-2u}); results below ~1e-37 in magnitude (x < -6.6) flush to -0.
-GLIMPSE_AVX2 inline __m256 gelu_tanh256_ps(__m256 x) {
+GLIMPSE_AVX2 inline __m256 gelu_tanh_wide256(__m256 x) {
   GeluTanhArg256 u = gelu_tanh_arg256(clamp20_ps(x));
   const __m256 zero = _mm256_setzero_ps();
   __m256 e = exp256_ps(_mm256_sub_ps(zero, u.v), _mm256_sub_ps(zero, u.v_lo));
@@ -529,13 +592,58 @@ GLIMPSE_AVX2 inline __m256 gelu_tanh256_ps(__m256 x) {
 // d/dx x s(2u) = s + x s(1-s) 2u'(x), 2u' = A + 3B x^2.
 // Beyond |x| = 20 the derivative is exactly 1 or 0; x - x makes it NaN for x = +-inf, as the
 // product inf * 0 in the unsimplified formula does.
-GLIMPSE_AVX2 inline __m256 gelu_tanh_grad256_ps(__m256 x) {
+GLIMPSE_AVX2 inline __m256 gelu_tanh_grad_wide256(__m256 x) {
   __m256 xc = clamp20_ps(x);
   GeluTanhArg256 u = gelu_tanh_arg256(xc);
   Logistic256 l = logistic256(u.v, u.v_lo);
   __m256 du = _mm256_fmadd_ps(_mm256_mul_ps(xc, xc), _mm256_set1_ps(2.140644491e-01f), _mm256_set1_ps(1.595769167e+00f));
   __m256 d = _mm256_fmadd_ps(_mm256_mul_ps(xc, du), sigmoid_deriv_of(l), sigmoid_of(l));
   return _mm256_add_ps(d, _mm256_sub_ps(x, x));
+}
+
+}  // namespace vecmath_detail
+
+// gelu (erf form) = x Phi(x); x = -inf gives NaN as 0.5x(1+erf) does.
+GLIMPSE_AVX2 inline __m256 gelu_erf256_ps(__m256 x) {
+  using namespace vecmath_detail;
+  __m256 a = abs256_ps(x);
+  __m256 y = gelu_from_tail256(x, a, piecewise256(kGeluErfTail, a));
+  __m256 far = beyond_tables256(a);
+  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) {
+    __m256 pdf, cdf = normal_cdf_wide256(x, &pdf);
+    y = select256_ps(far, _mm256_mul_ps(x, cdf), y);
+  }
+  return y;
+}
+// Phi(x) + x phi(x); x = +-inf gives NaN as the product inf * 0 does.
+GLIMPSE_AVX2 inline __m256 gelu_erf_grad256_ps(__m256 x) {
+  using namespace vecmath_detail;
+  __m256 a = abs256_ps(x);
+  __m256 y = gelu_grad_from_tail256(x, a, kGeluErfRootHi, kGeluErfRootLo, piecewise256(kGeluErfSlopeTail, a));
+  __m256 far = beyond_tables256(a);
+  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) {
+    __m256 pdf, cdf = normal_cdf_wide256(x, &pdf);
+    y = select256_ps(far, _mm256_fmadd_ps(x, pdf, cdf), y);
+  }
+  return y;
+}
+
+// gelu (tanh form) = 0.5x(1 + tanh(u)), u = sqrt(2/pi)(x + 0.044715x^3), which is x sigmoid(2u).
+GLIMPSE_AVX2 inline __m256 gelu_tanh256_ps(__m256 x) {
+  using namespace vecmath_detail;
+  __m256 a = abs256_ps(x);
+  __m256 y = gelu_from_tail256(x, a, piecewise256(kGeluTanhTail, a));
+  __m256 far = beyond_tables256(a);
+  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) y = select256_ps(far, gelu_tanh_wide256(x), y);
+  return y;
+}
+GLIMPSE_AVX2 inline __m256 gelu_tanh_grad256_ps(__m256 x) {
+  using namespace vecmath_detail;
+  __m256 a = abs256_ps(x);
+  __m256 y = gelu_grad_from_tail256(x, a, kGeluTanhRootHi, kGeluTanhRootLo, piecewise256(kGeluTanhSlopeTail, a));
+  __m256 far = beyond_tables256(a);
+  if (__builtin_expect(_mm256_movemask_ps(far) != 0, 0)) y = select256_ps(far, gelu_tanh_grad_wide256(x), y);
+  return y;
 }
 
 // 1.702 x with its rounding error (1.702 itself is not a float). Beyond |x| = 100 the sigmoid is

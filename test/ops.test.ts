@@ -106,6 +106,7 @@ function crossBackend(c: OpCase, specs: InputSpec[], datas: (Float64Array | Int3
 }
 
 const layouts: Layout[] = ['dense', 'transposed', 'sliced', 'broadcast'];
+const FUSED_ACTS: (G.LinearActivation | null)[] = [null, 'gelu', 'gelu_tanh', 'quick_gelu', 'relu', 'sigmoid', 'tanh', 'erf', 'softplus'];
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
 function unaryCase(name: string, fn: (x: Tensor) => Tensor, spec: Partial<InputSpec> = {}): OpCase {
@@ -254,6 +255,60 @@ const cases: OpCase[] = [
       return [{ shape: [b!, t!, i!], layout: pick(r, layouts) }, { shape: [o!, i!] }, { shape: [o!] }];
     },
     fn: (x, w, b) => G.linear(x, w, b),
+    rtol: 1e-4,
+  },
+  {
+    name: 'linear + activation (fused bias and activation)',
+    inputs: (r) => {
+      const [b, t, i, o] = dims(r, 4, 1, 20);
+      return [{ shape: [b!, t!, i!], layout: pick(r, layouts) }, { shape: [o!, i!], layout: pick(r, ['dense', 'transposed'] as Layout[]) },
+        { shape: [o!], layout: pick(r, ['dense', 'sliced'] as Layout[]) }, { shape: [1], int: true, hi: FUSED_ACTS.length }];
+    },
+    fn: (x, w, b, act) => G.linear(x, w, b, FUSED_ACTS[act.item()]),
+    rtol: 1e-4,
+  },
+  {
+    // the bias needs no gradient: a constant
+    name: 'linear + gelu, bias without grad',
+    inputs: (r) => {
+      const [t, i, o] = dims(r, 3, 1, 20);
+      return [{ shape: [t!, i!], layout: pick(r, layouts) }, { shape: [o!, i!] }];
+    },
+    fn: (x, w) => G.linear(x, w, G.arange(w.shape[0]!, undefined, 1, { backend: w.backend, dtype: w.dtype }).mul(0.3).sub(1), 'gelu'),
+    rtol: 1e-4,
+  },
+  {
+    // only the bias needs a gradient: x and the weight are constants
+    name: 'linear + gelu_tanh, grad for the bias only, 1-d input',
+    inputs: (r) => [{ shape: [randInt(r, 1, 20)], layout: pick(r, ['dense', 'sliced'] as Layout[]) }],
+    fn: (b) => {
+      const o = b.shape[0]!;
+      const x = G.arange(3, undefined, 1, { backend: b.backend, dtype: b.dtype }).mul(0.4).sub(0.5);
+      const w = G.arange(o * 3, undefined, 1, { backend: b.backend, dtype: b.dtype }).reshape(o, 3).mul(0.1).sin();
+      return G.linear(x, w, b, 'gelu_tanh');
+    },
+  },
+  {
+    name: 'addLayerNorm: both outputs',
+    inputs: (r) => {
+      const n = randInt(r, 2, 70);
+      const shape = [randInt(r, 1, 5), randInt(r, 1, 4), n];
+      return [{ shape, layout: pick(r, ['dense', 'sliced', 'transposed'] as Layout[]) }, { shape, layout: pick(r, layouts) },
+        { shape: [n], lo: 0.5, hi: 1.5 }, { shape: [n] }];
+    },
+    fn: (x, res, w, b) => {
+      const { sum, normed } = G.addLayerNorm(x, res, w, b, 1e-5);
+      return G.concat([sum, normed, sum.mul(normed)], -1);
+    },
+    rtol: 1e-4,
+  },
+  {
+    name: 'addLayerNorm: no affine, only normed used',
+    inputs: (r) => {
+      const shape = [randInt(r, 1, 6), randInt(r, 2, 40)];
+      return [{ shape, layout: pick(r, layouts) }, { shape }];
+    },
+    fn: (x, res) => G.addLayerNorm(x, res, null, null, 1e-6).normed,
     rtol: 1e-4,
   },
   {

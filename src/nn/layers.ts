@@ -2,7 +2,7 @@
 // transformer block. Parameter names and initial distributions follow PyTorch's defaults.
 import { where } from '../tensor/ops/elementwise.js';
 import { embedding } from '../tensor/ops/indexing.js';
-import { dropout, layerNorm, linear } from '../tensor/ops/nn.js';
+import { type AddLayerNormResult, type LinearActivation, addLayerNorm, dropout, layerNorm, linear } from '../tensor/ops/nn.js';
 import type { Generator } from '../tensor/random.js';
 import { getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -35,8 +35,9 @@ export class Linear extends Module implements Layer {
     }
   }
 
-  forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+  /** With an activation, act(x W^T + b), the bias and activation fused into one pass. */
+  forward(x: Tensor, activation?: LinearActivation | null): Tensor {
+    return linear(x, this.weight, this.bias, activation);
   }
 }
 
@@ -66,6 +67,11 @@ export class LayerNorm extends Module implements Layer {
 
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+
+  /** x + residual and its layer norm, in one pass over the rows (a pre-LN block's residual step). */
+  forwardAdd(x: Tensor, residual: Tensor): AddLayerNormResult {
+    return addLayerNorm(x, residual, this.weight, this.bias, this.eps);
   }
 }
 
@@ -145,6 +151,19 @@ const ACTIVATIONS: Record<ActivationName, (x: Tensor) => Tensor> = {
   swish: (x) => x.mul(x.sigmoid()),
 };
 
+/** The names linear can apply in its fused bias + activation kernel. */
+const FUSED_ACTIVATIONS: Partial<Record<ActivationName, LinearActivation>> = {
+  gelu: 'gelu_erf',
+  gelu_tanh: 'gelu_tanh',
+  gelu_pytorch_tanh: 'gelu_tanh',
+  gelu_new: 'gelu_tanh',
+  gelu_fast: 'gelu_tanh',
+  quick_gelu: 'quick_gelu',
+  relu: 'relu',
+  tanh: 'tanh',
+  sigmoid: 'sigmoid',
+};
+
 /** The activation function of a name, or an error listing the known names. */
 export function getActivation(name: string): (x: Tensor) => Tensor {
   const f = Object.hasOwn(ACTIVATIONS, name) ? ACTIVATIONS[name as ActivationName] : undefined;
@@ -169,18 +188,23 @@ export class MLP extends Module implements Layer {
   readonly fc2: Linear;
   readonly act: (x: Tensor) => Tensor;
   readonly drop: Dropout;
+  /** The activation as fc1 applies it after its bias, when the kernel has it; else act runs after fc1. */
+  private readonly fusedAct: LinearActivation | null;
 
   constructor(inFeatures: number, hiddenFeatures: number, opts: MLPOptions = {}) {
     super();
     const lin = { ...opts, bias: opts.bias ?? true };
     this.fc1 = this.module('fc1', new Linear(inFeatures, hiddenFeatures, lin));
-    this.act = getActivation(opts.act ?? 'gelu');
+    const act = opts.act ?? 'gelu';
+    this.act = getActivation(act);
+    this.fusedAct = Object.hasOwn(FUSED_ACTIVATIONS, act) ? FUSED_ACTIVATIONS[act as ActivationName]! : null;
     this.fc2 = this.module('fc2', new Linear(hiddenFeatures, opts.outFeatures ?? inFeatures, lin));
     this.drop = this.module('drop', new Dropout(opts.dropout ?? 0, { generator: opts.generator }));
   }
 
   forward(x: Tensor): Tensor {
-    const h = this.drop.forward(this.act(this.fc1.forward(x)));
+    const a = this.fusedAct ? this.fc1.forward(x, this.fusedAct) : this.act(this.fc1.forward(x));
+    const h = this.drop.forward(a);
     return this.drop.forward(this.fc2.forward(h));
   }
 }

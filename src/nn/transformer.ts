@@ -50,8 +50,9 @@ export class TransformerBlock extends Module {
   }
 
   forward(x: Tensor, call: BlockCall = {}): Tensor {
-    const h = x.add(this.drop.forward(this.attn.forward(this.ln1.forward(x), call)));
-    return h.add(this.drop.forward(this.mlp.forward(this.ln2.forward(h))));
+    // h = x + attn(...) and ln2(h) come from one fused pass.
+    const { sum: h, normed } = this.ln2.forwardAdd(x, this.drop.forward(this.attn.forward(this.ln1.forward(x), call)));
+    return h.add(this.drop.forward(this.mlp.forward(normed)));
   }
 }
 

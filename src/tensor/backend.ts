@@ -60,6 +60,11 @@ export interface Backend {
   // ---- memory ----
   /** A zero-filled storage. */
   alloc(dtype: DType, length: number): Storage;
+  /**
+   * A storage whose contents are undefined, for an output that a kernel overwrites entirely:
+   * zero-filling fresh memory costs as much as a simple kernel.
+   */
+  empty(dtype: DType, length: number): Storage;
   /** A storage holding a copy of data (which must match dtype's array type). */
   fromHost(data: TypedArray, dtype: DType): Storage;
   /** The view's elements as a new dense host array, row-major. */
@@ -88,6 +93,22 @@ export interface Backend {
   /** dgamma and dbeta are overwritten (not accumulated); either may be null when not needed. */
   layerNormGrad(x: View, g: View, gamma: View | null, mean: View, rstd: View, rows: number, n: number,
     dx: Storage, dgamma: Storage | null, dbeta: Storage | null): void;
+
+  // ---- fused kernels: two steps in one pass over the rows ----
+  /**
+   * pre = x + bias and out = act(pre) (out = pre when act is null), for x a dense view read as
+   * [rows, n] and bias [n] added to every row. out is act of pre as stored (rounded to the dtype).
+   * pre, kept for the backward pass, may be null. Either pre or out (not both) may be x's own
+   * elements (x.storage with offset 0), updated in place.
+   */
+  biasActivation(x: View, bias: View, act: ActivationOp | null, rows: number, n: number,
+    pre: Storage | null, out: Storage): void;
+  /**
+   * sum = x + residual, and layerNorm of sum as stored into out, mean and rstd (as layerNorm
+   * writes them), for x and residual dense views read as [rows, n].
+   */
+  addLayerNorm(x: View, residual: View, gamma: View | null, beta: View | null, rows: number, n: number, eps: number,
+    sum: Storage, out: Storage, mean: Storage, rstd: Storage): void;
 
   // ---- linear algebra ----
   /** out[b] = a[b] @ b[b] for a: [batch, M, K], b: [batch, K, N] (any strides), out dense [batch, M, N]. */

@@ -2,6 +2,7 @@
 // write the same TypedArrays, so moving a tensor between them copies nothing.
 import type { Backend, Storage, View } from '../backend.js';
 import type { DType, TypedArray } from '../dtype.js';
+import { bytesPerElement } from '../dtype.js';
 
 export class HostStorage implements Storage {
   constructor(
@@ -22,4 +23,32 @@ export function hostData(s: Storage): TypedArray {
 /** The typed array behind a view's storage. */
 export function viewData(v: View): TypedArray {
   return hostData(v.storage);
+}
+
+/**
+ * A typed array over memory that is not zero-filled. GLIMPSE_POISON_EMPTY=1 fills it with NaN
+ * (floats) or 0x7f bytes instead, so a kernel that reads an output before writing it shows up in tests.
+ */
+export function allocUninitialized(dtype: DType, length: number): TypedArray {
+  const bytes = bytesPerElement(dtype);
+  const buf = Buffer.allocUnsafeSlow(length * bytes);
+  const out = typedArrayOver(dtype, buf.buffer, buf.byteOffset, length);
+  if (poison) {
+    if (out instanceof Float32Array || out instanceof Float64Array) out.fill(NaN);
+    else buf.fill(0x7f);
+  }
+  return out;
+}
+
+const poison = process.env.GLIMPSE_POISON_EMPTY === '1';
+
+function typedArrayOver(dtype: DType, buffer: ArrayBufferLike, offset: number, length: number): TypedArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(buffer, offset, length);
+    case 'float64': return new Float64Array(buffer, offset, length);
+    case 'int32': return new Int32Array(buffer, offset, length);
+    case 'int64': return new BigInt64Array(buffer, offset, length);
+    case 'uint8':
+    case 'bool': return new Uint8Array(buffer, offset, length);
+  }
 }

@@ -2,7 +2,9 @@
 // backend, so any case a native kernel does not cover (a dtype, a layout) falls back to the
 // plain TypeScript kernel; each kernel family's wrapper in ./native/ returns false for those.
 import type { ActivationOp, AdamWStep, AttentionArgs, BinaryOp, ReduceOp, SgdStep, Storage, UnaryOp, View } from '../backend.js';
+import type { DType } from '../dtype.js';
 import { ReferenceBackend } from './reference.js';
+import { HostStorage, allocUninitialized } from './host.js';
 import { type Addon, loadAddon } from './native/addon.js';
 import * as gemm from './native/gemm.js';
 import * as elementwise from './native/elementwise.js';
@@ -10,12 +12,17 @@ import * as reduce from './native/reduce.js';
 import * as attention from './native/attention.js';
 import * as indexing from './native/indexing.js';
 import * as optim from './native/optim.js';
+import * as fused from './native/fused.js';
 
 export class NativeBackend extends ReferenceBackend {
   override readonly name: string = 'native';
 
   constructor(private readonly addon: Addon) {
     super();
+  }
+
+  override empty(dtype: DType, length: number): Storage {
+    return new HostStorage(this, dtype, allocUninitialized(dtype, length));
   }
 
   override copy(dst: View, src: View): void {
@@ -54,6 +61,15 @@ export class NativeBackend extends ReferenceBackend {
     dx: Storage, dgamma: Storage | null, dbeta: Storage | null): void {
     if (!reduce.layerNormGrad(this.addon, x, g, gamma, mean, rstd, rows, n, dx, dgamma, dbeta))
       super.layerNormGrad(x, g, gamma, mean, rstd, rows, n, dx, dgamma, dbeta);
+  }
+  override biasActivation(x: View, bias: View, act: ActivationOp | null, rows: number, n: number,
+    pre: Storage | null, out: Storage): void {
+    if (!fused.biasActivation(this.addon, x, bias, act, rows, n, pre, out)) super.biasActivation(x, bias, act, rows, n, pre, out);
+  }
+  override addLayerNorm(x: View, residual: View, gamma: View | null, beta: View | null, rows: number, n: number,
+    eps: number, sum: Storage, out: Storage, mean: Storage, rstd: Storage): void {
+    if (!fused.addLayerNorm(this.addon, x, residual, gamma, beta, rows, n, eps, sum, out, mean, rstd))
+      super.addLayerNorm(x, residual, gamma, beta, rows, n, eps, sum, out, mean, rstd);
   }
   override matmul(a: View, b: View, out: Storage): void {
     if (!gemm.matmul(this.addon, a, b, out)) super.matmul(a, b, out);

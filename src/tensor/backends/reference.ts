@@ -70,6 +70,11 @@ function writeAll(out: Storage, values: ArrayLike<number>): void {
   for (let i = 0; i < values.length; i++) store(data, out.dtype, i, values[i]!);
 }
 
+/** A float64 value as the dtype stores it, for kernels whose later steps read a stored result. */
+function roundingOf(dtype: DType): (x: number) => number {
+  return dtype === 'float32' ? Math.fround : (x) => x;
+}
+
 function checkSameShape(what: string, ...views: View[]): void {
   const s0 = views[0]!.shape;
   for (const v of views) {
@@ -186,6 +191,11 @@ export class ReferenceBackend implements Backend {
 
   alloc(dtype: DType, length: number): Storage {
     return new HostStorage(this, dtype, allocHost(dtype, length));
+  }
+
+  /** Zero-filled here too: the reference backend favours simple over fast. */
+  empty(dtype: DType, length: number): Storage {
+    return this.alloc(dtype, length);
   }
 
   fromHost(data: TypedArray, dtype: DType): Storage {
@@ -385,6 +395,33 @@ export class ReferenceBackend implements Backend {
     writeAll(dx, dxs);
     if (dgamma) writeAll(dgamma, dg);
     if (dbeta) writeAll(dbeta, db);
+  }
+
+  biasActivation(x: View, bias: View, act: ActivationOp | null, rows: number, n: number,
+    pre: Storage | null, out: Storage): void {
+    const xs = readAll(x, 'biasActivation x');
+    const bs = readAll(bias, 'biasActivation bias');
+    if (xs.length !== rows * n || bs.length !== n) {
+      throw new Error(`biasActivation: x [${x.shape}] and bias [${bias.shape}] do not form [${rows}, ${n}] and [${n}]`);
+    }
+    const f = act ? unaryFn(act) : (v: number) => v;
+    const round = roundingOf(out.dtype);
+    const sums = new Float64Array(rows * n);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) sums[r * n + j] = round(xs[r * n + j]! + bs[j]!);
+    if (pre) writeAll(pre, sums);
+    writeAll(out, sums.map(f));
+  }
+
+  addLayerNorm(x: View, residual: View, gamma: View | null, beta: View | null, rows: number, n: number, eps: number,
+    sum: Storage, out: Storage, mean: Storage, rstd: Storage): void {
+    const xs = readAll(x, 'addLayerNorm x');
+    const rs = readAll(residual, 'addLayerNorm residual');
+    if (xs.length !== rows * n || rs.length !== rows * n) {
+      throw new Error(`addLayerNorm: x [${x.shape}] and residual [${residual.shape}] do not both form [${rows}, ${n}]`);
+    }
+    const round = roundingOf(sum.dtype);
+    writeAll(sum, xs.map((v, i) => round(v + rs[i]!)));
+    this.layerNorm({ storage: sum, offset: 0, shape: [rows, n], strides: [n, 1] }, gamma, beta, rows, n, eps, out, mean, rstd);
   }
 
   matmul(a: View, b: View, out: Storage): void {

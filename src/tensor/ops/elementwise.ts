@@ -16,7 +16,7 @@ export function broadcastView(t: Tensor, shape: Shape, op: string): View {
 }
 
 function newTensor(like: Tensor, dtype: DType, shape: Shape): Tensor {
-  return new Tensor(like.backend.alloc(dtype, numel(shape)), shape);
+  return new Tensor(like.backend.empty(dtype, numel(shape)), shape);
 }
 
 function sameBackend(op: string, ...ts: Tensor[]): void {

@@ -27,7 +27,7 @@ export function indexSelect(x: Tensor, axis: number, index: Tensor): Tensor {
   const shape = [...x.shape];
   shape[a] = idx.size;
   const src = noGrad(() => x.contiguous());
-  const out = new Tensor(x.backend.alloc(x.dtype, numel(shape)), shape);
+  const out = new Tensor(x.backend.empty(x.dtype, numel(shape)), shape);
   x.backend.indexSelect(src.view('indexSelect'), idx.view(), outer, n, inner, out.storage);
   return record('indexSelect', [x], out, (g) => {
     const dx = zeros(x.shape, { dtype: g.dtype, backend: g.backend });
@@ -51,7 +51,7 @@ export function gather(x: Tensor, axis: number, index: Tensor): Tensor {
   const idx = asIndex(index, 'gather');
   const [outer, n, inner] = split3(x.shape, a);
   const src = noGrad(() => x.contiguous());
-  const out = new Tensor(x.backend.alloc(x.dtype, idx.size), idx.shape);
+  const out = new Tensor(x.backend.empty(x.dtype, idx.size), idx.shape);
   x.backend.gather(src.view('gather'), idx.view(), outer, n, inner, out.storage);
   return record('gather', [x], out, (g) => {
     const dx = zeros(x.shape, { dtype: g.dtype, backend: g.backend });
@@ -76,8 +76,8 @@ export function sort(x: Tensor, axis = -1, descending = false): Sorted {
   const n = x.shape[a]!;
   const rows = n === 0 ? 0 : x.size / n;
   const src = noGrad(() => x.contiguous());
-  const values = new Tensor(x.backend.alloc(x.dtype, x.size), x.shape);
-  const indices = new Tensor(x.backend.alloc('int32', x.size), x.shape);
+  const values = new Tensor(x.backend.empty(x.dtype, x.size), x.shape);
+  const indices = new Tensor(x.backend.empty('int32', x.size), x.shape);
   x.backend.sort(src.view('sort'), rows, n, descending, values.storage, indices.storage);
   if (!x.requiresGrad) return { values, indices };
   return { values: gather(x, a, indices), indices };
@@ -111,7 +111,7 @@ export function concat(tensors: readonly Tensor[], axis = 0): Tensor {
   }
   const shape = [...first.shape];
   shape[a] = tensors.reduce((s, t) => s + t.shape[a]!, 0);
-  const out = new Tensor(first.backend.alloc(first.dtype, numel(shape)), shape);
+  const out = new Tensor(first.backend.empty(first.dtype, numel(shape)), shape);
   const starts: number[] = [];
   let at = 0;
   for (const t of tensors) {

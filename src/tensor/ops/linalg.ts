@@ -50,7 +50,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   }
   const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
   const outShape = [...batch, M, N];
-  const out = new Tensor(a.backend.alloc(a.dtype, numel(outShape)), outShape);
+  const out = new Tensor(a.backend.empty(a.dtype, numel(outShape)), outShape);
   a.backend.matmul(dense3d(a, [...batch, M, K]), dense3d(b, [...batch, K, N]), out.storage);
   return record('matmul', [a, b], out, (g) => [
     a.requiresGrad ? sumTo(matmul(g, b.transpose(-2, -1)), a.shape) : null,

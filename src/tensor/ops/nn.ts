@@ -1,51 +1,165 @@
 // Neural-network ops: linear, layer norm, fused attention, patch convolution, dropout and the
 // losses. Fused kernels carry their own backward; the rest are compositions whose gradients
 // come from the ops they are made of.
-import type { View } from '../backend.js';
-import { noGrad, record } from '../autograd.js';
+import type { ActivationOp, View } from '../backend.js';
+import { numel } from '../backend.js';
+import { isGradEnabled, noGrad, record } from '../autograd.js';
 import { isFloat } from '../dtype.js';
 import { Generator, bernoulli, getDefaultGenerator } from '../random.js';
 import { Tensor } from '../tensor.js';
-import { cast, where } from './elementwise.js';
+import { cast, erf, gelu, quickGelu, relu, sigmoid, softplus, tanh, where } from './elementwise.js';
 import { gather } from './indexing.js';
 import { logSoftmax } from './reduce.js';
 import { matmul } from './linalg.js';
-import { permute, reshape } from './view.js';
+import { permute, reshape, sumTo } from './view.js';
 
-/** x @ weight^T + bias, with weight [out, in] as PyTorch stores it. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
-  if (weight.ndim !== 2 || x.shape[x.ndim - 1] !== weight.shape[1]) {
+/** What linear may apply after its bias: an ActivationOp, or 'gelu' for 'gelu_erf' (exact GELU). */
+export type LinearActivation = ActivationOp | 'gelu';
+
+const ACTIVATION_FNS: Record<ActivationOp, (x: Tensor) => Tensor> = {
+  relu, gelu_erf: (x) => gelu(x), gelu_tanh: (x) => gelu(x, 'tanh'), quick_gelu: quickGelu, sigmoid, tanh, erf, softplus,
+};
+
+/**
+ * act(x @ weight^T + bias), with weight [out, in] as PyTorch stores it; act is optional. With a
+ * bias [out], the bias and the activation are one pass over the product (Backend.biasActivation).
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation?: LinearActivation | null): Tensor {
+  if (weight.ndim !== 2 || x.ndim === 0 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new Error(`linear: input [${x.shape}] does not fit weight [${weight.shape}] (expected last axis ${weight.shape[1]})`);
   }
-  const y = matmul(x, weight.transpose(0, 1));
-  return bias ? y.add(bias) : y;
+  const act = activation === 'gelu' ? 'gelu_erf' : activation ?? null;
+  if (act !== null && !Object.hasOwn(ACTIVATION_FNS, act)) throw new Error(`linear: unknown activation '${activation}'`);
+  const [n, k] = weight.shape as [number, number];
+  const fused = bias && bias.ndim === 1 && bias.shape[0] === n && bias.dtype === x.dtype && bias.dtype === weight.dtype &&
+    bias.backend === x.backend;
+  if (!fused) {
+    const y = matmul(x, weight.transpose(0, 1));
+    const z = bias ? y.add(bias) : y;
+    return act ? ACTIVATION_FNS[act](z) : z;
+  }
+  const lead = x.shape.slice(0, -1);
+  const rows = numel(lead);
+  const y = biasActivation(matmul(reshape(x, [rows, k]), weight.transpose(0, 1)), bias, act);
+  return reshape(y, [...lead, n]);
+}
+
+/**
+ * act(y + bias) for the product y [rows, n] of a matmul, which this overwrites: it is a fresh
+ * tensor that nothing else reads (matmul's backward needs its operands, not its product), so
+ * the kernel writes pre = y + bias over it, or the output itself when pre is not needed.
+ */
+function biasActivation(y: Tensor, bias: Tensor, act: ActivationOp | null): Tensor {
+  const [rows, n] = y.shape as [number, number];
+  const b = y.backend;
+  const bv = noGrad(() => bias.contiguous());
+  const keepPre = act !== null && isGradEnabled() && (y.requiresGrad || bias.requiresGrad);
+  const out = keepPre ? new Tensor(b.empty(y.dtype, y.size), y.shape) : new Tensor(y.storage, y.shape);
+  b.biasActivation(y.view('linear'), bv.view('linear'), act, rows, n, keepPre ? y.storage : null, out.storage);
+  return record('biasActivation', [y, bias], out, (g) => {
+    let gPre = g;
+    if (act) {
+      gPre = new Tensor(b.empty(g.dtype, g.size), g.shape);
+      b.unaryGrad(act, y.view(), g.view(), gPre.storage);
+    }
+    return [gPre, bias.requiresGrad ? sumTo(gPre, bias.shape) : null];
+  });
+}
+
+function checkLayerNormArgs(op: string, x: Tensor, weight: Tensor | null, bias: Tensor | null): void {
+  const n = x.shape[x.ndim - 1]!;
+  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p && (p.ndim !== 1 || p.shape[0] !== n)) throw new Error(`${op}: ${name} [${p.shape}] must be [${n}] for input [${x.shape}]`);
+  }
+  if (!isFloat(x.dtype)) throw new TypeError(`${op}: input must be float, got ${x.dtype}`);
+}
+
+/** A layer norm's output and the per-row statistics its backward needs: rows of n. */
+interface LayerNormState {
+  out: Tensor;
+  mean: Tensor;
+  rstd: Tensor;
+  rows: number;
+  n: number;
+}
+
+function layerNormOutputs(x: Tensor): LayerNormState {
+  const n = x.shape[x.ndim - 1]!;
+  const rows = n === 0 ? 0 : x.size / n;
+  const b = x.backend;
+  return {
+    out: new Tensor(b.empty(x.dtype, x.size), x.shape),
+    mean: new Tensor(b.empty(x.dtype, rows), [rows]),
+    rstd: new Tensor(b.empty(x.dtype, rows), [rows]),
+    rows,
+    n,
+  };
+}
+
+/**
+ * Records a layer norm of x whose forward has run: src holds x's values densely (the kernel's
+ * input), w the dense weight.
+ */
+function recordLayerNorm(x: Tensor, src: Tensor, weight: Tensor | null, bias: Tensor | null, w: Tensor | null,
+  st: LayerNormState): Tensor {
+  const { rows, n } = st;
+  const b = x.backend;
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record('layerNorm', inputs, st.out, (g) => {
+    const dx = new Tensor(b.empty(x.dtype, x.size), x.shape);
+    const dw = weight?.requiresGrad ? new Tensor(b.empty(x.dtype, n), [n]) : null;
+    const db = bias?.requiresGrad ? new Tensor(b.empty(x.dtype, n), [n]) : null;
+    b.layerNormGrad(src.view(), g.contiguous().view(), w?.view() ?? null, st.mean.view(), st.rstd.view(), rows, n,
+      dx.storage, dw?.storage ?? null, db?.storage ?? null);
+    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
+  });
 }
 
 /** Layer norm over the last axis (torch.nn.functional.layer_norm with normalized_shape = [n]). */
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
-  const n = x.shape[x.ndim - 1]!;
-  for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
-    if (p && (p.ndim !== 1 || p.shape[0] !== n)) throw new Error(`layerNorm: ${name} [${p.shape}] must be [${n}] for input [${x.shape}]`);
-  }
-  if (!isFloat(x.dtype)) throw new TypeError(`layerNorm: input must be float, got ${x.dtype}`);
+  checkLayerNormArgs('layerNorm', x, weight, bias);
   const src = noGrad(() => x.contiguous());
-  const rows = n === 0 ? 0 : x.size / n;
-  const b = x.backend;
-  const out = new Tensor(b.alloc(x.dtype, x.size), x.shape);
-  const mean = new Tensor(b.alloc(x.dtype, rows), [rows]);
-  const rstd = new Tensor(b.alloc(x.dtype, rows), [rows]);
   const w = weight ? noGrad(() => weight.contiguous()) : null;
   const bb = bias ? noGrad(() => bias.contiguous()) : null;
-  b.layerNorm(src.view('layerNorm'), w?.view('layerNorm') ?? null, bb?.view('layerNorm') ?? null, rows, n, eps, out.storage, mean.storage, rstd.storage);
-  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-  return record('layerNorm', inputs, out, (g) => {
-    const dx = new Tensor(b.alloc(x.dtype, x.size), x.shape);
-    const dw = weight?.requiresGrad ? new Tensor(b.alloc(x.dtype, n), [n]) : null;
-    const db = bias?.requiresGrad ? new Tensor(b.alloc(x.dtype, n), [n]) : null;
-    b.layerNormGrad(src.view(), g.contiguous().view(), w?.view() ?? null, mean.view(), rstd.view(), rows, n,
-      dx.storage, dw?.storage ?? null, db?.storage ?? null);
-    return [dx, ...(weight ? [dw] : []), ...(bias ? [db] : [])];
-  });
+  const st = layerNormOutputs(x);
+  x.backend.layerNorm(src.view('layerNorm'), w?.view('layerNorm') ?? null, bb?.view('layerNorm') ?? null, st.rows, st.n, eps,
+    st.out.storage, st.mean.storage, st.rstd.storage);
+  return recordLayerNorm(x, src, weight, bias, w, st);
+}
+
+export interface AddLayerNormResult {
+  /** x + residual: the residual stream that continues past the norm. */
+  sum: Tensor;
+  /** layerNorm(x + residual). */
+  normed: Tensor;
+}
+
+/**
+ * x + residual and the layer norm of that sum, from one pass over the rows: the step between
+ * two branches of a pre-LN transformer. Both results are differentiable. x and residual have
+ * the same shape (other shapes broadcast through an unfused add).
+ */
+export function addLayerNorm(x: Tensor, residual: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): AddLayerNormResult {
+  const same = x.ndim === residual.ndim && x.shape.every((d, i) => d === residual.shape[i]) && x.dtype === residual.dtype &&
+    x.backend === residual.backend;
+  if (!same) {
+    const sum = x.add(residual);
+    return { sum, normed: layerNorm(sum, weight, bias, eps) };
+  }
+  checkLayerNormArgs('addLayerNorm', x, weight, bias);
+  const xs = noGrad(() => x.contiguous());
+  const rs = noGrad(() => residual.contiguous());
+  const w = weight ? noGrad(() => weight.contiguous()) : null;
+  const bb = bias ? noGrad(() => bias.contiguous()) : null;
+  const b = x.backend;
+  const sum = new Tensor(b.empty(x.dtype, x.size), x.shape);
+  const st = layerNormOutputs(x);
+  b.addLayerNorm(xs.view('addLayerNorm'), rs.view('addLayerNorm'), w?.view('addLayerNorm') ?? null,
+    bb?.view('addLayerNorm') ?? null, st.rows, st.n, eps, sum.storage, st.out.storage, st.mean.storage, st.rstd.storage);
+  // Two nodes, as add then layerNorm would record them: the norm's gradient reaches x and
+  // residual through the sum, added to whatever reaches the sum from its other uses.
+  const recorded = record('add', [x, residual], sum, (g) => [g, g]);
+  return { sum: recorded, normed: recordLayerNorm(recorded, sum, weight, bias, w, st) };
 }
 
 export interface AttentionOptions {
@@ -88,13 +202,13 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   const args = { q: qd.view('attention'), k: kd.view('attention'), v: vd.view('attention'), keyPadding: pad,
     causal: opts.causal ?? false, scale: opts.scale ?? 1 / Math.sqrt(D) };
   const b = q.backend;
-  const out = new Tensor(b.alloc(q.dtype, B * H * Tq * Dv), [B, H, Tq, Dv]);
-  const lse = new Tensor(b.alloc(q.dtype, B * H * Tq), [B, H, Tq]);
+  const out = new Tensor(b.empty(q.dtype, B * H * Tq * Dv), [B, H, Tq, Dv]);
+  const lse = new Tensor(b.empty(q.dtype, B * H * Tq), [B, H, Tq]);
   b.attention(args, out.storage, lse.storage);
   return record('attention', [q, k, v], out, (g) => {
-    const dq = new Tensor(b.alloc(q.dtype, q.size), q.shape);
-    const dk = new Tensor(b.alloc(q.dtype, k.size), k.shape);
-    const dv = new Tensor(b.alloc(q.dtype, v.size), v.shape);
+    const dq = new Tensor(b.empty(q.dtype, q.size), q.shape);
+    const dk = new Tensor(b.empty(q.dtype, k.size), k.shape);
+    const dv = new Tensor(b.empty(q.dtype, v.size), v.shape);
     b.attentionGrad(args, out.view(), lse.view(), g.contiguous().view(), dq.storage, dk.storage, dv.storage);
     return [dq, dk, dv];
   });

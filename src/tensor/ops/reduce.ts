@@ -45,7 +45,7 @@ function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean)
     inner = 1;
   }
   const dtype = op === 'argmax' || op === 'argmin' ? 'int32' : x.dtype;
-  const out = new Tensor(x.backend.alloc(dtype, outer * inner), outShape);
+  const out = new Tensor(x.backend.empty(dtype, outer * inner), outShape);
   x.backend.reduce(op, src.view(op), outer, n, inner, out.storage);
   return out;
 }
@@ -107,10 +107,10 @@ function softmaxOp(x: Tensor, axis: number, log: boolean): Tensor {
   const src = x.contiguous();
   const n = x.ndim === 0 ? 1 : x.shape[x.ndim - 1]!;
   const rows = n === 0 ? 0 : x.size / n;
-  const out = new Tensor(x.backend.alloc(x.dtype, x.size), x.shape);
+  const out = new Tensor(x.backend.empty(x.dtype, x.size), x.shape);
   x.backend.softmax(src.view(op), rows, n, log, out.storage);
   return record(op, [src], out, (g) => {
-    const dx = new Tensor(g.backend.alloc(g.dtype, g.size), g.shape);
+    const dx = new Tensor(g.backend.empty(g.dtype, g.size), g.shape);
     g.backend.softmaxGrad(out.view(), g.contiguous().view(), rows, n, log, dx.storage);
     return [dx];
   });

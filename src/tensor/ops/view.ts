@@ -19,7 +19,7 @@ function viewOf(t: Tensor, shape: Shape, strides: readonly number[], offset: num
 }
 
 function copyDense(t: Tensor, backend: Backend, op: string): Tensor {
-  const out = new Tensor(backend.alloc(t.dtype, t.size), t.shape);
+  const out = new Tensor(backend.empty(t.dtype, t.size), t.shape);
   backend.copy(out.view(op), t.view(op));
   return out;
 }

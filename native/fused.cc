@@ -1,0 +1,261 @@
+// Fused kernels: two steps that would each make a pass over memory, done in one.
+//
+// biasActivation: pre = x + bias, out = act(pre), for a linear layer's output [rows, n] (bias
+// broadcast over the rows). pre is what the backward pass needs; it may be written over x.
+//
+// addLayerNorm: sum = x + residual and out = layerNorm(sum), for a pre-LN transformer's residual
+// stream. Each row's sum is normalised while it is in cache, with the same arithmetic as
+// reduce.cc's layer norm (from rowops.h), so the results are bit for bit those of add then
+// layerNorm; what it saves is the pass that reads the sums back from memory.
+//
+// Both have an AVX2/FMA version and a portable one; cpu_has_avx2_fma() picks one per call. The
+// activations are vecmath.h's, as in elementwise.cc.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+#include "rowops.h"
+#include "vecmath.h"
+
+namespace glimpse {
+namespace {
+
+using namespace rowops;
+
+constexpr int64_t kUnit = 64;              // elements; parallel chunks of biasActivation start on multiples
+constexpr int64_t kGrainCheap = 1 << 16;   // elements per parallel task: an add (and relu)
+constexpr int64_t kGrainMath = 1 << 13;    // the same with a transcendental activation
+constexpr int64_t kPiece = 1 << 15;        // elements per parallel task of addLayerNorm
+
+// Codes shared with src/tensor/backends/native/fused.ts (same order there).
+enum class Act : int { none = -1, relu, gelu_erf, gelu_tanh, quick_gelu, sigmoid, tanh, erf, softplus };
+
+int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// ---------------------------------------------------------------------------------------------
+// Argument checks: every element a kernel touches lies inside its typed array, and outputs
+// overlap nothing they should not.
+// ---------------------------------------------------------------------------------------------
+
+int64_t checked_mul(int64_t a, int64_t b) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) throw ArgError("sizes must be non-negative and not overflow");
+  return r;
+}
+
+float* f32_span(const Array& a, int64_t offset, int64_t count, const char* what) {
+  if (a.type != napi_float32_array) throw ArgError(std::string(what) + " must be a Float32Array");
+  if (offset < 0 || offset > static_cast<int64_t>(a.length) || count > static_cast<int64_t>(a.length) - offset) {
+    throw ArgError(std::string(what) + ": " + std::to_string(count) + " elements at offset " + std::to_string(offset) +
+                   " do not fit its " + std::to_string(a.length));
+  }
+  return a.f32() + offset;
+}
+
+float* optional_span(napi_env env, napi_value v, napi_value off, size_t pos, int64_t count, const char* what) {
+  if (is_null(env, v)) return nullptr;
+  return f32_span(array_arg(env, v, pos), off ? int_arg(env, off, pos + 1) : 0, count, what);
+}
+
+bool overlap(const float* a, int64_t na, const float* b, int64_t nb) {
+  return a && b && na > 0 && nb > 0 && a < b + nb && b < a + na;
+}
+
+void require_disjoint(const float* a, int64_t na, const char* an, const float* b, int64_t nb, const char* bn) {
+  if (overlap(a, na, b, nb)) throw ArgError(std::string(an) + " and " + bn + " must not overlap");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activations, as elementwise.cc computes them
+// ---------------------------------------------------------------------------------------------
+
+template <Act kAct>
+inline float act_s(float x) {
+  if constexpr (kAct == Act::none) return x;
+  else if constexpr (kAct == Act::relu) return x > 0 ? x : x == x ? 0.0f : x;
+  else if constexpr (kAct == Act::gelu_erf) return gelu_erf_s(x);
+  else if constexpr (kAct == Act::gelu_tanh) return gelu_tanh_s(x);
+  else if constexpr (kAct == Act::quick_gelu) return quick_gelu_s(x);
+  else if constexpr (kAct == Act::sigmoid) return sigmoid_s(x);
+  else if constexpr (kAct == Act::tanh) return static_cast<float>(std::tanh(static_cast<double>(x)));
+  else if constexpr (kAct == Act::erf) return static_cast<float>(std::erf(static_cast<double>(x)));
+  else return softplus_s(x);
+}
+
+template <Act kAct>
+void bias_act_scalar(const float* x, const float* bias, float* pre, float* out, int64_t len) {
+  for (int64_t j = 0; j < len; j++) {
+    const float v = x[j] + bias[j];
+    if (pre) pre[j] = v;
+    out[j] = act_s<kAct>(v);
+  }
+}
+
+#ifdef GLIMPSE_X86
+template <Act kAct>
+GLIMPSE_AVX2 inline __m256 act_v(__m256 x) {
+  if constexpr (kAct == Act::none) return x;
+  else if constexpr (kAct == Act::relu) return relu256_ps(x);
+  else if constexpr (kAct == Act::gelu_erf) return gelu_erf256_ps(x);
+  else if constexpr (kAct == Act::gelu_tanh) return gelu_tanh256_ps(x);
+  else if constexpr (kAct == Act::quick_gelu) return quick_gelu256_ps(x);
+  else if constexpr (kAct == Act::sigmoid) return sigmoid256_ps(x);
+  else if constexpr (kAct == Act::tanh) return tanh256_ps(x);
+  else if constexpr (kAct == Act::erf) return erf256_ps(x);
+  else return softplus256_ps(x);
+}
+
+template <Act kAct>
+GLIMPSE_AVX2 void bias_act_avx2(const float* x, const float* bias, float* pre, float* out, int64_t len, bool stream) {
+  write8(out, len, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
+    const __m256 v = _mm256_add_ps(lanes.load(x + j), lanes.load(bias + j));
+    if (pre) lanes.store(pre + j, v);
+    return act_v<kAct>(v);
+  });
+}
+#endif
+
+// ---------------------------------------------------------------------------------------------
+// biasActivation(x, xOffset, bias, biasOffset, act, rows, n, pre | null, out); act -1 is none.
+// ---------------------------------------------------------------------------------------------
+
+template <Act kAct>
+void bias_activation(const float* x, const float* bias, float* pre, float* out, int64_t rows, int64_t n) {
+  const int64_t count = rows * n;
+  const bool avx = cpu_has_avx2_fma();
+  // An output written over its input is in cache already: no streaming for it.
+  const bool stream = avx && stream_output(count) && out != x;
+  const int64_t grain = (kAct == Act::none || kAct == Act::relu ? kGrainCheap : kGrainMath) / kUnit;
+  // The flat index range is split (rows may be few and long); each chunk walks its row segments.
+  parallel_for(div_up(count, kUnit), grain, [&](int64_t ub, int64_t ue) {
+    const int64_t e = std::min(count, ue * kUnit);
+    for (int64_t b = ub * kUnit; b < e;) {
+      const int64_t j = b % n, len = std::min(n - j, e - b);
+      float* p = pre ? pre + b : nullptr;
+#ifdef GLIMPSE_X86
+      if (avx) bias_act_avx2<kAct>(x + b, bias + j, p, out + b, len, stream);
+      else
+#endif
+        bias_act_scalar<kAct>(x + b, bias + j, p, out + b, len);
+      b += len;
+    }
+    fence_streams(stream);
+  });
+}
+
+GLIMPSE_KERNEL(bias_activation_kernel) {
+  auto a = args(env, info, 9);
+  const int64_t act = int_arg(env, a[4], 4);
+  const int64_t rows = int_arg(env, a[5], 5), n = int_arg(env, a[6], 6);
+  const int64_t count = checked_mul(rows, n);
+  if (act < -1 || act > static_cast<int64_t>(Act::softplus)) throw ArgError("unknown activation code " + std::to_string(act));
+  const float* x = f32_span(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
+  const float* bias = f32_span(array_arg(env, a[2], 2), int_arg(env, a[3], 3), n, "bias");
+  float* pre = optional_span(env, a[7], nullptr, 7, count, "pre");
+  float* out = f32_span(array_arg(env, a[8], 8), 0, count, "out");
+  // pre or out may be exactly x (in place); nothing else may overlap, as threads and the
+  // vector loops read ahead of where they write.
+  if (pre != x) require_disjoint(pre, count, "pre", x, count, "x");
+  if (out != x) require_disjoint(out, count, "out", x, count, "x");
+  require_disjoint(pre, count, "pre", out, count, "out");
+  require_disjoint(pre, count, "pre", bias, n, "bias");
+  require_disjoint(out, count, "out", bias, n, "bias");
+  if (count == 0) return undefined(env);
+  switch (static_cast<Act>(act)) {
+    case Act::none: bias_activation<Act::none>(x, bias, pre, out, rows, n); break;
+    case Act::relu: bias_activation<Act::relu>(x, bias, pre, out, rows, n); break;
+    case Act::gelu_erf: bias_activation<Act::gelu_erf>(x, bias, pre, out, rows, n); break;
+    case Act::gelu_tanh: bias_activation<Act::gelu_tanh>(x, bias, pre, out, rows, n); break;
+    case Act::quick_gelu: bias_activation<Act::quick_gelu>(x, bias, pre, out, rows, n); break;
+    case Act::sigmoid: bias_activation<Act::sigmoid>(x, bias, pre, out, rows, n); break;
+    case Act::tanh: bias_activation<Act::tanh>(x, bias, pre, out, rows, n); break;
+    case Act::erf: bias_activation<Act::erf>(x, bias, pre, out, rows, n); break;
+    case Act::softplus: bias_activation<Act::softplus>(x, bias, pre, out, rows, n); break;
+  }
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// addLayerNorm
+// ---------------------------------------------------------------------------------------------
+
+RowStats add_layer_norm_row_scalar(const float* x, const float* r, const float* gamma, const float* beta, float* sum,
+                                   float* y, int64_t n, double eps) {
+  for (int64_t j = 0; j < n; j++) sum[j] = x[j] + r[j];
+  const RowStats st = stats_scalar(sum, n, eps);
+  layer_norm_row_scalar(sum, gamma, beta, y, n, st);
+  return st;
+}
+
+#ifdef GLIMPSE_X86
+// The add's pass also sums the first estimate of the mean, exactly as sum_avx2 would. The row of
+// sums goes straight to `sum` and is normalised from there while in cache; with streaming stores
+// it goes to the scratch row first, and is streamed out from there at the end.
+GLIMPSE_AVX2 RowStats add_layer_norm_row_avx2(const float* x, const float* r, const float* gamma, const float* beta,
+                                              float* sum, float* y, float* scratch, int64_t n, double eps, bool stream) {
+  float* s = stream ? scratch : sum;
+  double total;
+  sums8<1>(n, &total, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
+    const __m256 v = _mm256_add_ps(lanes.load(x + j), lanes.load(r + j));  // masked lanes are 0
+    lanes.store(s + j, v);
+    acc[0] = _mm256_add_ps(acc[0], v);
+  });
+  const RowStats st = stats_around_avx2(s, n, static_cast<float>(total / n), eps);
+  layer_norm_row_avx2(s, gamma, beta, y, n, st, stream);
+  if (stream) write8(sum, n, true, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 { return lanes.load(s + j); });
+  return st;
+}
+#endif
+
+// addLayerNorm(x, xOffset, residual, residualOffset, gamma | null, gammaOffset, beta | null, betaOffset,
+//              rows, n, eps, sum, out, mean, rstd)
+GLIMPSE_KERNEL(add_layer_norm_kernel) {
+  auto a = args(env, info, 15);
+  const int64_t rows = int_arg(env, a[8], 8), n = int_arg(env, a[9], 9);
+  const double eps = number_arg(env, a[10], 10);
+  const int64_t count = checked_mul(rows, n);
+  if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
+  const float* x = f32_span(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
+  const float* res = f32_span(array_arg(env, a[2], 2), int_arg(env, a[3], 3), count, "residual");
+  const float* gamma = optional_span(env, a[4], a[5], 4, n, "gamma");
+  const float* beta = optional_span(env, a[6], a[7], 6, n, "beta");
+  float* sum = f32_span(array_arg(env, a[11], 11), 0, count, "sum");
+  float* y = f32_span(array_arg(env, a[12], 12), 0, count, "out");
+  float* mean = f32_span(array_arg(env, a[13], 13), 0, rows, "mean");
+  float* rstd = f32_span(array_arg(env, a[14], 14), 0, rows, "rstd");
+  const std::pair<const float*, int64_t> ins[] = {{x, count}, {res, count}, {gamma, n}, {beta, n}};
+  const std::pair<float*, int64_t> outs[] = {{sum, count}, {y, count}, {mean, rows}, {rstd, rows}};
+  for (size_t i = 0; i < 4; i++) {
+    for (const auto& in : ins) require_disjoint(outs[i].first, outs[i].second, "outputs", in.first, in.second, "inputs");
+    for (size_t k = i + 1; k < 4; k++) require_disjoint(outs[i].first, outs[i].second, "outputs", outs[k].first, outs[k].second, "each other");
+  }
+  const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
+  parallel_for(rows, std::max<int64_t>(1, kPiece / n), [&](int64_t b, int64_t e) {
+    std::vector<float> scratch(stream ? n : 0);
+    for (int64_t r = b; r < e; r++) {
+      const int64_t o = r * n;
+#ifdef GLIMPSE_X86
+      const RowStats st = avx ? add_layer_norm_row_avx2(x + o, res + o, gamma, beta, sum + o, y + o, scratch.data(), n, eps, stream)
+                              : add_layer_norm_row_scalar(x + o, res + o, gamma, beta, sum + o, y + o, n, eps);
+#else
+      const RowStats st = add_layer_norm_row_scalar(x + o, res + o, gamma, beta, sum + o, y + o, n, eps);
+#endif
+      mean[r] = st.mean;
+      rstd[r] = st.rstd;
+    }
+    fence_streams(stream);
+  });
+  return undefined(env);
+}
+
+}  // namespace
+
+void register_fused(napi_env env, napi_value exports) {
+  export_fn(env, exports, "biasActivation", bias_activation_kernel);
+  export_fn(env, exports, "addLayerNorm", add_layer_norm_kernel);
+}
+
+}  // namespace glimpse

@@ -1,0 +1,36 @@
+// Wrapper of native/fused.cc. Returns false for cases the native kernels do not take: dtypes
+// other than float32, inputs that are not dense or whose size does not match the stated shape
+// (the reference reads any layout and reports the mismatches), and layer norms of empty rows,
+// whose results the reference defines.
+import type { ActivationOp, Storage, View } from '../../backend.js';
+import { isDense, numel } from '../../backend.js';
+import { hostData, viewData } from '../host.js';
+import type { Addon } from './addon.js';
+
+// Codes shared with native/fused.cc (same order there); null is -1.
+const ACTIVATION_CODE: Record<ActivationOp, number> = {
+  relu: 0, gelu_erf: 1, gelu_tanh: 2, quick_gelu: 3, sigmoid: 4, tanh: 5, erf: 6, softplus: 7,
+};
+
+/** Each view is null or dense float32 with `size` elements; the storages are null or float32. */
+function takes(size: number, views: (View | null)[], outs: (Storage | null)[] = []): boolean {
+  return views.every((v) => v === null || (v.storage.dtype === 'float32' && isDense(v) && numel(v.shape) === size)) &&
+    outs.every((s) => s === null || s.dtype === 'float32');
+}
+
+export function biasActivation(addon: Addon, x: View, bias: View, act: ActivationOp | null, rows: number, n: number,
+  pre: Storage | null, out: Storage): boolean {
+  if (!takes(rows * n, [x], [pre, out]) || !takes(n, [bias])) return false;
+  addon.biasActivation!(viewData(x), x.offset, viewData(bias), bias.offset, act === null ? -1 : ACTIVATION_CODE[act],
+    rows, n, pre && hostData(pre), hostData(out));
+  return true;
+}
+
+export function addLayerNorm(addon: Addon, x: View, residual: View, gamma: View | null, beta: View | null,
+  rows: number, n: number, eps: number, sum: Storage, out: Storage, mean: Storage, rstd: Storage): boolean {
+  if (!takes(rows * n, [x, residual], [sum, out, mean, rstd]) || !takes(n, [gamma, beta]) || n === 0) return false;
+  addon.addLayerNorm!(viewData(x), x.offset, viewData(residual), residual.offset, gamma && viewData(gamma),
+    gamma?.offset ?? 0, beta && viewData(beta), beta?.offset ?? 0, rows, n, eps,
+    hostData(sum), hostData(out), hostData(mean), hostData(rstd));
+  return true;
+}
