@@ -636,7 +636,7 @@ GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, float* scratch, int
   double s;
   if (log) {
     sums8<1, 2>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
-      acc[0] = _mm256_add_ps(acc[0], lanes.keep(exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv))));
+      acc[0] = _mm256_add_ps(acc[0], lanes.keep(exp_nonpos256_ps(_mm256_sub_ps(lanes.load(x + j), mv))));
     });
     const __m256 lse = _mm256_set1_ps(static_cast<float>(std::log(s)));
     write8(y, n, stream, [&](int64_t j, const auto& lanes) GLIMPSE_AVX2 {
@@ -644,7 +644,7 @@ GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, float* scratch, int
     });
   } else {
     sums8<1, 2>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
-      __m256 e = exp256_ps(_mm256_sub_ps(lanes.load(x + j), mv));
+      __m256 e = exp_nonpos256_ps(_mm256_sub_ps(lanes.load(x + j), mv));
       lanes.store(scratch + j, e);
       acc[0] = _mm256_add_ps(acc[0], lanes.keep(e));
     });

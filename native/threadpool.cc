@@ -26,30 +26,48 @@ class ThreadPool {
     // The generation is read here, not in the new thread: a region started before the thread
     // first runs must still count as new to it.
     const uint64_t start = generation_.load(std::memory_order_acquire);
-    for (int i = 1; i < n; i++) workers_.emplace_back([this, i, start] { worker(i, start); });
+    for (int i = 1; i < n; i++) workers_.emplace_back([this, start] { worker(start); });
   }
 
-  // Runs task(i) for i in [0, size()) and waits; the caller runs task(0).
+  // Runs task(i) for i in [0, size()) and waits. Every thread, the caller included, claims tasks
+  // from a shared counter, so a task no worker has picked up yet (its core is busy with another
+  // process) is run by the caller rather than waited for.
   void run(const std::function<void(int)>& task) {
     if (workers_.empty()) {
       task(0);
       return;
     }
     std::unique_lock<std::mutex> run_lock(run_mutex_);  // one parallel region at a time
+    const int n = size();
+    const uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
     task_ = &task;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_release);
+    ntasks_.store(n, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    claim_.store(gen << 32, std::memory_order_release);  // (generation, next task), claimed together
     {
       std::lock_guard<std::mutex> lk(mutex_);
-      generation_.fetch_add(1, std::memory_order_acq_rel);
+      generation_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
-    task(0);
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    run_claims(gen);
+    while (done_.load(std::memory_order_acquire) != n) std::this_thread::yield();
     task_ = nullptr;
   }
 
  private:
-  void worker(int index, uint64_t seen) {
+  // Runs the tasks of region gen that are still unclaimed; returns when none is left.
+  void run_claims(uint64_t gen) {
+    for (;;) {
+      uint64_t c = claim_.load(std::memory_order_acquire);
+      const int i = static_cast<int>(c & 0xffffffffu);
+      if ((c >> 32) != (gen & 0xffffffffu) || i >= ntasks_.load(std::memory_order_relaxed)) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+      (*task_)(i);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+    }
+  }
+
+  void worker(uint64_t seen) {
     for (;;) {
       // Spin for a while: the next kernel usually arrives within microseconds.
       int spins = 0;
@@ -65,8 +83,7 @@ class ThreadPool {
       }
       if (shutdown_) return;
       seen = generation_.load(std::memory_order_acquire);
-      (*task_)(index);
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      run_claims(seen);
     }
   }
 
@@ -85,7 +102,8 @@ class ThreadPool {
   std::mutex mutex_, run_mutex_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int> ntasks_{0}, done_{0};
   const std::function<void(int)>* task_ = nullptr;
   volatile bool shutdown_ = false;
 };
