@@ -633,6 +633,7 @@ GLIMPSE_AVX2 void softmax_row_avx2(const float* x, float* y, float* scratch, int
     return;
   }
   const __m256 mv = _mm256_set1_ps(m);
+  // x - m <= 0, as exp_nonpos256_ps needs; the tail's masked-off lanes (0 - m) are discarded by keep().
   double s;
   if (log) {
     sums8<1, 2>(n, &s, [&](int64_t j, const auto& lanes, __m256* acc) GLIMPSE_AVX2 {
