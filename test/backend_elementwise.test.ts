@@ -234,6 +234,36 @@ test('activations keep their relative accuracy in the tails', { skip }, () => {
   assertClose(storageData(o[0]!) as Float32Array, storageData(o[1]!) as Float32Array, 1e-6, 1e-37, 'gelu_erf tails');
 });
 
+/** The float32 values within `k` ulps of `c` (c itself included). */
+function floatsAround(c: number, k: number): number[] {
+  const f = new Float32Array([c]);
+  const bits = new Int32Array(f.buffer);
+  const out: number[] = [];
+  const base = bits[0]!;
+  for (let d = -k; d <= k; d++) {
+    bits[0] = base + d;
+    out.push(f[0]!);
+  }
+  return out;
+}
+
+// The GELU kernels take their tails from tables of piecewise polynomials for |x| < 3.75 and from
+// exact formulas beyond; the derivatives cross zero near x = -0.75, where the kernels keep their
+// relative accuracy as well. Every float next to the roots and to the pieces' edges is checked.
+test('GELU kernels and derivatives keep 1e-6 relative accuracy, at the table edges and the roots too', { skip }, () => {
+  const xs: number[] = [];
+  for (let i = 0; i <= 24000; i++) xs.push(-12 + i / 1000);
+  for (const root of [-0.7517915246935645, -0.7524614220710163, -0.7511542554412890]) xs.push(...floatsAround(root, 400));
+  for (let j = 0; j <= 7; j++) for (const sign of [1, -1]) xs.push(...floatsAround(sign * (j / 2 + 0.25), 40));
+  const data = Float32Array.from(xs);
+  const ones = place(data.map(() => 1), 'float32');
+  for (const op of ['gelu_erf', 'gelu_tanh', 'quick_gelu'] as const) {
+    // Results below 1e-35 in magnitude may flush to zero.
+    checkUnary(op, place(data, 'float32'), 'accuracy sweep', 1e-6, 1e-35);
+    checkGrad(op, place(data, 'float32'), ones, 'accuracy sweep', 1e-6, 1e-35);
+  }
+});
+
 test('binary arithmetic with broadcasting matches the reference', { skip }, () => {
   const r = rng(4);
   for (const op of ARITH) {

@@ -2,14 +2,12 @@
 // random shapes and layouts, on 1 to 3 threads. The whole file runs a second time in a child
 // process with GLIMPSE_NO_AVX2=1, so the portable kernels pass the same checks.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import type { Backend, View } from '../src/tensor/backend.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { ReferenceBackend } from '../src/tensor/backends/reference.js';
-import { type Layout, randInt, randomData, randomView, rng, storageData } from './helpers.js';
+import { type Layout, randInt, randomData, randomView, rng, storageData, rerunTestFile } from './helpers.js';
 
 const native = createNativeBackend();
 const addon = loadAddon();
@@ -254,14 +252,7 @@ test('misuse throws instead of reading or writing out of bounds', { skip }, () =
 });
 
 test('the portable kernels pass the same tests (GLIMPSE_NO_AVX2=1)', { skip: skip || isChild }, () => {
-  const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_NO_AVX2: '1', GLIMPSE_GEMM_CHILD: '1' };
-  delete env.NODE_TEST_CONTEXT; // else the child reports to the parent runner's protocol, not as TAP
-  const child = spawnSync(process.execPath, ['--test-reporter=tap', fileURLToPath(import.meta.url)], {
-    env,
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
-  assert.equal(child.status, 0, `child run failed:\n${child.stdout}\n${child.stderr}`);
-  assert.match(child.stdout, /# fail 0/);
-  assert.doesNotMatch(child.stdout, /# pass 0\b/);
+  const out = rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX2: '1', GLIMPSE_GEMM_CHILD: '1' }, ['--test-reporter=tap']);
+  assert.match(out, /# fail 0/);
+  assert.doesNotMatch(out, /# pass 0\b/);
 });

@@ -3,8 +3,6 @@
 // the errors for bad indices and short arrays. The whole file runs a second time in a child
 // process with GLIMPSE_NO_AVX2=1 to cover the portable kernels.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { Backend, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides } from '../src/tensor/backend.js';
@@ -12,7 +10,7 @@ import type { DType, TypedArray } from '../src/tensor/dtype.js';
 import { ReferenceBackend } from '../src/tensor/backends/reference.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { assertClose, randInt, randomData, rng, storageData } from './helpers.js';
+import { assertClose, randInt, randomData, rng, storageData, rerunTestFile } from './helpers.js';
 
 const native = createNativeBackend();
 const reference = new ReferenceBackend();
@@ -189,10 +187,6 @@ test('indexing kernels reject arrays too short for their views', { skip }, () =>
 
 if (!portable) {
   test('the portable kernels (child process with GLIMPSE_NO_AVX2=1)', { skip }, () => {
-    // Without NODE_TEST_CONTEXT the child runs as a test runner of its own and its exit status counts.
-    const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_NO_AVX2: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const res = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env, encoding: 'utf8' });
-    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
+    rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX2: '1' });
   });
 }

@@ -208,6 +208,18 @@ test('softmax is stable for large logits and matches the reference on -inf, inf 
   for (const log of [false, true]) checkSoftmax(big, 6, 301, log, 'masked rows');
 });
 
+test('softmax keeps the exponentials that leave the normal range, down to the subnormals', { skip }, () => {
+  // x - max from 0 down to -110 in each row: e^(x - max) passes below 1e-38 at -87.3 and underflows
+  // to 0 near -104, and every stretch of 8 lanes is checked around those points.
+  const n = 45;
+  // Multiples of 1/8, so that x - max is exact in float as in the reference's float64.
+  const data = Float32Array.from({ length: 3 * n }, (_, i) => -(i % n) * 2.5 + 40 * Math.floor(i / n) + 0.125 * (i % 7));
+  const xs = place(data, [3, n]);
+  const outs = both().map((b) => b.alloc('float32', 3 * n));
+  both().forEach((b, k) => b.softmax(xs[k]!, 3, n, false, outs[k]!));
+  assertClose(f32(outs[0]!), f32(outs[1]!), 1e-6, 2 * 1.401298464324817e-45, 'softmax into the subnormals');
+});
+
 function checkLayerNorm(rows: number, n: number, affine: 'both' | 'gamma' | 'beta' | 'none', r: () => number,
   what: string, center = 0, spread = 2): void {
   const data = randomData(r, 'float32', rows * n, center - spread, center + spread) as Float32Array;

@@ -1,5 +1,7 @@
 // Test helpers: a seeded RNG, random data, random strided views, and closeness checks.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Backend, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides, numel } from '../src/tensor/backend.js';
 import type { DType, TypedArray } from '../src/tensor/dtype.js';
@@ -104,4 +106,18 @@ export function relMaxError(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 export function storageData(s: Storage): TypedArray {
   return (s as unknown as { data: TypedArray }).data;
+}
+
+/**
+ * Runs a test file again in a child process with extra environment (e.g. GLIMPSE_NO_AVX2=1 for
+ * the portable kernels) and fails if any of its tests fail. NODE_TEST_CONTEXT is removed: a child
+ * that inherits it reports to this runner's protocol and exits 0 whatever happened.
+ */
+export function rerunTestFile(file: string, env: Record<string, string>, args: string[] = []): string {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  delete childEnv.NODE_TEST_CONTEXT;
+  const path = file.startsWith('file:') ? fileURLToPath(file) : file;
+  const res = spawnSync(process.execPath, ['--test', ...args, path], { env: childEnv, encoding: 'utf8', timeout: 300_000 });
+  assert.equal(res.status, 0, `child run with ${JSON.stringify(env)} failed:\n${res.stdout.slice(-4000)}\n${res.stderr.slice(-2000)}`);
+  return res.stdout;
 }

@@ -7,27 +7,23 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { hasBackend, getBackend } from '../src/tensor/index.js';
 import { hostData } from '../src/tensor/backends/host.js';
+import { rerunTestFile } from './helpers.js';
 
 const native = hasBackend('native');
 
-function runPoisoned(args: string[]) {
-  const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_POISON_EMPTY: '1' };
-  delete env.NODE_TEST_CONTEXT; // else the child reports to the parent runner and always exits 0
-  return spawnSync(process.execPath, args, { env, encoding: 'utf8' });
-}
-
 test('poisoned empty storages are NaN-filled', { skip: !native && 'native addon not built' }, () => {
   const here = fileURLToPath(new URL('../src/tensor/index.js', import.meta.url));
-  const r = runPoisoned(['--input-type=module', '-e',
-    `import { getBackend } from ${JSON.stringify(here)}; const s = getBackend('native').empty('float32', 3); console.log(Array.from(s.data).join(','));`]);
+  const script = `import { getBackend } from ${JSON.stringify(here)};
+    console.log(Array.from(getBackend('native').empty('float32', 3).data).join(','));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script],
+    { env: { ...process.env, GLIMPSE_POISON_EMPTY: '1' }, encoding: 'utf8' });
   assert.equal(r.stdout.trim(), 'NaN,NaN,NaN', r.stderr);
   // and without the variable, empty() is just fast: its length is all we can check
   assert.equal(hostData(getBackend('native').empty('float32', 5)).length, 5);
 });
 
 test('every op writes all of its output (op harness with poisoned outputs)', { skip: !native && 'native addon not built' }, () => {
-  const harness = fileURLToPath(new URL('./ops.test.js', import.meta.url));
-  const r = runPoisoned(['--test', '--test-name-pattern=native vs reference', harness]);
-  assert.equal(r.status, 0, `op harness failed with poisoned outputs:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
-  assert.match(r.stdout, /# pass [1-9]/);
+  const out = rerunTestFile(new URL('./ops.test.js', import.meta.url).href, { GLIMPSE_POISON_EMPTY: '1' },
+    ['--test-name-pattern=native vs reference']);
+  assert.match(out, /# pass [1-9]/);
 });
