@@ -11,17 +11,12 @@ import type { AttentionArgs, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides } from '../src/tensor/backend.js';
 import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { timeIt } from './timing.js';
+import { flag, timeIt } from './timing.js';
 
 const SHAPES = [
   { name: 'ViT-B/32 224px', B: 16, H: 12, T: 50, D: 64 },
   { name: 'ViT-B/16 384px-like', B: 2, H: 12, T: 577, D: 64 },
 ];
-
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-}
 
 function view(storage: Storage, shape: number[], strides = contiguousStrides(shape), offset = 0): View {
   return { storage, offset, shape, strides };

@@ -12,14 +12,9 @@ import { contiguousStrides } from '../src/tensor/backend.js';
 import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { timeIt } from './timing.js';
+import { flag, timeIt } from './timing.js';
 
 const SHAPES: [number, number][] = [[800, 3072], [8192, 3072]];
-
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-}
 
 function view(storage: Storage, shape: number[], strides = contiguousStrides(shape)): View {
   return { storage, offset: 0, shape, strides };

@@ -24,30 +24,7 @@ import { matmul } from '../src/tensor/ops/linalg.js';
 import { addLayerNorm, layerNorm, linear, scaledDotProductAttention } from '../src/tensor/ops/nn.js';
 import type { Linear } from '../src/nn/layers.js';
 import { TransformerBlock } from '../src/nn/transformer.js';
-import { timeIt } from './timing.js';
-
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-}
-
-/** Best seconds per call of each function over rounds that time every function in turn. */
-function timeInterleaved(fns: (() => void)[], rounds: number): number[] {
-  const inner = fns.map((fn) => {
-    fn(); // warm-up
-    const t0 = process.hrtime.bigint();
-    fn();
-    const once = Number(process.hrtime.bigint() - t0) / 1e9;
-    return Math.max(1, Math.round(0.04 / Math.max(once, 1e-6)));
-  });
-  const best = fns.map(() => Infinity);
-  for (let r = 0; r < rounds; r++) {
-    fns.forEach((fn, k) => {
-      best[k] = Math.min(best[k]!, timeIt(fn, { inner: inner[k], repeats: 1, warmup: 0 }));
-    });
-  }
-  return best;
-}
+import { flag, timeInterleaved } from './timing.js';
 
 // The op-level paths allocate every result, and when the garbage collector runs depends on what
 // ran before: each call is timed alone, after a full collection (outside the timed region).

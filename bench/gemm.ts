@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import type { View } from '../src/tensor/backend.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { timeIt } from './timing.js';
+import { flag, timeIt } from './timing.js';
 
 const SHAPES: [number, number, number][] = [ // M, K, N
   [512, 512, 512],
@@ -51,11 +51,6 @@ function torchRound(threads: number, repeats: number): TorchRound | string {
   if (r.error) return `could not run /usr/bin/python3: ${r.error.message}`;
   if (r.status !== 0) return `PyTorch unavailable: ${(r.stderr || '').trim().split('\n').pop()}`;
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as TorchRound;
-}
-
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
 }
 
 export async function run(args: string[]): Promise<object> {

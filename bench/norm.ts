@@ -12,39 +12,12 @@ import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import * as elementwise from '../src/tensor/backends/native/elementwise.js';
-import { timeIt } from './timing.js';
+import { flag, timeInterleaved } from './timing.js';
 
 const SHAPES: [number, number][] = [[8192, 768], [4096, 3072]];
 
-function flag(args: string[], name: string, dflt: number): number {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
-}
-
 function view(storage: Storage, shape: number[]): View {
   return { storage, offset: 0, shape, strides: contiguousStrides(shape) };
-}
-
-/**
- * Best seconds per call of each function over `rounds` rounds that time every function in turn
- * (each for ~40 ms): on a shared machine the load drifts, and interleaving gives every kernel and
- * the copy the same conditions, while the best round is the one least disturbed.
- */
-function timeInterleaved(fns: (() => void)[], rounds: number): number[] {
-  const inner = fns.map((fn) => {
-    fn(); // warm-up
-    const t0 = process.hrtime.bigint();
-    fn();
-    const once = Number(process.hrtime.bigint() - t0) / 1e9;
-    return Math.max(1, Math.round(0.04 / Math.max(once, 1e-6)));
-  });
-  const best = fns.map(() => Infinity);
-  for (let r = 0; r < rounds; r++) {
-    fns.forEach((fn, k) => {
-      best[k] = Math.min(best[k]!, timeIt(fn, { inner: inner[k], repeats: 1, warmup: 0 }));
-    });
-  }
-  return best;
 }
 
 function shapeBench(be: NativeBackend, rows: number, n: number, rounds: number) {
