@@ -159,19 +159,20 @@ GLIMPSE_AVX2 float row_max_avx2(const float* s, int n) {
   return r;
 }
 
-// s[j] = exp(s[j] - shift) for j < n; returns the sum of the results.
+// s[j] = exp(s[j] - shift) for j < n, shift being the row max (masked tail lanes are discarded);
+// returns the sum of the results.
 GLIMPSE_AVX2 float exp_shift_avx2(float* s, int n, float shift) {
   const __m256 vs = _mm256_set1_ps(shift);
   __m256 sum = _mm256_setzero_ps();
   int j = 0;
   for (; j + 8 <= n; j += 8) {
-    const __m256 e = exp256_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
+    const __m256 e = exp_nonpos256_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), vs));
     _mm256_storeu_ps(s + j, e);
     sum = _mm256_add_ps(sum, e);
   }
   if (j < n) {
     const __m256i m = tail_mask256(n - j);
-    const __m256 e = _mm256_and_ps(exp256_ps(_mm256_sub_ps(_mm256_maskload_ps(s + j, m), vs)), _mm256_castsi256_ps(m));
+    const __m256 e = _mm256_and_ps(exp_nonpos256_ps(_mm256_sub_ps(_mm256_maskload_ps(s + j, m), vs)), _mm256_castsi256_ps(m));
     _mm256_maskstore_ps(s + j, m, e);
     sum = _mm256_add_ps(sum, e);
   }
