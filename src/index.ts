@@ -3,3 +3,4 @@ export * from './tensor/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * as io from './io/index.js';
+export * from './data/index.js';

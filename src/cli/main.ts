@@ -3,6 +3,7 @@
 import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
+import { tokenizeCommand } from './tokenize.js';
 
 const program = new Command();
 program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate');
@@ -22,6 +23,16 @@ program
     };
     if (opts.json) console.log(JSON.stringify(info));
     else for (const [k, v] of Object.entries(info)) console.log(`${k.padEnd(9)} ${v}`);
+  });
+
+program
+  .command('tokenize <texts...>')
+  .description('print token ids, padded to the context length')
+  .requiredOption('--model <name>', 'CLIP model name (ViT-B-32, ...) or a folder with tokenizer.json')
+  .option('--json', 'print a JSON array of arrays')
+  .option('--context-length <n>', 'override the context length', (v) => parseInt(v, 10))
+  .action((texts: string[], o: { model: string; json?: boolean; contextLength?: number }) => {
+    console.log(tokenizeCommand(texts, o));
   });
 
 program

@@ -1,0 +1,7 @@
+// Text tokenizers: tokenizer.json files run by @huggingface/tokenizers, batched for the models.
+export { TextTokenizer, loadTokenizer } from './tokenizer.js';
+export type { TokenizerSettings, TokenizerSource, EncodeOptions, BatchEncoding, BatchTensors, Padding, TextCleanup } from './tokenizer.js';
+export { clipTokenizer, clipTokenizerJson, clipTokenizerConfig, readClipMerges, byteSymbols, CLIP_CONTEXT_LENGTH } from './clip.js';
+export { cleanClipText, cleanSiglipText } from './clean.js';
+export { unescapeHtml } from './html.js';
+export { tokenizerFor } from './resolve.js';
