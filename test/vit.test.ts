@@ -142,6 +142,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
   assert.deepEqual(saved.architectures, ['ViTForImageClassification']);
   assert.equal(saved.model_type, 'vit');
   assert.equal(saved.dtype, 'float32');
+  assert.match(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'), /\n {2}"hidden_dropout_prob": 0\.0,\n/);
   const header = SafetensorsFile.open(path.join(dir, 'model.safetensors'));
   assert.deepEqual(header.metadata, { format: 'pt' }); // HF refuses safetensors files without it
   if (src) {

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
 import { tokenizeCommand } from './tokenize.js';
+import { formatParityReport, runParity } from '../eval/parity.js';
 
 const program = new Command();
 program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate');
@@ -33,6 +34,17 @@ program
   .option('--context-length <n>', 'override the context length', (v) => parseInt(v, 10))
   .action((texts: string[], o: { model: string; json?: boolean; contextLength?: number }) => {
     console.log(tokenizeCommand(texts, o));
+  });
+
+program
+  .command('parity <fixture-dir>')
+  .description('load a fixture folder (HF layout + inputs/outputs/grads), run forward and backward, compare')
+  .option('--json', 'print the report as JSON')
+  .option('--backend <name>', 'reference or native (default: the default backend)')
+  .action((dir: string, o: { json?: boolean; backend?: string }) => {
+    const report = runParity(dir, { backend: o.backend });
+    console.log(o.json ? JSON.stringify(report) : formatParityReport(report));
+    if (!report.ok) process.exitCode = 1;
   });
 
 program

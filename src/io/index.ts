@@ -1,5 +1,10 @@
-// Reading and writing tensors: safetensors files (and, later, Hugging Face folders and checkpoints).
+// Reading and writing tensors: safetensors files and Hugging Face checkpoint folders.
 export {
   SafetensorsFile, loadSafetensors, serializeSafetensors, writeSafetensors, MAX_HEADER_SIZE,
 } from './safetensors.js';
 export type { SafetensorsDType, TensorInfo, HostTensor, TensorToWrite } from './safetensors.js';
+export {
+  ConfigReader, HFWeights, loadHFStateDict, readHFConfig, writeHFConfig, saveHFWeights, saveHFFolder, labelFields, parseSize,
+  CONFIG_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME,
+} from './hf.js';
+export type { HFConfig, WeightInfo, LoadHFOptions, SaveHFOptions, SaveDType, WeightToSave } from './hf.js';

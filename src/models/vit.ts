@@ -11,7 +11,6 @@
 import path from 'node:path';
 import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, labelFields, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
 import { Dropout, LayerNorm, Linear, getActivation } from '../nn/layers.js';
-import type { MultiHeadAttentionOptions } from '../nn/attention.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
@@ -388,8 +387,7 @@ export class ViTModel extends Module {
   constructor(readonly config: ViTConfig, opts: ViTOptions = {}) {
     super();
     this.embeddings = this.module('embeddings', new ViTEmbeddings(config, opts));
-    // qkvBias reaches MultiHeadAttention through the block's options.
-    const block: TransformerBlockOptions & MultiHeadAttentionOptions = {
+    const block: TransformerBlockOptions = {
       ...opts,
       mlpDim: config.intermediateSize,
       act: config.hiddenAct,

@@ -15,6 +15,8 @@ export interface TransformerBlockOptions extends ModuleOptions {
   eps?: number;
   /** Biases in the attention and MLP projections; default true. */
   bias?: boolean;
+  /** Biases in the query, key and value projections; default: as `bias`. */
+  qkvBias?: boolean;
   /** Dropout on each residual branch (training only); default 0. */
   dropout?: number;
   /** Dropout on the attention probabilities (training only); default 0. */
