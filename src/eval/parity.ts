@@ -13,10 +13,9 @@ import path from 'node:path';
 import type { Backend } from '../tensor/backend.js';
 import { getBackend, defaultBackend } from '../tensor/device.js';
 import { Tensor, tensor } from '../tensor/tensor.js';
-import type { Module } from '../nn/module.js';
 import { type HFConfig, readHFConfig } from '../io/hf.js';
 import { type HostTensor, SafetensorsFile } from '../io/safetensors.js';
-import { ViTForImageClassification, ViTModel, vitKeyFromHF, vitKeyToHF } from '../models/vit.js';
+import { FAMILIES, type FixtureMeta, type FixtureModel } from './families/index.js';
 
 export const OUTPUT_TOLERANCE = 1e-4;
 export const GRADIENT_TOLERANCE = 1e-3;
@@ -59,77 +58,6 @@ export interface ParityOptions {
   gradientTolerance?: number;
 }
 
-/** A model loaded for a fixture, behind what the runner needs of it. */
-interface FixtureModel {
-  module: Module;
-  /** Runs the forward on the fixture inputs; returns the outputs by fixture name and the loss, if any. */
-  run(inputs: Record<string, Tensor>, meta: FixtureMeta): { outputs: Record<string, Tensor>; loss: Tensor | null };
-  /** Module key of a parameter named as HF does (either of its layouts). */
-  moduleKey(hfName: string): string;
-  /** HF checkpoint name of a module key. */
-  hfName(moduleKey: string): string;
-}
-
-interface Family {
-  name: string;
-  matches(modelType: string): boolean;
-  architectures: readonly string[];
-  load(dir: string, architecture: string, backend: Backend): FixtureModel;
-}
-
-interface FixtureMeta {
-  class?: string;
-  inputs?: Record<string, number[]>;
-  outputs?: Record<string, number[]>;
-  loss_fn?: string;
-  interpolate_pos_encoding?: boolean;
-  [k: string]: unknown;
-}
-
-function pixelsOf(inputs: Record<string, Tensor>): Tensor {
-  const p = inputs.pixel_values;
-  if (!p) throw new Error('parity: inputs.safetensors has no pixel_values');
-  return p;
-}
-
-const VIT: Family = {
-  name: 'vit',
-  matches: (t) => t === 'vit',
-  architectures: ['ViTForImageClassification', 'ViTModel'],
-  load(dir, architecture, backend) {
-    const classifier = architecture === 'ViTForImageClassification';
-    const module = classifier ? ViTForImageClassification.fromPretrained(dir, { backend }) : ViTModel.fromPretrained(dir, { backend });
-    const native = module.config.imageSize;
-    return {
-      module,
-      run(inputs, meta) {
-        const pixels = pixelsOf(inputs);
-        const interpolatePosEncoding = meta.interpolate_pos_encoding === true ||
-          pixels.shape[2] !== native[0] || pixels.shape[3] !== native[1];
-        const outputs: Record<string, Tensor> = {};
-        if (module instanceof ViTForImageClassification) {
-          const out = module.forward(pixels, { labels: inputs.labels ?? null, interpolatePosEncoding, outputHiddenStates: true });
-          outputs.logits = out.logits;
-          if (out.loss) outputs.loss = out.loss;
-          // The classifier's HF output has no last_hidden_state: fixtures take hidden_states[-1],
-          // which is before the final layer norm.
-          outputs.last_hidden_state = out.hiddenStates!.at(-1)!;
-          out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
-          return { outputs, loss: out.loss };
-        }
-        const out = (module as ViTModel).forward(pixels, { interpolatePosEncoding, outputHiddenStates: true });
-        outputs.last_hidden_state = out.lastHiddenState;
-        if (out.poolerOutput) outputs.pooler_output = out.poolerOutput;
-        out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
-        return { outputs, loss: null };
-      },
-      moduleKey: (name) => (classifier || !name.startsWith('vit.') ? vitKeyFromHF(name) : vitKeyFromHF(name.slice(4))),
-      hfName: vitKeyToHF,
-    };
-  },
-};
-
-const FAMILIES: readonly Family[] = [VIT];
 
 /** The family and architecture of a fixture's config, or a 'not supported yet' error. */
 export function detectFamily(config: HFConfig, metaClass?: string): { family: string; architecture: string } {
