@@ -387,8 +387,10 @@ export class ViTModel extends Module {
   constructor(readonly config: ViTConfig, opts: ViTOptions = {}) {
     super();
     this.embeddings = this.module('embeddings', new ViTEmbeddings(config, opts));
+    // PyTorch's default init would be overwritten by HF's scheme or by the checkpoint.
     const block: TransformerBlockOptions = {
       ...opts,
+      init: false,
       mlpDim: config.intermediateSize,
       act: config.hiddenAct,
       eps: config.layerNormEps,

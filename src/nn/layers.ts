@@ -26,12 +26,13 @@ export class Linear extends Module implements Layer {
     super();
     const generator = opts.generator ?? getDefaultGenerator();
     this.weight = this.param('weight', paramZeros([outFeatures, inFeatures], opts));
-    kaimingUniform_(this.weight, { a: Math.sqrt(5), generator });
+    const init = opts.init ?? true;
+    if (init) kaimingUniform_(this.weight, { a: Math.sqrt(5), generator });
     this.bias = null;
     if (opts.bias ?? true) {
       this.bias = this.param('bias', paramZeros([outFeatures], opts));
       const bound = inFeatures > 0 ? 1 / Math.sqrt(inFeatures) : 0;
-      uniform_(this.bias, -bound, bound, generator);
+      if (init) uniform_(this.bias, -bound, bound, generator);
     }
   }
 
@@ -96,7 +97,7 @@ export class Embedding extends Module {
     }
     this.paddingIdx = pad;
     this.weight = this.param('weight', paramZeros([numEmbeddings, embeddingDim], opts));
-    normal_(this.weight, 0, 1, opts.generator ?? getDefaultGenerator());
+    if (opts.init ?? true) normal_(this.weight, 0, 1, opts.generator ?? getDefaultGenerator());
     if (pad !== null) zeros_(this.weight.select(0, pad));
   }
 

@@ -26,6 +26,11 @@ export interface ModuleOptions {
   /** Default float32. */
   dtype?: DType;
   backend?: Backend;
+  /**
+   * Draw the default initial weights (default true). false leaves parameters at their zero or
+   * one defaults: for a model whose weights all come from a checkpoint or its own init scheme.
+   */
+  init?: boolean;
 }
 
 /** A zero-filled tensor for a parameter or buffer, as the options say. */
