@@ -6,3 +6,21 @@ export type {
   ViTConfigOptions, ViTOptions, ViTForwardOptions, ViTModelOutput, ViTClassificationOutput, PatchFeatureOptions, ProblemType,
 } from './vit.js';
 export { interpolateBicubic, bicubicMatrix } from './interpolate.js';
+export {
+  SiglipConfig, SiglipTextConfig, SiglipVisionConfig, SiglipModel, SiglipVisionTransformer, SiglipTextTransformer, siglipLoss,
+  siglipKeyToHF, siglipKeyFromHF,
+} from './siglip.js';
+export type { SiglipOptions, SiglipForwardOptions, SiglipOutput, SiglipTowerOutput } from './siglip.js';
+export {
+  BertConfig, BertModel, BertForMaskedLM, BertEncoder, BertLayer, bertKeyToHF, bertKeyFromHF,
+} from './bert.js';
+export type { BertConfigOptions, BertOptions, BertForwardOptions, BertModelOutput, BertMaskedLMOutput, BertLayerOptions } from './bert.js';
+export {
+  CLIPConfig, CLIPTextConfig, CLIPVisionConfig, CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, clipLoss, l2Normalize,
+  clipKeyFromHF,
+} from './clip.js';
+export type {
+  CLIPConfigOptions, CLIPTextConfigOptions, CLIPVisionConfigOptions, CLIPOptions, CLIPForwardOptions, CLIPOutput, CLIPTowerOutput,
+} from './clip.js';
+export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.js';
+export type { OpenClipLoadOptions } from './openclip.js';

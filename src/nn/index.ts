@@ -1,7 +1,7 @@
 // Neural-network modules: the Module base, layers, attention, transformer blocks, initialisers.
 export { Module, ModuleList, Sequential, StateDictError, paramZeros } from './module.js';
 export type { Layer, ModuleOptions, StateDict, StateValue, LoadStateDictOptions, LoadStateDictResult } from './module.js';
-export { Linear, LayerNorm, Embedding, Dropout, MLP, getActivation } from './layers.js';
+export { Linear, LayerNorm, Embedding, Dropout, MLP, getActivation, fusedActivation } from './layers.js';
 export type { LinearOptions, LayerNormOptions, EmbeddingOptions, DropoutOptions, MLPOptions, ActivationName } from './layers.js';
 export { MultiHeadAttention, composedAttention } from './attention.js';
 export type { MultiHeadAttentionOptions, AttentionCall, ComposedAttentionOptions } from './attention.js';

@@ -165,6 +165,11 @@ const FUSED_ACTIVATIONS: Partial<Record<ActivationName, LinearActivation>> = {
   sigmoid: 'sigmoid',
 };
 
+/** The activation linear applies inside its bias kernel for an HF activation name, or null. */
+export function fusedActivation(name: string): LinearActivation | null {
+  return Object.hasOwn(FUSED_ACTIVATIONS, name) ? FUSED_ACTIVATIONS[name as ActivationName]! : null;
+}
+
 /** The activation function of a name, or an error listing the known names. */
 export function getActivation(name: string): (x: Tensor) => Tensor {
   const f = Object.hasOwn(ACTIVATIONS, name) ? ACTIVATIONS[name as ActivationName] : undefined;
@@ -198,7 +203,7 @@ export class MLP extends Module implements Layer {
     this.fc1 = this.module('fc1', new Linear(inFeatures, hiddenFeatures, lin));
     const act = opts.act ?? 'gelu';
     this.act = getActivation(act);
-    this.fusedAct = Object.hasOwn(FUSED_ACTIVATIONS, act) ? FUSED_ACTIVATIONS[act as ActivationName]! : null;
+    this.fusedAct = fusedActivation(act);
     this.fc2 = this.module('fc2', new Linear(hiddenFeatures, opts.outFeatures ?? inFeatures, lin));
     this.drop = this.module('drop', new Dropout(opts.dropout ?? 0, { generator: opts.generator }));
   }

@@ -1,6 +1,9 @@
 // The model families the parity runner knows, one file each.
 import type { Family } from './types.js';
+import { BERT } from './bert.js';
 import { VIT } from './vit.js';
+import { CLIP } from './clip.js';
+import { SIGLIP } from './siglip.js';
 
-export const FAMILIES: readonly Family[] = [VIT];
+export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP];
 export type { Family, FixtureModel, FixtureMeta } from './types.js';

@@ -1,0 +1,665 @@
+// BERT (Devlin et al. 2018) with Hugging Face parity: BertModel and BertForMaskedLM load
+// checkpoints in HF's layout and give the numbers transformers gives.
+//
+//   ids -> word + token-type + position embeddings -> LayerNorm
+//     -> post-LN layers: x = LN(x + attn(x)); [x = LN(x + crossattn(x, encoder states))]; x = LN(x + ffn(x))
+//     -> pooler (tanh(dense) on [CLS]) / MLM head (dense, act, LN, decoder tied to the word embeddings)
+//
+// BERT normalises after each residual add, so the engine's pre-LN TransformerBlock does not fit;
+// the layer here keeps HF's module names (attention.self.query, attention.output.LayerNorm, ...),
+// so checkpoint keys map onto module keys unchanged. The optional cross-attention sub-layer
+// (crossattention.*, keys and values from a context of another width) is what BLIP's text
+// encoder and decoder add to the same layer.
+import path from 'node:path';
+import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { composedAttention } from '../nn/attention.js';
+import { Dropout, Embedding, LayerNorm, Linear, fusedActivation, getActivation } from '../nn/layers.js';
+import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
+import { normal_, zeros_ } from '../nn/init.js';
+import { type LinearActivation, crossEntropy, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
+import { getDefaultGenerator } from '../tensor/random.js';
+import type { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface BertConfigOptions {
+  vocabSize?: number;
+  hiddenSize?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  intermediateSize?: number;
+  /** HF activation name of the feed-forward layer and the MLM transform; default 'gelu' (exact erf). */
+  hiddenAct?: string;
+  hiddenDropoutProb?: number;
+  attentionProbsDropoutProb?: number;
+  maxPositionEmbeddings?: number;
+  typeVocabSize?: number;
+  initializerRange?: number;
+  layerNormEps?: number;
+  /** The word embedding row that gets no gradient (torch's padding_idx); null for none. */
+  padTokenId?: number | null;
+  /** The MLM decoder shares the word embedding matrix; default true. */
+  tieWordEmbeddings?: boolean;
+  /** Causal self-attention (BERT used as a decoder); default false. */
+  isDecoder?: boolean;
+  /** A cross-attention sub-layer in every layer; default false. */
+  addCrossAttention?: boolean;
+  /** Width of the states cross-attention reads; default hiddenSize (BLIP: its vision width). */
+  encoderHiddenSize?: number;
+}
+
+/** BERT's hyperparameters, with HF's defaults (bert-base-uncased). */
+export class BertConfig {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly intermediateSize: number;
+  readonly hiddenAct: string;
+  readonly hiddenDropoutProb: number;
+  readonly attentionProbsDropoutProb: number;
+  readonly maxPositionEmbeddings: number;
+  readonly typeVocabSize: number;
+  readonly initializerRange: number;
+  readonly layerNormEps: number;
+  readonly padTokenId: number | null;
+  readonly tieWordEmbeddings: boolean;
+  readonly isDecoder: boolean;
+  readonly addCrossAttention: boolean;
+  readonly encoderHiddenSize: number;
+
+  /** `extra`: config.json fields BERT does not read, written back unchanged on save. */
+  constructor(opts: BertConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.vocabSize = opts.vocabSize ?? 30522;
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu';
+    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0.1;
+    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0.1;
+    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 512;
+    this.typeVocabSize = opts.typeVocabSize ?? 2;
+    this.initializerRange = opts.initializerRange ?? 0.02;
+    this.layerNormEps = opts.layerNormEps ?? 1e-12;
+    this.padTokenId = opts.padTokenId === undefined ? 0 : opts.padTokenId;
+    this.tieWordEmbeddings = opts.tieWordEmbeddings ?? true;
+    this.isDecoder = opts.isDecoder ?? false;
+    this.addCrossAttention = opts.addCrossAttention ?? false;
+    this.encoderHiddenSize = opts.encoderHiddenSize ?? this.hiddenSize;
+    if (this.hiddenSize % this.numAttentionHeads !== 0) {
+      throw new Error(`BertConfig: hidden_size ${this.hiddenSize} is not a multiple of num_attention_heads ${this.numAttentionHeads}`);
+    }
+    if (this.padTokenId !== null && (!Number.isInteger(this.padTokenId) || this.padTokenId < 0 || this.padTokenId >= this.vocabSize)) {
+      throw new Error(`BertConfig: pad_token_id ${this.padTokenId} is out of range for vocab_size ${this.vocabSize}`);
+    }
+    getActivation(this.hiddenAct);
+  }
+
+  /** From config.json's fields (HF's names and defaults); `label` names the file in errors. */
+  static fromHF(raw: HFConfig, label = 'config.json'): BertConfig {
+    const c = new ConfigReader(raw, label);
+    const modelType = c.string('model_type', 'bert');
+    if (modelType !== 'bert') throw new Error(`${label}: model_type is '${modelType}', not 'bert'`);
+    const posType = c.string('position_embedding_type', 'absolute');
+    if (posType !== 'absolute') throw new Error(`${label}: position_embedding_type '${posType}' is not supported (only 'absolute')`);
+    const hiddenSize = c.int('hidden_size', 768);
+    const read = new Set(['vocab_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
+      'hidden_dropout_prob', 'attention_probs_dropout_prob', 'max_position_embeddings', 'type_vocab_size', 'initializer_range',
+      'layer_norm_eps', 'pad_token_id', 'tie_word_embeddings', 'is_decoder', 'add_cross_attention', 'encoder_hidden_size',
+      'position_embedding_type', 'model_type', 'architectures', 'dtype', 'torch_dtype']);
+    const extra = Object.fromEntries(Object.entries(raw).filter(([k]) => !read.has(k)));
+    return new BertConfig({
+      vocabSize: c.int('vocab_size', 30522),
+      hiddenSize,
+      numHiddenLayers: c.int('num_hidden_layers', 12),
+      numAttentionHeads: c.int('num_attention_heads', 12),
+      intermediateSize: c.int('intermediate_size', 3072),
+      hiddenAct: c.string('hidden_act', 'gelu'),
+      hiddenDropoutProb: c.number('hidden_dropout_prob', 0.1),
+      attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0.1),
+      maxPositionEmbeddings: c.int('max_position_embeddings', 512),
+      typeVocabSize: c.int('type_vocab_size', 2),
+      initializerRange: c.number('initializer_range', 0.02),
+      layerNormEps: c.number('layer_norm_eps', 1e-12),
+      // An explicit null means no padding row; an absent field is HF's default, 0.
+      padTokenId: Object.hasOwn(raw, 'pad_token_id') && raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true),
+      tieWordEmbeddings: c.bool('tie_word_embeddings', true),
+      isDecoder: c.bool('is_decoder', false),
+      addCrossAttention: c.bool('add_cross_attention', false),
+      encoderHiddenSize: c.int('encoder_hidden_size', hiddenSize),
+    }, extra);
+  }
+
+  /** config.json's fields for this config, as HF's BertConfig writes them. */
+  toHF(architectures: readonly string[]): HFConfig {
+    return {
+      ...this.extra,
+      architectures: [...architectures],
+      model_type: 'bert',
+      vocab_size: this.vocabSize,
+      hidden_size: this.hiddenSize,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      intermediate_size: this.intermediateSize,
+      hidden_act: this.hiddenAct,
+      hidden_dropout_prob: this.hiddenDropoutProb,
+      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
+      max_position_embeddings: this.maxPositionEmbeddings,
+      type_vocab_size: this.typeVocabSize,
+      initializer_range: this.initializerRange,
+      layer_norm_eps: this.layerNormEps,
+      pad_token_id: this.padTokenId,
+      tie_word_embeddings: this.tieWordEmbeddings,
+      is_decoder: this.isDecoder,
+      add_cross_attention: this.addCrossAttention,
+      ...(this.encoderHiddenSize !== this.hiddenSize ? { encoder_hidden_size: this.encoderHiddenSize } : {}),
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HF names <-> module names
+
+/**
+ * A checkpoint key -> the module key. Module keys are HF's names, so only the spellings of old
+ * checkpoints change: TensorFlow-era LayerNorm.gamma / LayerNorm.beta become weight / bias, as
+ * HF's loader renames them.
+ */
+export function bertKeyFromHF(key: string): string {
+  return key.replace(/(LayerNorm)\.gamma$/, '$1.weight').replace(/(LayerNorm)\.beta$/, '$1.bias');
+}
+
+/** A module key -> its name in HF checkpoints (the same). */
+export function bertKeyToHF(key: string): string {
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modules
+
+export interface BertOptions extends ModuleOptions {
+  /** BertModel only: include the pooler (default true, as HF). */
+  addPoolingLayer?: boolean;
+  /**
+   * Draw initial weights as HF does (normal with initializer_range, zero biases, zero padding
+   * row); default true. fromPretrained skips it when every weight comes from the checkpoint.
+   */
+  initWeights?: boolean;
+}
+
+/** word + token-type + position embeddings, then LayerNorm and dropout (HF's BertEmbeddings). */
+export class BertEmbeddings extends Module {
+  readonly wordEmbeddings: Embedding;
+  readonly positionEmbeddings: Embedding;
+  readonly tokenTypeEmbeddings: Embedding;
+  readonly LayerNorm: LayerNorm;
+  readonly dropout: Dropout;
+
+  constructor(readonly config: BertConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    this.wordEmbeddings = this.module('word_embeddings', new Embedding(config.vocabSize, D, { ...opts, paddingIdx: config.padTokenId }));
+    this.positionEmbeddings = this.module('position_embeddings', new Embedding(config.maxPositionEmbeddings, D, opts));
+    this.tokenTypeEmbeddings = this.module('token_type_embeddings', new Embedding(config.typeVocabSize, D, opts));
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(D, { ...opts, eps: config.layerNormEps }));
+    this.dropout = this.module('dropout', new Dropout(config.hiddenDropoutProb, { generator: opts.generator }));
+  }
+
+  /**
+   * ids [B, T] -> [B, T, D]. Token types default to 0 and positions to pastLength .. pastLength + T - 1
+   * (pastLength: tokens already decoded before these).
+   */
+  forward(inputIds: Tensor, tokenTypeIds: Tensor | null = null, pastLength = 0): Tensor {
+    if (inputIds.ndim !== 2) throw new Error(`BERT: input_ids must be [B, T], got [${inputIds.shape}]`);
+    const T = inputIds.shape[1]!;
+    const P = this.config.maxPositionEmbeddings;
+    if (pastLength + T > P) throw new Error(`BERT: ${pastLength + T} positions exceed max_position_embeddings ${P}`);
+    if (tokenTypeIds && (tokenTypeIds.ndim !== 2 || tokenTypeIds.shape[0] !== inputIds.shape[0] || tokenTypeIds.shape[1] !== T)) {
+      throw new Error(`BERT: token_type_ids [${tokenTypeIds.shape}] must match input_ids [${inputIds.shape}]`);
+    }
+    const words = this.wordEmbeddings.forward(inputIds);
+    // Without token types every position takes row 0 (HF's all-zero buffer): a broadcast, no lookup.
+    const types = tokenTypeIds ? this.tokenTypeEmbeddings.forward(tokenTypeIds) : this.tokenTypeEmbeddings.weight.select(0, 0);
+    const positions = this.positionEmbeddings.weight.slice(0, pastLength, pastLength + T);
+    // HF's order of the two additions, so the float sums round the same way.
+    return this.dropout.forward(this.LayerNorm.forward(words.add(types).add(positions)));
+  }
+}
+
+export interface BertAttentionCall {
+  /** [B, Tk]: nonzero where a key may be attended to (HF's attention_mask). */
+  keyPadding?: Tensor | null;
+  causal?: boolean;
+  /** [B, Tk, kvDim]: keys and values come from here (cross-attention). */
+  context?: Tensor | null;
+}
+
+/** Query, key and value projections and multi-head attention (HF's BertSelfAttention). */
+export class BertSelfAttention extends Module {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly dropoutProb: number;
+  readonly #generator: Generator | undefined;
+
+  /** kvDim: width of the states keys and values are projected from (cross-attention); default hidden. */
+  constructor(config: BertConfig, opts: ModuleOptions & { kvDim?: number } = {}) {
+    super();
+    const D = config.hiddenSize;
+    this.numHeads = config.numAttentionHeads;
+    this.headDim = D / this.numHeads;
+    this.dropoutProb = config.attentionProbsDropoutProb;
+    this.#generator = opts.generator;
+    const kv = opts.kvDim ?? D;
+    this.query = this.module('query', new Linear(D, D, opts));
+    this.key = this.module('key', new Linear(kv, D, opts));
+    this.value = this.module('value', new Linear(kv, D, opts));
+  }
+
+  /** x [B, Tq, D] -> the heads' outputs concatenated, [B, Tq, D] (before the output projection). */
+  forward(x: Tensor, call: BertAttentionCall = {}): Tensor {
+    const [B, Tq, D] = x.shape as [number, number, number];
+    const ctx = call.context ?? x;
+    if (ctx.ndim !== 3 || ctx.shape[0] !== B || ctx.shape[2] !== this.key.inFeatures) {
+      throw new Error(`BERT attention: ${call.context ? 'encoder states' : 'input'} must be [${B}, T, ${this.key.inFeatures}], got [${ctx.shape}]`);
+    }
+    const Tk = ctx.shape[1]!;
+    const heads = (t: Tensor, T: number) => t.reshape(B, T, this.numHeads, this.headDim).permute(0, 2, 1, 3);
+    const q = heads(this.query.forward(x), Tq);
+    const k = heads(this.key.forward(ctx), Tk);
+    const v = heads(this.value.forward(ctx), Tk);
+    const mask = { causal: call.causal ?? false, keyPadding: call.keyPadding ?? null };
+    const o = this.training && this.dropoutProb > 0
+      ? composedAttention(q, k, v, { ...mask, dropout: this.dropoutProb, generator: this.#generator })
+      : scaledDotProductAttention(q, k, v, mask);
+    return o.permute(0, 2, 1, 3).reshape(B, Tq, D);
+  }
+}
+
+/** dense -> dropout -> LayerNorm(. + residual): BERT's post-LN step after each sub-layer. */
+export class BertResidualOutput extends Module {
+  readonly dense: Linear;
+  readonly LayerNorm: LayerNorm;
+  readonly dropout: Dropout;
+
+  constructor(config: BertConfig, inFeatures: number, opts: ModuleOptions = {}) {
+    super();
+    this.dense = this.module('dense', new Linear(inFeatures, config.hiddenSize, opts));
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+    this.dropout = this.module('dropout', new Dropout(config.hiddenDropoutProb, { generator: opts.generator }));
+  }
+
+  forward(h: Tensor, residual: Tensor): Tensor {
+    return this.LayerNorm.forwardAdd(this.dropout.forward(this.dense.forward(h)), residual).normed;
+  }
+}
+
+/** Attention (self or cross) with its output projection and post-LN (HF's BertAttention). */
+export class BertAttention extends Module {
+  readonly self: BertSelfAttention;
+  readonly output: BertResidualOutput;
+
+  constructor(config: BertConfig, opts: ModuleOptions & { kvDim?: number } = {}) {
+    super();
+    this.self = this.module('self', new BertSelfAttention(config, opts));
+    this.output = this.module('output', new BertResidualOutput(config, config.hiddenSize, opts));
+  }
+
+  forward(x: Tensor, call: BertAttentionCall = {}): Tensor {
+    return this.output.forward(this.self.forward(x, call), x);
+  }
+}
+
+/** The feed-forward expansion with its activation (HF's BertIntermediate). */
+export class BertIntermediate extends Module {
+  readonly dense: Linear;
+  readonly act: (x: Tensor) => Tensor;
+  readonly #fused: LinearActivation | null;
+
+  constructor(config: BertConfig, opts: ModuleOptions = {}) {
+    super();
+    this.dense = this.module('dense', new Linear(config.hiddenSize, config.intermediateSize, opts));
+    this.act = getActivation(config.hiddenAct);
+    this.#fused = fusedActivation(config.hiddenAct);
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.#fused ? this.dense.forward(x, this.#fused) : this.act(this.dense.forward(x));
+  }
+}
+
+export interface BertLayerCall {
+  /** [B, T]: nonzero where a token may be attended to. */
+  attentionMask?: Tensor | null;
+  /** Causal self-attention; default the config's is_decoder. */
+  causal?: boolean;
+  /** [B, Tk, encoderHiddenSize]: what the cross-attention sub-layer reads (required when it exists). */
+  encoderHiddenStates?: Tensor | null;
+  /** [B, Tk]: nonzero where an encoder state may be attended to. */
+  encoderAttentionMask?: Tensor | null;
+}
+
+export interface BertLayerOptions extends ModuleOptions {
+  /** Add the cross-attention sub-layer; default the config's add_cross_attention. */
+  crossAttention?: boolean;
+}
+
+/**
+ * One post-LN BERT layer: self-attention, optionally cross-attention (BLIP's text model), then
+ * the feed-forward block, each followed by residual add and LayerNorm.
+ */
+export class BertLayer extends Module {
+  readonly attention: BertAttention;
+  readonly crossattention: BertAttention | null;
+  readonly intermediate: BertIntermediate;
+  readonly output: BertResidualOutput;
+
+  constructor(readonly config: BertConfig, opts: BertLayerOptions = {}) {
+    super();
+    this.attention = this.module('attention', new BertAttention(config, opts));
+    const cross = opts.crossAttention ?? config.addCrossAttention;
+    this.crossattention = cross ? this.module('crossattention', new BertAttention(config, { ...opts, kvDim: config.encoderHiddenSize })) : null;
+    this.intermediate = this.module('intermediate', new BertIntermediate(config, opts));
+    this.output = this.module('output', new BertResidualOutput(config, config.intermediateSize, opts));
+  }
+
+  forward(x: Tensor, call: BertLayerCall = {}): Tensor {
+    let h = this.attention.forward(x, { keyPadding: call.attentionMask ?? null, causal: call.causal ?? this.config.isDecoder });
+    if (this.crossattention) {
+      if (!call.encoderHiddenStates) throw new Error('BERT: this layer has cross-attention and needs encoderHiddenStates');
+      h = this.crossattention.forward(h, { context: call.encoderHiddenStates, keyPadding: call.encoderAttentionMask ?? null });
+    }
+    return this.output.forward(this.intermediate.forward(h), h);
+  }
+}
+
+export interface BertEncoderCall extends BertLayerCall {
+  /** Receives the hidden states as HF's output_hidden_states lists them: the input, then each layer's output. */
+  hiddenStates?: Tensor[];
+}
+
+/** The stack of layers, registered as layer.0, layer.1, ... (HF's BertEncoder). */
+export class BertEncoder extends Module {
+  readonly layer: ModuleList<BertLayer>;
+
+  constructor(config: BertConfig, opts: BertLayerOptions = {}) {
+    super();
+    this.layer = this.module('layer', new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new BertLayer(config, opts))));
+  }
+
+  forward(x: Tensor, call: BertEncoderCall = {}): Tensor {
+    const { hiddenStates, ...layerCall } = call;
+    hiddenStates?.push(x);
+    for (const layer of this.layer) {
+      x = layer.forward(x, layerCall);
+      hiddenStates?.push(x);
+    }
+    return x;
+  }
+}
+
+/** tanh(dense(first token)) (HF's BertPooler). */
+export class BertPooler extends Module {
+  readonly dense: Linear;
+
+  constructor(config: BertConfig, opts: ModuleOptions = {}) {
+    super();
+    this.dense = this.module('dense', new Linear(config.hiddenSize, config.hiddenSize, opts));
+  }
+
+  forward(hidden: Tensor): Tensor {
+    return this.dense.forward(hidden.select(1, 0), 'tanh');
+  }
+}
+
+/** HF's _init_weights for BERT: normal(0, initializer_range) weights, zero biases, zero padding row. */
+function initBertWeights(root: Module, config: BertConfig, opts: ModuleOptions): void {
+  const g = opts.generator ?? getDefaultGenerator();
+  const std = config.initializerRange;
+  root.apply((m) => {
+    if (m instanceof Linear) {
+      normal_(m.weight, 0, std, g);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof Embedding) {
+      normal_(m.weight, 0, std, g);
+      if (m.paddingIdx !== null) zeros_(m.weight.select(0, m.paddingIdx));
+    } else if (m instanceof BertLMPredictionHead) {
+      zeros_(m.bias);
+    }
+  });
+}
+
+export interface BertForwardOptions {
+  /** [B, T]: 1 for tokens to attend to, 0 for padding (HF's attention_mask); default all ones. */
+  attentionMask?: Tensor | null;
+  /** [B, T]: segment ids; default all 0. */
+  tokenTypeIds?: Tensor | null;
+  /** For models with cross-attention: the states to attend to, and their padding mask. */
+  encoderHiddenStates?: Tensor | null;
+  encoderAttentionMask?: Tensor | null;
+  /** Causal self-attention for this call; default the config's is_decoder. */
+  causal?: boolean;
+  /** Also return the hidden states (embeddings, then each layer's output). */
+  outputHiddenStates?: boolean;
+}
+
+export interface BertModelOutput {
+  /** [B, T, D]. */
+  lastHiddenState: Tensor;
+  /** [B, D], or null without a pooler. */
+  poolerOutput: Tensor | null;
+  hiddenStates: Tensor[] | null;
+}
+
+/** The BERT encoder: embeddings, layers and (optionally) the pooler (HF's BertModel). */
+export class BertModel extends Module {
+  readonly embeddings: BertEmbeddings;
+  readonly encoder: BertEncoder;
+  readonly pooler: BertPooler | null;
+
+  constructor(readonly config: BertConfig, opts: BertOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new BertEmbeddings(config, opts));
+    this.encoder = this.module('encoder', new BertEncoder(config, opts));
+    this.pooler = (opts.addPoolingLayer ?? true) ? this.module('pooler', new BertPooler(config, opts)) : null;
+    if (opts.initWeights ?? true) initBertWeights(this, config, opts);
+  }
+
+  forward(inputIds: Tensor, opts: BertForwardOptions = {}): BertModelOutput {
+    const mask = opts.attentionMask ?? null;
+    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== inputIds.shape[1])) {
+      throw new Error(`BERT: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
+    }
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const x = this.embeddings.forward(inputIds, opts.tokenTypeIds ?? null);
+    const lastHiddenState = this.encoder.forward(x, {
+      attentionMask: mask, causal: opts.causal, hiddenStates,
+      encoderHiddenStates: opts.encoderHiddenStates ?? null, encoderAttentionMask: opts.encoderAttentionMask ?? null,
+    });
+    return { lastHiddenState, poolerOutput: this.pooler?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
+  }
+
+  /**
+   * Loads a folder in HF's layout: a BertModel checkpoint, or the `bert.` part of one with heads
+   * (whose head weights are dropped, as HF does).
+   */
+  static fromPretrained(dir: string, opts: BertOptions & { strict?: boolean } = {}): BertModel {
+    return loadPretrained(dir, opts, (config, weights, o) => {
+      const headed = weights.names.some((k) => k.startsWith('bert.'));
+      const base = (k: string) => (headed ? (k.startsWith('bert.') ? k.slice(5) : null) : k);
+      const pooled = weights.names.some((k) => base(k)?.startsWith('pooler.'));
+      const model = new BertModel(config, { addPoolingLayer: pooled, ...o });
+      return {
+        model,
+        toModuleKey: (k) => {
+          const b = base(k);
+          return b === null || b === 'embeddings.position_ids' ? null : bertKeyFromHF(b);
+        },
+      };
+    });
+  }
+
+  /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, dir, 'BertModel', opts);
+  }
+}
+
+/** dense -> activation -> LayerNorm before the decoder (HF's BertPredictionHeadTransform). */
+export class BertPredictionHeadTransform extends Module {
+  readonly dense: Linear;
+  readonly LayerNorm: LayerNorm;
+  readonly act: (x: Tensor) => Tensor;
+  readonly #fused: LinearActivation | null;
+
+  constructor(config: BertConfig, opts: ModuleOptions = {}) {
+    super();
+    this.dense = this.module('dense', new Linear(config.hiddenSize, config.hiddenSize, opts));
+    this.act = getActivation(config.hiddenAct);
+    this.#fused = fusedActivation(config.hiddenAct);
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+  }
+
+  forward(x: Tensor): Tensor {
+    return this.LayerNorm.forward(this.#fused ? this.dense.forward(x, this.#fused) : this.act(this.dense.forward(x)));
+  }
+}
+
+/** An untied decoder matrix [vocab, hidden], registered as HF's decoder.weight. */
+class BertDecoder extends Module {
+  readonly weight: Tensor;
+
+  constructor(config: BertConfig, opts: ModuleOptions) {
+    super();
+    this.weight = this.param('weight', paramZeros([config.vocabSize, config.hiddenSize], opts));
+  }
+}
+
+/**
+ * transform, then logits = h W^T + bias with W the word embedding matrix (tied, the default) or
+ * its own decoder.weight (tie_word_embeddings false). HF's decoder.bias is this same `bias`.
+ */
+export class BertLMPredictionHead extends Module {
+  readonly transform: BertPredictionHeadTransform;
+  readonly decoder: BertDecoder | null;
+  readonly bias: Tensor;
+
+  constructor(config: BertConfig, readonly wordEmbeddings: Embedding, opts: ModuleOptions = {}) {
+    super();
+    this.transform = this.module('transform', new BertPredictionHeadTransform(config, opts));
+    // A tied decoder is no parameter of its own: the embedding matrix appears once in the
+    // parameters (one gradient, one optimizer state) and once in the state dict, as HF saves it.
+    this.decoder = config.tieWordEmbeddings ? null : this.module('decoder', new BertDecoder(config, opts));
+    this.bias = this.param('bias', paramZeros([config.vocabSize], opts));
+  }
+
+  get decoderWeight(): Tensor {
+    return this.decoder ? this.decoder.weight : this.wordEmbeddings.weight;
+  }
+
+  forward(hidden: Tensor): Tensor {
+    return linear(this.transform.forward(hidden), this.decoderWeight, this.bias);
+  }
+}
+
+/** HF's BertOnlyMLMHead: a holder, so the keys read cls.predictions.* */
+export class BertOnlyMLMHead extends Module {
+  readonly predictions: BertLMPredictionHead;
+
+  constructor(config: BertConfig, wordEmbeddings: Embedding, opts: ModuleOptions = {}) {
+    super();
+    this.predictions = this.module('predictions', new BertLMPredictionHead(config, wordEmbeddings, opts));
+  }
+}
+
+export interface BertMaskedLMOutput {
+  /** [B, T, vocab]. */
+  logits: Tensor;
+  /** Mean cross-entropy over the labelled positions (label -100 = ignored), when labels were given. */
+  loss: Tensor | null;
+  hiddenStates: Tensor[] | null;
+}
+
+/** BERT with the masked-language-model head (HF's BertForMaskedLM; no pooler). */
+export class BertForMaskedLM extends Module {
+  readonly bert: BertModel;
+  readonly cls: BertOnlyMLMHead;
+
+  constructor(readonly config: BertConfig, opts: BertOptions = {}) {
+    super();
+    const init = opts.initWeights ?? true;
+    this.bert = this.module('bert', new BertModel(config, { ...opts, addPoolingLayer: false, initWeights: false }));
+    this.cls = this.module('cls', new BertOnlyMLMHead(config, this.bert.embeddings.wordEmbeddings, opts));
+    if (init) {
+      initBertWeights(this, config, opts);
+      // Untied, HF's tie step leaves the decoder drawn as a Linear weight.
+      if (this.cls.predictions.decoder) normal_(this.cls.predictions.decoder.weight, 0, config.initializerRange, opts.generator ?? getDefaultGenerator());
+    }
+  }
+
+  /** Logits for every position; with labels [B, T], the MLM loss (label -100 = not scored). */
+  forward(inputIds: Tensor, opts: BertForwardOptions & { labels?: Tensor | null } = {}): BertMaskedLMOutput {
+    const out = this.bert.forward(inputIds, opts);
+    const logits = this.cls.predictions.forward(out.lastHiddenState);
+    const labels = opts.labels ?? null;
+    const loss = labels ? crossEntropy(logits.reshape(-1, this.config.vocabSize), labels.reshape(-1), { ignoreIndex: -100 }) : null;
+    return { logits, loss, hiddenStates: out.hiddenStates };
+  }
+
+  /**
+   * Loads a folder in HF's layout. Tied decoder weights may be absent (HF does not save them);
+   * when present they are ignored, since the embedding matrix is the decoder. A bare BertModel
+   * checkpoint (no `bert.` prefix) loads into the encoder; the MLM head is then missing, an error
+   * unless strict is false. Weights of heads this model lacks (the pooler, next-sentence
+   * prediction) are dropped, as HF does.
+   */
+  static fromPretrained(dir: string, opts: BertOptions & { strict?: boolean } = {}): BertForMaskedLM {
+    return loadPretrained(dir, opts, (config, weights, o) => {
+      const headed = weights.names.some((k) => k.startsWith('bert.') || k.startsWith('cls.'));
+      const hasBias = weights.has('cls.predictions.bias');
+      const model = new BertForMaskedLM(config, o);
+      const toModuleKey = (k: string): string | null => {
+        const key = headed ? k : `bert.${k}`;
+        if (key === 'bert.embeddings.position_ids' || key.startsWith('bert.pooler.') || key.startsWith('cls.seq_relationship.')) return null;
+        if (key === 'cls.predictions.decoder.weight' && config.tieWordEmbeddings) return null;
+        // HF's decoder.bias is predictions.bias under another name; older checkpoints hold both.
+        if (key === 'cls.predictions.decoder.bias') return hasBias ? null : 'cls.predictions.bias';
+        return bertKeyFromHF(key);
+      };
+      return { model, toModuleKey };
+    });
+  }
+
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, dir, 'BertForMaskedLM', opts);
+  }
+}
+
+/** Reads config and weights, builds the model with `make`, loads the weights, returns it in eval mode. */
+function loadPretrained<M extends Module>(
+  dir: string,
+  opts: BertOptions & { strict?: boolean },
+  make: (config: BertConfig, weights: HFWeights, opts: BertOptions) => { model: M; toModuleKey: (k: string) => string | null },
+): M {
+  const config = BertConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
+  const weights = HFWeights.open(dir);
+  try {
+    const strict = opts.strict ?? true;
+    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
+    loadHFStateDict(model, weights, { toModuleKey, toCheckpointKey: bertKeyToHF, strict });
+    return model.eval();
+  } finally {
+    weights.close();
+  }
+}
+
+/** config.json fields HF types as float. */
+const FLOAT_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps'];
+
+function savePretrained(model: BertModel | BertForMaskedLM, dir: string, architecture: string, opts: SaveHFOptions): string[] {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[bertKeyToHF(k)] = t;
+  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, { ...opts, floatKeys: FLOAT_FIELDS });
+}

@@ -1,0 +1,649 @@
+// SigLIP (Zhai et al. 2023) with Hugging Face parity: SiglipModel loads checkpoints in HF's
+// layout and gives the numbers transformers gives.
+//
+//   image: pixels -> patch conv (no CLS token) + position embeddings -> pre-LN encoder
+//          -> post_layernorm -> MAP head (a learned probe attends over the patches, then
+//          layer norm + MLP residual) -> image features
+//   text:  tokens + positions -> pre-LN encoder (bidirectional, no causal mask)
+//          -> final_layer_norm -> last token -> head Linear -> text features
+//   both L2-normalised; logits = text . image^T * exp(logit_scale) + logit_bias;
+//   loss = mean over texts of sum over images of -log sigmoid(+-logit) (+ on the diagonal).
+//
+// Both encoders are the engine's TransformerEncoder, whose submodule names are SigLIP's, and the
+// MAP head keeps nn.MultiheadAttention's packed in_proj_weight / in_proj_bias as parameters
+// (sliced into q, k and v at run time), so every module key is the HF checkpoint name itself.
+import path from 'node:path';
+import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
+import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
+import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
+import { fans, normal_, ones_, truncNormal_, xavierUniform_, zeros_ } from '../nn/init.js';
+import { MultiHeadAttention } from '../nn/attention.js';
+import { conv2d, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
+import { getDefaultGenerator } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+import { interpolateBicubic } from './interpolate.js';
+
+const MODEL_TYPE = 'siglip';
+
+/** Fields every HF config carries that the towers do not read (kept out of `extra`). */
+const COMMON_FIELDS = ['model_type', 'architectures', 'dtype', 'torch_dtype', 'transformers_version'];
+
+const rest = (raw: HFConfig, read: readonly string[]): HFConfig => {
+  const skip = new Set([...read, ...COMMON_FIELDS]);
+  return Object.fromEntries(Object.entries(raw).filter(([k]) => !skip.has(k)));
+};
+
+function checkHeads(label: string, hidden: number, heads: number): void {
+  if (hidden % heads !== 0) throw new Error(`${label}: hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}`);
+}
+
+export interface SiglipTextConfigOptions {
+  vocabSize?: number;
+  hiddenSize?: number;
+  intermediateSize?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  maxPositionEmbeddings?: number;
+  /** HF activation name; default 'gelu_pytorch_tanh'. */
+  hiddenAct?: string;
+  layerNormEps?: number;
+  attentionDropout?: number;
+  padTokenId?: number;
+  bosTokenId?: number;
+  eosTokenId?: number;
+  /** Width of the text head's output; default hiddenSize. */
+  projectionSize?: number;
+}
+
+/** SigLIP's text tower, with HF's defaults (google/siglip-base-patch16-224). */
+export class SiglipTextConfig {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly maxPositionEmbeddings: number;
+  readonly hiddenAct: string;
+  readonly layerNormEps: number;
+  readonly attentionDropout: number;
+  readonly padTokenId: number;
+  readonly bosTokenId: number;
+  readonly eosTokenId: number;
+  readonly projectionSize: number;
+
+  constructor(opts: SiglipTextConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.vocabSize = opts.vocabSize ?? 32000;
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
+    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 64;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu_pytorch_tanh';
+    this.layerNormEps = opts.layerNormEps ?? 1e-6;
+    this.attentionDropout = opts.attentionDropout ?? 0;
+    this.padTokenId = opts.padTokenId ?? 1;
+    this.bosTokenId = opts.bosTokenId ?? 49406;
+    this.eosTokenId = opts.eosTokenId ?? 49407;
+    this.projectionSize = opts.projectionSize ?? this.hiddenSize;
+    checkHeads('SiglipTextConfig', this.hiddenSize, this.numAttentionHeads);
+    getActivation(this.hiddenAct);
+  }
+
+  static fromHF(raw: HFConfig, label = 'text_config'): SiglipTextConfig {
+    const c = new ConfigReader(raw, label);
+    const hiddenSize = c.int('hidden_size', 768);
+    const read = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
+      'max_position_embeddings', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'pad_token_id', 'bos_token_id',
+      'eos_token_id', 'projection_size'];
+    return new SiglipTextConfig({
+      vocabSize: c.int('vocab_size', 32000),
+      hiddenSize,
+      intermediateSize: c.int('intermediate_size', 3072),
+      numHiddenLayers: c.int('num_hidden_layers', 12, true),
+      numAttentionHeads: c.int('num_attention_heads', 12),
+      maxPositionEmbeddings: c.int('max_position_embeddings', 64),
+      hiddenAct: c.string('hidden_act', 'gelu_pytorch_tanh'),
+      layerNormEps: c.number('layer_norm_eps', 1e-6),
+      attentionDropout: c.number('attention_dropout', 0),
+      padTokenId: c.int('pad_token_id', 1, true),
+      bosTokenId: c.int('bos_token_id', 49406, true),
+      eosTokenId: c.int('eos_token_id', 49407, true),
+      projectionSize: c.int('projection_size', hiddenSize),
+    }, rest(raw, read));
+  }
+
+  toHF(): HFConfig {
+    return {
+      ...this.extra,
+      model_type: 'siglip_text_model',
+      vocab_size: this.vocabSize,
+      hidden_size: this.hiddenSize,
+      intermediate_size: this.intermediateSize,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      max_position_embeddings: this.maxPositionEmbeddings,
+      hidden_act: this.hiddenAct,
+      layer_norm_eps: this.layerNormEps,
+      attention_dropout: this.attentionDropout,
+      pad_token_id: this.padTokenId,
+      bos_token_id: this.bosTokenId,
+      eos_token_id: this.eosTokenId,
+      projection_size: this.projectionSize,
+    };
+  }
+}
+
+export interface SiglipVisionConfigOptions {
+  hiddenSize?: number;
+  intermediateSize?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  numChannels?: number;
+  /** Square images of this many pixels a side. */
+  imageSize?: number;
+  patchSize?: number;
+  hiddenAct?: string;
+  layerNormEps?: number;
+  attentionDropout?: number;
+  /** The MAP head (HF's vision_use_head); default true. */
+  useHead?: boolean;
+}
+
+/** SigLIP's vision tower, with HF's defaults (google/siglip-base-patch16-224). */
+export class SiglipVisionConfig {
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly numChannels: number;
+  readonly imageSize: number;
+  readonly patchSize: number;
+  readonly hiddenAct: string;
+  readonly layerNormEps: number;
+  readonly attentionDropout: number;
+  readonly useHead: boolean;
+
+  constructor(opts: SiglipVisionConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
+    this.numChannels = opts.numChannels ?? 3;
+    this.imageSize = opts.imageSize ?? 224;
+    this.patchSize = opts.patchSize ?? 16;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu_pytorch_tanh';
+    this.layerNormEps = opts.layerNormEps ?? 1e-6;
+    this.attentionDropout = opts.attentionDropout ?? 0;
+    this.useHead = opts.useHead ?? true;
+    checkHeads('SiglipVisionConfig', this.hiddenSize, this.numAttentionHeads);
+    if (this.gridSize < 1) throw new Error(`SiglipVisionConfig: image_size ${this.imageSize} is smaller than patch_size ${this.patchSize}`);
+    getActivation(this.hiddenAct);
+  }
+
+  /** Patches per side at the native image size. */
+  get gridSize(): number {
+    return Math.floor(this.imageSize / this.patchSize);
+  }
+
+  get numPatches(): number {
+    return this.gridSize ** 2;
+  }
+
+  static fromHF(raw: HFConfig, label = 'vision_config'): SiglipVisionConfig {
+    const c = new ConfigReader(raw, label);
+    const read = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_channels',
+      'image_size', 'patch_size', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'vision_use_head'];
+    return new SiglipVisionConfig({
+      hiddenSize: c.int('hidden_size', 768),
+      intermediateSize: c.int('intermediate_size', 3072),
+      numHiddenLayers: c.int('num_hidden_layers', 12, true),
+      numAttentionHeads: c.int('num_attention_heads', 12),
+      numChannels: c.int('num_channels', 3),
+      imageSize: c.int('image_size', 224),
+      patchSize: c.int('patch_size', 16),
+      hiddenAct: c.string('hidden_act', 'gelu_pytorch_tanh'),
+      layerNormEps: c.number('layer_norm_eps', 1e-6),
+      attentionDropout: c.number('attention_dropout', 0),
+      useHead: c.bool('vision_use_head', true),
+    }, rest(raw, read));
+  }
+
+  toHF(): HFConfig {
+    return {
+      ...this.extra,
+      model_type: 'siglip_vision_model',
+      hidden_size: this.hiddenSize,
+      intermediate_size: this.intermediateSize,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      num_channels: this.numChannels,
+      image_size: this.imageSize,
+      patch_size: this.patchSize,
+      hidden_act: this.hiddenAct,
+      layer_norm_eps: this.layerNormEps,
+      attention_dropout: this.attentionDropout,
+      ...(this.useHead ? {} : { vision_use_head: false }),
+    };
+  }
+}
+
+/** SiglipModel's config: the two towers and initializer_factor. */
+export class SiglipConfig {
+  constructor(
+    readonly textConfig = new SiglipTextConfig(),
+    readonly visionConfig = new SiglipVisionConfig(),
+    readonly initializerFactor = 1,
+    readonly extra: HFConfig = {},
+  ) {}
+
+  /** From config.json's fields; `label` names the file in errors. */
+  static fromHF(raw: HFConfig, label = 'config.json'): SiglipConfig {
+    const c = new ConfigReader(raw, label);
+    const modelType = c.string('model_type', MODEL_TYPE);
+    if (modelType !== MODEL_TYPE) throw new Error(`${label}: model_type is '${modelType}', not '${MODEL_TYPE}'`);
+    const sub = (key: string): HFConfig => {
+      const v = raw[key];
+      if (v === undefined || v === null) return {};
+      if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: ${key} must be an object, got ${JSON.stringify(v)}`);
+      return v as HFConfig;
+    };
+    return new SiglipConfig(
+      SiglipTextConfig.fromHF(sub('text_config'), `${label}: text_config`),
+      SiglipVisionConfig.fromHF(sub('vision_config'), `${label}: vision_config`),
+      c.number('initializer_factor', 1),
+      rest(raw, ['text_config', 'vision_config', 'initializer_factor']),
+    );
+  }
+
+  toHF(architectures: readonly string[]): HFConfig {
+    return {
+      ...this.extra,
+      architectures: [...architectures],
+      model_type: MODEL_TYPE,
+      initializer_factor: this.initializerFactor,
+      text_config: this.textConfig.toHF(),
+      vision_config: this.visionConfig.toHF(),
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HF names <-> module names
+
+/**
+ * A module key -> its HF checkpoint name. The modules carry HF's names (the encoders' layers are
+ * named as SigLIP's, and the MAP head keeps the packed in_proj), so this is the identity; it is
+ * kept as the one place a renaming would go.
+ */
+export function siglipKeyToHF(key: string): string {
+  return key;
+}
+
+/** An HF checkpoint (or transformers 5 parameter) name -> the module key; see siglipKeyToHF. */
+export function siglipKeyFromHF(key: string): string {
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vision tower
+
+/** The patch convolution (kernel = stride = patch size), registered as HF's nn.Conv2d. */
+class PatchConv extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(config: SiglipVisionConfig, opts: ModuleOptions) {
+    super();
+    const p = config.patchSize;
+    this.weight = this.param('weight', paramZeros([config.hiddenSize, config.numChannels, p, p], opts));
+    this.bias = this.param('bias', paramZeros([config.hiddenSize], opts));
+  }
+}
+
+/** pixels [B, C, H, W] -> patch embeddings + position embeddings [B, patches, D] (no CLS token). */
+export class SiglipVisionEmbeddings extends Module {
+  readonly patchEmbedding: PatchConv;
+  readonly positionEmbedding: Embedding;
+
+  constructor(readonly config: SiglipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    this.patchEmbedding = this.module('patch_embedding', new PatchConv(config, opts));
+    this.positionEmbedding = this.module('position_embedding', new Embedding(config.numPatches, config.hiddenSize, opts));
+  }
+
+  /**
+   * Without interpolatePosEncoding the image must have the configured size; with it, any size of
+   * at least one patch (rows and columns past the last whole patch are dropped, as the strided
+   * convolution does).
+   */
+  forward(pixels: Tensor, interpolatePosEncoding = false): Tensor {
+    const { numChannels: C, imageSize, hiddenSize: D, patchSize: p } = this.config;
+    if (pixels.ndim !== 4 || pixels.shape[1] !== C) throw new Error(`SigLIP: pixel values must be [B, ${C}, H, W], got [${pixels.shape}]`);
+    const [B, , H, W] = pixels.shape as [number, number, number, number];
+    if (!interpolatePosEncoding && (H !== imageSize || W !== imageSize)) {
+      throw new Error(`SigLIP: input image size (${H}*${W}) doesn't match the model (${imageSize}*${imageSize}); ` +
+        'pass interpolatePosEncoding: true to run at other sizes');
+    }
+    const gh = Math.floor(H / p);
+    const gw = Math.floor(W / p);
+    if (gh < 1 || gw < 1) throw new Error(`SigLIP: image ${H}x${W} is smaller than one ${p}x${p} patch`);
+    const x = H === gh * p && W === gw * p ? pixels : pixels.slice(2, 0, gh * p).slice(3, 0, gw * p);
+    const y = conv2d(x, this.patchEmbedding.weight, this.patchEmbedding.bias); // [B, D, gh, gw], a view of [B, gh, gw, D]
+    const patches = y.permute(0, 2, 3, 1).reshape(B, gh * gw, D);
+    const pos = interpolatePosEncoding ? this.interpolatePosEncoding(H, W) : this.positionEmbedding.weight;
+    return patches.add(pos);
+  }
+
+  /**
+   * The position table [patches, D] for an H x W image, as HF's interpolate_pos_encoding: the
+   * table itself when the patch count is unchanged and the image square, else the grid resized
+   * bicubically (align_corners=False) to the new grid. Differentiable.
+   */
+  interpolatePosEncoding(H: number, W: number): Tensor {
+    const { patchSize: p, gridSize: g0, hiddenSize: D } = this.config;
+    const gh = Math.floor(H / p);
+    const gw = Math.floor(W / p);
+    const table = this.positionEmbedding.weight;
+    if (gh * gw === g0 * g0 && H === W) return table;
+    const grid = table.reshape(g0, g0, D).permute(2, 0, 1);
+    return interpolateBicubic(grid, [gh, gw]).permute(1, 2, 0).reshape(gh * gw, D);
+  }
+}
+
+/** nn.MultiheadAttention's parameters: packed q/k/v input projection and the output projection. */
+export class PackedMultiheadAttention extends Module {
+  readonly inProjWeight: Tensor;
+  readonly inProjBias: Tensor;
+  readonly outProj: Linear;
+  readonly headDim: number;
+
+  constructor(readonly embedDim: number, readonly numHeads: number, opts: ModuleOptions = {}) {
+    super();
+    this.headDim = embedDim / numHeads;
+    this.inProjWeight = this.param('in_proj_weight', paramZeros([3 * embedDim, embedDim], opts));
+    this.inProjBias = this.param('in_proj_bias', paramZeros([3 * embedDim], opts));
+    this.outProj = this.module('out_proj', new Linear(embedDim, embedDim, opts));
+  }
+
+  /** Queries [B, Tq, D] attend over keys = values = context [B, Tk, D]; no masks. */
+  forward(query: Tensor, context: Tensor): Tensor {
+    const D = this.embedDim;
+    const [B, Tq] = query.shape as [number, number];
+    const Tk = context.shape[1]!;
+    const q = linear(query, this.inProjWeight.slice(0, 0, D), this.inProjBias.slice(0, 0, D));
+    // Keys and values from one matmul over the context.
+    const kv = linear(context, this.inProjWeight.slice(0, D), this.inProjBias.slice(0, D));
+    const heads = (t: Tensor, T: number) => t.reshape(B, T, this.numHeads, this.headDim).permute(0, 2, 1, 3);
+    const o = scaledDotProductAttention(heads(q, Tq), heads(kv.slice(2, 0, D), Tk), heads(kv.slice(2, D), Tk));
+    return this.outProj.forward(o.permute(0, 2, 1, 3).reshape(B, Tq, D));
+  }
+}
+
+/** Multihead attention pooling: a learned probe attends over the tokens, then a layer norm + MLP residual. */
+export class SiglipMultiheadAttentionPoolingHead extends Module {
+  readonly probe: Tensor;
+  readonly attention: PackedMultiheadAttention;
+  readonly layernorm: LayerNorm;
+  readonly mlp: MLP;
+
+  constructor(readonly config: SiglipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    this.probe = this.param('probe', paramZeros([1, 1, D], opts));
+    this.attention = this.module('attention', new PackedMultiheadAttention(D, config.numAttentionHeads, opts));
+    this.layernorm = this.module('layernorm', new LayerNorm(D, { ...opts, eps: config.layerNormEps }));
+    this.mlp = this.module('mlp', new MLP(D, config.intermediateSize, { ...opts, act: config.hiddenAct }));
+  }
+
+  /** [B, T, D] -> [B, D]. */
+  forward(hidden: Tensor): Tensor {
+    const [B, , D] = hidden.shape as [number, number, number];
+    const h = this.attention.forward(this.probe.expand(B, 1, D), hidden);
+    return h.add(this.mlp.forward(this.layernorm.forward(h))).select(1, 0);
+  }
+}
+
+export interface SiglipTowerOutput {
+  /** [B, T, D], after the final layer norm. */
+  lastHiddenState: Tensor;
+  /** Vision: the MAP head's output [B, D] (null without the head); text: the head on the last token [B, projectionSize]. */
+  poolerOutput: Tensor | null;
+  /** With outputHiddenStates: the embeddings, then each layer's output (before the final norm). */
+  hiddenStates: Tensor[] | null;
+}
+
+export interface SiglipOptions extends ModuleOptions {
+  /**
+   * Draw initial weights as HF's _init_weights does (lecun normal, xavier uniform for attention
+   * and MLPs, ...); default true. fromPretrained skips it when every weight comes from the file.
+   */
+  initWeights?: boolean;
+}
+
+function encoderOptions(c: { intermediateSize: number; hiddenAct: string; layerNormEps: number; attentionDropout: number }, opts: ModuleOptions): TransformerBlockOptions {
+  return { ...opts, mlpDim: c.intermediateSize, act: c.hiddenAct, eps: c.layerNormEps, bias: true, dropout: 0, attnDropout: c.attentionDropout, causal: false };
+}
+
+/** HF's SiglipVisionTransformer: embeddings, encoder, post_layernorm, MAP head. */
+export class SiglipVisionTransformer extends Module {
+  readonly embeddings: SiglipVisionEmbeddings;
+  readonly encoder: TransformerEncoder;
+  readonly postLayernorm: LayerNorm;
+  readonly head: SiglipMultiheadAttentionPoolingHead | null;
+
+  constructor(readonly config: SiglipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new SiglipVisionEmbeddings(config, opts));
+    this.encoder = this.module('encoder', new TransformerEncoder(config.numHiddenLayers, config.hiddenSize, config.numAttentionHeads,
+      encoderOptions(config, opts)));
+    this.postLayernorm = this.module('post_layernorm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+    this.head = config.useHead ? this.module('head', new SiglipMultiheadAttentionPoolingHead(config, opts)) : null;
+  }
+
+  forward(pixels: Tensor, opts: { interpolatePosEncoding?: boolean; outputHiddenStates?: boolean } = {}): SiglipTowerOutput {
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const x = this.encoder.forward(this.embeddings.forward(pixels, opts.interpolatePosEncoding), { hiddenStates });
+    const lastHiddenState = this.postLayernorm.forward(x);
+    return { lastHiddenState, poolerOutput: this.head?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text tower
+
+/** Token embeddings + absolute position embeddings (positions 0..T-1). */
+export class SiglipTextEmbeddings extends Module {
+  readonly tokenEmbedding: Embedding;
+  readonly positionEmbedding: Embedding;
+
+  constructor(readonly config: SiglipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    this.tokenEmbedding = this.module('token_embedding', new Embedding(config.vocabSize, config.hiddenSize, opts));
+    this.positionEmbedding = this.module('position_embedding', new Embedding(config.maxPositionEmbeddings, config.hiddenSize, opts));
+  }
+
+  /** ids [B, T] (int32 or int64) -> [B, T, D]. */
+  forward(ids: Tensor): Tensor {
+    if (ids.ndim !== 2) throw new Error(`SigLIP: input_ids must be [B, T], got [${ids.shape}]`);
+    const T = ids.shape[1]!;
+    const max = this.config.maxPositionEmbeddings;
+    if (T > max) throw new Error(`SigLIP: sequence length ${T} exceeds max_position_embeddings ${max}`);
+    if (T < 1) throw new Error('SigLIP: input_ids has no tokens');
+    return this.tokenEmbedding.forward(ids).add(this.positionEmbedding.weight.slice(0, 0, T));
+  }
+}
+
+/** HF's SiglipTextTransformer: embeddings, bidirectional encoder, final_layer_norm, head on the last token. */
+export class SiglipTextTransformer extends Module {
+  readonly embeddings: SiglipTextEmbeddings;
+  readonly encoder: TransformerEncoder;
+  readonly finalLayerNorm: LayerNorm;
+  readonly head: Linear;
+
+  constructor(readonly config: SiglipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new SiglipTextEmbeddings(config, opts));
+    this.encoder = this.module('encoder', new TransformerEncoder(config.numHiddenLayers, config.hiddenSize, config.numAttentionHeads,
+      encoderOptions(config, opts)));
+    this.finalLayerNorm = this.module('final_layer_norm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+    this.head = this.module('head', new Linear(config.hiddenSize, config.projectionSize, opts));
+  }
+
+  /**
+   * attentionMask [B, T]: nonzero where a token may be attended to (keys only, as HF). Pooling
+   * takes the last position whatever the mask: SigLIP pads to a fixed length and is trained so.
+   */
+  forward(ids: Tensor, opts: { attentionMask?: Tensor | null; outputHiddenStates?: boolean } = {}): SiglipTowerOutput {
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const x = this.encoder.forward(this.embeddings.forward(ids), { hiddenStates, keyPadding: opts.attentionMask ?? null, causal: false });
+    const lastHiddenState = this.finalLayerNorm.forward(x);
+    const T = lastHiddenState.shape[1]!;
+    return { lastHiddenState, poolerOutput: this.head.forward(lastHiddenState.select(1, T - 1)), hiddenStates: hiddenStates ?? null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dual encoder
+
+export interface SiglipForwardOptions {
+  attentionMask?: Tensor | null;
+  interpolatePosEncoding?: boolean;
+  /** Compute the pairwise sigmoid loss (texts and images must be paired: equal batch sizes). */
+  returnLoss?: boolean;
+  outputHiddenStates?: boolean;
+}
+
+export interface SiglipOutput {
+  /** [images, texts]. */
+  logitsPerImage: Tensor;
+  /** [texts, images]. */
+  logitsPerText: Tensor;
+  /** L2-normalised [texts, projectionSize]. */
+  textEmbeds: Tensor;
+  /** L2-normalised [images, D]. */
+  imageEmbeds: Tensor;
+  loss: Tensor | null;
+  textOutput: SiglipTowerOutput;
+  visionOutput: SiglipTowerOutput;
+}
+
+const l2Normalize = (x: Tensor): Tensor => x.div(x.square().sum(-1, true).sqrt());
+
+/**
+ * SigLIP's loss as HF computes it: with z = +1 on the diagonal and -1 elsewhere,
+ * mean over rows of sum over columns of -log sigmoid(z * logits) = softplus(-z * logits).
+ */
+export function siglipLoss(logitsPerText: Tensor): Tensor {
+  const [n, m] = logitsPerText.shape as [number, number];
+  if (n !== m) throw new Error(`SigLIP loss: needs as many texts as images (paired), got logits [${n}, ${m}]`);
+  const minusZ = new Float32Array(n * n).fill(1);
+  for (let i = 0; i < n; i++) minusZ[i * n + i] = -1;
+  const signs = tensor(minusZ, { shape: [n, n], dtype: logitsPerText.dtype, backend: logitsPerText.backend });
+  // -log sigmoid(x) = softplus(-x); multiplying by +-1 is exact.
+  return logitsPerText.mul(signs).softplus().sum(-1).mean();
+}
+
+/** HF's _init_weights for SigLIP (children first, so a block's own rule overrides its layers'). */
+function initSiglipWeights(root: Module, opts: ModuleOptions): void {
+  const g = opts.generator ?? getDefaultGenerator();
+  // lecun_normal_: truncated normal in [-2, 2] standard units, rescaled to variance 1 / fan_in.
+  const lecun = (t: Tensor) => {
+    const std = Math.sqrt(1 / fans(t.shape).fanIn) / 0.87962566103423978;
+    truncNormal_(t, 0, std, -2 * std, 2 * std, g);
+  };
+  root.apply((m) => {
+    if (m instanceof SiglipVisionEmbeddings) {
+      normal_(m.positionEmbedding.weight, 0, 1 / Math.sqrt(m.config.hiddenSize), g);
+    } else if (m instanceof Embedding) {
+      normal_(m.weight, 0, Math.sqrt(1 / fans(m.weight.shape).fanIn), g);
+    } else if (m instanceof SiglipMultiheadAttentionPoolingHead) {
+      xavierUniform_(m.probe, 1, g);
+      xavierUniform_(m.attention.inProjWeight, 1, g);
+      zeros_(m.attention.inProjBias);
+    } else if (m instanceof MLP) {
+      xavierUniform_(m.fc1.weight, 1, g);
+      xavierUniform_(m.fc2.weight, 1, g);
+      normal_(m.fc1.bias!, 0, 1e-6, g);
+      normal_(m.fc2.bias!, 0, 1e-6, g);
+    } else if (m instanceof SiglipModel) {
+      zeros_(m.logitScale); // log(1)
+      zeros_(m.logitBias);
+    } else if (m instanceof Linear || m instanceof PatchConv) {
+      lecun(m.weight);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof LayerNorm) {
+      if (m.weight) ones_(m.weight);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof MultiHeadAttention) {
+      for (const l of [m.qProj, m.kProj, m.vProj, m.outProj]) {
+        xavierUniform_(l.weight, 1, g);
+        if (l.bias) zeros_(l.bias);
+      }
+    }
+  });
+}
+
+/** SigLIP's dual encoder (HF's SiglipModel). */
+export class SiglipModel extends Module {
+  readonly textModel: SiglipTextTransformer;
+  readonly visionModel: SiglipVisionTransformer;
+  readonly logitScale: Tensor;
+  readonly logitBias: Tensor;
+
+  constructor(readonly config: SiglipConfig, opts: SiglipOptions = {}) {
+    super();
+    if (!config.visionConfig.useHead) throw new Error('SiglipModel: the vision tower needs its head (vision_use_head) for image features');
+    this.textModel = this.module('text_model', new SiglipTextTransformer(config.textConfig, opts));
+    this.visionModel = this.module('vision_model', new SiglipVisionTransformer(config.visionConfig, opts));
+    this.logitScale = this.param('logit_scale', paramZeros([1], opts));
+    this.logitBias = this.param('logit_bias', paramZeros([1], opts));
+    if (config.textConfig.projectionSize !== config.visionConfig.hiddenSize) {
+      throw new Error(`SiglipModel: text projection_size ${config.textConfig.projectionSize} differs from the vision hidden_size ` +
+        `${config.visionConfig.hiddenSize}; their embeddings could not be compared`);
+    }
+    if (opts.initWeights ?? true) initSiglipWeights(this, opts);
+  }
+
+  /** Text features [B, projectionSize]: the text head on the last token (not normalised). */
+  getTextFeatures(ids: Tensor, opts: { attentionMask?: Tensor | null } = {}): Tensor {
+    return this.textModel.forward(ids, opts).poolerOutput!;
+  }
+
+  /** Image features [B, D]: the MAP head's output (not normalised). */
+  getImageFeatures(pixels: Tensor, opts: { interpolatePosEncoding?: boolean } = {}): Tensor {
+    return this.visionModel.forward(pixels, opts).poolerOutput!;
+  }
+
+  forward(ids: Tensor, pixels: Tensor, opts: SiglipForwardOptions = {}): SiglipOutput {
+    const visionOutput = this.visionModel.forward(pixels, opts);
+    const textOutput = this.textModel.forward(ids, opts);
+    const imageEmbeds = l2Normalize(visionOutput.poolerOutput!);
+    const textEmbeds = l2Normalize(textOutput.poolerOutput!);
+    const logitsPerText = textEmbeds.matmul(imageEmbeds.transpose(0, 1)).mul(this.logitScale.exp()).add(this.logitBias);
+    const logitsPerImage = logitsPerText.transpose(0, 1);
+    const loss = opts.returnLoss ? siglipLoss(logitsPerText) : null;
+    return { logitsPerImage, logitsPerText, textEmbeds, imageEmbeds, loss, textOutput, visionOutput };
+  }
+
+  /** Loads a folder in HF's layout (a SiglipModel checkpoint); returns the model in eval mode. */
+  static fromPretrained(dir: string, opts: SiglipOptions & { strict?: boolean } = {}): SiglipModel {
+    const config = SiglipConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
+    const weights = HFWeights.open(dir);
+    try {
+      const strict = opts.strict ?? true;
+      const model = new SiglipModel(config, { ...opts, initWeights: opts.initWeights ?? !strict });
+      loadHFStateDict(model, weights, { toModuleKey: siglipKeyFromHF, toCheckpointKey: siglipKeyToHF, strict });
+      return model.eval();
+    } finally {
+      weights.close();
+    }
+  }
+
+  /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    const tensors: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(this.stateDict())) tensors[siglipKeyToHF(k)] = t;
+    return saveHFFolder(dir, this.config.toHF(['SiglipModel']), tensors, { ...opts, floatKeys: ['initializer_factor'] });
+  }
+}
