@@ -24,3 +24,7 @@ export type {
 } from './clip.js';
 export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.js';
 export type { OpenClipLoadOptions } from './openclip.js';
+export {
+  ViTMAEConfig, ViTMAEModel, ViTMAEForPreTraining, randomMasking, sincosPositionTable, vitMaeKeyToHF, vitMaeKeyFromHF,
+} from './vit_mae.js';
+export type { ViTMAEConfigOptions, ViTMAEOptions, ViTMAEForwardOptions, ViTMAEModelOutput, ViTMAEPreTrainingOutput } from './vit_mae.js';

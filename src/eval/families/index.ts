@@ -4,6 +4,7 @@ import { BERT } from './bert.js';
 import { VIT } from './vit.js';
 import { CLIP } from './clip.js';
 import { SIGLIP } from './siglip.js';
+import { VIT_MAE } from './vit_mae.js';
 
-export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP];
+export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP, VIT_MAE];
 export type { Family, FixtureModel, FixtureMeta } from './types.js';

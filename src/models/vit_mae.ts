@@ -1,0 +1,584 @@
+// ViT-MAE (He et al. 2021, masked autoencoders) with Hugging Face parity: ViTMAEModel and
+// ViTMAEForPreTraining load checkpoints in HF's layout and give the numbers transformers gives.
+//
+//   pixels -> patch conv -> + fixed sin-cos positions -> keep a random (1 - mask_ratio) of the
+//     patches per sample -> [CLS] + kept patches -> ViT encoder -> layer norm
+//   decoder: linear to the decoder width -> mask tokens for the dropped patches, unshuffled
+//     back into place -> + fixed sin-cos positions -> transformer layers -> norm -> pixels per patch
+//   loss: mean squared error on the dropped patches, against per-patch normalised pixels
+//
+// The encoder runs on the kept patches only, which is what makes MAE pre-training cheap. The
+// masking is a per-sample shuffle: argsort of a noise tensor (given, or drawn uniform in [0, 1)).
+// Both transformer stacks are the engine's TransformerEncoder, named as in HF through vit.ts's
+// key map; the patch embedding is vit.ts's.
+import path from 'node:path';
+import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { LayerNorm, Linear, getActivation } from '../nn/layers.js';
+import { Module, type ModuleOptions, StateDictError, paramZeros } from '../nn/module.js';
+import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
+import { normal_, ones_, uniform_, zeros_ } from '../nn/init.js';
+import { argsort, concat, gather } from '../tensor/ops/indexing.js';
+import { cast } from '../tensor/ops/elementwise.js';
+import { type Generator, getDefaultGenerator, rand } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+import { ViTConfig, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
+
+export interface ViTMAEConfigOptions {
+  hiddenSize?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  intermediateSize?: number;
+  /** HF activation name, used by encoder and decoder; default 'gelu' (exact). */
+  hiddenAct?: string;
+  hiddenDropoutProb?: number;
+  attentionProbsDropoutProb?: number;
+  initializerRange?: number;
+  layerNormEps?: number;
+  /** Pixels, square or [height, width]; a whole number of patches each way. */
+  imageSize?: number | readonly [number, number];
+  patchSize?: number | readonly [number, number];
+  numChannels?: number;
+  qkvBias?: boolean;
+  decoderNumAttentionHeads?: number;
+  decoderHiddenSize?: number;
+  decoderNumHiddenLayers?: number;
+  decoderIntermediateSize?: number;
+  /** Fraction of patches dropped before the encoder, in (0, 1). */
+  maskRatio?: number;
+  /** Compare against each patch's pixels normalised to zero mean and unit variance. */
+  normPixLoss?: boolean;
+}
+
+const pairOf = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
+
+/** ViT-MAE's hyperparameters, with HF's defaults (facebook/vit-mae-base). */
+export class ViTMAEConfig {
+  readonly hiddenSize: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly intermediateSize: number;
+  readonly hiddenAct: string;
+  readonly hiddenDropoutProb: number;
+  readonly attentionProbsDropoutProb: number;
+  readonly initializerRange: number;
+  readonly layerNormEps: number;
+  readonly imageSize: [number, number];
+  readonly patchSize: [number, number];
+  readonly numChannels: number;
+  readonly qkvBias: boolean;
+  readonly decoderNumAttentionHeads: number;
+  readonly decoderHiddenSize: number;
+  readonly decoderNumHiddenLayers: number;
+  readonly decoderIntermediateSize: number;
+  readonly maskRatio: number;
+  readonly normPixLoss: boolean;
+
+  /** `extra`: config.json fields ViT-MAE does not read, written back unchanged on save. */
+  constructor(opts: ViTMAEConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu';
+    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0;
+    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0;
+    this.initializerRange = opts.initializerRange ?? 0.02;
+    this.layerNormEps = opts.layerNormEps ?? 1e-12;
+    this.imageSize = pairOf(opts.imageSize ?? 224);
+    this.patchSize = pairOf(opts.patchSize ?? 16);
+    this.numChannels = opts.numChannels ?? 3;
+    this.qkvBias = opts.qkvBias ?? true;
+    this.decoderNumAttentionHeads = opts.decoderNumAttentionHeads ?? 16;
+    this.decoderHiddenSize = opts.decoderHiddenSize ?? 512;
+    this.decoderNumHiddenLayers = opts.decoderNumHiddenLayers ?? 8;
+    this.decoderIntermediateSize = opts.decoderIntermediateSize ?? 2048;
+    this.maskRatio = opts.maskRatio ?? 0.75;
+    this.normPixLoss = opts.normPixLoss ?? false;
+
+    const fail = (msg: string): never => { throw new Error(`ViTMAEConfig: ${msg}`); };
+    if (!(this.maskRatio > 0 && this.maskRatio < 1)) fail(`mask_ratio must lie strictly between 0 and 1, got ${this.maskRatio}`);
+    for (const [name, width, heads] of [['hidden_size', this.hiddenSize, this.numAttentionHeads],
+      ['decoder_hidden_size', this.decoderHiddenSize, this.decoderNumAttentionHeads]] as const) {
+      if (width % heads !== 0) fail(`${name} ${width} is not a multiple of its number of attention heads ${heads}`);
+      // Half the sin-cos table encodes rows, half columns, each as sines and cosines.
+      if (width % 4 !== 0) fail(`${name} ${width} must be a multiple of 4 for the 2-D sin-cos position embeddings`);
+    }
+    const [H, W] = this.imageSize;
+    const [ph, pw] = this.patchSize;
+    if (H % ph !== 0 || W % pw !== 0) fail(`image_size [${H}, ${W}] is not a whole number of patches of [${ph}, ${pw}]`);
+    getActivation(this.hiddenAct);
+  }
+
+  /** Patches per column and per row. */
+  get gridSize(): [number, number] {
+    return [this.imageSize[0] / this.patchSize[0], this.imageSize[1] / this.patchSize[1]];
+  }
+
+  get numPatches(): number {
+    return this.gridSize[0] * this.gridSize[1];
+  }
+
+  /** Patches the encoder sees per image (HF's int(L * (1 - mask_ratio))). */
+  get numKept(): number {
+    return Math.floor(this.numPatches * (1 - this.maskRatio));
+  }
+
+  /** The encoder's hyperparameters as a ViTConfig (for the shared patch embedding). */
+  toViTConfig(): ViTConfig {
+    return new ViTConfig({
+      hiddenSize: this.hiddenSize, numHiddenLayers: this.numHiddenLayers, numAttentionHeads: this.numAttentionHeads,
+      intermediateSize: this.intermediateSize, hiddenAct: this.hiddenAct, hiddenDropoutProb: this.hiddenDropoutProb,
+      attentionProbsDropoutProb: this.attentionProbsDropoutProb, initializerRange: this.initializerRange,
+      layerNormEps: this.layerNormEps, imageSize: this.imageSize, patchSize: this.patchSize,
+      numChannels: this.numChannels, qkvBias: this.qkvBias,
+    });
+  }
+
+  static fromHF(raw: HFConfig, label = 'config.json'): ViTMAEConfig {
+    const c = new ConfigReader(raw, label);
+    const modelType = c.string('model_type', 'vit_mae');
+    if (modelType !== 'vit_mae') throw new Error(`${label}: model_type is '${modelType}', not 'vit_mae'`);
+    const read = new Set(['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
+      'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'image_size',
+      'patch_size', 'num_channels', 'qkv_bias', 'decoder_num_attention_heads', 'decoder_hidden_size',
+      'decoder_num_hidden_layers', 'decoder_intermediate_size', 'mask_ratio', 'norm_pix_loss',
+      'model_type', 'architectures', 'dtype', 'torch_dtype']);
+    const extra = Object.fromEntries(Object.entries(raw).filter(([k]) => !read.has(k)));
+    try {
+      return new ViTMAEConfig({
+        hiddenSize: c.int('hidden_size', 768),
+        numHiddenLayers: c.int('num_hidden_layers', 12),
+        numAttentionHeads: c.int('num_attention_heads', 12),
+        intermediateSize: c.int('intermediate_size', 3072),
+        hiddenAct: c.string('hidden_act', 'gelu'),
+        hiddenDropoutProb: c.number('hidden_dropout_prob', 0),
+        attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0),
+        initializerRange: c.number('initializer_range', 0.02),
+        layerNormEps: c.number('layer_norm_eps', 1e-12),
+        imageSize: c.pair('image_size', 224),
+        patchSize: c.pair('patch_size', 16),
+        numChannels: c.int('num_channels', 3),
+        qkvBias: c.bool('qkv_bias', true),
+        decoderNumAttentionHeads: c.int('decoder_num_attention_heads', 16),
+        decoderHiddenSize: c.int('decoder_hidden_size', 512),
+        decoderNumHiddenLayers: c.int('decoder_num_hidden_layers', 8, true),
+        decoderIntermediateSize: c.int('decoder_intermediate_size', 2048),
+        maskRatio: c.number('mask_ratio', 0.75),
+        normPixLoss: c.bool('norm_pix_loss', false),
+      }, extra);
+    } catch (e) {
+      throw new Error(`${label}: ${(e as Error).message}`);
+    }
+  }
+
+  /** config.json's fields for this config, as HF's ViTMAEConfig writes them. */
+  toHF(architectures: readonly string[]): HFConfig {
+    const pair = (p: [number, number]) => (p[0] === p[1] ? p[0] : [...p]);
+    return {
+      ...this.extra,
+      architectures: [...architectures],
+      model_type: 'vit_mae',
+      hidden_size: this.hiddenSize,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      intermediate_size: this.intermediateSize,
+      hidden_act: this.hiddenAct,
+      hidden_dropout_prob: this.hiddenDropoutProb,
+      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
+      initializer_range: this.initializerRange,
+      layer_norm_eps: this.layerNormEps,
+      image_size: pair(this.imageSize),
+      patch_size: pair(this.patchSize),
+      num_channels: this.numChannels,
+      qkv_bias: this.qkvBias,
+      decoder_num_attention_heads: this.decoderNumAttentionHeads,
+      decoder_hidden_size: this.decoderHiddenSize,
+      decoder_num_hidden_layers: this.decoderNumHiddenLayers,
+      decoder_intermediate_size: this.decoderIntermediateSize,
+      mask_ratio: this.maskRatio,
+      norm_pix_loss: this.normPixLoss,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixed position embeddings
+
+/**
+ * MAE's fixed 2-D sin-cos table [1 + gh*gw, dim] (row 0, for [CLS], is zeros), computed in
+ * float64 and rounded to float32 as HF's get_2d_sincos_pos_embed does. For the patch at row r,
+ * column c: the first half of the features encodes c, the second half r, each as
+ * [sin(p * w_k) for k < dim/4, cos(p * w_k) for k < dim/4] with w_k = 10000^(-k / (dim/4)).
+ */
+export function sincosPositionTable(dim: number, grid: readonly [number, number]): Float32Array {
+  if (dim % 4 !== 0) throw new Error(`sincosPositionTable: dim ${dim} must be a multiple of 4`);
+  const [gh, gw] = grid;
+  const quarter = dim / 4;
+  const omega = Array.from({ length: quarter }, (_, k) => 1 / 10000 ** (k / quarter));
+  const out = new Float32Array((1 + gh * gw) * dim);
+  for (let r = 0; r < gh; r++) {
+    for (let c = 0; c < gw; c++) {
+      const row = out.subarray((1 + r * gw + c) * dim);
+      for (const [half, p] of [[0, c], [1, r]] as const) {
+        for (let k = 0; k < quarter; k++) {
+          row[half * 2 * quarter + k] = Math.sin(p * omega[k]!);
+          row[half * 2 * quarter + quarter + k] = Math.cos(p * omega[k]!);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function positionBuffer(dim: number, grid: [number, number], opts: ModuleOptions): Tensor {
+  return tensor(sincosPositionTable(dim, grid), { shape: [1, 1 + grid[0] * grid[1], dim], backend: opts.backend });
+}
+
+// ---------------------------------------------------------------------------------------------
+// HF names <-> module names
+
+/**
+ * A module key -> its name in HF checkpoints. The decoder's layers go where transformers 5
+ * save_pretrained writes them (decoder.decoder_encoder.layer.N with ViT's on-disk layer names).
+ */
+export function vitMaeKeyToHF(key: string): string {
+  const m = /^decoder\.encoder\.(layers\..+)$/.exec(key);
+  if (m) return `decoder.decoder_${vitKeyToHF(`encoder.${m[1]}`)}`;
+  return vitKeyToHF(key);
+}
+
+/**
+ * An HF name -> the module key. Decoder layers are accepted as decoder.decoder_encoder.layer.N
+ * (what transformers 5 writes), decoder.decoder_layers.N with on-disk names (older
+ * checkpoints such as facebook/vit-mae-base) and decoder.decoder_layers.N with transformers 5
+ * module names (its gradients); the encoder as vitKeyFromHF accepts it. Unknown keys come back
+ * unchanged.
+ */
+export function vitMaeKeyFromHF(key: string): string {
+  let m = /^decoder\.decoder_encoder\.layer\.(\d+\..+)$/.exec(key);
+  if (m) {
+    const k = vitKeyFromHF(`encoder.layer.${m[1]}`);
+    return k.startsWith('encoder.layers.') ? `decoder.${k}` : key;
+  }
+  m = /^decoder\.decoder_layers\.(\d+\..+)$/.exec(key);
+  if (m) {
+    let k = vitKeyFromHF(`layers.${m[1]}`);
+    if (!k.startsWith('encoder.layers.')) k = vitKeyFromHF(`encoder.layer.${m[1]}`);
+    return k.startsWith('encoder.layers.') ? `decoder.${k}` : key;
+  }
+  return vitKeyFromHF(key);
+}
+
+/** Fixed buffers a checkpoint may leave out (they are recomputed then). */
+const FIXED_BUFFERS = /(^|\.)(embeddings\.position_embeddings|decoder\.decoder_pos_embed)$/;
+
+// ---------------------------------------------------------------------------------------------
+// Modules
+
+export interface Masking {
+  /** [B, 1 + kept, D]: [CLS] then the kept patches, in the order of the shuffle. */
+  embeddings: Tensor;
+  /** [B, patches] float32: 1 where the patch was dropped, 0 where kept. */
+  mask: Tensor;
+  /** [B, patches] int32: where each patch sits in the shuffled order (argsort of the shuffle). */
+  idsRestore: Tensor;
+}
+
+/** Patch embeddings + fixed positions, random masking, then [CLS] (HF's ViTMAEEmbeddings). */
+export class ViTMAEEmbeddings extends Module {
+  readonly clsToken: Tensor;
+  readonly patchEmbeddings: ViTPatchEmbeddings;
+  readonly positionEmbeddings: Tensor;
+
+  constructor(readonly config: ViTMAEConfig, opts: ModuleOptions = {}) {
+    super();
+    this.clsToken = this.param('cls_token', paramZeros([1, 1, config.hiddenSize], opts));
+    this.patchEmbeddings = this.module('patch_embeddings', new ViTPatchEmbeddings(config.toViTConfig(), opts));
+    // HF keeps it as a frozen parameter; here it is state that is saved but never trained.
+    this.positionEmbeddings = this.buffer('position_embeddings', positionBuffer(config.hiddenSize, config.gridSize, opts));
+  }
+
+  /**
+   * pixels [B, C, H, W] at the configured size; noise [B, patches] decides the shuffle
+   * (smallest noise kept first), drawn uniform in [0, 1) from `generator` when not given.
+   */
+  forward(pixels: Tensor, noise?: Tensor | null, generator?: Generator): Masking {
+    const { numChannels: C, imageSize, hiddenSize: D } = this.config;
+    if (pixels.ndim !== 4 || pixels.shape[1] !== C) throw new Error(`ViTMAE: pixel values must be [B, ${C}, H, W], got [${pixels.shape}]`);
+    const [B, , H, W] = pixels.shape as [number, number, number, number];
+    if (H !== imageSize[0] || W !== imageSize[1]) {
+      throw new Error(`ViTMAE: input image size (${H}*${W}) doesn't match the model (${imageSize[0]}*${imageSize[1]})`);
+    }
+    const L = this.config.numPatches;
+    const x = this.patchEmbeddings.forward(pixels).add(this.positionEmbeddings.slice(1, 1));
+    const { kept, mask, idsRestore } = randomMasking(x, this.config.numKept, noise ?? rand([B, L], { generator, backend: x.backend }));
+    const cls = this.clsToken.add(this.positionEmbeddings.slice(1, 0, 1)).expand(B, 1, D);
+    return { embeddings: concat([cls, kept], 1), mask, idsRestore };
+  }
+}
+
+/**
+ * Keeps `keep` tokens of x [B, L, D] per sample: those with the smallest noise, in order of
+ * increasing noise. Differentiable in x (a gather).
+ */
+export function randomMasking(x: Tensor, keep: number, noise: Tensor): { kept: Tensor; mask: Tensor; idsRestore: Tensor } {
+  const [B, L, D] = x.shape as [number, number, number];
+  if (noise.ndim !== 2 || noise.shape[0] !== B || noise.shape[1] !== L) {
+    throw new Error(`ViTMAE: noise must be [${B}, ${L}] (batch, patches), got [${noise.shape}]`);
+  }
+  const idsShuffle = argsort(noise, 1);
+  // The inverse permutation; float32 holds these small indices exactly.
+  const idsRestore = argsort(cast(idsShuffle, 'float32'), 1);
+  const idsKeep = idsShuffle.slice(1, 0, keep).unsqueeze(-1).expand(B, keep, D);
+  const kept = gather(x, 1, idsKeep);
+  const mask = cast(idsRestore.ge(keep), x.dtype);
+  return { kept, mask, idsRestore };
+}
+
+function blockOptions(config: ViTMAEConfig, opts: ModuleOptions, mlpDim: number): TransformerBlockOptions {
+  return {
+    ...opts,
+    init: false,
+    mlpDim,
+    act: config.hiddenAct,
+    eps: config.layerNormEps,
+    bias: true,
+    qkvBias: config.qkvBias,
+    dropout: config.hiddenDropoutProb,
+    attnDropout: config.attentionProbsDropoutProb,
+  };
+}
+
+export interface ViTMAEOptions extends ModuleOptions {
+  /**
+   * Draw initial weights as HF does (normal with initializer_range, zero biases, Xavier-uniform
+   * patch projection); default true. fromPretrained skips it when every weight comes from the file.
+   */
+  initWeights?: boolean;
+}
+
+export interface ViTMAEForwardOptions {
+  /** [B, patches]: decides which patches are kept (the smallest); default uniform noise. */
+  noise?: Tensor | null;
+  /** Draws the default noise; default the global generator. */
+  generator?: Generator;
+  /** Also return the hidden states: the embeddings, then each encoder layer's output. */
+  outputHiddenStates?: boolean;
+}
+
+export interface ViTMAEModelOutput extends Omit<Masking, 'embeddings'> {
+  /** [B, 1 + kept, D], after the final layer norm. */
+  lastHiddenState: Tensor;
+  hiddenStates: Tensor[] | null;
+}
+
+/** HF's _init_weights for ViT-MAE (the fixed position tables are set at construction). */
+function initMAEWeights(root: Module, config: ViTMAEConfig, opts: ModuleOptions): void {
+  const g = opts.generator ?? getDefaultGenerator();
+  const std = config.initializerRange;
+  root.apply((m) => {
+    if (m instanceof Linear) {
+      normal_(m.weight, 0, std, g);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof LayerNorm) {
+      if (m.weight) ones_(m.weight);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof ViTMAEEmbeddings) {
+      // The projection is initialised as a Linear over flattened patches: fan_in C*p*q, fan_out D.
+      const w = m.patchEmbeddings.projection.weight;
+      const bound = Math.sqrt(6 / (w.size / w.shape[0]! + w.shape[0]!));
+      uniform_(w, -bound, bound, g);
+      zeros_(m.patchEmbeddings.projection.bias);
+      normal_(m.clsToken, 0, std, g);
+    } else if (m instanceof ViTMAEDecoder) {
+      normal_(m.maskToken, 0, std, g);
+    }
+  });
+}
+
+/** The MAE encoder: embeddings with masking, transformer layers on the kept patches, layer norm. */
+export class ViTMAEModel extends Module {
+  readonly embeddings: ViTMAEEmbeddings;
+  readonly encoder: TransformerEncoder;
+  readonly layernorm: LayerNorm;
+
+  constructor(readonly config: ViTMAEConfig, opts: ViTMAEOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new ViTMAEEmbeddings(config, opts));
+    const block = blockOptions(config, opts, config.intermediateSize);
+    this.encoder = this.module('encoder', new TransformerEncoder(config.numHiddenLayers, config.hiddenSize, config.numAttentionHeads, block));
+    this.layernorm = this.module('layernorm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+    if (opts.initWeights ?? true) initMAEWeights(this, config, opts);
+  }
+
+  forward(pixels: Tensor, opts: ViTMAEForwardOptions = {}): ViTMAEModelOutput {
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const { embeddings, mask, idsRestore } = this.embeddings.forward(pixels, opts.noise, opts.generator);
+    const x = this.encoder.forward(embeddings, { hiddenStates });
+    return { lastHiddenState: this.layernorm.forward(x), mask, idsRestore, hiddenStates: hiddenStates ?? null };
+  }
+
+  static fromPretrained(dir: string, opts: ViTMAEOptions & { strict?: boolean } = {}): ViTMAEModel {
+    return loadPretrained(dir, opts, (config, weights, o) => {
+      const headed = weights.names.some((k) => k.startsWith('vit.'));
+      // A pre-training checkpoint: the encoder is under `vit.`, and the decoder is dropped (as HF does).
+      const toModuleKey = (k: string) => (!headed ? vitMaeKeyFromHF(k) : k.startsWith('vit.') ? vitMaeKeyFromHF(k.slice(4)) : null);
+      return { model: new ViTMAEModel(config, o), toModuleKey };
+    });
+  }
+
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, dir, 'ViTMAEModel', opts);
+  }
+}
+
+/** The pixel decoder (HF's ViTMAEDecoder); its layers are the module's `encoder`. */
+export class ViTMAEDecoder extends Module {
+  readonly decoderEmbed: Linear;
+  readonly maskToken: Tensor;
+  readonly decoderPosEmbed: Tensor;
+  readonly encoder: TransformerEncoder;
+  readonly decoderNorm: LayerNorm;
+  readonly decoderPred: Linear;
+
+  constructor(readonly config: ViTMAEConfig, opts: ModuleOptions = {}) {
+    super();
+    const Dd = config.decoderHiddenSize;
+    const [ph, pw] = config.patchSize;
+    this.decoderEmbed = this.module('decoder_embed', new Linear(config.hiddenSize, Dd, opts));
+    this.maskToken = this.param('mask_token', paramZeros([1, 1, Dd], opts));
+    this.decoderPosEmbed = this.buffer('decoder_pos_embed', positionBuffer(Dd, config.gridSize, opts));
+    const block = blockOptions(config, opts, config.decoderIntermediateSize);
+    this.encoder = this.module('encoder', new TransformerEncoder(config.decoderNumHiddenLayers, Dd, config.decoderNumAttentionHeads, block));
+    this.decoderNorm = this.module('decoder_norm', new LayerNorm(Dd, { ...opts, eps: config.layerNormEps }));
+    this.decoderPred = this.module('decoder_pred', new Linear(Dd, ph * pw * config.numChannels, opts));
+  }
+
+  /** latent [B, 1 + kept, D] and idsRestore [B, patches] -> predicted pixels [B, patches, p*q*C]. */
+  forward(latent: Tensor, idsRestore: Tensor): Tensor {
+    const [B, T] = latent.shape as [number, number, number];
+    const L = idsRestore.shape[1]!;
+    const Dd = this.config.decoderHiddenSize;
+    if (idsRestore.ndim !== 2 || idsRestore.shape[0] !== B || T - 1 > L) {
+      throw new Error(`ViTMAE decoder: ids_restore [${idsRestore.shape}] does not fit a latent of [${latent.shape}]`);
+    }
+    const x = this.decoderEmbed.forward(latent);
+    const shuffled = concat([x.slice(1, 1), this.maskToken.expand(B, L - (T - 1), Dd)], 1);
+    const patches = gather(shuffled, 1, idsRestore.unsqueeze(-1).expand(B, L, Dd));
+    const h = concat([x.slice(1, 0, 1), patches], 1).add(this.decoderPosEmbed);
+    const y = this.decoderNorm.forward(this.encoder.forward(h));
+    return this.decoderPred.forward(y.slice(1, 1));
+  }
+}
+
+export interface ViTMAEPreTrainingOutput extends Omit<Masking, 'embeddings'> {
+  /** The reconstruction loss on the dropped patches (a scalar). */
+  loss: Tensor;
+  /** [B, patches, p*q*C]: predicted pixels per patch, ordered (row, column, channel) in a patch. */
+  logits: Tensor;
+  hiddenStates: Tensor[] | null;
+}
+
+/** Encoder + decoder + reconstruction loss (HF's ViTMAEForPreTraining). */
+export class ViTMAEForPreTraining extends Module {
+  readonly vit: ViTMAEModel;
+  readonly decoder: ViTMAEDecoder;
+
+  constructor(readonly config: ViTMAEConfig, opts: ViTMAEOptions = {}) {
+    super();
+    this.vit = this.module('vit', new ViTMAEModel(config, { ...opts, initWeights: false }));
+    this.decoder = this.module('decoder', new ViTMAEDecoder(config, opts));
+    if (opts.initWeights ?? true) initMAEWeights(this, config, opts);
+  }
+
+  forward(pixels: Tensor, opts: ViTMAEForwardOptions = {}): ViTMAEPreTrainingOutput {
+    const out = this.vit.forward(pixels, opts);
+    const logits = this.decoder.forward(out.lastHiddenState, out.idsRestore);
+    const loss = this.reconstructionLoss(pixels, logits, out.mask);
+    return { loss, logits, mask: out.mask, idsRestore: out.idsRestore, hiddenStates: out.hiddenStates };
+  }
+
+  /** pixels [B, C, H, W] -> [B, patches, p*q*C], patches row-major, each ordered (row, column, channel). */
+  patchify(pixels: Tensor): Tensor {
+    const [ph, pw] = this.config.patchSize;
+    const C = this.config.numChannels;
+    if (pixels.ndim !== 4 || pixels.shape[1] !== C) throw new Error(`ViTMAE.patchify: pixel values must be [B, ${C}, H, W], got [${pixels.shape}]`);
+    const [B, , H, W] = pixels.shape as [number, number, number, number];
+    if (H % ph !== 0 || W % pw !== 0) throw new Error(`ViTMAE.patchify: image ${H}x${W} is not a whole number of ${ph}x${pw} patches`);
+    const gh = H / ph;
+    const gw = W / pw;
+    return pixels.reshape(B, C, gh, ph, gw, pw).permute(0, 2, 4, 3, 5, 1).reshape(B, gh * gw, ph * pw * C);
+  }
+
+  /** The inverse of patchify, for an image of [height, width] (default the configured size). */
+  unpatchify(patches: Tensor, size: readonly [number, number] = this.config.imageSize): Tensor {
+    const [ph, pw] = this.config.patchSize;
+    const C = this.config.numChannels;
+    const gh = Math.floor(size[0] / ph);
+    const gw = Math.floor(size[1] / pw);
+    if (patches.ndim !== 3 || patches.shape[1] !== gh * gw || patches.shape[2] !== ph * pw * C) {
+      throw new Error(`ViTMAE.unpatchify: expected [B, ${gh * gw}, ${ph * pw * C}] for a ${size[0]}x${size[1]} image, got [${patches.shape}]`);
+    }
+    const B = patches.shape[0]!;
+    return patches.reshape(B, gh, gw, ph, pw, C).permute(0, 5, 1, 3, 2, 4).reshape(B, C, gh * ph, gw * pw);
+  }
+
+  /**
+   * Mean over the dropped patches of the per-patch mean squared error; with norm_pix_loss the
+   * target is each patch normalised by its mean and unbiased variance (+1e-6), as HF does.
+   */
+  reconstructionLoss(pixels: Tensor, pred: Tensor, mask: Tensor): Tensor {
+    let target = this.patchify(pixels);
+    if (this.config.normPixLoss) {
+      const n = target.shape[2]!;
+      const centred = target.sub(target.mean(-1, true));
+      const variance = centred.square().sum(-1, true).div(n - 1);
+      target = centred.div(variance.add(1e-6).sqrt());
+    }
+    const perPatch = pred.sub(target).square().mean(-1);
+    return perPatch.mul(mask).sum().div(mask.sum());
+  }
+
+  static fromPretrained(dir: string, opts: ViTMAEOptions & { strict?: boolean } = {}): ViTMAEForPreTraining {
+    return loadPretrained(dir, opts, (config, _weights, o) => ({ model: new ViTMAEForPreTraining(config, o), toModuleKey: vitMaeKeyFromHF }));
+  }
+
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, dir, 'ViTMAEForPreTraining', opts);
+  }
+}
+
+/**
+ * Reads config and weights, builds the model with `make`, loads the weights, returns it in eval
+ * mode. The fixed position tables may be absent from the file (they keep their computed values).
+ */
+function loadPretrained<M extends Module>(
+  dir: string,
+  opts: ViTMAEOptions & { strict?: boolean },
+  make: (config: ViTMAEConfig, weights: HFWeights, opts: ViTMAEOptions) => { model: M; toModuleKey: (k: string) => string | null },
+): M {
+  const config = ViTMAEConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
+  const weights = HFWeights.open(dir);
+  try {
+    const strict = opts.strict ?? true;
+    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
+    const { missingKeys, unexpectedKeys } = loadHFStateDict(model, weights, { toModuleKey, toCheckpointKey: vitMaeKeyToHF, strict: false });
+    const missing = missingKeys.filter((k) => !FIXED_BUFFERS.test(k));
+    if (strict && (missing.length || unexpectedKeys.length)) {
+      const err = new StateDictError(missing, unexpectedKeys, []);
+      err.message = `${dir}: ${err.message.replace(/^loadStateDict: the state dict/, 'the checkpoint')}`;
+      throw err;
+    }
+    return model.eval();
+  } finally {
+    weights.close();
+  }
+}
+
+const FLOAT_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'mask_ratio'];
+
+function savePretrained(model: ViTMAEModel | ViTMAEForPreTraining, dir: string, architecture: string, opts: SaveHFOptions): string[] {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[vitMaeKeyToHF(k)] = t;
+  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, { ...opts, floatKeys: FLOAT_FIELDS });
+}
