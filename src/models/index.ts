@@ -28,3 +28,11 @@ export {
   ViTMAEConfig, ViTMAEModel, ViTMAEForPreTraining, randomMasking, sincosPositionTable, vitMaeKeyToHF, vitMaeKeyFromHF,
 } from './vit_mae.js';
 export type { ViTMAEConfigOptions, ViTMAEOptions, ViTMAEForwardOptions, ViTMAEModelOutput, ViTMAEPreTrainingOutput } from './vit_mae.js';
+export {
+  BlipConfig, BlipTextConfig, BlipVisionConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipVisionModel,
+  BlipTextModel, BlipTextLMHeadModel, blipKeyFromHF, blipKeyToHF,
+} from './blip.js';
+export type {
+  BlipConfigOptions, BlipTextConfigOptions, BlipVisionConfigOptions, BlipOptions, BlipGenerateOptions, BlipRetrievalOutput,
+  BlipCaptionOutput, BlipVisionOutput, BlipTextOutput, BlipLMOutput,
+} from './blip.js';

@@ -5,6 +5,7 @@ import { VIT } from './vit.js';
 import { CLIP } from './clip.js';
 import { SIGLIP } from './siglip.js';
 import { VIT_MAE } from './vit_mae.js';
+import { BLIP } from './blip.js';
 
-export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP, VIT_MAE];
+export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP, VIT_MAE, BLIP];
 export type { Family, FixtureModel, FixtureMeta } from './types.js';

@@ -1,0 +1,925 @@
+// BLIP (Li et al. 2022) with Hugging Face parity: BlipForImageTextRetrieval and
+// BlipForConditionalGeneration load checkpoints in HF's layout and give the numbers transformers gives.
+//
+//   image: patch conv (with bias) -> [class] + patches -> + positions -> pre-LN encoder (fused qkv)
+//          -> post-LN over every token (the image embeddings); the class token is normed once more
+//          for the pooled output
+//   text:  word + position embeddings -> LN -> post-LN BERT layers, each with cross-attention to
+//          the image embeddings when they are given
+//   retrieval: ITM head on the [CLS] state of the image-grounded text encoder; ITC: cosine of the
+//              projected [CLS] states of the image and of the text encoder run without the image
+//   captioning: the same text stack run causally, BERT's LM head tied to the word embeddings,
+//               next-token cross-entropy, greedy generation from the bos token
+//
+// The vision layer's attention keeps HF's fused qkv projection (one [3D, D] matrix), so it is a
+// small layer of its own rather than the engine's TransformerBlock (separate q/k/v); the text
+// layers are BERT's (models/bert.ts), whose names BLIP's checkpoints use unchanged. Every module
+// key is the HF checkpoint key.
+import path from 'node:path';
+import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { Dropout, Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
+import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
+import { constant_, normal_, truncNormal_, zeros_ } from '../nn/init.js';
+import { noGrad } from '../tensor/autograd.js';
+import { concat } from '../tensor/ops/indexing.js';
+import { conv2d, crossEntropy, scaledDotProductAttention } from '../tensor/ops/nn.js';
+import { composedAttention } from '../nn/attention.js';
+import { type Generator, getDefaultGenerator } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+import { BertConfig, BertLayer, type BertLayerCall, BertLMPredictionHead, BertOnlyMLMHead, bertKeyFromHF } from './bert.js';
+import { interpolateBicubic } from './interpolate.js';
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+const extraOf = (raw: HFConfig, read: readonly string[]): HFConfig =>
+  Object.fromEntries(Object.entries(raw).filter(([k]) => !read.includes(k)));
+
+export interface BlipTextConfigOptions {
+  vocabSize?: number;
+  hiddenSize?: number;
+  /** Width of the image embeddings the cross-attention reads. */
+  encoderHiddenSize?: number;
+  intermediateSize?: number;
+  projectionDim?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  maxPositionEmbeddings?: number;
+  hiddenAct?: string;
+  layerNormEps?: number;
+  hiddenDropoutProb?: number;
+  attentionProbsDropoutProb?: number;
+  initializerRange?: number;
+  bosTokenId?: number;
+  eosTokenId?: number;
+  padTokenId?: number | null;
+  /** Generation stops at this id (HF's BLIP passes sep_token_id as the eos of generate). */
+  sepTokenId?: number;
+  /** Layers get the cross-attention sub-layer (HF's BLIP text layers have it exactly when is_decoder). */
+  isDecoder?: boolean;
+  /** Label smoothing of the captioning loss; default 0 (transformers >= 4.x reads it from here). */
+  labelSmoothing?: number;
+  tieWordEmbeddings?: boolean;
+}
+
+const TEXT_FIELDS = ['vocab_size', 'hidden_size', 'encoder_hidden_size', 'intermediate_size', 'projection_dim', 'num_hidden_layers',
+  'num_attention_heads', 'max_position_embeddings', 'hidden_act', 'layer_norm_eps', 'hidden_dropout_prob',
+  'attention_probs_dropout_prob', 'initializer_range', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'sep_token_id',
+  'is_decoder', 'label_smoothing', 'tie_word_embeddings', 'model_type'];
+
+/** The text model's hyperparameters, with HF's BlipTextConfig defaults. */
+export class BlipTextConfig {
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly encoderHiddenSize: number;
+  readonly intermediateSize: number;
+  readonly projectionDim: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly maxPositionEmbeddings: number;
+  readonly hiddenAct: string;
+  readonly layerNormEps: number;
+  readonly hiddenDropoutProb: number;
+  readonly attentionProbsDropoutProb: number;
+  readonly initializerRange: number;
+  readonly bosTokenId: number;
+  readonly eosTokenId: number;
+  readonly padTokenId: number | null;
+  readonly sepTokenId: number;
+  readonly isDecoder: boolean;
+  readonly labelSmoothing: number;
+  readonly tieWordEmbeddings: boolean;
+  /** The same hyperparameters as BERT's layers and heads read them. */
+  readonly bert: BertConfig;
+
+  constructor(opts: BlipTextConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.vocabSize = opts.vocabSize ?? 30524;
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.encoderHiddenSize = opts.encoderHiddenSize ?? 768;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.projectionDim = opts.projectionDim ?? 768;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 8;
+    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 512;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu';
+    this.layerNormEps = opts.layerNormEps ?? 1e-12;
+    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0;
+    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0;
+    this.initializerRange = opts.initializerRange ?? 0.02;
+    this.bosTokenId = opts.bosTokenId ?? 30522;
+    this.eosTokenId = opts.eosTokenId ?? 2;
+    this.padTokenId = opts.padTokenId === undefined ? 0 : opts.padTokenId;
+    this.sepTokenId = opts.sepTokenId ?? 102;
+    this.isDecoder = opts.isDecoder ?? true;
+    this.labelSmoothing = opts.labelSmoothing ?? 0;
+    this.tieWordEmbeddings = opts.tieWordEmbeddings ?? true;
+    if (!(this.labelSmoothing >= 0 && this.labelSmoothing <= 1)) throw new Error(`BlipTextConfig: label_smoothing must be in [0, 1], got ${this.labelSmoothing}`);
+    for (const [name, id] of [['bos_token_id', this.bosTokenId], ['sep_token_id', this.sepTokenId]] as const) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`BlipTextConfig: ${name} ${id} is out of range for vocab_size ${this.vocabSize}`);
+    }
+    this.bert = new BertConfig({
+      vocabSize: this.vocabSize, hiddenSize: this.hiddenSize, numHiddenLayers: this.numHiddenLayers,
+      numAttentionHeads: this.numAttentionHeads, intermediateSize: this.intermediateSize, hiddenAct: this.hiddenAct,
+      hiddenDropoutProb: this.hiddenDropoutProb, attentionProbsDropoutProb: this.attentionProbsDropoutProb,
+      maxPositionEmbeddings: this.maxPositionEmbeddings, initializerRange: this.initializerRange, layerNormEps: this.layerNormEps,
+      padTokenId: this.padTokenId, tieWordEmbeddings: this.tieWordEmbeddings, isDecoder: this.isDecoder,
+      addCrossAttention: this.isDecoder, encoderHiddenSize: this.encoderHiddenSize,
+    });
+  }
+
+  static fromHF(raw: HFConfig, label = 'text_config'): BlipTextConfig {
+    const c = new ConfigReader(raw, label);
+    const hiddenSize = c.int('hidden_size', 768);
+    return new BlipTextConfig({
+      vocabSize: c.int('vocab_size', 30524),
+      hiddenSize,
+      encoderHiddenSize: c.int('encoder_hidden_size', 768),
+      intermediateSize: c.int('intermediate_size', 3072),
+      projectionDim: c.int('projection_dim', 768),
+      numHiddenLayers: c.int('num_hidden_layers', 12),
+      numAttentionHeads: c.int('num_attention_heads', 8),
+      maxPositionEmbeddings: c.int('max_position_embeddings', 512),
+      hiddenAct: c.string('hidden_act', 'gelu'),
+      layerNormEps: c.number('layer_norm_eps', 1e-12),
+      hiddenDropoutProb: c.number('hidden_dropout_prob', 0),
+      attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0),
+      initializerRange: c.number('initializer_range', 0.02),
+      bosTokenId: c.int('bos_token_id', 30522, true),
+      eosTokenId: c.int('eos_token_id', 2, true),
+      padTokenId: Object.hasOwn(raw, 'pad_token_id') && raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true),
+      sepTokenId: c.int('sep_token_id', 102, true),
+      isDecoder: c.bool('is_decoder', true),
+      labelSmoothing: c.number('label_smoothing', 0),
+      tieWordEmbeddings: c.bool('tie_word_embeddings', true),
+    }, extraOf(raw, TEXT_FIELDS));
+  }
+
+  toHF(): HFConfig {
+    return {
+      ...this.extra,
+      model_type: 'blip_text_model',
+      vocab_size: this.vocabSize,
+      hidden_size: this.hiddenSize,
+      encoder_hidden_size: this.encoderHiddenSize,
+      intermediate_size: this.intermediateSize,
+      projection_dim: this.projectionDim,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      max_position_embeddings: this.maxPositionEmbeddings,
+      hidden_act: this.hiddenAct,
+      layer_norm_eps: this.layerNormEps,
+      hidden_dropout_prob: this.hiddenDropoutProb,
+      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
+      initializer_range: this.initializerRange,
+      bos_token_id: this.bosTokenId,
+      eos_token_id: this.eosTokenId,
+      pad_token_id: this.padTokenId,
+      sep_token_id: this.sepTokenId,
+      is_decoder: this.isDecoder,
+      label_smoothing: this.labelSmoothing,
+      tie_word_embeddings: this.tieWordEmbeddings,
+    };
+  }
+}
+
+export interface BlipVisionConfigOptions {
+  hiddenSize?: number;
+  intermediateSize?: number;
+  projectionDim?: number;
+  numHiddenLayers?: number;
+  numAttentionHeads?: number;
+  numChannels?: number;
+  imageSize?: number;
+  patchSize?: number;
+  hiddenAct?: string;
+  layerNormEps?: number;
+  attentionDropout?: number;
+  /** Standard deviation of the class and position embeddings' initial values. */
+  initializerRange?: number;
+}
+
+const VISION_FIELDS = ['hidden_size', 'intermediate_size', 'projection_dim', 'num_hidden_layers', 'num_attention_heads', 'num_channels',
+  'image_size', 'patch_size', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'initializer_range', 'model_type'];
+
+/** The vision model's hyperparameters, with HF's BlipVisionConfig defaults. */
+export class BlipVisionConfig {
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly projectionDim: number;
+  readonly numHiddenLayers: number;
+  readonly numAttentionHeads: number;
+  readonly numChannels: number;
+  readonly imageSize: number;
+  readonly patchSize: number;
+  readonly hiddenAct: string;
+  readonly layerNormEps: number;
+  readonly attentionDropout: number;
+  readonly initializerRange: number;
+
+  constructor(opts: BlipVisionConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.hiddenSize = opts.hiddenSize ?? 768;
+    this.intermediateSize = opts.intermediateSize ?? 3072;
+    this.projectionDim = opts.projectionDim ?? 512;
+    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
+    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
+    this.numChannels = opts.numChannels ?? 3;
+    this.imageSize = opts.imageSize ?? 384;
+    this.patchSize = opts.patchSize ?? 16;
+    this.hiddenAct = opts.hiddenAct ?? 'gelu';
+    this.layerNormEps = opts.layerNormEps ?? 1e-5;
+    this.attentionDropout = opts.attentionDropout ?? 0;
+    this.initializerRange = opts.initializerRange ?? 1e-10;
+    if (this.hiddenSize % this.numAttentionHeads !== 0) {
+      throw new Error(`BlipVisionConfig: hidden_size ${this.hiddenSize} is not a multiple of num_attention_heads ${this.numAttentionHeads}`);
+    }
+    if (this.imageSize < this.patchSize) throw new Error(`BlipVisionConfig: image_size ${this.imageSize} is smaller than patch_size ${this.patchSize}`);
+    getActivation(this.hiddenAct);
+  }
+
+  /** Patches per side at the native image size. */
+  get gridSize(): number {
+    return Math.floor(this.imageSize / this.patchSize);
+  }
+
+  static fromHF(raw: HFConfig, label = 'vision_config'): BlipVisionConfig {
+    const c = new ConfigReader(raw, label);
+    return new BlipVisionConfig({
+      hiddenSize: c.int('hidden_size', 768),
+      intermediateSize: c.int('intermediate_size', 3072),
+      projectionDim: c.int('projection_dim', 512),
+      numHiddenLayers: c.int('num_hidden_layers', 12),
+      numAttentionHeads: c.int('num_attention_heads', 12),
+      numChannels: c.int('num_channels', 3),
+      imageSize: c.int('image_size', 384),
+      patchSize: c.int('patch_size', 16),
+      hiddenAct: c.string('hidden_act', 'gelu'),
+      layerNormEps: c.number('layer_norm_eps', 1e-5),
+      attentionDropout: c.number('attention_dropout', 0),
+      initializerRange: c.number('initializer_range', 1e-10),
+    }, extraOf(raw, VISION_FIELDS));
+  }
+
+  toHF(): HFConfig {
+    return {
+      ...this.extra,
+      model_type: 'blip_vision_model',
+      hidden_size: this.hiddenSize,
+      intermediate_size: this.intermediateSize,
+      projection_dim: this.projectionDim,
+      num_hidden_layers: this.numHiddenLayers,
+      num_attention_heads: this.numAttentionHeads,
+      num_channels: this.numChannels,
+      image_size: this.imageSize,
+      patch_size: this.patchSize,
+      hidden_act: this.hiddenAct,
+      layer_norm_eps: this.layerNormEps,
+      attention_dropout: this.attentionDropout,
+      initializer_range: this.initializerRange,
+    };
+  }
+}
+
+export interface BlipConfigOptions {
+  textConfig?: BlipTextConfig | BlipTextConfigOptions;
+  visionConfig?: BlipVisionConfig | BlipVisionConfigOptions;
+  /** Width of BlipModel's contrastive projections; default 512. */
+  projectionDim?: number;
+  /** Width of the retrieval model's ITC projections (vision_proj, text_proj); default 256. */
+  imageTextHiddenSize?: number;
+  logitScaleInitValue?: number;
+  /** Standard deviation of the initial Linear, Conv and Embedding weights; default 0.02. */
+  initializerRange?: number;
+  initializerFactor?: number;
+}
+
+const TOP_FIELDS = ['text_config', 'vision_config', 'projection_dim', 'image_text_hidden_size', 'logit_scale_init_value',
+  'initializer_range', 'initializer_factor', 'model_type', 'architectures', 'dtype', 'torch_dtype'];
+
+/** A BLIP checkpoint's configuration: both towers and the shared sizes. */
+export class BlipConfig {
+  readonly textConfig: BlipTextConfig;
+  readonly visionConfig: BlipVisionConfig;
+  readonly projectionDim: number;
+  readonly imageTextHiddenSize: number;
+  readonly logitScaleInitValue: number;
+  readonly initializerRange: number;
+  readonly initializerFactor: number;
+
+  constructor(opts: BlipConfigOptions = {}, readonly extra: HFConfig = {}) {
+    this.textConfig = opts.textConfig instanceof BlipTextConfig ? opts.textConfig : new BlipTextConfig(opts.textConfig);
+    this.visionConfig = opts.visionConfig instanceof BlipVisionConfig ? opts.visionConfig : new BlipVisionConfig(opts.visionConfig);
+    this.projectionDim = opts.projectionDim ?? 512;
+    this.imageTextHiddenSize = opts.imageTextHiddenSize ?? 256;
+    this.logitScaleInitValue = opts.logitScaleInitValue ?? 2.6592;
+    this.initializerRange = opts.initializerRange ?? 0.02;
+    this.initializerFactor = opts.initializerFactor ?? 1;
+    if (this.textConfig.isDecoder && this.textConfig.encoderHiddenSize !== this.visionConfig.hiddenSize) {
+      throw new Error(`BlipConfig: text encoder_hidden_size ${this.textConfig.encoderHiddenSize} must equal the vision hidden_size ${this.visionConfig.hiddenSize}`);
+    }
+  }
+
+  static fromHF(raw: HFConfig, label = 'config.json'): BlipConfig {
+    const c = new ConfigReader(raw, label);
+    const modelType = c.string('model_type', 'blip');
+    if (modelType !== 'blip') throw new Error(`${label}: model_type is '${modelType}', not 'blip'`);
+    const sub = (key: string): HFConfig => {
+      const v = raw[key];
+      if (v == null) return {};
+      if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: ${key} must be an object`);
+      return v as HFConfig;
+    };
+    return new BlipConfig({
+      textConfig: BlipTextConfig.fromHF(sub('text_config'), `${label}: text_config`),
+      visionConfig: BlipVisionConfig.fromHF(sub('vision_config'), `${label}: vision_config`),
+      projectionDim: c.int('projection_dim', 512),
+      imageTextHiddenSize: c.int('image_text_hidden_size', 256),
+      logitScaleInitValue: c.number('logit_scale_init_value', 2.6592),
+      initializerRange: c.number('initializer_range', 0.02),
+      initializerFactor: c.number('initializer_factor', 1),
+    }, extraOf(raw, TOP_FIELDS));
+  }
+
+  toHF(architectures: readonly string[]): HFConfig {
+    return {
+      ...this.extra,
+      architectures: [...architectures],
+      model_type: 'blip',
+      text_config: this.textConfig.toHF(),
+      vision_config: this.visionConfig.toHF(),
+      projection_dim: this.projectionDim,
+      image_text_hidden_size: this.imageTextHiddenSize,
+      logit_scale_init_value: this.logitScaleInitValue,
+      initializer_range: this.initializerRange,
+      initializer_factor: this.initializerFactor,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vision model
+
+/** The patch convolution (kernel = stride = patch size, with bias), registered as HF's nn.Conv2d. */
+class PatchConv extends Module {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(config: BlipVisionConfig, opts: ModuleOptions) {
+    super();
+    const p = config.patchSize;
+    this.weight = this.param('weight', paramZeros([config.hiddenSize, config.numChannels, p, p], opts));
+    this.bias = this.param('bias', paramZeros([config.hiddenSize], opts));
+  }
+}
+
+/** [class] + patch embeddings + position embeddings (HF's BlipVisionEmbeddings). */
+export class BlipVisionEmbeddings extends Module {
+  /** [1, 1, D]. */
+  readonly classEmbedding: Tensor;
+  readonly patchEmbedding: PatchConv;
+  /** [1, 1 + patches, D]. */
+  readonly positionEmbedding: Tensor;
+
+  constructor(readonly config: BlipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    const g = config.gridSize;
+    this.classEmbedding = this.param('class_embedding', paramZeros([1, 1, D], opts));
+    this.patchEmbedding = this.module('patch_embedding', new PatchConv(config, opts));
+    this.positionEmbedding = this.param('position_embedding', paramZeros([1, g * g + 1, D], opts));
+  }
+
+  /**
+   * pixels [B, C, H, W] -> [B, 1 + patches, D]. Without interpolatePosEncoding the image must have
+   * the configured size; with it, any size of at least one patch.
+   */
+  forward(pixels: Tensor, interpolatePosEncoding = false): Tensor {
+    const { numChannels: C, imageSize, hiddenSize: D, patchSize: p } = this.config;
+    if (pixels.ndim !== 4 || pixels.shape[1] !== C) throw new Error(`BLIP: pixel values must be [B, ${C}, H, W], got [${pixels.shape}]`);
+    const [B, , H, W] = pixels.shape as [number, number, number, number];
+    if (!interpolatePosEncoding && (H !== imageSize || W !== imageSize)) {
+      throw new Error(`BLIP: input image size (${H}*${W}) doesn't match the model (${imageSize}*${imageSize}); ` +
+        'pass interpolatePosEncoding: true to run at other sizes');
+    }
+    const gh = Math.floor(H / p);
+    const gw = Math.floor(W / p);
+    if (gh < 1 || gw < 1) throw new Error(`BLIP: image ${H}x${W} is smaller than one ${p}x${p} patch`);
+    // As PyTorch's strided convolution, rows and columns past the last whole patch are dropped.
+    const x = H === gh * p && W === gw * p ? pixels : pixels.slice(2, 0, gh * p).slice(3, 0, gw * p);
+    const patches = conv2d(x, this.patchEmbedding.weight, this.patchEmbedding.bias, p).permute(0, 2, 3, 1).reshape(B, gh * gw, D);
+    const cls = this.classEmbedding.expand(B, 1, D);
+    const pos = interpolatePosEncoding ? this.interpolatePosEncoding(H, W) : this.positionEmbedding;
+    return concat([cls, patches], 1).add(pos);
+  }
+
+  /**
+   * The position table [1, 1 + patches, D] for an H x W image, as HF's interpolate_pos_encoding:
+   * the table itself when the patch count is unchanged and the image square, else the patch grid
+   * resized bicubically (align_corners=False) with the class position kept.
+   */
+  interpolatePosEncoding(H: number, W: number): Tensor {
+    const { patchSize: p, hiddenSize: D, gridSize: g0 } = this.config;
+    const gh = Math.floor(H / p);
+    const gw = Math.floor(W / p);
+    const table = this.positionEmbedding;
+    if (gh * gw === g0 * g0 && H === W) return table;
+    const grid = table.slice(1, 1).reshape(g0, g0, D).permute(2, 0, 1);
+    const resized = interpolateBicubic(grid, [gh, gw]).permute(1, 2, 0).reshape(1, gh * gw, D);
+    return concat([table.slice(1, 0, 1), resized], 1);
+  }
+}
+
+/** Multi-head self-attention with one fused qkv projection and an output `projection` (HF's BlipAttention). */
+export class BlipAttention extends Module {
+  readonly qkv: Linear;
+  readonly projection: Linear;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly dropoutProb: number;
+  readonly #generator: Generator | undefined;
+
+  constructor(config: BlipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    this.numHeads = config.numAttentionHeads;
+    this.headDim = D / this.numHeads;
+    this.dropoutProb = config.attentionDropout;
+    this.#generator = opts.generator;
+    this.qkv = this.module('qkv', new Linear(D, 3 * D, opts));
+    this.projection = this.module('projection', new Linear(D, D, opts));
+  }
+
+  forward(x: Tensor): Tensor {
+    const [B, T, D] = x.shape as [number, number, number];
+    // [B, T, 3D] viewed as [3, B, H, T, hd]: q, k and v are views of the one projection.
+    const qkv = this.qkv.forward(x).reshape(B, T, 3, this.numHeads, this.headDim).permute(2, 0, 3, 1, 4);
+    const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i)) as [Tensor, Tensor, Tensor];
+    const o = this.training && this.dropoutProb > 0
+      ? composedAttention(q, k, v, { dropout: this.dropoutProb, generator: this.#generator })
+      : scaledDotProductAttention(q, k, v);
+    return this.projection.forward(o.permute(0, 2, 1, 3).reshape(B, T, D));
+  }
+}
+
+/** x + attn(ln1(x)), then x + mlp(ln2(x)) (HF's BlipEncoderLayer). */
+export class BlipEncoderLayer extends Module {
+  readonly layerNorm1: LayerNorm;
+  readonly selfAttn: BlipAttention;
+  readonly layerNorm2: LayerNorm;
+  readonly mlp: MLP;
+
+  constructor(config: BlipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    const ln = { ...opts, eps: config.layerNormEps };
+    this.layerNorm1 = this.module('layer_norm1', new LayerNorm(D, ln));
+    this.selfAttn = this.module('self_attn', new BlipAttention(config, opts));
+    this.layerNorm2 = this.module('layer_norm2', new LayerNorm(D, ln));
+    this.mlp = this.module('mlp', new MLP(D, config.intermediateSize, { ...opts, act: config.hiddenAct }));
+  }
+
+  forward(x: Tensor): Tensor {
+    // h = x + attn(...) and ln2(h) come from one fused pass.
+    const { sum: h, normed } = this.layerNorm2.forwardAdd(x, this.selfAttn.forward(this.layerNorm1.forward(x)));
+    return h.add(this.mlp.forward(normed));
+  }
+}
+
+/** The stack of vision layers, registered as layers.0, layers.1, ... (HF's BlipEncoder). */
+export class BlipEncoder extends Module {
+  readonly layers: ModuleList<BlipEncoderLayer>;
+
+  constructor(config: BlipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    this.layers = this.module('layers', new ModuleList(Array.from({ length: config.numHiddenLayers }, () => new BlipEncoderLayer(config, opts))));
+  }
+
+  forward(x: Tensor, hiddenStates?: Tensor[]): Tensor {
+    hiddenStates?.push(x);
+    for (const layer of this.layers) {
+      x = layer.forward(x);
+      hiddenStates?.push(x);
+    }
+    return x;
+  }
+}
+
+export interface BlipVisionOutput {
+  /** [B, 1 + patches, D] after the post layer norm: the image embeddings the text model reads. */
+  lastHiddenState: Tensor;
+  /** [B, D]: the class token's normed state normed once more (as HF). */
+  poolerOutput: Tensor;
+  /** The embeddings, then each layer's output (before the post layer norm), when asked for. */
+  hiddenStates: Tensor[] | null;
+}
+
+/** HF's BlipVisionModel: embeddings, encoder, post layer norm. */
+export class BlipVisionModel extends Module {
+  readonly embeddings: BlipVisionEmbeddings;
+  readonly encoder: BlipEncoder;
+  readonly postLayernorm: LayerNorm;
+
+  constructor(readonly config: BlipVisionConfig, opts: ModuleOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new BlipVisionEmbeddings(config, opts));
+    this.encoder = this.module('encoder', new BlipEncoder(config, opts));
+    this.postLayernorm = this.module('post_layernorm', new LayerNorm(config.hiddenSize, { ...opts, eps: config.layerNormEps }));
+  }
+
+  forward(pixels: Tensor, opts: { interpolatePosEncoding?: boolean; outputHiddenStates?: boolean } = {}): BlipVisionOutput {
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const x = this.encoder.forward(this.embeddings.forward(pixels, opts.interpolatePosEncoding), hiddenStates);
+    const lastHiddenState = this.postLayernorm.forward(x);
+    const poolerOutput = this.postLayernorm.forward(lastHiddenState.select(1, 0));
+    return { lastHiddenState, poolerOutput, hiddenStates: hiddenStates ?? null };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text model
+
+/** word + position embeddings, LayerNorm, dropout (HF's BlipTextEmbeddings: no token types). */
+export class BlipTextEmbeddings extends Module {
+  readonly wordEmbeddings: Embedding;
+  readonly positionEmbeddings: Embedding;
+  readonly LayerNorm: LayerNorm;
+  readonly dropout: Dropout;
+
+  constructor(readonly config: BlipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    const D = config.hiddenSize;
+    this.wordEmbeddings = this.module('word_embeddings', new Embedding(config.vocabSize, D, { ...opts, paddingIdx: config.padTokenId }));
+    this.positionEmbeddings = this.module('position_embeddings', new Embedding(config.maxPositionEmbeddings, D, opts));
+    this.LayerNorm = this.module('LayerNorm', new LayerNorm(D, { ...opts, eps: config.layerNormEps }));
+    this.dropout = this.module('dropout', new Dropout(config.hiddenDropoutProb, { generator: opts.generator }));
+  }
+
+  /** ids [B, T] -> [B, T, D]; positions pastLength .. pastLength + T - 1. */
+  forward(inputIds: Tensor, pastLength = 0): Tensor {
+    if (inputIds.ndim !== 2) throw new Error(`BLIP: input_ids must be [B, T], got [${inputIds.shape}]`);
+    const T = inputIds.shape[1]!;
+    const P = this.config.maxPositionEmbeddings;
+    if (pastLength + T > P) throw new Error(`BLIP: ${pastLength + T} positions exceed max_position_embeddings ${P}`);
+    const positions = this.positionEmbeddings.weight.slice(0, pastLength, pastLength + T);
+    return this.dropout.forward(this.LayerNorm.forward(this.wordEmbeddings.forward(inputIds).add(positions)));
+  }
+}
+
+/**
+ * BERT's post-LN layer as BLIP's text model uses it: the cross-attention sub-layer runs only when
+ * image embeddings are given (the ITC text encoder runs the same layers without it).
+ */
+export class BlipTextLayer extends BertLayer {
+  override forward(x: Tensor, call: BertLayerCall = {}): Tensor {
+    if (call.encoderHiddenStates || !this.crossattention) return super.forward(x, call);
+    const h = this.attention.forward(x, { keyPadding: call.attentionMask ?? null, causal: call.causal ?? false });
+    return this.output.forward(this.intermediate.forward(h), h);
+  }
+}
+
+/** The stack of text layers, registered as layer.0, layer.1, ... (HF's BlipTextEncoder). */
+export class BlipTextEncoder extends Module {
+  readonly layer: ModuleList<BlipTextLayer>;
+
+  constructor(config: BlipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    this.layer = this.module('layer', new ModuleList(Array.from({ length: config.numHiddenLayers },
+      () => new BlipTextLayer(config.bert, { ...opts, crossAttention: config.isDecoder }))));
+  }
+
+  forward(x: Tensor, call: BertLayerCall, hiddenStates?: Tensor[]): Tensor {
+    hiddenStates?.push(x);
+    for (const layer of this.layer) {
+      x = layer.forward(x, call);
+      hiddenStates?.push(x);
+    }
+    return x;
+  }
+}
+
+export interface BlipTextForwardOptions {
+  /** [B, T]: 1 for tokens to attend to, 0 for padding; default all ones. */
+  attentionMask?: Tensor | null;
+  /** [B, Tk, encoderHiddenSize]: the image embeddings; without them the cross-attention is skipped. */
+  encoderHiddenStates?: Tensor | null;
+  /** [B, Tk]: nonzero where an image embedding may be attended to; default all. */
+  encoderAttentionMask?: Tensor | null;
+  /** Causal self-attention (HF's is_decoder argument); default false. */
+  causal?: boolean;
+  outputHiddenStates?: boolean;
+}
+
+export interface BlipTextOutput {
+  lastHiddenState: Tensor;
+  hiddenStates: Tensor[] | null;
+}
+
+/** HF's BlipTextModel without the pooler: embeddings and the BERT layers. */
+export class BlipTextModel extends Module {
+  readonly embeddings: BlipTextEmbeddings;
+  readonly encoder: BlipTextEncoder;
+
+  constructor(readonly config: BlipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    this.embeddings = this.module('embeddings', new BlipTextEmbeddings(config, opts));
+    this.encoder = this.module('encoder', new BlipTextEncoder(config, opts));
+  }
+
+  forward(inputIds: Tensor, opts: BlipTextForwardOptions = {}): BlipTextOutput {
+    const mask = opts.attentionMask ?? null;
+    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== inputIds.shape[1])) {
+      throw new Error(`BLIP: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
+    }
+    const image = opts.encoderHiddenStates ?? null;
+    if (image && !this.config.isDecoder) throw new Error('BLIP: this text model has no cross-attention (is_decoder false) to read image embeddings');
+    const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
+    const x = this.embeddings.forward(inputIds);
+    const lastHiddenState = this.encoder.forward(x, {
+      attentionMask: mask, causal: opts.causal ?? false,
+      encoderHiddenStates: image, encoderAttentionMask: opts.encoderAttentionMask ?? null,
+    }, hiddenStates);
+    return { lastHiddenState, hiddenStates: hiddenStates ?? null };
+  }
+}
+
+export interface BlipLMOutput {
+  /** [B, T, vocab]. */
+  logits: Tensor;
+  /** Mean next-token cross-entropy (labels shifted left by one; -100 not scored), when labels were given. */
+  loss: Tensor | null;
+}
+
+/** The causal text decoder with BERT's LM head (HF's BlipTextLMHeadModel). */
+export class BlipTextLMHeadModel extends Module {
+  readonly bert: BlipTextModel;
+  readonly cls: BertOnlyMLMHead;
+
+  constructor(readonly config: BlipTextConfig, opts: ModuleOptions = {}) {
+    super();
+    this.bert = this.module('bert', new BlipTextModel(config, opts));
+    this.cls = this.module('cls', new BertOnlyMLMHead(config.bert, this.bert.embeddings.wordEmbeddings, opts));
+  }
+
+  /** Causal by default (HF's is_decoder=True); labels [B, T] score logits[:, t] against labels[:, t + 1]. */
+  forward(inputIds: Tensor, opts: BlipTextForwardOptions & { labels?: Tensor | null } = {}): BlipLMOutput {
+    const hidden = this.bert.forward(inputIds, { ...opts, causal: opts.causal ?? true }).lastHiddenState;
+    const logits = this.cls.predictions.forward(hidden);
+    const labels = opts.labels ?? null;
+    let loss: Tensor | null = null;
+    if (labels) {
+      const [B, T] = inputIds.shape as [number, number];
+      if (labels.ndim !== 2 || labels.shape[0] !== B || labels.shape[1] !== T) throw new Error(`BLIP: labels [${labels.shape}] must match input_ids [${inputIds.shape}]`);
+      const V = this.config.vocabSize;
+      loss = crossEntropy(logits.slice(1, 0, T - 1).reshape(-1, V), labels.slice(1, 1).reshape(-1),
+        { ignoreIndex: -100, labelSmoothing: this.config.labelSmoothing });
+    }
+    return { logits, loss };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task models
+
+/** HF's BLIP _init_weights: normal(initializer_range) Linear/Conv/Embedding weights, zero biases, unit norms. */
+function initBlipWeights(root: Module, config: BlipConfig, opts: ModuleOptions): void {
+  const g = opts.generator ?? getDefaultGenerator();
+  const std = config.initializerRange;
+  root.apply((m) => {
+    if (m instanceof Linear || m instanceof PatchConv) {
+      normal_(m.weight, 0, std, g);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof Embedding) {
+      normal_(m.weight, 0, std, g);
+      if (m.paddingIdx !== null) zeros_(m.weight.select(0, m.paddingIdx));
+    } else if (m instanceof LayerNorm) {
+      if (m.weight) constant_(m.weight, 1);
+      if (m.bias) zeros_(m.bias);
+    } else if (m instanceof BlipVisionEmbeddings) {
+      const s = config.visionConfig.initializerRange;
+      truncNormal_(m.positionEmbedding, 0, s, -2, 2, g);
+      truncNormal_(m.classEmbedding, 0, s, -2, 2, g);
+    } else if (m instanceof BertLMPredictionHead) {
+      zeros_(m.bias);
+      if (m.decoder) normal_(m.decoder.weight, 0, std, g);
+    }
+  });
+}
+
+export interface BlipOptions extends ModuleOptions {
+  /** Draw initial weights as HF does; default true. fromPretrained skips it when every weight comes from the checkpoint. */
+  initWeights?: boolean;
+}
+
+/** x / max(||x||_2, 1e-12) along the last axis (torch's F.normalize). */
+export function normalizeL2(x: Tensor): Tensor {
+  return x.div(x.square().sum(-1, true).sqrt().clamp(1e-12));
+}
+
+export interface BlipRetrievalOutput {
+  /** [B, 2]: not-matching / matching logits of each (image, text) pair, when useItmHead. */
+  itmLogits: Tensor | null;
+  /** [images, texts]: cosine similarities of the ITC features, when not useItmHead. */
+  itcSimilarity: Tensor | null;
+  vision: BlipVisionOutput;
+  /** The text encoder's last hidden state (image-grounded for ITM). */
+  questionEmbeds: Tensor;
+}
+
+/** Image-text matching and contrastive similarity (HF's BlipForImageTextRetrieval). */
+export class BlipForImageTextRetrieval extends Module {
+  readonly visionModel: BlipVisionModel;
+  readonly textEncoder: BlipTextModel;
+  readonly visionProj: Linear;
+  readonly textProj: Linear;
+  readonly itmHead: Linear;
+
+  constructor(readonly config: BlipConfig, opts: BlipOptions = {}) {
+    super();
+    const tc = config.textConfig;
+    const vc = config.visionConfig;
+    this.visionModel = this.module('vision_model', new BlipVisionModel(vc, opts));
+    this.textEncoder = this.module('text_encoder', new BlipTextModel(tc, opts));
+    this.visionProj = this.module('vision_proj', new Linear(vc.hiddenSize, config.imageTextHiddenSize, opts));
+    this.textProj = this.module('text_proj', new Linear(tc.hiddenSize, config.imageTextHiddenSize, opts));
+    this.itmHead = this.module('itm_head', new Linear(tc.hiddenSize, 2, opts));
+    if (opts.initWeights ?? true) initBlipWeights(this, config, opts);
+  }
+
+  /** ITM logits [B, 2] from the image-grounded text encoder's [CLS] state, given the image embeddings. */
+  itm(inputIds: Tensor, imageEmbeds: Tensor, attentionMask: Tensor | null = null): { logits: Tensor; questionEmbeds: Tensor } {
+    const questionEmbeds = this.textEncoder.forward(inputIds, { attentionMask, encoderHiddenStates: imageEmbeds }).lastHiddenState;
+    return { logits: this.itmHead.forward(questionEmbeds.select(1, 0)), questionEmbeds };
+  }
+
+  /** ITC similarity [images, texts] between normalised projected [CLS] states; the text encoder sees no image. */
+  itc(inputIds: Tensor, imageEmbeds: Tensor, attentionMask: Tensor | null = null): { similarity: Tensor; questionEmbeds: Tensor } {
+    const questionEmbeds = this.textEncoder.forward(inputIds, { attentionMask }).lastHiddenState;
+    const imageFeat = normalizeL2(this.visionProj.forward(imageEmbeds.select(1, 0)));
+    const textFeat = normalizeL2(this.textProj.forward(questionEmbeds.select(1, 0)));
+    return { similarity: imageFeat.matmul(textFeat.transpose(0, 1)), questionEmbeds };
+  }
+
+  /** HF's forward: the ITM head (default) or, with useItmHead false, the ITC similarity. */
+  forward(inputIds: Tensor, pixels: Tensor, opts: { attentionMask?: Tensor | null; useItmHead?: boolean; interpolatePosEncoding?: boolean } = {}): BlipRetrievalOutput {
+    const vision = this.visionModel.forward(pixels, { interpolatePosEncoding: opts.interpolatePosEncoding });
+    const mask = opts.attentionMask ?? null;
+    if (opts.useItmHead ?? true) {
+      const { logits, questionEmbeds } = this.itm(inputIds, vision.lastHiddenState, mask);
+      return { itmLogits: logits, itcSimilarity: null, vision, questionEmbeds };
+    }
+    const { similarity, questionEmbeds } = this.itc(inputIds, vision.lastHiddenState, mask);
+    return { itmLogits: null, itcSimilarity: similarity, vision, questionEmbeds };
+  }
+
+  static fromPretrained(dir: string, opts: BlipOptions & { strict?: boolean } = {}): BlipForImageTextRetrieval {
+    return loadPretrained(dir, opts, (config, o) => new BlipForImageTextRetrieval(config, o));
+  }
+
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, this.config, dir, 'BlipForImageTextRetrieval', opts);
+  }
+}
+
+export interface BlipGenerateOptions {
+  /** A prompt [B, T]; as HF, its first token is replaced by bos and its last (the [SEP]) dropped. Default: bos alone. */
+  inputIds?: Tensor | null;
+  attentionMask?: Tensor | null;
+  /** Tokens to add at most; default: up to maxLength. */
+  maxNewTokens?: number;
+  /** Total length at most (prompt included) when maxNewTokens is not given; default 20, as HF's generation default. */
+  maxLength?: number;
+  interpolatePosEncoding?: boolean;
+}
+
+export interface BlipCaptionOutput extends BlipLMOutput {
+  vision: BlipVisionOutput;
+}
+
+/** Image captioning (HF's BlipForConditionalGeneration). */
+export class BlipForConditionalGeneration extends Module {
+  readonly visionModel: BlipVisionModel;
+  readonly textDecoder: BlipTextLMHeadModel;
+
+  constructor(readonly config: BlipConfig, opts: BlipOptions = {}) {
+    super();
+    if (!config.textConfig.isDecoder) throw new Error('BLIP captioning needs a text config with is_decoder true (the cross-attention layers)');
+    this.visionModel = this.module('vision_model', new BlipVisionModel(config.visionConfig, opts));
+    this.textDecoder = this.module('text_decoder', new BlipTextLMHeadModel(config.textConfig, opts));
+    if (opts.initWeights ?? true) initBlipWeights(this, config, opts);
+  }
+
+  /** Teacher-forced logits of the caption [B, T] given the image; with labels, the LM loss. */
+  forward(pixels: Tensor, inputIds: Tensor, opts: { attentionMask?: Tensor | null; labels?: Tensor | null; interpolatePosEncoding?: boolean } = {}): BlipCaptionOutput {
+    const vision = this.visionModel.forward(pixels, { interpolatePosEncoding: opts.interpolatePosEncoding });
+    const out = this.textDecoder.forward(inputIds, {
+      attentionMask: opts.attentionMask ?? null, encoderHiddenStates: vision.lastHiddenState, labels: opts.labels ?? null,
+    });
+    return { ...out, vision };
+  }
+
+  /**
+   * Greedy captions [B, T'] (int32): from bos (or a prompt), append the most likely next token
+   * until sep_token_id (HF's BLIP stops there) or the length limit; a finished row is padded with
+   * pad_token_id, and decoding stops once every row has finished.
+   */
+  generate(pixels: Tensor, opts: BlipGenerateOptions = {}): Tensor {
+    return noGrad(() => {
+      const tc = this.config.textConfig;
+      const B = pixels.shape[0]!;
+      const image = this.visionModel.forward(pixels, { interpolatePosEncoding: opts.interpolatePosEncoding }).lastHiddenState;
+      let rows: number[][];
+      let mask: number[][] | null = null;
+      if (opts.inputIds) {
+        const [b, T] = opts.inputIds.shape as [number, number];
+        if (opts.inputIds.ndim !== 2 || b !== B || T < 2) throw new Error(`BLIP generate: inputIds must be [${B}, T >= 2], got [${opts.inputIds.shape}]`);
+        const ids = opts.inputIds.toArray().map(Number);
+        rows = Array.from({ length: B }, (_, i) => [tc.bosTokenId, ...ids.slice(i * T + 1, (i + 1) * T - 1)]);
+        if (opts.attentionMask) {
+          const m = opts.attentionMask.toArray().map(Number);
+          mask = Array.from({ length: B }, (_, i) => m.slice(i * T, (i + 1) * T - 1));
+        }
+      } else {
+        rows = Array.from({ length: B }, () => [tc.bosTokenId]);
+      }
+      const start = rows[0]!.length;
+      const maxNew = opts.maxNewTokens ?? Math.max(0, (opts.maxLength ?? 20) - start);
+      const pad = tc.padTokenId ?? tc.sepTokenId;
+      const done = new Array<boolean>(B).fill(false);
+      const backend = image.backend;
+      for (let step = 0; step < maxNew && !done.every(Boolean); step++) {
+        const L = rows[0]!.length;
+        const ids = tensor(Int32Array.from(rows.flat()), { shape: [B, L], dtype: 'int32', backend });
+        const attn = mask ? tensor(Float32Array.from(mask.flat()), { shape: [B, L], backend }) : null;
+        // Only the last position's logits are needed: run the head on it alone.
+        const hidden = this.textDecoder.bert.forward(ids, { attentionMask: attn, encoderHiddenStates: image, causal: true }).lastHiddenState;
+        const logits = this.textDecoder.cls.predictions.forward(hidden.select(1, L - 1)).data() as Float32Array;
+        const V = tc.vocabSize;
+        for (let b = 0; b < B; b++) {
+          let next = pad;
+          if (!done[b]) {
+            next = 0;
+            for (let v = 1; v < V; v++) if (logits[b * V + v]! > logits[b * V + next]!) next = v;
+            if (next === tc.sepTokenId) done[b] = true;
+          }
+          rows[b]!.push(next);
+          mask?.[b]!.push(1);
+        }
+      }
+      return tensor(Int32Array.from(rows.flat()), { shape: [B, rows[0]!.length], dtype: 'int32', backend });
+    });
+  }
+
+  static fromPretrained(dir: string, opts: BlipOptions & { strict?: boolean } = {}): BlipForConditionalGeneration {
+    return loadPretrained(dir, opts, (config, o) => new BlipForConditionalGeneration(config, o));
+  }
+
+  savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
+    return savePretrained(this, this.config, dir, 'BlipForConditionalGeneration', opts);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HF names <-> module names
+
+/**
+ * A checkpoint key -> the module key, or null for what HF also skips: stale position_ids buffers,
+ * a tied LM decoder matrix (the word embeddings are the decoder), the text encoder's unused
+ * pooler. An LM decoder.bias is cls.predictions.bias under another name (older checkpoints).
+ */
+export function blipKeyFromHF(key: string, opts: { tied?: boolean; hasLMBias?: boolean } = {}): string | null {
+  if (/(^|\.)embeddings\.position_ids$/.test(key) || key.startsWith('text_encoder.pooler.')) return null;
+  if (/cls\.predictions\.decoder\.weight$/.test(key) && (opts.tied ?? true)) return null;
+  if (/cls\.predictions\.decoder\.bias$/.test(key)) return opts.hasLMBias ?? true ? null : key.replace(/decoder\.bias$/, 'bias');
+  return bertKeyFromHF(key);
+}
+
+/** A module key -> its HF checkpoint name (the same). */
+export function blipKeyToHF(key: string): string {
+  return key;
+}
+
+type BlipTask = BlipForImageTextRetrieval | BlipForConditionalGeneration;
+
+function loadPretrained<M extends BlipTask>(dir: string, opts: BlipOptions & { strict?: boolean }, make: (config: BlipConfig, opts: BlipOptions) => M): M {
+  const config = BlipConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
+  const weights = HFWeights.open(dir);
+  try {
+    const strict = opts.strict ?? true;
+    const model = make(config, { ...opts, initWeights: opts.initWeights ?? !strict });
+    const hasLMBias = weights.names.some((k) => k.endsWith('cls.predictions.bias'));
+    const tied = config.textConfig.tieWordEmbeddings;
+    loadHFStateDict(model, weights, { toModuleKey: (k) => blipKeyFromHF(k, { tied, hasLMBias }), toCheckpointKey: blipKeyToHF, strict });
+    model.eval();
+    return model;
+  } finally {
+    weights.close();
+  }
+}
+
+const FLOAT_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'attention_dropout',
+  'label_smoothing', 'logit_scale_init_value', 'initializer_factor'];
+
+function savePretrained(model: BlipTask, config: BlipConfig, dir: string, architecture: string, opts: SaveHFOptions): string[] {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[blipKeyToHF(k)] = t;
+  return saveHFFolder(dir, config.toHF([architecture]), tensors, { ...opts, floatKeys: FLOAT_FIELDS });
+}
