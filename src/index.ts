@@ -6,3 +6,9 @@ export * as io from './io/index.js';
 export * from './data/index.js';
 export * from './models/index.js';
 export * from './eval/index.js';
+export {
+  loadVisionLanguageModel, embedImages, embedTexts, buildZeroShotClassifier, zeroShotClassify, fillTemplate, tokenize, rows, DEFAULT_TEMPLATES,
+} from './tasks.js';
+export type {
+  VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
+} from './tasks.js';

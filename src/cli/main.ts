@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
 import { tokenizeCommand } from './tokenize.js';
+import { classifyCommand } from './classify.js';
+import { embedCommand } from './embed.js';
 import { formatParityReport, runParity } from '../eval/parity.js';
 
 const program = new Command();
@@ -34,6 +36,35 @@ program
   .option('--context-length <n>', 'override the context length', (v) => parseInt(v, 10))
   .action((texts: string[], o: { model: string; json?: boolean; contextLength?: number }) => {
     console.log(tokenizeCommand(texts, o));
+  });
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+program
+  .command('classify <images...>')
+  .description('zero-shot classification of images (paths or globs) against labels')
+  .requiredOption('--model <name>', 'registered model name (ViT-B-32, ...) or a model folder')
+  .option('--labels <labels...>', 'class names (comma-separated or repeated)')
+  .option('--labels-file <file>', 'a file with one class name per line')
+  .option('--template <t>', "prompt template with {} for the class name (repeatable; default 'a photo of a {}.')", collect)
+  .option('--weights <dir>', 'weights folder for a registered name')
+  .option('--top-k <n>', 'labels shown per image (default 5)', (v) => parseInt(v, 10))
+  .option('--json', 'print JSON')
+  .action(async (images: string[], o: { model: string; labels?: string[]; labelsFile?: string; template?: string[];
+    weights?: string; topK?: number; json?: boolean }) => {
+    console.log(await classifyCommand(images, { ...o, templates: o.template }));
+  });
+
+program
+  .command('embed <inputs...>')
+  .description('L2-normalised embeddings of images (paths or globs), or of texts with --text')
+  .requiredOption('--model <name>', 'registered model name or a model folder')
+  .option('--text', 'the inputs are texts')
+  .option('--weights <dir>', 'weights folder for a registered name')
+  .option('--batch-size <n>', 'inputs per forward pass', (v) => parseInt(v, 10))
+  .option('--json', 'print JSON')
+  .action(async (inputs: string[], o: { model: string; text?: boolean; weights?: string; batchSize?: number; json?: boolean }) => {
+    console.log(await embedCommand(inputs, o));
   });
 
 program

@@ -36,3 +36,12 @@ export type {
   BlipConfigOptions, BlipTextConfigOptions, BlipVisionConfigOptions, BlipOptions, BlipGenerateOptions, BlipRetrievalOutput,
   BlipCaptionOutput, BlipVisionOutput, BlipTextOutput, BlipLMOutput,
 } from './blip.js';
+export {
+  Registry, models, losses, datasets, registerModel, registerModelFamily, modelFamily, listModels, getModelEntry, createModel,
+  registerLoss, getLoss, listLosses, registerDataset, listDatasets,
+} from './registry.js';
+export type {
+  RegistryKind, RegistryEntry, ModelEntry, ModelFamily, ModelClass, ConfigClass, CreateModelOptions, LossEntry, DatasetEntry,
+} from './registry.js';
+export { BUILTIN_MODELS, byteTokenizer } from './configs.js';
+export type { BuiltinModel } from './configs.js';

@@ -1,0 +1,213 @@
+// Tasks on top of the zoo's dual encoders (CLIP, SigLIP): image and text embeddings and
+// zero-shot classification with prompt ensembling, as open_clip builds its zero-shot classifier.
+import fs from 'node:fs';
+import path from 'node:path';
+import { type ImageFamily, type ImageInput, ImageProcessor } from './data/image.js';
+import { clipTokenizer } from './data/tokenizers/clip.js';
+import { loadTokenizer, type TextTokenizer } from './data/tokenizers/tokenizer.js';
+import { CLIPModel, l2Normalize } from './models/clip.js';
+import { SiglipModel } from './models/siglip.js';
+import { type CreateModelOptions, createModel, models } from './models/registry.js';
+import { readHFConfig } from './io/hf.js';
+import { noGrad } from './tensor/autograd.js';
+import { concat } from './tensor/ops/indexing.js';
+import type { Tensor } from './tensor/tensor.js';
+
+export type DualEncoderFamily = 'clip' | 'siglip';
+
+/** A dual encoder with what it needs to read inputs: its tokenizer and image processor. */
+export interface VisionLanguageModel {
+  /** The registered name or the folder it came from. */
+  readonly name: string;
+  readonly family: DualEncoderFamily;
+  readonly model: CLIPModel | SiglipModel;
+  readonly tokenizer: TextTokenizer;
+  readonly imageProcessor: ImageProcessor;
+  /** The text tower's context length (texts are padded to it, as the reference processors do). */
+  readonly contextLength: number;
+}
+
+export interface LoadVisionLanguageOptions extends CreateModelOptions {
+  /** A folder with tokenizer.json, overriding the model's own. */
+  tokenizer?: string;
+}
+
+const hasFile = (dir: string | undefined, file: string): dir is string => dir !== undefined && fs.existsSync(path.join(dir, file));
+
+function processorFor(family: ImageFamily, imageSize: number, dir: string | undefined): ImageProcessor {
+  if (hasFile(dir, 'preprocessor_config.json')) return ImageProcessor.fromPretrained(dir, family);
+  const shortest = family === 'clip';
+  return new ImageProcessor(family, {
+    size: shortest ? { shortestEdge: imageSize } : { height: imageSize, width: imageSize },
+    cropSize: { height: imageSize, width: imageSize },
+  });
+}
+
+/**
+ * A CLIP or SigLIP model ready for the tasks: by registered name (random weights unless
+ * `weights`), by HF folder, or an already built model (wrapped with a tokenizer and processor).
+ * The tokenizer is `options.tokenizer`'s, else the folder's tokenizer.json, else the packaged
+ * one for the name (CLIP's BPE; the byte tokenizer of the tiny models).
+ */
+export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVisionLanguageOptions = {}): Promise<VisionLanguageModel> {
+  const entry = models.find(nameOrDir);
+  const folder = entry ? options.weights : nameOrDir;
+  // Both checks come before building the model, which for a full-size name takes a while.
+  const declared = entry?.family ?? (hasFile(folder, 'config.json') ? readHFConfig(folder).model_type : undefined);
+  if (declared !== undefined && declared !== 'clip' && declared !== 'siglip') {
+    throw new Error(`${nameOrDir}: a ${String(declared)} model is not a dual encoder (CLIP or SigLIP), which these tasks need`);
+  }
+  let tokenizer: TextTokenizer | undefined;
+  if (options.tokenizer !== undefined) tokenizer = loadTokenizer(options.tokenizer);
+  else if (hasFile(folder, 'tokenizer.json') || hasFile(folder, 'tokenizer.json.gz')) tokenizer = loadTokenizer(folder);
+  else if (entry?.tokenizer) tokenizer = entry.tokenizer();
+  else if (declared === 'siglip') throw new Error(`${nameOrDir}: no tokenizer is packaged for SigLIP; pass a weights folder with tokenizer.json, or the tokenizer option`);
+  const model = await createModel(nameOrDir, options);
+  if (!(model instanceof CLIPModel) && !(model instanceof SiglipModel)) {
+    throw new Error(`${nameOrDir}: ${model.constructor.name} is not a dual encoder (CLIP or SigLIP), which these tasks need`);
+  }
+  const family: DualEncoderFamily = model instanceof CLIPModel ? 'clip' : 'siglip';
+  if (!tokenizer) {
+    if (family === 'siglip') throw new Error(`${nameOrDir}: no tokenizer is packaged for SigLIP; pass a folder with tokenizer.json, or the tokenizer option`);
+    tokenizer = clipTokenizer();
+  }
+  const contextLength = model.config.textConfig.maxPositionEmbeddings;
+  const imageSize = family === 'clip' ? (model as CLIPModel).config.visionConfig.imageSize : (model as SiglipModel).config.visionConfig.imageSize;
+  const imageProcessor = processorFor(family, imageSize, folder);
+  return { name: entry?.name ?? nameOrDir, family, model, tokenizer, imageProcessor, contextLength };
+}
+
+type ModelArg = VisionLanguageModel | string;
+
+const resolve = (m: ModelArg): Promise<VisionLanguageModel> => (typeof m === 'string' ? loadVisionLanguageModel(m) : Promise.resolve(m));
+
+export interface EmbedOptions {
+  /** Inputs run through the model at once (default 32). */
+  batchSize?: number;
+}
+
+function batches<T>(items: readonly T[], size: number): T[][] {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`batchSize must be a positive integer, got ${size}`);
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Token ids [B, contextLength] as the reference processors give them (padded to the context). */
+export function tokenize(vl: VisionLanguageModel, texts: readonly string[]): Tensor {
+  return vl.tokenizer.encodeTensors(texts, { contextLength: vl.contextLength, padding: 'max_length' }).inputIds;
+}
+
+/** Text embeddings [N, D], L2-normalised. */
+export async function embedTexts(model: ModelArg, texts: readonly string[], options: EmbedOptions = {}): Promise<Tensor> {
+  const vl = await resolve(model);
+  if (texts.length === 0) throw new Error('embedTexts: no texts');
+  const backend = vl.model.parameters()[0]?.backend;
+  const parts = batches(texts, options.batchSize ?? 32).map((b) => noGrad(() => {
+    const ids = tokenize(vl, b);
+    const feats = vl.model.getTextFeatures(backend && ids.backend !== backend ? ids.to(backend) : ids);
+    return l2Normalize(feats);
+  }));
+  return parts.length === 1 ? parts[0]! : concat(parts, 0);
+}
+
+/**
+ * Image embeddings [N, D], L2-normalised, of image files (or encoded bytes), or of pixel values
+ * [N, 3, H, W] already preprocessed.
+ */
+export async function embedImages(model: ModelArg, images: readonly ImageInput[] | Tensor, options: EmbedOptions = {}): Promise<Tensor> {
+  const vl = await resolve(model);
+  const backend = vl.model.parameters()[0]?.backend;
+  const run = (pixels: Tensor) => noGrad(() => l2Normalize(vl.model.getImageFeatures(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)));
+  if (!Array.isArray(images)) {
+    const pixels = images as Tensor;
+    if (pixels.ndim !== 4) throw new Error(`embedImages: pixel values must be [N, 3, H, W], got [${pixels.shape}]`);
+    return run(pixels);
+  }
+  const list = images as readonly ImageInput[];
+  if (list.length === 0) throw new Error('embedImages: no images');
+  const parts: Tensor[] = [];
+  for (const b of batches(list, options.batchSize ?? 32)) parts.push(run(await vl.imageProcessor.preprocess(b, { backend })));
+  return parts.length === 1 ? parts[0]! : concat(parts, 0);
+}
+
+/** A template applied to a class name: `{}` or `{c}` marks where the name goes. */
+export function fillTemplate(template: string, label: string): string {
+  if (!/\{c?\}/.test(template)) throw new Error(`template ${JSON.stringify(template)} has no {} (or {c}) for the class name`);
+  return template.replace(/\{c?\}/g, () => label);
+}
+
+/** open_clip's default single prompt. */
+export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
+
+/**
+ * The zero-shot classifier [C, D] as open_clip builds it: for each class, every template's text
+ * embedding, each L2-normalised, averaged, and the mean normalised again.
+ */
+export async function buildZeroShotClassifier(model: ModelArg, labels: readonly string[], templates: readonly string[] = DEFAULT_TEMPLATES,
+  options: EmbedOptions = {}): Promise<Tensor> {
+  const vl = await resolve(model);
+  if (labels.length === 0) throw new Error('zero-shot: no labels');
+  if (templates.length === 0) throw new Error('zero-shot: no templates');
+  const texts = labels.flatMap((l) => templates.map((t) => fillTemplate(t, l)));
+  const emb = await embedTexts(vl, texts, options);
+  const D = emb.shape[1]!;
+  return noGrad(() => l2Normalize(emb.reshape([labels.length, templates.length, D]).mean(1)));
+}
+
+export interface ZeroShotOptions extends EmbedOptions {
+  /** Prompt templates with `{}` for the class name (default: 'a photo of a {}.'). */
+  templates?: readonly string[];
+  /** Labels kept per image, best first (default 5, at most the number of labels). */
+  topK?: number;
+}
+
+export interface LabelScore {
+  label: string;
+  /** The probability: softmax over the labels (CLIP) or each label's sigmoid (SigLIP). */
+  score: number;
+}
+
+export interface ZeroShotResult {
+  /** Per image, the top-k labels, best first. */
+  predictions: LabelScore[][];
+  /** [images, labels] logits: scale * cos (+ bias for SigLIP). */
+  logits: Tensor;
+  /** [images, labels] softmax (CLIP) or sigmoid (SigLIP) of the logits. */
+  probs: Tensor;
+}
+
+/**
+ * Zero-shot classification: logits = exp(logit_scale) * image . class (+ logit_bias for SigLIP)
+ * against the prompt-ensembled classifier; scores are the softmax over labels for CLIP, and
+ * each label's own sigmoid for SigLIP.
+ */
+export async function zeroShotClassify(model: ModelArg, images: readonly ImageInput[] | Tensor, labels: readonly string[],
+  options: ZeroShotOptions = {}): Promise<ZeroShotResult> {
+  const vl = await resolve(model);
+  const classifier = await buildZeroShotClassifier(vl, labels, options.templates ?? DEFAULT_TEMPLATES, options);
+  const img = await embedImages(vl, images, options);
+  const { logits, probs } = noGrad(() => {
+    const m = vl.model;
+    let l = img.matmul(classifier.transpose(0, 1)).mul(m.logitScale.exp());
+    if (m instanceof SiglipModel) l = l.add(m.logitBias);
+    return { logits: l, probs: m instanceof SiglipModel ? l.sigmoid() : l.softmax(-1) };
+  });
+  const k = Math.min(options.topK ?? 5, labels.length);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`zero-shot: topK must be a positive integer, got ${options.topK}`);
+  const p = probs.toArray();
+  const C = labels.length;
+  const predictions = Array.from({ length: p.length / C }, (_, i) => {
+    const row = p.slice(i * C, (i + 1) * C).map((score, j) => ({ label: labels[j]!, score }));
+    // Stable: equal scores keep the labels' order.
+    return row.sort((a, b) => b.score - a.score).slice(0, k);
+  });
+  return { predictions, logits, probs };
+}
+
+/** The rows of a [N, D] tensor as arrays. */
+export function rows(t: Tensor): number[][] {
+  const [n, d] = t.shape as [number, number];
+  const flat = t.toArray();
+  return Array.from({ length: n }, (_, i) => flat.slice(i * d, (i + 1) * d));
+}
