@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BertConfig, BertForMaskedLM, BertModel, bertKeyFromHF } from '../src/models/bert.js';
 import { readHFConfig } from '../src/io/hf.js';
 import { SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
@@ -14,29 +12,11 @@ import { StateDictError } from '../src/nn/module.js';
 import { defaultBackend } from '../src/tensor/device.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findFixture, floats, maxDiff } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-bert-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('bert');
 
-function findFixture(name: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf', name);
-    if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
-  }
-  return null;
-}
 
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** A small BERT whose sizes differ from the fixture's everywhere, with large random weights. */
 function smallConfig(over: Partial<ConstructorParameters<typeof BertConfig>[0]> = {}): BertConfig {

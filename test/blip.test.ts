@@ -1,9 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval, blipKeyFromHF } from '../src/models/blip.js';
 import { readHFConfig } from '../src/io/hf.js';
 import { type HostTensor, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
@@ -12,25 +9,13 @@ import { StateDictError } from '../src/nn/module.js';
 import { constant_ } from '../src/nn/init.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findShared, floats } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-blip-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('blip');
 
-function findShared(sub: string, marker: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, sub);
-    if (fs.existsSync(path.join(dir, marker))) return dir;
-  }
-  return null;
-}
 const itmFixture = () => findShared('fixtures/hf/blip_itm', 'config.json');
 const captionFixture = () => findShared('fixtures/hf/blip_caption', 'config.json');
 
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
 const numbers = (t: Tensor | HostTensor): number[] => ('toArray' in t ? t.toArray() : Array.from(t.data as ArrayLike<number | bigint>)).map(Number);
 
 function readAll(file: string): Record<string, HostTensor> {

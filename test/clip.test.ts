@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { CLIPConfig, CLIPModel, CLIPTextConfig, clipLoss, eosPositions, l2Normalize } from '../src/models/clip.js';
 import { clipConfigFromOpenClip, loadOpenClip, openClipLayout, saveOpenClip, toOpenClipTensors } from '../src/models/openclip.js';
 import { readHFConfig } from '../src/io/hf.js';
@@ -13,31 +11,13 @@ import { StateDictError } from '../src/nn/module.js';
 import { getBackend } from '../src/tensor/device.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findShared, floats, maxDiff } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-clip-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('clip');
 
-function findShared(sub: string, marker: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, sub);
-    if (fs.existsSync(path.join(dir, marker))) return dir;
-  }
-  return null;
-}
 const hfFixture = () => findShared('fixtures/hf/clip', 'config.json');
 const openClipFixture = () => findShared('fixtures/open_clip', 'open_clip_config.json');
 
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 const maxAbs = (a: ArrayLike<number>): number => {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));

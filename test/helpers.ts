@@ -1,6 +1,9 @@
 // Test helpers: a seeded RNG, random data, random strided views, and closeness checks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides, numel } from '../src/tensor/backend.js';
@@ -120,4 +123,38 @@ export function rerunTestFile(file: string, env: Record<string, string>, args: s
   const res = spawnSync(process.execPath, ['--test', ...args, path], { env: childEnv, encoding: 'utf8', timeout: 300_000 });
   assert.equal(res.status, 0, `child run with ${JSON.stringify(env)} failed:\n${res.stdout.slice(-4000)}\n${res.stderr.slice(-2000)}`);
   return res.stdout;
+}
+
+/** A function that makes fresh folders under one temporary root, removed when the process exits. */
+export function tempDirs(prefix: string): () => string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `glimpse-${prefix}-`));
+  process.on('exit', () => fs.rmSync(root, { recursive: true, force: true }));
+  let n = 0;
+  return () => path.join(root, `d${n++}`);
+}
+
+/**
+ * A folder of the shared test data (`sub`, e.g. 'fixtures/hf/vit') that holds `marker`, looked for
+ * in GLIMPSE_SHARED, ./shared, ../shared and beside the package; null when shared/ is absent.
+ */
+export function findShared(sub: string, marker: string): string | null {
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
+    if (!root) continue;
+    const dir = path.resolve(root, sub);
+    if (fs.existsSync(path.join(dir, marker))) return dir;
+  }
+  return null;
+}
+
+/** An HF fixture folder (../shared/fixtures/hf/<name>), or null. */
+export const findFixture = (name: string): string | null => findShared(`fixtures/hf/${name}`, 'config.json');
+
+export const floats = (t: { data(): TypedArray }): Float32Array => t.data() as Float32Array;
+
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
 }

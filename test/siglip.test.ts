@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   PackedMultiheadAttention, SiglipConfig, SiglipModel, SiglipTextConfig, SiglipVisionConfig, siglipLoss,
 } from '../src/models/siglip.js';
@@ -15,29 +13,11 @@ import { MultiHeadAttention } from '../src/nn/attention.js';
 import { StateDictError } from '../src/nn/module.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findFixture, floats, maxDiff } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-siglip-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('siglip');
 
-function findFixture(name: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf', name);
-    if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
-  }
-  return null;
-}
 
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
 
 /** A small SigLIP whose sizes differ from the fixture's everywhere, with HF-style random weights. */
 function smallConfig(over: { text?: object; vision?: object } = {}): SiglipConfig {

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ViTConfig, ViTForImageClassification, ViTModel, vitKeyFromHF, vitKeyToHF } from '../src/models/vit.js';
 import { bicubicMatrix, interpolateBicubic } from '../src/models/interpolate.js';
 import { HFWeights, parseSize, readHFConfig, saveHFWeights } from '../src/io/hf.js';
@@ -15,29 +13,11 @@ import { getBackend } from '../src/tensor/device.js';
 import { gradcheck } from '../src/tensor/gradcheck.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findFixture, floats, maxDiff } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-vit-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('vit');
 
-function findFixture(name: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf', name);
-    if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
-  }
-  return null;
-}
 
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-};
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
 
 /** A small ViT whose sizes differ from the fixture's everywhere, with HF-style random weights. */
 function smallConfig(over: Partial<ConstructorParameters<typeof ViTConfig>[0]> = {}): ViTConfig {
@@ -296,7 +276,7 @@ test('a checkpoint with missing, unexpected and mis-shaped keys is one error lis
 });
 
 test('config.json errors are clear', () => {
-  assert.throws(() => readHFConfig(path.join(tmpRoot, 'nowhere')), /no such checkpoint folder/);
+  assert.throws(() => readHFConfig(path.join(tmpDir(), 'nowhere')), /no such checkpoint folder/);
   const dir = tmpDir();
   fs.mkdirSync(dir);
   assert.throws(() => readHFConfig(dir), /config\.json: missing/);

@@ -1,9 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel, randomMasking, sincosPositionTable, vitMaeKeyFromHF, vitMaeKeyToHF,
 } from '../src/models/vit_mae.js';
@@ -13,23 +11,11 @@ import { formatParityReport, runParity } from '../src/eval/parity.js';
 import { StateDictError } from '../src/nn/module.js';
 import { Generator, rand, randn } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { tempDirs, findFixture, floats } from './helpers.js';
 
-const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-vit-mae-'));
-process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
-let dirCounter = 0;
-const tmpDir = (): string => path.join(tmpRoot, `d${dirCounter++}`);
+const tmpDir = tempDirs('vit-mae');
 
-function findFixture(name: string): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf', name);
-    if (fs.existsSync(path.join(dir, 'config.json'))) return dir;
-  }
-  return null;
-}
 
-const floats = (t: Tensor): Float32Array => t.data() as Float32Array;
 const ints = (t: Tensor): number[] => Array.from(t.data() as ArrayLike<number | bigint>, Number);
 
 /** A small MAE whose sizes differ from the fixture's, with a non-square patch grid (3 x 2). */
