@@ -12,3 +12,5 @@ export {
 export type {
   VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
 } from './tasks.js';
+export { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel } from './caption.js';
+export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './caption.js';

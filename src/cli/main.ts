@@ -6,6 +6,7 @@ import { loadAddon } from '../tensor/backends/native/addon.js';
 import { tokenizeCommand } from './tokenize.js';
 import { classifyCommand } from './classify.js';
 import { embedCommand } from './embed.js';
+import { type CaptionCommandOptions, captionCommand } from './caption.js';
 import { formatParityReport, runParity } from '../eval/parity.js';
 
 const program = new Command();
@@ -65,6 +66,25 @@ program
   .option('--json', 'print JSON')
   .action(async (inputs: string[], o: { model: string; text?: boolean; weights?: string; batchSize?: number; json?: boolean }) => {
     console.log(await embedCommand(inputs, o));
+  });
+
+program
+  .command('caption <images...>')
+  .description('BLIP captions of images (paths or globs)')
+  .requiredOption('--model <name>', 'registered model name (BLIP-base, ...) or a BLIP folder')
+  .option('--weights <dir>', 'weights folder for a registered name')
+  .option('--tokenizer <dir>', "folder with tokenizer.json (default: the model folder's)")
+  .option('--prompt <text>', "text the caption continues, e.g. 'a picture of'")
+  .option('--max-tokens <n>', 'new tokens at most (default 20)', (v) => parseInt(v, 10))
+  .option('--beams <n>', 'beam search width (default 1: greedy)', (v) => parseInt(v, 10))
+  .option('--length-penalty <x>', 'beam length penalty (default 1)', parseFloat)
+  .option('--top-p <p>', 'nucleus sampling', parseFloat)
+  .option('--temperature <t>', 'sampling temperature (default 1)', parseFloat)
+  .option('--seed <n>', 'sampling seed (default 0)', (v) => parseInt(v, 10))
+  .option('--batch-size <n>', 'images per forward pass', (v) => parseInt(v, 10))
+  .option('--json', 'print JSON [{image, caption}]')
+  .action(async (images: string[], o: CaptionCommandOptions) => {
+    console.log(await captionCommand(images, o));
   });
 
 program

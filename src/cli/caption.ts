@@ -1,0 +1,34 @@
+// `glimpse caption`: BLIP captions of images (paths or globs).
+import { caption, loadBlipModel } from '../caption.js';
+import { expandPaths } from './embed.js';
+
+export interface CaptionCommandOptions {
+  /** A registered model name (BLIP-base, ...) or a BLIP captioning folder. */
+  model: string;
+  /** Weights folder for a registered name. */
+  weights?: string;
+  /** A folder with tokenizer.json, overriding the model's. */
+  tokenizer?: string;
+  prompt?: string;
+  maxTokens?: number;
+  beams?: number;
+  lengthPenalty?: number;
+  topP?: number;
+  temperature?: number;
+  seed?: number;
+  batchSize?: number;
+  json?: boolean;
+}
+
+/** What `glimpse caption` prints: with --json, an array of {image, caption}; otherwise one `path<TAB>caption` line per image. */
+export async function captionCommand(images: readonly string[], options: CaptionCommandOptions): Promise<string> {
+  if (images.length === 0) throw new Error('caption: no images');
+  const paths = expandPaths(images);
+  const m = await loadBlipModel(options.model, { weights: options.weights, tokenizer: options.tokenizer });
+  const captions = await caption(m, paths, {
+    prompt: options.prompt, maxTokens: options.maxTokens, beams: options.beams, lengthPenalty: options.lengthPenalty,
+    topP: options.topP, temperature: options.temperature, seed: options.seed, batchSize: options.batchSize,
+  });
+  if (options.json) return JSON.stringify(paths.map((image, i) => ({ image, caption: captions[i] })));
+  return paths.map((p, i) => `${p}\t${captions[i]}`).join('\n');
+}
