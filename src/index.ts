@@ -8,9 +8,9 @@ export * from './models/index.js';
 export * from './eval/index.js';
 export {
   loadVisionLanguageModel, embedImages, embedTexts, buildZeroShotClassifier, zeroShotClassify, fillTemplate, tokenize, rows, DEFAULT_TEMPLATES,
-} from './tasks.js';
+} from './tasks/index.js';
 export type {
   VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
-} from './tasks.js';
-export { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel } from './caption.js';
-export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './caption.js';
+} from './tasks/index.js';
+export { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
+export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './tasks/index.js';

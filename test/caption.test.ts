@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel, type BlipTaskModel } from '../src/caption.js';
+import { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel, type BlipTaskModel } from '../src/tasks/caption.js';
 import { captionCommand } from '../src/cli/caption.js';
 import { ImageProcessor } from '../src/data/image.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';

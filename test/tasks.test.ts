@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import {
   buildZeroShotClassifier, embedImages, embedTexts, fillTemplate, loadVisionLanguageModel, rows, tokenize, zeroShotClassify,
   type VisionLanguageModel,
-} from '../src/tasks.js';
+} from '../src/tasks/zeroshot.js';
 import { classifyCommand } from '../src/cli/classify.js';
 import { embedCommand, expandPaths } from '../src/cli/embed.js';
 import { constant_ } from '../src/nn/init.js';

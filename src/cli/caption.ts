@@ -1,5 +1,5 @@
 // `glimpse caption`: BLIP captions of images (paths or globs).
-import { caption, loadBlipModel } from '../caption.js';
+import { caption, loadBlipModel } from '../tasks/caption.js';
 import { expandPaths } from './embed.js';
 
 export interface CaptionCommandOptions {

@@ -1,6 +1,6 @@
 // `glimpse classify`: zero-shot classification of images (paths or globs) against labels.
 import fs from 'node:fs';
-import { DEFAULT_TEMPLATES, loadVisionLanguageModel, zeroShotClassify } from '../tasks.js';
+import { DEFAULT_TEMPLATES, loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
 import { expandPaths } from './embed.js';
 
 export interface ClassifyCommandOptions {

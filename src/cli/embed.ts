@@ -1,7 +1,7 @@
 // `glimpse embed`: L2-normalised embeddings of images (paths or globs) or of texts.
 import fs from 'node:fs';
 import path from 'node:path';
-import { embedImages, embedTexts, loadVisionLanguageModel, rows } from '../tasks.js';
+import { embedImages, embedTexts, loadVisionLanguageModel, rows } from '../tasks/zeroshot.js';
 
 const GLOB = /[*?[]/;
 

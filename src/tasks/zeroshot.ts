@@ -2,16 +2,16 @@
 // zero-shot classification with prompt ensembling, as open_clip builds its zero-shot classifier.
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ImageFamily, type ImageInput, ImageProcessor } from './data/image.js';
-import { clipTokenizer } from './data/tokenizers/clip.js';
-import { loadTokenizer, type TextTokenizer } from './data/tokenizers/tokenizer.js';
-import { CLIPModel, l2Normalize } from './models/clip.js';
-import { SiglipModel } from './models/siglip.js';
-import { type CreateModelOptions, createModel, models } from './models/registry.js';
-import { readHFConfig } from './io/hf.js';
-import { noGrad } from './tensor/autograd.js';
-import { concat } from './tensor/ops/indexing.js';
-import type { Tensor } from './tensor/tensor.js';
+import { type ImageFamily, type ImageInput, ImageProcessor } from '../data/image.js';
+import { clipTokenizer } from '../data/tokenizers/clip.js';
+import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
+import { CLIPModel, l2Normalize } from '../models/clip.js';
+import { SiglipModel } from '../models/siglip.js';
+import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { readHFConfig } from '../io/hf.js';
+import { noGrad } from '../tensor/autograd.js';
+import { concat } from '../tensor/ops/indexing.js';
+import type { Tensor } from '../tensor/tensor.js';
 
 export type DualEncoderFamily = 'clip' | 'siglip';
 

@@ -4,16 +4,16 @@
 // captions are short, and the step's logits are then exactly those of a teacher-forced forward.
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ImageInput, ImageProcessor } from './data/image.js';
-import { loadTokenizer, type TextTokenizer } from './data/tokenizers/tokenizer.js';
-import { readHFConfig } from './io/hf.js';
-import { BlipForConditionalGeneration, BlipForImageTextRetrieval } from './models/blip.js';
-import { byteTokenizer } from './models/configs.js';
-import { type CreateModelOptions, createModel, models } from './models/registry.js';
-import { noGrad } from './tensor/autograd.js';
-import { indexSelect } from './tensor/ops/indexing.js';
-import { Generator } from './tensor/random.js';
-import { type Tensor, tensor } from './tensor/tensor.js';
+import { type ImageInput, ImageProcessor } from '../data/image.js';
+import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
+import { readHFConfig } from '../io/hf.js';
+import { BlipForConditionalGeneration, BlipForImageTextRetrieval } from '../models/blip.js';
+import { byteTokenizer } from '../models/configs.js';
+import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { noGrad } from '../tensor/autograd.js';
+import { indexSelect } from '../tensor/ops/indexing.js';
+import { Generator } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 
 /** A BLIP model with what it needs to read inputs and write captions. */
 export interface BlipTaskModel {
