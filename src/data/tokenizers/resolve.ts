@@ -6,7 +6,8 @@ import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 // open_clip's CLIP architectures (ViT-B-32, ViT-L-14-336, RN50x4, convnext_base_w, EVA02-B-16,
 // coca_ViT-B-32, MobileCLIP-S1, ...) and Hugging Face's openai/clip-* names. The variants whose
 // text tower has another tokenizer (SigLIP's SentencePiece, CLIPA's and the multilingual ones'
-// Hugging Face tokenizers) are not packaged. TODO(model zoo): ask the model registry instead.
+// Hugging Face tokenizers) are not packaged.
+// Registered models (src/models/registry.ts) carry their own tokenizer; the CLI asks them first.
 const CLIP_NAMES = /^(vit-|rn\d|convnext|eva\d*-|coca_|mobileclip)|clip/i;
 const OTHER_TOKENIZER = /siglip|clipa|xlm|roberta|mt5|nllb|bert/i;
 
