@@ -438,13 +438,21 @@ function toHost(t: WeightToSave, dtype: SafetensorsDType | undefined): TensorToW
 }
 
 /**
- * Writes dir/config.json (sorted keys, 2-space indent, as HF does), atomically. Top-level fields
- * named in floatKeys are written as floats even when integral (0.0, not 0), as Python writes
- * them, for readers that check types.
+ * Fields that HF configs hold as floats, at any depth (text_config.attention_dropout too): written
+ * as 0.0, not 0, when integral, as Python writes them, for readers that check types.
+ */
+const HF_FLOAT_FIELDS = [
+  'hidden_dropout_prob', 'attention_probs_dropout_prob', 'attention_dropout', 'dropout', 'initializer_range',
+  'initializer_factor', 'layer_norm_eps', 'label_smoothing', 'logit_scale_init_value', 'mask_ratio',
+];
+
+/**
+ * Writes dir/config.json (sorted keys, 2-space indent, as HF does), atomically. HF's float fields
+ * and any named in floatKeys are written as floats even when integral.
  */
 export function writeHFConfig(dir: string, config: HFConfig, floatKeys: Iterable<string> = []): void {
   fs.mkdirSync(dir, { recursive: true });
-  writeJsonAtomic(path.join(dir, CONFIG_NAME), config, new Set(floatKeys));
+  writeJsonAtomic(path.join(dir, CONFIG_NAME), config, new Set([...HF_FLOAT_FIELDS, ...floatKeys]));
 }
 
 /** A checkpoint folder: the weights (see saveHFWeights), then config.json (see writeHFConfig). */
@@ -463,7 +471,7 @@ export function saveHFFolder(dir: string, config: HFConfig, tensors: Record<stri
  * done by hand because JSON.stringify follows JS key order, which puts integer-like keys first.
  */
 function stringify(v: unknown, floatKeys: ReadonlySet<string>, indent = '', key = ''): string {
-  if (typeof v === 'number' && Number.isInteger(v) && indent === '  ' && floatKeys.has(key)) return `${v}.0`;
+  if (typeof v === 'number' && Number.isInteger(v) && floatKeys.has(key)) return `${v}.0`;
   if (typeof v !== 'object' || v === null) return JSON.stringify(v) ?? 'null';
   const inner = `${indent}  `;
   if (Array.isArray(v)) {

@@ -656,10 +656,8 @@ function loadPretrained<M extends Module>(
 }
 
 /** config.json fields HF types as float. */
-const FLOAT_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps'];
-
 function savePretrained(model: BertModel | BertForMaskedLM, dir: string, architecture: string, opts: SaveHFOptions): string[] {
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) tensors[bertKeyToHF(k)] = t;
-  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, { ...opts, floatKeys: FLOAT_FIELDS });
+  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, opts);
 }

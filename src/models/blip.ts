@@ -915,11 +915,8 @@ function loadPretrained<M extends BlipTask>(dir: string, opts: BlipOptions & { s
   }
 }
 
-const FLOAT_FIELDS = ['hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'attention_dropout',
-  'label_smoothing', 'logit_scale_init_value', 'initializer_factor'];
-
 function savePretrained(model: BlipTask, config: BlipConfig, dir: string, architecture: string, opts: SaveHFOptions): string[] {
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(model.stateDict())) tensors[blipKeyToHF(k)] = t;
-  return saveHFFolder(dir, config.toHF([architecture]), tensors, { ...opts, floatKeys: FLOAT_FIELDS });
+  return saveHFFolder(dir, config.toHF([architecture]), tensors, opts);
 }

@@ -673,7 +673,7 @@ export class CLIPModel extends Module {
 
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return saveHFFolder(dir, this.config.toHF(['CLIPModel']), this.stateDict(), { ...opts, floatKeys: ['logit_scale_init_value', 'initializer_factor'] });
+    return saveHFFolder(dir, this.config.toHF(['CLIPModel']), this.stateDict(), opts);
   }
 }
 

@@ -644,6 +644,6 @@ export class SiglipModel extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     const tensors: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(this.stateDict())) tensors[siglipKeyToHF(k)] = t;
-    return saveHFFolder(dir, this.config.toHF(['SiglipModel']), tensors, { ...opts, floatKeys: ['initializer_factor'] });
+    return saveHFFolder(dir, this.config.toHF(['SiglipModel']), tensors, opts);
   }
 }
