@@ -8,13 +8,18 @@ import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { flag, timeIt } from './timing.js';
 
-const SHAPES: [number, number, number][] = [ // M, K, N
-  [512, 512, 512],
-  [1024, 1024, 1024],
-  [2048, 2048, 2048],
-  [800, 768, 768],
-  [800, 768, 3072],
-  [800, 3072, 768],
+// M, K, N, and whether B is a row-major weight W [N, K] read transposed (x @ W^T, a linear layer).
+const SHAPES: [number, number, number, boolean][] = [
+  [512, 512, 512, false],
+  [1024, 1024, 1024, false],
+  [2048, 2048, 2048, false],
+  [800, 768, 768, false],
+  [800, 768, 3072, false],
+  [800, 3072, 768, false],
+  // ViT-B/32 at batch 1: 50 tokens through the linear layers
+  [50, 768, 2304, true],
+  [50, 768, 3072, true],
+  [50, 3072, 768, true],
 ];
 
 const TORCH_SCRIPT = `
@@ -23,8 +28,9 @@ import torch
 threads, repeats, shapes = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 torch.set_num_threads(threads)
 res = []
-for m, k, n in shapes:
-    a, b = torch.randn(m, k), torch.randn(k, n)
+for m, k, n, trans_b in shapes:
+    a = torch.randn(m, k)
+    b = torch.randn(n, k).t() if trans_b else torch.randn(k, n)
     out = torch.empty(m, n)
     torch.mm(a, b, out=out)
     ts = []
@@ -62,11 +68,13 @@ export async function run(args: string[]): Promise<object> {
   const threads = flag(args, '--threads', 2);
   if ((addon.numThreads!() as number) !== threads) addon.setNumThreads!(threads);
 
-  const problems = SHAPES.map(([m, k, n]) => {
+  const problems = SHAPES.map(([m, k, n, transB]) => {
     const a = new Float32Array(m * k).map(() => Math.random() - 0.5);
     const b = new Float32Array(k * n).map(() => Math.random() - 0.5);
     const av: View = { storage: backend.fromHost(a, 'float32'), offset: 0, shape: [1, m, k], strides: [m * k, k, 1] };
-    const bv: View = { storage: backend.fromHost(b, 'float32'), offset: 0, shape: [1, k, n], strides: [k * n, n, 1] };
+    const bv: View = {
+      storage: backend.fromHost(b, 'float32'), offset: 0, shape: [1, k, n], strides: transB ? [k * n, 1, k] : [k * n, n, 1],
+    };
     const out = backend.alloc('float32', m * n);
     return { flop: 2 * m * n * k, run: () => backend.matmul(av, bv, out) };
   });
@@ -104,8 +112,8 @@ export async function run(args: string[]): Promise<object> {
     anchor: torchNote === null ? `PyTorch ${torchVersion} torch.mm, torch.set_num_threads(${threads})` : null,
     anchorBlas: torchBlas ?? undefined,
     anchorNote: torchNote ?? undefined,
-    shapes: SHAPES.map(([m, k, n], i) => ({
-      shape: `${m}x${k}x${n}`,
+    shapes: SHAPES.map(([m, k, n, transB], i) => ({
+      shape: `${m}x${k}x${n}${transB ? ' (B = W^T)' : ''}`,
       glimpse: round1(glimpseBest[i]!),
       torch: torchNote === null ? round1(torchBest[i]!) : null,
       ratio: torchNote === null ? round1(glimpseBest[i]! / torchBest[i]!, 3) : null,

@@ -8,7 +8,8 @@
 // contiguous whatever the operands' strides, and zero-fills partial panels so the kernel always
 // computes whole tiles; only edge tiles of C go through a small buffer.
 //
-// gemm splits C among the threads (see there); M = 1 and N = 1 take matrix-vector kernels instead.
+// gemm splits C among the threads (see there); M = 1 and N = 1 take matrix-vector kernels instead,
+// and few rows against a transposed B (a linear layer on a few tokens) take dot products (small_m).
 
 #include "gemm.h"
 
@@ -42,6 +43,12 @@ using GemvRowsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, i
 // B columns contiguous: B(k, j) = b[j * ldb + k]; x contiguous.
 using GemvColsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, const float* b, int64_t ldb,
                             float beta, float* y, int64_t incy);
+// Few rows of A against B stored as rows along k (B(k, j) = b[j * ldb + k]), both unit-stride in k:
+// a tile of up to kDotMR x kDotNR dot products, c[i * rsc + j * csc] = alpha * sum_k a_i[k] * b_j[k]
+// (+ beta * c unless beta == 0), a_i = a + i * lda for i < rows, b_j = b + j * ldb for j < cols.
+using DotTileFn = void (*)(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t lda, const float* b,
+                           int64_t ldb, float alpha, float beta, float* c, int64_t rsc, int64_t csc);
+constexpr int64_t kDotMR = 4, kDotNR = 3;
 
 struct Kernels {
   int64_t mr, nr;
@@ -49,6 +56,7 @@ struct Kernels {
   PackFn pack_a, pack_b;
   GemvRowsFn gemv_rows;
   GemvColsFn gemv_cols;
+  DotTileFn dot_tile;
 };
 
 // Blocking, for Zen 3/4 (32 KB L1d, 512 KB-1 MB L2 per core, 32 MB L3) and alike: KC x NR of B
@@ -141,9 +149,15 @@ void gemv_cols_portable(int64_t n, int64_t k, float alpha, const float* x, const
   }
 }
 
+void dot_tile_portable(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t lda, const float* b,
+                       int64_t ldb, float alpha, float beta, float* c, int64_t rsc, int64_t csc) {
+  for (int64_t i = 0; i < rows; i++)
+    gemv_cols_portable(cols, kc, alpha, a + i * lda, b, ldb, beta, c + i * rsc, csc);
+}
+
 const Kernels kPortable = {kPortableMR,          kPortableNR,          kernel_portable<kPortableMR, kPortableNR>,
                            pack_portable<kPortableMR>, pack_portable<kPortableNR>, gemv_rows_portable,
-                           gemv_cols_portable};
+                           gemv_cols_portable, dot_tile_portable};
 
 // ---- AVX2 + FMA kernels ----
 #ifdef GLIMPSE_GEMM_X86
@@ -335,8 +349,61 @@ GLIMPSE_AVX2 void gemv_cols_avx2(int64_t n, int64_t k, float alpha, const float*
   if (j < n) gemv_cols_portable(n - j, k, alpha, x, b + j * ldb, ldb, beta, y + j * incy, incy);
 }
 
+// R rows of A x 3 rows of B in 3R ymm accumulators; per 8 k: R + 3 loads, 3R FMAs. A k tail under
+// 8 is read with masked loads (lanes past kc read as 0, and touch no memory).
+template <int R>
+GLIMPSE_AVX2 void dot_tile_rx3_avx2(int64_t kc, const float* a, int64_t lda, const float* const b[3], float alpha,
+                                    float beta, float* c, int64_t rsc, int64_t csc) {
+  __m256 acc[R][3];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < 3; j++) acc[i][j] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    const __m256 b0 = _mm256_loadu_ps(b[0] + k), b1 = _mm256_loadu_ps(b[1] + k), b2 = _mm256_loadu_ps(b[2] + k);
+    for (int i = 0; i < R; i++) {
+      const __m256 x = _mm256_loadu_ps(a + i * lda + k);
+      acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+    }
+  }
+  if (k < kc) {
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(kc - k)),
+                                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const __m256 b0 = _mm256_maskload_ps(b[0] + k, mask), b1 = _mm256_maskload_ps(b[1] + k, mask),
+                 b2 = _mm256_maskload_ps(b[2] + k, mask);
+    for (int i = 0; i < R; i++) {
+      const __m256 x = _mm256_maskload_ps(a + i * lda + k, mask);
+      acc[i][0] = _mm256_fmadd_ps(x, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(x, b1, acc[i][1]);
+      acc[i][2] = _mm256_fmadd_ps(x, b2, acc[i][2]);
+    }
+  }
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < 3; j++) {
+      float& cv = c[i * rsc + j * csc];
+      cv = combine(hsum_avx2(acc[i][j]), alpha, beta, cv);
+    }
+}
+
+GLIMPSE_AVX2 void dot_tile_avx2(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t lda, const float* b,
+                                int64_t ldb, float alpha, float beta, float* c, int64_t rsc, int64_t csc) {
+  if (cols < 3) {  // a narrow edge: one dot product per row and column
+    for (int64_t i = 0; i < rows; i++)
+      gemv_cols_avx2(cols, kc, alpha, a + i * lda, b, ldb, beta, c + i * rsc, csc);
+    return;
+  }
+  const float* const bj[3] = {b, b + ldb, b + 2 * ldb};
+  switch (rows) {
+    case 4: dot_tile_rx3_avx2<4>(kc, a, lda, bj, alpha, beta, c, rsc, csc); break;
+    case 3: dot_tile_rx3_avx2<3>(kc, a, lda, bj, alpha, beta, c, rsc, csc); break;
+    case 2: dot_tile_rx3_avx2<2>(kc, a, lda, bj, alpha, beta, c, rsc, csc); break;
+    default: dot_tile_rx3_avx2<1>(kc, a, lda, bj, alpha, beta, c, rsc, csc); break;
+  }
+}
+
 const Kernels kAvx2 = {kAvxMR,      kAvxNR,         kernel_6x16_avx2, pack6_avx2, pack16_avx2, gemv_rows_avx2,
-                       gemv_cols_avx2};
+                       gemv_cols_avx2, dot_tile_avx2};
 #endif
 
 const Kernels& kernels() {
@@ -425,6 +492,63 @@ bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, flo
   return true;
 }
 
+// Few rows of A (M <= kSmallM) against a B whose columns are contiguous along k, as when B is a
+// row-major weight W [N, K] read as W^T, with A's rows contiguous too: each element of C is then a
+// dot product of two contiguous rows, and the tiles are computed straight from the operands. With
+// so few rows each element of B is used M times only, and packing B would move about as much
+// memory as the product itself. The threads take slices of B's columns, each streaming its slice
+// once and fetching the next rows ahead. K is cut into slices only when very long: slices of 768
+// (A panel in L2) measured no faster than whole rows at K = 3072.
+// GLIMPSE_GEMM_NO_SMALLM=1 turns the path off, to compare against the packed one.
+// Short dot products spend too much in horizontal sums: below K = 512 packing measured faster.
+constexpr int64_t kSmallM = 64, kSmallMinK = 512;
+constexpr int64_t kSmallKC = 4096;
+
+bool small_m_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("GLIMPSE_GEMM_NO_SMALLM");
+    return !(e && e[0] == '1');
+  }();
+  return on;
+}
+
+bool small_m(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
+             float beta, float* C, int64_t rsC, int64_t csC) {
+  if (M > kSmallM || K < kSmallMinK || B.rs != 1 || A.cs != 1 || !small_m_enabled()) return false;
+  // K slices of equal size, a multiple of 8 so that only the last one has a masked tail.
+  const int64_t kc = ceil_div(ceil_div(K, ceil_div(K, kSmallKC)), 8) * 8;
+  constexpr int64_t kChunk = 16 * kDotNR;  // columns per task
+  auto run = [&](int64_t c0, int64_t c1) {
+    const int64_t j0 = c0 * kChunk, j1 = std::min(N, c1 * kChunk);
+    for (int64_t pc = 0; pc < K; pc += kc) {
+      const int64_t kn = std::min(kc, K - pc);
+      const float beta_k = pc == 0 ? beta : 1.0f;  // later slices add to what the first wrote
+      const int64_t groups = ceil_div(M, kDotMR);
+      for (int64_t j = j0; j < j1; j += kDotNR) {
+        const int64_t cols = std::min(kDotNR, j1 - j);
+        // The next rows of B come from memory: fetch them a part per tile, while these are in cache.
+        const int64_t next = std::min(kDotNR, j1 - j - cols);
+        const int64_t lines = ceil_div(kn, 16);
+        for (int64_t i = 0, g = 0; i < M; i += kDotMR, g++) {
+          for (int64_t r = 0; r < next; r++) {
+            const float* nb = B.p + (j + cols + r) * B.cs + pc;
+            for (int64_t l = lines * g / groups; l < lines * (g + 1) / groups; l++) __builtin_prefetch(nb + 16 * l, 0, 2);
+          }
+          ks.dot_tile(std::min(kDotMR, M - i), cols, kn, A.p + i * A.rs + pc, A.rs, B.p + j * B.cs + pc, B.cs, alpha,
+                      beta_k, C + i * rsC + j * csC, rsC, csC);
+        }
+      }
+    }
+  };
+  const int64_t chunks = ceil_div(N, kChunk);
+  const double chunk_work = double(M) * double(kChunk) * double(K);
+  if (parallel && double(M) * double(N) * double(K) >= double(kParallelWork))
+    parallel_for(chunks, std::max<int64_t>(1, int64_t(double(kParallelWork) / chunk_work)), run);
+  else
+    run(0, chunks);
+  return true;
+}
+
 // The blocked algorithm on one thread; abuf and bbuf hold BufferSizes(ks, M, N, K).
 void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B, float beta,
                  float* C, int64_t rsC, int64_t csC, float* abuf, float* bbuf) {
@@ -434,6 +558,7 @@ void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha
     return;
   }
   if (gemv(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
+  if (small_m(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
   const int64_t MR = ks.mr, NR = ks.nr;
   const Blocking bl(ks, M, N, K);
   // With one or two row panels each element of B is used once or twice: then the kernel reads B's
@@ -490,6 +615,7 @@ void gemm(const Kernels& ks, bool allow_parallel, int64_t M, int64_t N, int64_t 
     return;
   }
   if (gemv(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
+  if (small_m(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
   const int64_t threads =
       allow_parallel && double(M) * double(N) * double(K) >= double(kParallelWork) ? num_threads() : 1;
   const int64_t m_units = ceil_div(M, ks.mr), n_units = ceil_div(N, ks.nr);

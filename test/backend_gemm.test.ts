@@ -177,6 +177,48 @@ test('empty products: K = 0 gives zeros, M or N = 0 writes nothing', { skip }, (
   native!.matmul(views(r, [2, 3, 4], 'dense')[0]!, views(r, [2, 4, 0], 'dense')[0]!, none);
 });
 
+/**
+ * One addon.sgemm call, c = alpha * op(a) op(b) + beta * c, checked element by element against a
+ * float64 product; beta = 0 leaves NaN in c's window, which must not be read. Elements of c outside
+ * the M x N window must stay untouched.
+ */
+function sgemmCase(r: () => number, M: number, N: number, K: number, alpha: number, beta: number,
+  transA: boolean, transB: boolean, colMajorC: boolean, what: string): void {
+  const a = randomData(r, 'float32', M * K) as Float32Array;
+  const b = randomData(r, 'float32', K * N) as Float32Array;
+  const ldc = (colMajorC ? M : N) + 2;
+  const c = randomData(r, 'float32', ldc * (colMajorC ? N : M) + 3) as Float32Array;
+  const cIdx = (i: number, j: number) => 3 + (colMajorC ? j * ldc + i : i * ldc + j);
+  if (beta === 0) for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) c[cIdx(i, j)] = Number.NaN; // never read
+  const c0 = Float64Array.from(c);
+  const aIdx = (i: number, k: number) => (transA ? k * M + i : i * K + k);
+  const bIdx = (k: number, j: number) => (transB ? j * K + k : k * N + j);
+  addon!.sgemm!(a, 0, transA ? [1, M] : [K, 1], b, 0, transB ? [1, K] : [N, 1],
+    c, 3, colMajorC ? [1, ldc] : [ldc, 1], M, N, K, alpha, beta);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let exact = 0;
+      let mag = 0;
+      for (let k = 0; k < K; k++) {
+        const p = a[aIdx(i, k)]! * b[bIdx(k, j)]!;
+        exact += p;
+        mag += Math.abs(p);
+      }
+      const old = beta === 0 ? 0 : c0[cIdx(i, j)]!;
+      const want = alpha * exact + beta * old;
+      const tol = (K + 4) * EPS32 * (Math.abs(alpha) * mag + Math.abs(beta * old));
+      const gotv = c[cIdx(i, j)]!;
+      assert.ok(Math.abs(gotv - want) <= tol, `${what} (${M}x${K}x${N}, tA ${transA}, tB ${transB}, ` +
+        `alpha ${alpha}, beta ${beta}, colMajorC ${colMajorC}): c[${i},${j}] = ${gotv}, want ${want}`);
+    }
+  }
+  const inside = new Set<number>();
+  for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) inside.add(cIdx(i, j));
+  for (let x = 0; x < c.length; x++) {
+    if (!inside.has(x)) assert.equal(c[x], c0[x], `${what}: c[${x}] outside the product changed`);
+  }
+}
+
 test('sgemm: alpha, beta, and strided or column-major C', { skip }, () => {
   const r = rng(11);
   withThreads(2, () => {
@@ -185,40 +227,44 @@ test('sgemm: alpha, beta, and strided or column-major C', { skip }, () => {
       const alpha = [1, -0.5, 2.25][t % 3]!;
       const beta = [0, 1, -1.5, 0.75][t % 4]!;
       const transA = r() < 0.5, transB = r() < 0.5, colMajorC = t % 3 === 2;
-      const a = randomData(r, 'float32', M * K) as Float32Array;
-      const b = randomData(r, 'float32', K * N) as Float32Array;
-      const ldc = (colMajorC ? M : N) + 2;
-      const c = randomData(r, 'float32', ldc * (colMajorC ? N : M) + 3) as Float32Array;
-      const cIdx = (i: number, j: number) => 3 + (colMajorC ? j * ldc + i : i * ldc + j);
-      if (beta === 0) for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) c[cIdx(i, j)] = Number.NaN; // never read
-      const c0 = Float64Array.from(c);
-      const aIdx = (i: number, k: number) => (transA ? k * M + i : i * K + k);
-      const bIdx = (k: number, j: number) => (transB ? j * K + k : k * N + j);
-      addon!.sgemm!(a, 0, transA ? [1, M] : [K, 1], b, 0, transB ? [1, K] : [N, 1],
-        c, 3, colMajorC ? [1, ldc] : [ldc, 1], M, N, K, alpha, beta);
-      for (let i = 0; i < M; i++) {
-        for (let j = 0; j < N; j++) {
-          let exact = 0;
-          let mag = 0;
-          for (let k = 0; k < K; k++) {
-            const p = a[aIdx(i, k)]! * b[bIdx(k, j)]!;
-            exact += p;
-            mag += Math.abs(p);
-          }
-          const old = beta === 0 ? 0 : c0[cIdx(i, j)]!;
-          const want = alpha * exact + beta * old;
-          const tol = (K + 4) * EPS32 * (Math.abs(alpha) * mag + Math.abs(beta * old));
-          const gotv = c[cIdx(i, j)]!;
-          assert.ok(Math.abs(gotv - want) <= tol, `case ${t} (${M}x${K}x${N}, tA ${transA}, tB ${transB}, ` +
-            `alpha ${alpha}, beta ${beta}, colMajorC ${colMajorC}): c[${i},${j}] = ${gotv}, want ${want}`);
-        }
+      sgemmCase(r, M, N, K, alpha, beta, transA, transB, colMajorC, `case ${t}`);
+    }
+  });
+});
+
+// Few rows of A against B read as a transposed row-major weight (k-stride 1): the unpacked
+// dot-product path (M <= 64, K >= 512), its row and column edges, k tails under 8 and K slices
+// (K > 4096), and shapes just outside it.
+test('sgemm: few rows against a transposed B', { skip }, () => {
+  const r = rng(21);
+  const Ms = [2, 3, 4, 5, 7, 9, 13, 31, 50, 63, 64, 65];
+  const Ks = [511, 512, 513, 519, 520, 521, 527, 600, 769, 1031];
+  for (const threads of [1, 2]) {
+    withThreads(threads, () => {
+      for (let t = 0; t < 24; t++) {
+        const M = Ms[t % Ms.length]!, K = Ks[randInt(r, 0, Ks.length - 1)]!;
+        const N = [1, 2, 3, 4, 5, 11, 47, 49, 97, 151][randInt(r, 0, 9)]!;
+        const alpha = [1, -0.5, 2.25][t % 3]!;
+        const beta = [0, 1, -1.5, 0.75][t % 4]!;
+        sgemmCase(r, M, N, K, alpha, beta, false, true, t % 5 === 4, `threads ${threads}, case ${t}`);
       }
-      // Elements of c outside the M x N window are untouched.
-      const inside = new Set<number>();
-      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) inside.add(cIdx(i, j));
-      for (let x = 0; x < c.length; x++) {
-        if (!inside.has(x)) assert.equal(c[x], c0[x], `c[${x}] outside the product changed`);
-      }
+    });
+  }
+  withThreads(2, () => {
+    sgemmCase(r, 3, 5, 4100, 1, 0, false, true, false, 'K slices');
+    sgemmCase(r, 6, 7, 8203, -0.5, 0.75, false, true, true, 'K slices, beta');
+    sgemmCase(r, 50, 200, 768, 1, 0, false, true, false, 'a ViT-sized row count');
+  });
+});
+
+test('few rows against a transposed B through matmul, with batches', { skip }, () => {
+  const r = rng(22);
+  withThreads(2, () => {
+    for (const [batch, M, K, N] of [[1, 50, 520, 67], [2, 17, 777, 20], [3, 5, 513, 3], [1, 64, 600, 100], [4, 2, 77, 9]]) {
+      check(views(r, [batch!, M!, K!], 'dense'), views(r, [batch!, K!, N!], 'transposed'),
+        `[${batch},${M},${K}] dense @ transposed [${K},${N}]`);
+      check(views(r, [batch!, M!, K!], 'offset'), batchBroadcast(r, batch!, K!, N!, true),
+        `[${batch},${M},${K}] offset @ broadcast transposed [${K},${N}]`);
     }
   });
 });
