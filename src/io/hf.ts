@@ -266,6 +266,11 @@ export interface LoadHFOptions {
   toCheckpointKey?: (moduleKey: string) => string;
   /** Missing and unexpected keys are an error (default true); mis-shaped keys always are. */
   strict?: boolean;
+  /**
+   * Checkpoint names the file may leave out, the module then keeping its own values (fixed
+   * tables a model computes, say): never reported missing.
+   */
+  optionalKeys?: RegExp;
   /** Names the source in errors; default the folder. */
   label?: string;
 }
@@ -302,7 +307,7 @@ export function loadHFStateDict(module: Module, weights: HFWeights, opts: LoadHF
     // Read when copied: loadStateDict checks every shape first, then copies one tensor at a time.
     dict[target] = { shape: info.shape, dtype: readDType(info.dtype), get data() { return weights.read(key).data; } };
   }
-  const missing = Object.keys(own).filter((k) => !source.has(k)).map(toCheckpoint);
+  const missing = Object.keys(own).filter((k) => !source.has(k)).map(toCheckpoint).filter((k) => !opts.optionalKeys?.test(k));
   const strict = opts.strict ?? true;
   if (mismatched.length || (strict && (missing.length || unexpected.length))) {
     const err = new StateDictError(missing, unexpected, mismatched);
@@ -311,6 +316,52 @@ export function loadHFStateDict(module: Module, weights: HFWeights, opts: LoadHF
   }
   module.loadStateDict(dict, { strict: false });
   return { missingKeys: missing, unexpectedKeys: unexpected };
+}
+
+/** How a model family's checkpoints read: its config class and its key names. */
+export interface CheckpointFormat<C> extends Pick<LoadHFOptions, 'toCheckpointKey' | 'optionalKeys'> {
+  parseConfig: (json: HFConfig, where: string) => C;
+}
+
+/** A model built for loading, and how checkpoint keys map onto it. */
+export interface PretrainedLoad<M extends Module> {
+  model: M;
+  /** The module key of a checkpoint key, or null to drop it (see LoadHFOptions.toModuleKey). */
+  toModuleKey?: (checkpointKey: string) => string | null;
+}
+
+/**
+ * A model from an HF folder: parses config.json, lets `make` build the model (it may look at the
+ * weight names, e.g. for tied heads or a missing prefix), loads the weights through its key map
+ * and returns the model in eval mode. When every weight must come from the file (strict), the
+ * model's own initial weights would be wasted work, so initWeights defaults to !strict.
+ */
+export function loadPretrained<C, O extends { initWeights?: boolean; strict?: boolean }, M extends Module>(
+  dir: string,
+  opts: O,
+  format: CheckpointFormat<C>,
+  make: (config: C, weights: HFWeights, opts: O) => PretrainedLoad<M>,
+): M {
+  const { parseConfig, ...keys } = format;
+  const config = parseConfig(readHFConfig(dir), path.join(dir, CONFIG_NAME));
+  const weights = HFWeights.open(dir);
+  try {
+    const strict = opts.strict ?? true;
+    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
+    loadHFStateDict(model, weights, { ...keys, toModuleKey, strict });
+    model.eval();
+    return model;
+  } finally {
+    weights.close();
+  }
+}
+
+/** Writes a model as HF's save_pretrained does: config.json + weights under their checkpoint names. */
+export function savePretrained(dir: string, model: Module, config: HFConfig, toCheckpointKey: (moduleKey: string) => string = (k) => k,
+  opts: SaveHFOptions = {}): string[] {
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, t] of Object.entries(model.stateDict())) tensors[toCheckpointKey(k)] = t;
+  return saveHFFolder(dir, config, tensors, opts);
 }
 
 function readDType(d: SafetensorsDType): DType {

@@ -10,8 +10,7 @@
 // so checkpoint keys map onto module keys unchanged. The optional cross-attention sub-layer
 // (crossattention.*, keys and values from a context of another width) is what BLIP's text
 // encoder and decoder add to the same layer.
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { composedAttention } from '../nn/attention.js';
 import { Dropout, Embedding, LayerNorm, Linear, fusedActivation, getActivation } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
@@ -173,6 +172,12 @@ export function bertKeyFromHF(key: string): string {
 export function bertKeyToHF(key: string): string {
   return key;
 }
+
+/** How Bert checkpoints read: the config and the key names. */
+const BERT_CHECKPOINT: CheckpointFormat<BertConfig> = {
+  parseConfig: (json, where) => BertConfig.fromHF(json, where),
+  toCheckpointKey: bertKeyToHF,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Modules
@@ -486,7 +491,7 @@ export class BertModel extends Module {
    * (whose head weights are dropped, as HF does).
    */
   static fromPretrained(dir: string, opts: BertOptions & { strict?: boolean } = {}): BertModel {
-    return loadPretrained(dir, opts, (config, weights, o) => {
+    return loadPretrained(dir, opts, BERT_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('bert.'));
       const base = (k: string) => (headed ? (k.startsWith('bert.') ? k.slice(5) : null) : k);
       const pooled = weights.names.some((k) => base(k)?.startsWith('pooler.'));
@@ -503,7 +508,7 @@ export class BertModel extends Module {
 
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'BertModel', opts);
+    return savePretrained(dir, this, this.config.toHF(['BertModel']), bertKeyToHF, opts);
   }
 }
 
@@ -616,7 +621,7 @@ export class BertForMaskedLM extends Module {
    * prediction) are dropped, as HF does.
    */
   static fromPretrained(dir: string, opts: BertOptions & { strict?: boolean } = {}): BertForMaskedLM {
-    return loadPretrained(dir, opts, (config, weights, o) => {
+    return loadPretrained(dir, opts, BERT_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('bert.') || k.startsWith('cls.'));
       const hasBias = weights.has('cls.predictions.bias');
       const model = new BertForMaskedLM(config, o);
@@ -633,31 +638,8 @@ export class BertForMaskedLM extends Module {
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'BertForMaskedLM', opts);
+    return savePretrained(dir, this, this.config.toHF(['BertForMaskedLM']), bertKeyToHF, opts);
   }
 }
 
-/** Reads config and weights, builds the model with `make`, loads the weights, returns it in eval mode. */
-function loadPretrained<M extends Module>(
-  dir: string,
-  opts: BertOptions & { strict?: boolean },
-  make: (config: BertConfig, weights: HFWeights, opts: BertOptions) => { model: M; toModuleKey: (k: string) => string | null },
-): M {
-  const config = BertConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-  const weights = HFWeights.open(dir);
-  try {
-    const strict = opts.strict ?? true;
-    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
-    loadHFStateDict(model, weights, { toModuleKey, toCheckpointKey: bertKeyToHF, strict });
-    return model.eval();
-  } finally {
-    weights.close();
-  }
-}
 
-/** config.json fields HF types as float. */
-function savePretrained(model: BertModel | BertForMaskedLM, dir: string, architecture: string, opts: SaveHFOptions): string[] {
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[bertKeyToHF(k)] = t;
-  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, opts);
-}

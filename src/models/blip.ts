@@ -15,8 +15,7 @@
 // small layer of its own rather than the engine's TransformerBlock (separate q/k/v); the text
 // layers are BERT's (models/bert.ts), whose names BLIP's checkpoints use unchanged. Every module
 // key is the HF checkpoint key.
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { Dropout, Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { constant_, normal_, truncNormal_, zeros_ } from '../nn/init.js';
@@ -771,11 +770,11 @@ export class BlipForImageTextRetrieval extends Module {
   }
 
   static fromPretrained(dir: string, opts: BlipOptions & { strict?: boolean } = {}): BlipForImageTextRetrieval {
-    return loadPretrained(dir, opts, (config, o) => new BlipForImageTextRetrieval(config, o));
+    return loadPretrained(dir, opts, BLIP_CHECKPOINT, (config, weights, o) => ({ model: new BlipForImageTextRetrieval(config, o), toModuleKey: blipModuleKeys(config, weights) }));
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, this.config, dir, 'BlipForImageTextRetrieval', opts);
+    return savePretrained(dir, this, this.config.toHF(['BlipForImageTextRetrieval']), blipKeyToHF, opts);
   }
 }
 
@@ -869,11 +868,11 @@ export class BlipForConditionalGeneration extends Module {
   }
 
   static fromPretrained(dir: string, opts: BlipOptions & { strict?: boolean } = {}): BlipForConditionalGeneration {
-    return loadPretrained(dir, opts, (config, o) => new BlipForConditionalGeneration(config, o));
+    return loadPretrained(dir, opts, BLIP_CHECKPOINT, (config, weights, o) => ({ model: new BlipForConditionalGeneration(config, o), toModuleKey: blipModuleKeys(config, weights) }));
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, this.config, dir, 'BlipForConditionalGeneration', opts);
+    return savePretrained(dir, this, this.config.toHF(['BlipForConditionalGeneration']), blipKeyToHF, opts);
   }
 }
 
@@ -897,26 +896,17 @@ export function blipKeyToHF(key: string): string {
   return key;
 }
 
-type BlipTask = BlipForImageTextRetrieval | BlipForConditionalGeneration;
+/** How Blip checkpoints read: the config and the key names. */
+const BLIP_CHECKPOINT: CheckpointFormat<BlipConfig> = {
+  parseConfig: (json, where) => BlipConfig.fromHF(json, where),
+  toCheckpointKey: blipKeyToHF,
+};
 
-function loadPretrained<M extends BlipTask>(dir: string, opts: BlipOptions & { strict?: boolean }, make: (config: BlipConfig, opts: BlipOptions) => M): M {
-  const config = BlipConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-  const weights = HFWeights.open(dir);
-  try {
-    const strict = opts.strict ?? true;
-    const model = make(config, { ...opts, initWeights: opts.initWeights ?? !strict });
-    const hasLMBias = weights.names.some((k) => k.endsWith('cls.predictions.bias'));
-    const tied = config.textConfig.tieWordEmbeddings;
-    loadHFStateDict(model, weights, { toModuleKey: (k) => blipKeyFromHF(k, { tied, hasLMBias }), toCheckpointKey: blipKeyToHF, strict });
-    model.eval();
-    return model;
-  } finally {
-    weights.close();
-  }
+/** The key map of a BLIP checkpoint: whether its LM head is tied and where its bias is stored. */
+function blipModuleKeys(config: BlipConfig, weights: HFWeights): (key: string) => string | null {
+  const hasLMBias = weights.names.some((k) => k.endsWith('cls.predictions.bias'));
+  const tied = config.textConfig.tieWordEmbeddings;
+  return (k) => blipKeyFromHF(k, { tied, hasLMBias });
 }
 
-function savePretrained(model: BlipTask, config: BlipConfig, dir: string, architecture: string, opts: SaveHFOptions): string[] {
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[blipKeyToHF(k)] = t;
-  return saveHFFolder(dir, config.toHF([architecture]), tensors, opts);
-}
+

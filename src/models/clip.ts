@@ -8,8 +8,7 @@
 //
 // The towers' encoders are the engine's TransformerEncoder, whose submodule names are HF CLIP's,
 // so checkpoint keys are the module keys as they are (no key map, unlike ViT).
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
 import { Embedding, LayerNorm, Linear, getActivation } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder } from '../nn/transformer.js';
@@ -659,21 +658,13 @@ export class CLIPModel extends Module {
    * (HF no longer stores them).
    */
   static fromPretrained(dir: string, opts: CLIPOptions & { strict?: boolean } = {}): CLIPModel {
-    const config = CLIPConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-    const weights = HFWeights.open(dir);
-    try {
-      const strict = opts.strict ?? true;
-      const model = new CLIPModel(config, { ...opts, initWeights: opts.initWeights ?? !strict });
-      loadHFStateDict(model, weights, { toModuleKey: clipKeyFromHF, strict });
-      return model.eval();
-    } finally {
-      weights.close();
-    }
+    return loadPretrained(dir, opts, { parseConfig: (json, where) => CLIPConfig.fromHF(json, where) },
+      (config, _weights, o) => ({ model: new CLIPModel(config, o), toModuleKey: clipKeyFromHF }));
   }
 
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return saveHFFolder(dir, this.config.toHF(['CLIPModel']), this.stateDict(), opts);
+    return savePretrained(dir, this, this.config.toHF(['CLIPModel']), undefined, opts);
   }
 }
 

@@ -12,8 +12,7 @@
 // Both encoders are the engine's TransformerEncoder, whose submodule names are SigLIP's, and the
 // MAP head keeps nn.MultiheadAttention's packed in_proj_weight / in_proj_bias as parameters
 // (sliced into q, k and v at run time), so every module key is the HF checkpoint name itself.
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
 import { Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
@@ -628,22 +627,12 @@ export class SiglipModel extends Module {
 
   /** Loads a folder in HF's layout (a SiglipModel checkpoint); returns the model in eval mode. */
   static fromPretrained(dir: string, opts: SiglipOptions & { strict?: boolean } = {}): SiglipModel {
-    const config = SiglipConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-    const weights = HFWeights.open(dir);
-    try {
-      const strict = opts.strict ?? true;
-      const model = new SiglipModel(config, { ...opts, initWeights: opts.initWeights ?? !strict });
-      loadHFStateDict(model, weights, { toModuleKey: siglipKeyFromHF, toCheckpointKey: siglipKeyToHF, strict });
-      return model.eval();
-    } finally {
-      weights.close();
-    }
+    return loadPretrained(dir, opts, { parseConfig: (json, where) => SiglipConfig.fromHF(json, where), toCheckpointKey: siglipKeyToHF },
+      (config, _weights, o) => ({ model: new SiglipModel(config, o), toModuleKey: siglipKeyFromHF }));
   }
 
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    const tensors: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(this.stateDict())) tensors[siglipKeyToHF(k)] = t;
-    return saveHFFolder(dir, this.config.toHF(['SiglipModel']), tensors, opts);
+    return savePretrained(dir, this, this.config.toHF(['SiglipModel']), siglipKeyToHF, opts);
   }
 }

@@ -8,8 +8,7 @@
 // fused bias + GELU): ViT's layer computes exactly what that block computes, so it is reused
 // rather than written again under other names, and HF's names are mapped onto it (vitKeyToHF,
 // vitKeyFromHF). Everything outside the encoder keeps HF's names as they are.
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, labelFields, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, type SaveHFOptions, labelFields, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { Dropout, LayerNorm, Linear, getActivation } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
@@ -198,6 +197,12 @@ export function vitKeyToHF(key: string): string {
   const rest = m && renameLayerPart(m[3]!, 0, 1);
   return m && rest ? `${m[1]}encoder.layer.${m[2]}.${rest}` : key;
 }
+
+/** How ViT checkpoints read: the config and the key names. */
+const VIT_CHECKPOINT: CheckpointFormat<ViTConfig> = {
+  parseConfig: (json, where) => ViTConfig.fromHF(json, where),
+  toCheckpointKey: vitKeyToHF,
+};
 
 /**
  * An HF name -> the module key. Accepts the checkpoint layout (encoder.layer.N.attention.attention.query)
@@ -428,7 +433,7 @@ export class ViTModel extends Module {
 
   /** Loads a folder in HF's layout (a ViTModel checkpoint, or the `vit.` part of one with a head). */
   static fromPretrained(dir: string, opts: ViTOptions & { strict?: boolean } = {}): ViTModel {
-    return loadPretrained(dir, opts, (config, weights, o) => {
+    return loadPretrained(dir, opts, VIT_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('vit.'));
       const base = (k: string) => (headed ? (k.startsWith('vit.') ? k.slice(4) : null) : k);
       const pooled = weights.names.some((k) => base(k)?.startsWith('pooler.'));
@@ -440,7 +445,7 @@ export class ViTModel extends Module {
 
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'ViTModel', opts);
+    return savePretrained(dir, this, this.config.toHF(['ViTModel']), vitKeyToHF, opts);
   }
 }
 
@@ -501,39 +506,15 @@ export class ViTForImageClassification extends Module {
    * into the encoder; its classifier is then missing, which is an error unless strict is false.
    */
   static fromPretrained(dir: string, opts: ViTOptions & { strict?: boolean } = {}): ViTForImageClassification {
-    return loadPretrained(dir, opts, (config, weights, o) => {
+    return loadPretrained(dir, opts, VIT_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('vit.'));
       return { model: new ViTForImageClassification(config, o), toModuleKey: (k) => vitKeyFromHF(headed ? k : `vit.${k}`) };
     });
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'ViTForImageClassification', opts);
+    return savePretrained(dir, this, this.config.toHF(['ViTForImageClassification']), vitKeyToHF, opts);
   }
 }
 
-/** Reads config and weights, builds the model with `make`, loads the weights, returns it in eval mode. */
-function loadPretrained<M extends Module>(
-  dir: string,
-  opts: ViTOptions & { strict?: boolean },
-  make: (config: ViTConfig, weights: HFWeights, opts: ViTOptions) => { model: M; toModuleKey: (k: string) => string | null },
-): M {
-  const config = ViTConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-  const weights = HFWeights.open(dir);
-  try {
-    const strict = opts.strict ?? true;
-    // With every weight coming from the file, drawing initial ones would be wasted work.
-    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
-    loadHFStateDict(model, weights, { toModuleKey, toCheckpointKey: vitKeyToHF, strict });
-    return model.eval();
-  } finally {
-    weights.close();
-  }
-}
 
-/** config.json fields HF types as float. */
-function savePretrained(model: ViTModel | ViTForImageClassification, dir: string, architecture: string, opts: SaveHFOptions): string[] {
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[vitKeyToHF(k)] = t;
-  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, opts);
-}

@@ -11,10 +11,9 @@
 // masking is a per-sample shuffle: argsort of a noise tensor (given, or drawn uniform in [0, 1)).
 // Both transformer stacks are the engine's TransformerEncoder, named as in HF through vit.ts's
 // key map; the patch embedding is vit.ts's.
-import path from 'node:path';
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadHFStateDict, readHFConfig, saveHFFolder } from '../io/hf.js';
+import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { LayerNorm, Linear, getActivation } from '../nn/layers.js';
-import { Module, type ModuleOptions, StateDictError, paramZeros } from '../nn/module.js';
+import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { normal_, ones_, uniform_, zeros_ } from '../nn/init.js';
 import { argsort, concat, gather } from '../tensor/ops/indexing.js';
@@ -247,6 +246,7 @@ export function vitMaeKeyToHF(key: string): string {
   return vitKeyToHF(key);
 }
 
+
 /**
  * An HF name -> the module key. Decoder layers are accepted as decoder.decoder_encoder.layer.N
  * (what transformers 5 writes), decoder.decoder_layers.N with on-disk names (older
@@ -271,6 +271,14 @@ export function vitMaeKeyFromHF(key: string): string {
 
 /** Fixed buffers a checkpoint may leave out (they are recomputed then). */
 const FIXED_BUFFERS = /(^|\.)(embeddings\.position_embeddings|decoder\.decoder_pos_embed)$/;
+
+/** How ViTMAE checkpoints read: the config and the key names. */
+const VIT_MAE_CHECKPOINT: CheckpointFormat<ViTMAEConfig> = {
+  parseConfig: (json, where) => ViTMAEConfig.fromHF(json, where),
+  toCheckpointKey: vitMaeKeyToHF,
+  // The fixed position tables may be absent from the file: they keep their computed values.
+  optionalKeys: FIXED_BUFFERS,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Modules
@@ -419,7 +427,7 @@ export class ViTMAEModel extends Module {
   }
 
   static fromPretrained(dir: string, opts: ViTMAEOptions & { strict?: boolean } = {}): ViTMAEModel {
-    return loadPretrained(dir, opts, (config, weights, o) => {
+    return loadPretrained(dir, opts, VIT_MAE_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('vit.'));
       // A pre-training checkpoint: the encoder is under `vit.`, and the decoder is dropped (as HF does).
       const toModuleKey = (k: string) => (!headed ? vitMaeKeyFromHF(k) : k.startsWith('vit.') ? vitMaeKeyFromHF(k.slice(4)) : null);
@@ -428,7 +436,7 @@ export class ViTMAEModel extends Module {
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'ViTMAEModel', opts);
+    return savePretrained(dir, this, this.config.toHF(['ViTMAEModel']), vitMaeKeyToHF, opts);
   }
 }
 
@@ -540,43 +548,12 @@ export class ViTMAEForPreTraining extends Module {
   }
 
   static fromPretrained(dir: string, opts: ViTMAEOptions & { strict?: boolean } = {}): ViTMAEForPreTraining {
-    return loadPretrained(dir, opts, (config, _weights, o) => ({ model: new ViTMAEForPreTraining(config, o), toModuleKey: vitMaeKeyFromHF }));
+    return loadPretrained(dir, opts, VIT_MAE_CHECKPOINT, (config, _weights, o) => ({ model: new ViTMAEForPreTraining(config, o), toModuleKey: vitMaeKeyFromHF }));
   }
 
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
-    return savePretrained(this, dir, 'ViTMAEForPreTraining', opts);
+    return savePretrained(dir, this, this.config.toHF(['ViTMAEForPreTraining']), vitMaeKeyToHF, opts);
   }
 }
 
-/**
- * Reads config and weights, builds the model with `make`, loads the weights, returns it in eval
- * mode. The fixed position tables may be absent from the file (they keep their computed values).
- */
-function loadPretrained<M extends Module>(
-  dir: string,
-  opts: ViTMAEOptions & { strict?: boolean },
-  make: (config: ViTMAEConfig, weights: HFWeights, opts: ViTMAEOptions) => { model: M; toModuleKey: (k: string) => string | null },
-): M {
-  const config = ViTMAEConfig.fromHF(readHFConfig(dir), path.join(dir, 'config.json'));
-  const weights = HFWeights.open(dir);
-  try {
-    const strict = opts.strict ?? true;
-    const { model, toModuleKey } = make(config, weights, { ...opts, initWeights: opts.initWeights ?? !strict });
-    const { missingKeys, unexpectedKeys } = loadHFStateDict(model, weights, { toModuleKey, toCheckpointKey: vitMaeKeyToHF, strict: false });
-    const missing = missingKeys.filter((k) => !FIXED_BUFFERS.test(k));
-    if (strict && (missing.length || unexpectedKeys.length)) {
-      const err = new StateDictError(missing, unexpectedKeys, []);
-      err.message = `${dir}: ${err.message.replace(/^loadStateDict: the state dict/, 'the checkpoint')}`;
-      throw err;
-    }
-    return model.eval();
-  } finally {
-    weights.close();
-  }
-}
 
-function savePretrained(model: ViTMAEModel | ViTMAEForPreTraining, dir: string, architecture: string, opts: SaveHFOptions): string[] {
-  const tensors: Record<string, Tensor> = {};
-  for (const [k, t] of Object.entries(model.stateDict())) tensors[vitMaeKeyToHF(k)] = t;
-  return saveHFFolder(dir, model.config.toHF([architecture]), tensors, opts);
-}
