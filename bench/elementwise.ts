@@ -12,7 +12,7 @@ import { contiguousStrides } from '../src/tensor/backend.js';
 import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { flag, timeIt } from './timing.js';
+import { flag, timeIt, ofCopy } from './timing.js';
 
 const SHAPES: [number, number][] = [[800, 3072], [8192, 3072]];
 
@@ -75,14 +75,7 @@ function shapeBench(be: NativeBackend, rows: number, n: number, repeats: number)
   ];
   const gbps: Record<string, number> = {};
   for (const [name, b, fn] of kernels) gbps[name] = b / time(fn, repeats) / 1e9;
-  const copyGbps = gbps.copy!;
-  const result: Record<string, unknown> = { shape, MB: +((size * 4) / 1e6).toFixed(1) };
-  for (const [name] of kernels) {
-    result[name] = name === 'copy'
-      ? { GBps: +gbps[name]!.toFixed(2) }
-      : { GBps: +gbps[name]!.toFixed(2), ofCopy: +(gbps[name]! / copyGbps).toFixed(3) };
-  }
-  return result;
+  return { shape, MB: +((size * 4) / 1e6).toFixed(1), ...ofCopy(gbps) };
 }
 
 export async function run(args: string[]): Promise<object> {

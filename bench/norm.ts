@@ -12,7 +12,7 @@ import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import * as elementwise from '../src/tensor/backends/native/elementwise.js';
-import { flag, timeInterleaved } from './timing.js';
+import { flag, timeInterleaved, ofCopy } from './timing.js';
 
 const SHAPES: [number, number][] = [[8192, 768], [4096, 3072]];
 
@@ -71,14 +71,7 @@ function shapeBench(be: NativeBackend, rows: number, n: number, rounds: number) 
   const times = timeInterleaved(kernels.map(([, , fn]) => fn), rounds);
   const gbps: Record<string, number> = {};
   kernels.forEach(([name, b], k) => (gbps[name] = b / times[k]! / 1e9));
-  const copyGbps = gbps.copy!;
-  const result: Record<string, unknown> = { shape: [rows, n], copy: nativeCopy ? 'native copy' : 'TypedArray.set' };
-  for (const [name] of kernels) {
-    result[name] = name === 'copy'
-      ? { GBps: +gbps[name]!.toFixed(2) }
-      : { GBps: +gbps[name]!.toFixed(2), ofCopy: +(gbps[name]! / copyGbps).toFixed(3) };
-  }
-  return result;
+  return { shape: [rows, n], copyKind: nativeCopy ? 'native copy' : 'TypedArray.set', ...ofCopy(gbps) };
 }
 
 export async function run(args: string[]): Promise<object> {

@@ -42,3 +42,14 @@ export function timeInterleaved(fns: (() => void)[], rounds: number): number[] {
   }
   return best;
 }
+
+/** GB/s of each kernel, and for all but the 'copy' entry its fraction of the copy's bandwidth. */
+export function ofCopy(gbps: Record<string, number>): Record<string, { GBps: number; ofCopy?: number }> {
+  const copy = gbps.copy;
+  if (copy === undefined) throw new Error("bench: a bandwidth report needs a 'copy' entry");
+  const out: Record<string, { GBps: number; ofCopy?: number }> = {};
+  for (const [name, v] of Object.entries(gbps)) {
+    out[name] = name === 'copy' ? { GBps: +v.toFixed(2) } : { GBps: +v.toFixed(2), ofCopy: +(v / copy).toFixed(3) };
+  }
+  return out;
+}
