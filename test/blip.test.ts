@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { BlipConfig, BlipForConditionalGeneration, BlipForImageTextRetrieval, blipKeyFromHF } from '../src/models/blip.js';
 import { readHFConfig } from '../src/io/hf.js';
-import { type HostTensor, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
+import { type HostTensor, SafetensorsFile, writeSafetensors, loadSafetensors } from '../src/io/safetensors.js';
 import { formatParityReport, runParity } from '../src/eval/parity.js';
 import { StateDictError } from '../src/nn/module.js';
 import { constant_ } from '../src/nn/init.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
-import { tempDirs, findShared, floats } from './helpers.js';
+import { tempDirs, findShared, floats, assertConfigKept } from './helpers.js';
 
 const tmpDir = tempDirs('blip');
 
@@ -18,14 +18,7 @@ const captionFixture = () => findShared('fixtures/hf/blip_caption', 'config.json
 
 const numbers = (t: Tensor | HostTensor): number[] => ('toArray' in t ? t.toArray() : Array.from(t.data as ArrayLike<number | bigint>)).map(Number);
 
-function readAll(file: string): Record<string, HostTensor> {
-  const f = SafetensorsFile.open(file);
-  try {
-    return f.readAll();
-  } finally {
-    f.close();
-  }
-}
+const readAll = (file: string): Record<string, HostTensor> => loadSafetensors(file).tensors;
 const toTensor = (h: HostTensor): Tensor => tensor(h.data, { shape: h.shape, dtype: h.dtype });
 const ids = (rows: number[][]): Tensor => tensor(BigInt64Array.from(rows.flat(), BigInt), { shape: [rows.length, rows[0]!.length], dtype: 'int64' });
 
@@ -166,14 +159,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
       assert.deepEqual(h.names.sort(), o.names.sort());
       h.close();
       o.close();
-      for (const k of ['projection_dim', 'image_text_hidden_size', 'logit_scale_init_value', 'transformers_version', 'label_smoothing']) {
-        assert.deepEqual(saved[k], orig[k], k);
-      }
-      for (const sub of ['text_config', 'vision_config']) {
-        const a = saved[sub] as Record<string, unknown>;
-        const b = orig[sub] as Record<string, unknown>;
-        for (const k of Object.keys(b)) assert.deepEqual(a[k], b[k], `${sub}.${k}`);
-      }
+      assertConfigKept(saved, orig, ['projection_dim', 'image_text_hidden_size', 'logit_scale_init_value', 'transformers_version', 'label_smoothing']);
     } else {
       t.diagnostic('shared fixtures not found: round trip of random models only');
     }

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { CLIPConfig, CLIPModel, CLIPTextConfig, clipLoss, eosPositions, l2Normalize } from '../src/models/clip.js';
 import { clipConfigFromOpenClip, loadOpenClip, openClipLayout, saveOpenClip, toOpenClipTensors } from '../src/models/openclip.js';
 import { readHFConfig } from '../src/io/hf.js';
-import { type HostTensor, SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';
+import { type HostTensor, SafetensorsFile, writeSafetensors, loadSafetensors } from '../src/io/safetensors.js';
 import { runParity, formatParityReport } from '../src/eval/parity.js';
 import { StateDictError } from '../src/nn/module.js';
 import { getBackend } from '../src/tensor/device.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
-import { tempDirs, findShared, floats, maxDiff } from './helpers.js';
+import { tempDirs, findShared, floats, maxDiff, assertConfigKept } from './helpers.js';
 
 const tmpDir = tempDirs('clip');
 
@@ -24,14 +24,7 @@ const maxAbs = (a: ArrayLike<number>): number => {
   return m;
 };
 
-function readAll(file: string): Record<string, HostTensor> {
-  const f = SafetensorsFile.open(file);
-  try {
-    return f.readAll();
-  } finally {
-    f.close();
-  }
-}
+const readAll = (file: string): Record<string, HostTensor> => loadSafetensors(file).tensors;
 const toTensor = (h: HostTensor): Tensor => tensor(h.data, { shape: h.shape, dtype: h.dtype });
 
 /** A small CLIP whose sizes differ from the fixture's and between the towers. */
@@ -216,12 +209,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
     assert.deepEqual(h.names.sort(), o.names.sort());
     h.close();
     o.close();
-    for (const k of ['projection_dim', 'logit_scale_init_value', 'transformers_version']) assert.deepEqual(saved[k], orig[k], k);
-    for (const sub of ['text_config', 'vision_config']) {
-      const a = saved[sub] as Record<string, unknown>;
-      const b = orig[sub] as Record<string, unknown>;
-      for (const k of Object.keys(b)) assert.deepEqual(a[k], b[k], `${sub}.${k}`);
-    }
+    assertConfigKept(saved, orig, ['projection_dim', 'logit_scale_init_value', 'transformers_version']);
   } else {
     t.diagnostic('shared fixtures not found: round trip of a random model only');
   }

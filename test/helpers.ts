@@ -158,3 +158,14 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+/** Asserts a saved config.json kept the original's top-level `keys` and every field of its sub-configs. */
+export function assertConfigKept(saved: Record<string, unknown>, orig: Record<string, unknown>, keys: readonly string[],
+  subConfigs: readonly string[] = ['text_config', 'vision_config']): void {
+  for (const k of keys) assert.deepEqual(saved[k], orig[k], k);
+  for (const sub of subConfigs) {
+    const a = saved[sub] as Record<string, unknown>;
+    const b = orig[sub] as Record<string, unknown>;
+    for (const k of Object.keys(b)) assert.deepEqual(a[k], b[k], `${sub}.${k}`);
+  }
+}
