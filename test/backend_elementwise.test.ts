@@ -5,8 +5,6 @@
 // The whole file runs a second time in a child process with GLIMPSE_NO_AVX2=1 to cover the
 // portable kernels.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { ActivationOp, Backend, BinaryOp, UnaryOp, View } from '../src/tensor/backend.js';
 import { numel } from '../src/tensor/backend.js';
@@ -16,7 +14,7 @@ import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { HostStorage } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import type { Layout } from './helpers.js';
-import { assertClose, denseView, randInt, randomView, rng, storageData } from './helpers.js';
+import { assertClose, denseView, randInt, randomView, rng, storageData, rerunTestFile } from './helpers.js';
 
 const native = createNativeBackend();
 const reference = new ReferenceBackend();
@@ -474,10 +472,6 @@ test('misuse throws instead of crashing', { skip }, () => {
 
 if (!portable) {
   test('the portable kernels (child process with GLIMPSE_NO_AVX2=1)', { skip }, () => {
-    // Without NODE_TEST_CONTEXT: a child that inherits it reports to this runner and exits 0 even on failure.
-    const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_NO_AVX2: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const res = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env, encoding: 'utf8' });
-    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
+    rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX2: '1' });
   });
 }

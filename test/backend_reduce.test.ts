@@ -3,8 +3,6 @@
 // (the parallel split of one row), column reductions, special values and misuse. The whole file
 // runs a second time in a child process with GLIMPSE_NO_AVX2=1 to cover the portable kernels.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import type { ReduceOp, Storage, View } from '../src/tensor/backend.js';
 import { ReferenceBackend } from '../src/tensor/backends/reference.js';
@@ -12,7 +10,7 @@ import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import * as wrap from '../src/tensor/backends/native/reduce.js';
 import type { Layout } from './helpers.js';
-import { assertClose, denseView, randInt, randomData, randomView, rng, storageData } from './helpers.js';
+import { assertClose, denseView, randInt, randomData, randomView, rng, storageData, rerunTestFile } from './helpers.js';
 
 const native = createNativeBackend();
 const reference = new ReferenceBackend();
@@ -433,10 +431,6 @@ test('the kernels reject typed arrays of the wrong kind, views outside their arr
 
 if (!portable) {
   test('the portable kernels (child process with GLIMPSE_NO_AVX2=1)', { skip }, () => {
-    // Without NODE_TEST_CONTEXT: a child that inherits it reports to this runner and exits 0 even on failure.
-    const env: NodeJS.ProcessEnv = { ...process.env, GLIMPSE_NO_AVX2: '1' };
-    delete env.NODE_TEST_CONTEXT;
-    const res = spawnSync(process.execPath, ['--test', fileURLToPath(import.meta.url)], { env, encoding: 'utf8' });
-    assert.equal(res.status, 0, `${res.stdout}\n${res.stderr}`);
+    rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX2: '1' });
   });
 }

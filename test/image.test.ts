@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { Sharp } from 'sharp';
 import {
@@ -11,7 +10,7 @@ import {
 } from '../src/data/image.js';
 import type { RgbImage } from '../src/data/image.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
-import { randInt, rng } from './helpers.js';
+import { randInt, rng, findShared } from './helpers.js';
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-img-'));
 process.on('exit', () => fs.rmSync(tmpDir, { recursive: true, force: true }));
@@ -21,15 +20,8 @@ const tmpFile = (name: string, bytes: Uint8Array): string => {
   return f;
 };
 
-function findFixtures(): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf');
-    if (fs.existsSync(dir)) return dir;
-  }
-  return null;
-}
+/** The HF fixtures folder, or null when shared/ is absent. */
+const findFixtures = (): string | null => findShared('fixtures/hf', 'README.md');
 
 // ---------------------------------------------------------------------------------------------
 // Parity with transformers on real photos

@@ -3,13 +3,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   SafetensorsFile, loadSafetensors, serializeSafetensors, writeSafetensors,
   f16BitsToF32, bf16BitsToF32, f32BitsToF16, f32BitsToBf16, MAX_HEADER_SIZE,
 } from '../src/io/safetensors.js';
 import type { TensorToWrite } from '../src/io/safetensors.js';
-import { rng } from './helpers.js';
+import { rng, findShared } from './helpers.js';
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-st-'));
 process.on('exit', () => fs.rmSync(tmpDir, { recursive: true, force: true }));
@@ -345,15 +344,8 @@ test('a header length beyond a small file fails fast without allocating it', () 
   assert.ok(process.memoryUsage().arrayBuffers - before < 50_000_000);
 });
 
-function findFixtures(): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, 'fixtures/hf');
-    if (fs.existsSync(dir)) return dir;
-  }
-  return null;
-}
+/** The HF fixtures folder, or null when shared/ is absent. */
+const findFixtures = (): string | null => findShared('fixtures/hf', 'README.md');
 
 test('reads the Hugging Face fixture files', (t) => {
   const dir = findFixtures();
