@@ -1,22 +1,14 @@
 // `glimpse caption`: BLIP captions of images (paths or globs).
-import { caption, loadBlipModel } from '../tasks/caption.js';
+import { type CaptionOptions, caption, loadBlipModel } from '../tasks/caption.js';
 import { expandPaths } from './embed.js';
 
-export interface CaptionCommandOptions {
+export interface CaptionCommandOptions extends Omit<CaptionOptions, 'generator'> {
   /** A registered model name (BLIP-base, ...) or a BLIP captioning folder. */
   model: string;
   /** Weights folder for a registered name. */
   weights?: string;
   /** A folder with tokenizer.json, overriding the model's. */
   tokenizer?: string;
-  prompt?: string;
-  maxTokens?: number;
-  beams?: number;
-  lengthPenalty?: number;
-  topP?: number;
-  temperature?: number;
-  seed?: number;
-  batchSize?: number;
   json?: boolean;
 }
 
@@ -24,11 +16,9 @@ export interface CaptionCommandOptions {
 export async function captionCommand(images: readonly string[], options: CaptionCommandOptions): Promise<string> {
   if (images.length === 0) throw new Error('caption: no images');
   const paths = expandPaths(images);
-  const m = await loadBlipModel(options.model, { weights: options.weights, tokenizer: options.tokenizer });
-  const captions = await caption(m, paths, {
-    prompt: options.prompt, maxTokens: options.maxTokens, beams: options.beams, lengthPenalty: options.lengthPenalty,
-    topP: options.topP, temperature: options.temperature, seed: options.seed, batchSize: options.batchSize,
-  });
+  const { model, weights, tokenizer, json: _json, ...captionOptions } = options;
+  const m = await loadBlipModel(model, { weights, tokenizer });
+  const captions = await caption(m, paths, captionOptions);
   if (options.json) return JSON.stringify(paths.map((image, i) => ({ image, caption: captions[i] })));
   return paths.map((p, i) => `${p}\t${captions[i]}`).join('\n');
 }
