@@ -1,0 +1,29 @@
+// What a dataset is to the rest of Glimpse: an indexed collection of samples (image, caption and/or
+// class label). Every source (WebDataset shards, CSV/TSV, image folders, Fashion-MNIST, the built-in
+// scenes) is indexed up front, so the loader can shuffle with a seed, shard by rank and resume from a
+// sample position without reading what came before.
+import type { RgbImage } from './image.js';
+
+/** An image as a source holds it: encoded file bytes (decoded by sharp) or pixels already in memory. */
+export type SampleImage =
+  | { readonly kind: 'encoded'; readonly bytes: Uint8Array; readonly name: string }
+  | { readonly kind: 'pixels'; readonly image: RgbImage };
+
+export interface Sample {
+  /** A stable name for warnings and outputs: the WebDataset key, the file path, `train/123`, ... */
+  readonly key: string;
+  readonly image: SampleImage;
+  readonly caption?: string;
+  /** Class index into the dataset's `classNames`. */
+  readonly label?: number;
+}
+
+export interface Dataset {
+  /** What the dataset is, for logs and reports (e.g. `scenes(train)`, `fashion-mnist(test)`). */
+  readonly name: string;
+  readonly length: number;
+  /** Class names when samples carry labels. */
+  readonly classNames?: readonly string[];
+  /** The sample at `index` (0 <= index < length); a corrupt or missing sample throws an error naming it. */
+  get(index: number): Promise<Sample>;
+}
