@@ -345,3 +345,35 @@ test('config.json: HF fields and defaults, and clear errors', () => {
   fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": "bert"}');
   assert.throws(() => BertForMaskedLM.fromPretrained(dir), /no model\.safetensors/);
 });
+
+test('untied decoder: its own bias as transformers 5 has it, or the shared one of a file with one LM bias', () => {
+  const model = new BertForMaskedLM(smallConfig({ tieWordEmbeddings: false }), { generator: new Generator(12) });
+  model.eval();
+  const head = model.cls.predictions;
+  assert.ok(head.decoder?.bias, 'an untied decoder has its own bias');
+  const ids = tensor(Int32Array.from([2, 5, 7, 9]), { shape: [1, 4], dtype: 'int32' });
+  const before = floats(model.forward(ids).logits).slice();
+  // The logits move with decoder.bias and ignore predictions.bias, as in transformers 5.
+  head.bias.backend.fill(head.bias.view(), 3);
+  assert.deepEqual(floats(model.forward(ids).logits), before);
+  const db = head.decoder!.bias!.select(0, 4);
+  db.backend.fill(db.view(), 2);
+  const after = floats(model.forward(ids).logits);
+  assert.ok(Math.abs(after[4]! - before[4]! - 2) < 1e-5 && after[3] === before[3]);
+  // Round trip: both biases saved under HF's names and loaded back into their own places.
+  const dir = tmpDir();
+  model.savePretrained(dir);
+  assert.ok(weightNames(dir).includes('cls.predictions.decoder.bias'));
+  assertSameState(model, BertForMaskedLM.fromPretrained(dir));
+  // A file with one LM bias (transformers 4 saved the tied pair once): the decoder shares it.
+  const saved = readWeights(dir);
+  for (const kept of ['cls.predictions.bias', 'cls.predictions.decoder.bias']) {
+    const w = { ...saved };
+    w[kept] = saved['cls.predictions.decoder.bias']!;
+    delete w[kept === 'cls.predictions.bias' ? 'cls.predictions.decoder.bias' : 'cls.predictions.bias'];
+    writeSafetensors(path.join(dir, 'model.safetensors'), w);
+    const legacy = BertForMaskedLM.fromPretrained(dir);
+    assert.equal(legacy.cls.predictions.decoder!.bias, null, kept);
+    assert.deepEqual(floats(legacy.forward(ids).logits), after, kept);
+  }
+});

@@ -11,11 +11,11 @@
 // (crossattention.*, keys and values from a context of another width) is what BLIP's text
 // encoder and decoder add to the same layer.
 import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
-import { composedAttention } from '../nn/attention.js';
+import { type DecoderCache, type KeyValueCache, type LayerCache, attend, composedAttention, projectKeyValues } from '../nn/attention.js';
 import { Dropout, Embedding, LayerNorm, Linear, fusedActivation, getActivation } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { normal_, zeros_ } from '../nn/init.js';
-import { type LinearActivation, crossEntropy, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
+import { type LinearActivation, crossEntropy, linear } from '../tensor/ops/nn.js';
 import { getDefaultGenerator } from '../tensor/random.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -183,6 +183,8 @@ const BERT_CHECKPOINT: CheckpointFormat<BertConfig> = {
 // Modules
 
 export interface BertOptions extends ModuleOptions {
+  /** BertForMaskedLM with an untied decoder: it has its own bias (default true); see BertLMHeadOptions. */
+  untiedDecoderBias?: boolean;
   /** BertModel only: include the pooler (default true, as HF). */
   addPoolingLayer?: boolean;
   /**
@@ -232,11 +234,17 @@ export class BertEmbeddings extends Module {
 }
 
 export interface BertAttentionCall {
-  /** [B, Tk]: nonzero where a key may be attended to (HF's attention_mask). */
+  /** [B, Tk]: nonzero where a key may be attended to (HF's attention_mask); Tk counts cached keys. */
   keyPadding?: Tensor | null;
+  /** Query i sees the keys up to its own position: bottom-right aligned, so new queries after a cache see every cached key. */
   causal?: boolean;
   /** [B, Tk, kvDim]: keys and values come from here (cross-attention). */
   context?: Tensor | null;
+  /**
+   * Incremental decoding: self-attention appends the new positions' keys and values to it and
+   * attends to all; cross-attention projects the context once and reuses it.
+   */
+  cache?: KeyValueCache | null;
 }
 
 /** Query, key and value projections and multi-head attention (HF's BertSelfAttention). */
@@ -267,18 +275,19 @@ export class BertSelfAttention extends Module {
   forward(x: Tensor, call: BertAttentionCall = {}): Tensor {
     const [B, Tq, D] = x.shape as [number, number, number];
     const ctx = call.context ?? x;
-    if (ctx.ndim !== 3 || ctx.shape[0] !== B || ctx.shape[2] !== this.key.inFeatures) {
+    // A cached context is not read again, so its batch may differ from the reordered cache's.
+    const cachedContext = !!call.context && (call.cache?.length ?? 0) > 0;
+    if (ctx.ndim !== 3 || (ctx.shape[0] !== B && !cachedContext) || ctx.shape[2] !== this.key.inFeatures) {
       throw new Error(`BERT attention: ${call.context ? 'encoder states' : 'input'} must be [${B}, T, ${this.key.inFeatures}], got [${ctx.shape}]`);
     }
-    const Tk = ctx.shape[1]!;
-    const heads = (t: Tensor, T: number) => t.reshape(B, T, this.numHeads, this.headDim).permute(0, 2, 1, 3);
-    const q = heads(this.query.forward(x), Tq);
-    const k = heads(this.key.forward(ctx), Tk);
-    const v = heads(this.value.forward(ctx), Tk);
-    const mask = { causal: call.causal ?? false, keyPadding: call.keyPadding ?? null };
+    const heads = (t: Tensor) => t.reshape(B, t.shape[1]!, this.numHeads, this.headDim).permute(0, 2, 1, 3);
+    const q = heads(this.query.forward(x));
+    const { keys: k, values: v } = projectKeyValues(ctx, B, call, (t) => heads(this.key.forward(t)), (t) => heads(this.value.forward(t)));
+    // Without a cache Tq = Tk and bottom-right is the usual top-left mask.
+    const mask = { causal: call.causal ? 'bottom-right' as const : false, keyPadding: call.keyPadding ?? null };
     const o = this.training && this.dropoutProb > 0
       ? composedAttention(q, k, v, { ...mask, dropout: this.dropoutProb, generator: this.#generator })
-      : scaledDotProductAttention(q, k, v, mask);
+      : attend(q, k, v, mask);
     return o.permute(0, 2, 1, 3).reshape(B, Tq, D);
   }
 }
@@ -336,7 +345,7 @@ export class BertIntermediate extends Module {
 }
 
 export interface BertLayerCall {
-  /** [B, T]: nonzero where a token may be attended to. */
+  /** [B, T]: nonzero where a token may be attended to; with a cache, T counts the cached positions too. */
   attentionMask?: Tensor | null;
   /** Causal self-attention; default the config's is_decoder. */
   causal?: boolean;
@@ -344,6 +353,8 @@ export interface BertLayerCall {
   encoderHiddenStates?: Tensor | null;
   /** [B, Tk]: nonzero where an encoder state may be attended to. */
   encoderAttentionMask?: Tensor | null;
+  /** This layer's key/value caches for incremental decoding (x then holds the new positions only). */
+  cache?: LayerCache | null;
 }
 
 export interface BertLayerOptions extends ModuleOptions {
@@ -371,18 +382,28 @@ export class BertLayer extends Module {
   }
 
   forward(x: Tensor, call: BertLayerCall = {}): Tensor {
-    let h = this.attention.forward(x, { keyPadding: call.attentionMask ?? null, causal: call.causal ?? this.config.isDecoder });
+    let h = this.attention.forward(x, {
+      keyPadding: call.attentionMask ?? null, causal: call.causal ?? this.config.isDecoder, cache: call.cache?.self ?? null,
+    });
     if (this.crossattention) {
       if (!call.encoderHiddenStates) throw new Error('BERT: this layer has cross-attention and needs encoderHiddenStates');
-      h = this.crossattention.forward(h, { context: call.encoderHiddenStates, keyPadding: call.encoderAttentionMask ?? null });
+      h = this.crossattention.forward(h, { context: call.encoderHiddenStates, keyPadding: call.encoderAttentionMask ?? null, cache: call.cache?.cross ?? null });
     }
     return this.output.forward(this.intermediate.forward(h), h);
   }
 }
 
-export interface BertEncoderCall extends BertLayerCall {
+export interface BertEncoderCall extends Omit<BertLayerCall, 'cache'> {
   /** Receives the hidden states as HF's output_hidden_states lists them: the input, then each layer's output. */
   hiddenStates?: Tensor[];
+  /** One LayerCache per layer, for incremental decoding. */
+  cache?: DecoderCache | null;
+}
+
+/** The layer calls of a stack: the same masks and states, each layer its own cache. */
+export function layerCalls(call: Omit<BertLayerCall, 'cache'>, cache: DecoderCache | null | undefined, numLayers: number): BertLayerCall[] {
+  if (cache && cache.layers.length !== numLayers) throw new Error(`BERT: the cache has ${cache.layers.length} layers, the model ${numLayers}`);
+  return Array.from({ length: numLayers }, (_, i) => ({ ...call, cache: cache?.layers[i] ?? null }));
 }
 
 /** The stack of layers, registered as layer.0, layer.1, ... (HF's BertEncoder). */
@@ -395,10 +416,12 @@ export class BertEncoder extends Module {
   }
 
   forward(x: Tensor, call: BertEncoderCall = {}): Tensor {
-    const { hiddenStates, ...layerCall } = call;
+    const { hiddenStates, cache, ...layerCall } = call;
+    const calls = layerCalls(layerCall, cache, this.layer.length);
     hiddenStates?.push(x);
+    let i = 0;
     for (const layer of this.layer) {
-      x = layer.forward(x, layerCall);
+      x = layer.forward(x, calls[i++]!);
       hiddenStates?.push(x);
     }
     return x;
@@ -448,6 +471,12 @@ export interface BertForwardOptions {
   causal?: boolean;
   /** Also return the hidden states (embeddings, then each layer's output). */
   outputHiddenStates?: boolean;
+  /**
+   * Incremental decoding (a decoder: causal): input ids are the new positions only, placed after
+   * the cache.length cached ones, whose keys and values the cache holds and receives. The
+   * attention mask then covers cached and new positions, [B, cache.length + T].
+   */
+  cache?: DecoderCache | null;
 }
 
 export interface BertModelOutput {
@@ -474,13 +503,16 @@ export class BertModel extends Module {
 
   forward(inputIds: Tensor, opts: BertForwardOptions = {}): BertModelOutput {
     const mask = opts.attentionMask ?? null;
-    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== inputIds.shape[1])) {
-      throw new Error(`BERT: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
+    const past = opts.cache?.length ?? 0;
+    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== past + inputIds.shape[1]!)) {
+      throw new Error(past > 0
+        ? `BERT: attention_mask [${mask.shape}] must cover the ${past} cached and ${inputIds.shape[1]} new positions of input_ids [${inputIds.shape}]`
+        : `BERT: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
     }
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.embeddings.forward(inputIds, opts.tokenTypeIds ?? null);
+    const x = this.embeddings.forward(inputIds, opts.tokenTypeIds ?? null, past);
     const lastHiddenState = this.encoder.forward(x, {
-      attentionMask: mask, causal: opts.causal, hiddenStates,
+      attentionMask: mask, causal: opts.causal, hiddenStates, cache: opts.cache ?? null,
       encoderHiddenStates: opts.encoderHiddenStates ?? null, encoderAttentionMask: opts.encoderAttentionMask ?? null,
     });
     return { lastHiddenState, poolerOutput: this.pooler?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
@@ -532,31 +564,43 @@ export class BertPredictionHeadTransform extends Module {
   }
 }
 
-/** An untied decoder matrix [vocab, hidden], registered as HF's decoder.weight. */
+/** An untied decoder: its matrix [vocab, hidden] and, unless shared, its bias, as HF's decoder.weight / decoder.bias. */
 class BertDecoder extends Module {
   readonly weight: Tensor;
+  readonly bias: Tensor | null;
 
-  constructor(config: BertConfig, opts: ModuleOptions) {
+  constructor(config: BertConfig, ownBias: boolean, opts: ModuleOptions) {
     super();
     this.weight = this.param('weight', paramZeros([config.vocabSize, config.hiddenSize], opts));
+    this.bias = ownBias ? this.param('bias', paramZeros([config.vocabSize], opts)) : null;
   }
 }
 
+export interface BertLMHeadOptions extends ModuleOptions {
+  /**
+   * With an untied decoder (tie_word_embeddings false): whether it has a bias of its own
+   * (decoder.bias), as transformers 5 builds it, with `bias` then left unused; false shares
+   * `bias`, as transformers 4 tied the two. Default true.
+   */
+  untiedDecoderBias?: boolean;
+}
+
 /**
- * transform, then logits = h W^T + bias with W the word embedding matrix (tied, the default) or
- * its own decoder.weight (tie_word_embeddings false). HF's decoder.bias is this same `bias`.
+ * transform, then logits = h W^T + b. Tied (the default): W is the word embedding matrix and b
+ * is `bias` (HF's decoder.bias is the same tensor). Untied: W is decoder.weight and b is
+ * decoder.bias, or `bias` when the decoder shares it (untiedDecoderBias false).
  */
 export class BertLMPredictionHead extends Module {
   readonly transform: BertPredictionHeadTransform;
   readonly decoder: BertDecoder | null;
   readonly bias: Tensor;
 
-  constructor(config: BertConfig, readonly wordEmbeddings: Embedding, opts: ModuleOptions = {}) {
+  constructor(config: BertConfig, readonly wordEmbeddings: Embedding, opts: BertLMHeadOptions = {}) {
     super();
     this.transform = this.module('transform', new BertPredictionHeadTransform(config, opts));
     // A tied decoder is no parameter of its own: the embedding matrix appears once in the
     // parameters (one gradient, one optimizer state) and once in the state dict, as HF saves it.
-    this.decoder = config.tieWordEmbeddings ? null : this.module('decoder', new BertDecoder(config, opts));
+    this.decoder = config.tieWordEmbeddings ? null : this.module('decoder', new BertDecoder(config, opts.untiedDecoderBias ?? true, opts));
     this.bias = this.param('bias', paramZeros([config.vocabSize], opts));
   }
 
@@ -564,8 +608,13 @@ export class BertLMPredictionHead extends Module {
     return this.decoder ? this.decoder.weight : this.wordEmbeddings.weight;
   }
 
+  /** The bias the logits get. */
+  get decoderBias(): Tensor {
+    return this.decoder?.bias ?? this.bias;
+  }
+
   forward(hidden: Tensor): Tensor {
-    return linear(this.transform.forward(hidden), this.decoderWeight, this.bias);
+    return linear(this.transform.forward(hidden), this.decoderWeight, this.decoderBias);
   }
 }
 
@@ -573,7 +622,7 @@ export class BertLMPredictionHead extends Module {
 export class BertOnlyMLMHead extends Module {
   readonly predictions: BertLMPredictionHead;
 
-  constructor(config: BertConfig, wordEmbeddings: Embedding, opts: ModuleOptions = {}) {
+  constructor(config: BertConfig, wordEmbeddings: Embedding, opts: BertLMHeadOptions = {}) {
     super();
     this.predictions = this.module('predictions', new BertLMPredictionHead(config, wordEmbeddings, opts));
   }
@@ -618,19 +667,21 @@ export class BertForMaskedLM extends Module {
    * when present they are ignored, since the embedding matrix is the decoder. A bare BertModel
    * checkpoint (no `bert.` prefix) loads into the encoder; the MLM head is then missing, an error
    * unless strict is false. Weights of heads this model lacks (the pooler, next-sentence
-   * prediction) are dropped, as HF does.
+   * prediction) are dropped, as HF does. An untied decoder gets its own bias when the file holds
+   * both decoder.bias and predictions.bias (transformers 5); with one of them, that one is shared.
    */
   static fromPretrained(dir: string, opts: BertOptions & { strict?: boolean } = {}): BertForMaskedLM {
     return loadPretrained(dir, opts, BERT_CHECKPOINT, (config, weights, o) => {
       const headed = weights.names.some((k) => k.startsWith('bert.') || k.startsWith('cls.'));
       const hasBias = weights.has('cls.predictions.bias');
-      const model = new BertForMaskedLM(config, o);
+      const ownDecoderBias = !config.tieWordEmbeddings && hasBias && weights.has('cls.predictions.decoder.bias');
+      const model = new BertForMaskedLM(config, { ...o, untiedDecoderBias: ownDecoderBias });
       const toModuleKey = (k: string): string | null => {
         const key = headed ? k : `bert.${k}`;
         if (key === 'bert.embeddings.position_ids' || key.startsWith('bert.pooler.') || key.startsWith('cls.seq_relationship.')) return null;
         if (key === 'cls.predictions.decoder.weight' && config.tieWordEmbeddings) return null;
-        // HF's decoder.bias is predictions.bias under another name; older checkpoints hold both.
-        if (key === 'cls.predictions.decoder.bias') return hasBias ? null : 'cls.predictions.bias';
+        // Shared, HF's decoder.bias is predictions.bias under another name; older checkpoints hold both.
+        if (key === 'cls.predictions.decoder.bias' && !ownDecoderBias) return hasBias ? null : 'cls.predictions.bias';
         return bertKeyFromHF(key);
       };
       return { model, toModuleKey };

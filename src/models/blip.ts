@@ -9,7 +9,8 @@
 //   retrieval: ITM head on the [CLS] state of the image-grounded text encoder; ITC: cosine of the
 //              projected [CLS] states of the image and of the text encoder run without the image
 //   captioning: the same text stack run causally, BERT's LM head tied to the word embeddings,
-//               next-token cross-entropy, greedy generation from the bos token
+//               next-token cross-entropy, greedy generation from the bos token (with a key/value
+//               cache: each step feeds one token, the image's cross-attention keys projected once)
 //
 // The vision layer's attention keeps HF's fused qkv projection (one [3D, D] matrix), so it is a
 // small layer of its own rather than the engine's TransformerBlock (separate q/k/v); the text
@@ -22,10 +23,10 @@ import { constant_, normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
 import { conv2d, crossEntropy, scaledDotProductAttention } from '../tensor/ops/nn.js';
-import { composedAttention } from '../nn/attention.js';
+import { DecoderCache, composedAttention } from '../nn/attention.js';
 import { type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { BertConfig, BertLayer, type BertLayerCall, BertLMPredictionHead, BertOnlyMLMHead, bertKeyFromHF } from './bert.js';
+import { BertConfig, BertLayer, type BertLayerCall, BertLMPredictionHead, BertOnlyMLMHead, bertKeyFromHF, layerCalls } from './bert.js';
 import { interpolateBicubic } from './interpolate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -570,7 +571,7 @@ export class BlipTextEmbeddings extends Module {
 export class BlipTextLayer extends BertLayer {
   override forward(x: Tensor, call: BertLayerCall = {}): Tensor {
     if (call.encoderHiddenStates || !this.crossattention) return super.forward(x, call);
-    const h = this.attention.forward(x, { keyPadding: call.attentionMask ?? null, causal: call.causal ?? false });
+    const h = this.attention.forward(x, { keyPadding: call.attentionMask ?? null, causal: call.causal ?? false, cache: call.cache?.self ?? null });
     return this.output.forward(this.intermediate.forward(h), h);
   }
 }
@@ -585,10 +586,13 @@ export class BlipTextEncoder extends Module {
       () => new BlipTextLayer(config.bert, { ...opts, crossAttention: config.isDecoder }))));
   }
 
-  forward(x: Tensor, call: BertLayerCall, hiddenStates?: Tensor[]): Tensor {
+  /** cache: one LayerCache per layer, for incremental decoding. */
+  forward(x: Tensor, call: Omit<BertLayerCall, 'cache'>, hiddenStates?: Tensor[], cache: DecoderCache | null = null): Tensor {
+    const calls = layerCalls(call, cache, this.layer.length);
     hiddenStates?.push(x);
+    let i = 0;
     for (const layer of this.layer) {
-      x = layer.forward(x, call);
+      x = layer.forward(x, calls[i++]!);
       hiddenStates?.push(x);
     }
     return x;
@@ -605,6 +609,13 @@ export interface BlipTextForwardOptions {
   /** Causal self-attention (HF's is_decoder argument); default false. */
   causal?: boolean;
   outputHiddenStates?: boolean;
+  /**
+   * Incremental decoding (HF's past_key_values): input ids are the new positions only, placed
+   * after the cache.length cached ones; the cache gives their keys and values and receives the
+   * new ones, and holds the image embeddings' cross-attention keys and values after the first
+   * call. The attention mask covers cached and new positions, [B, cache.length + T].
+   */
+  cache?: DecoderCache | null;
 }
 
 export interface BlipTextOutput {
@@ -625,17 +636,21 @@ export class BlipTextModel extends Module {
 
   forward(inputIds: Tensor, opts: BlipTextForwardOptions = {}): BlipTextOutput {
     const mask = opts.attentionMask ?? null;
-    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== inputIds.shape[1])) {
-      throw new Error(`BLIP: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
+    const cache = opts.cache ?? null;
+    const past = cache?.length ?? 0;
+    if (mask && (mask.ndim !== 2 || mask.shape[0] !== inputIds.shape[0] || mask.shape[1] !== past + inputIds.shape[1]!)) {
+      throw new Error(past > 0
+        ? `BLIP: attention_mask [${mask.shape}] must cover the ${past} cached and ${inputIds.shape[1]} new positions of input_ids [${inputIds.shape}]`
+        : `BLIP: attention_mask [${mask.shape}] must match input_ids [${inputIds.shape}]`);
     }
     const image = opts.encoderHiddenStates ?? null;
     if (image && !this.config.isDecoder) throw new Error('BLIP: this text model has no cross-attention (is_decoder false) to read image embeddings');
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.embeddings.forward(inputIds);
+    const x = this.embeddings.forward(inputIds, past);
     const lastHiddenState = this.encoder.forward(x, {
       attentionMask: mask, causal: opts.causal ?? false,
       encoderHiddenStates: image, encoderAttentionMask: opts.encoderAttentionMask ?? null,
-    }, hiddenStates);
+    }, hiddenStates, cache);
     return { lastHiddenState, hiddenStates: hiddenStates ?? null };
   }
 }
@@ -655,7 +670,13 @@ export class BlipTextLMHeadModel extends Module {
   constructor(readonly config: BlipTextConfig, opts: ModuleOptions = {}) {
     super();
     this.bert = this.module('bert', new BlipTextModel(config, opts));
-    this.cls = this.module('cls', new BertOnlyMLMHead(config.bert, this.bert.embeddings.wordEmbeddings, opts));
+    // An untied decoder shares cls.predictions.bias, as blipKeyFromHF loads it.
+    this.cls = this.module('cls', new BertOnlyMLMHead(config.bert, this.bert.embeddings.wordEmbeddings, { ...opts, untiedDecoderBias: false }));
+  }
+
+  /** An empty key/value cache for incremental decoding with this decoder (BlipTextForwardOptions.cache). */
+  newCache(): DecoderCache {
+    return new DecoderCache(this.config.numHiddenLayers);
   }
 
   /** Causal by default (HF's is_decoder=True); labels [B, T] score logits[:, t] against labels[:, t + 1]. */
@@ -787,6 +808,8 @@ export interface BlipGenerateOptions {
   /** Total length at most (prompt included) when maxNewTokens is not given; default 20, as HF's generation default. */
   maxLength?: number;
   interpolatePosEncoding?: boolean;
+  /** Keep the decoder's keys and values between steps (HF's use_cache) and feed only the new token; default true. */
+  useCache?: boolean;
 }
 
 export interface BlipCaptionOutput extends BlipLMOutput {
@@ -818,7 +841,8 @@ export class BlipForConditionalGeneration extends Module {
   /**
    * Greedy captions [B, T'] (int32): from bos (or a prompt), append the most likely next token
    * until sep_token_id (HF's BLIP stops there) or the length limit; a finished row is padded with
-   * pad_token_id, and decoding stops once every row has finished.
+   * pad_token_id, and decoding stops once every row has finished. With the cache (the default)
+   * the prompt is fed once, then one token a step.
    */
   generate(pixels: Tensor, opts: BlipGenerateOptions = {}): Tensor {
     return noGrad(() => {
@@ -844,13 +868,16 @@ export class BlipForConditionalGeneration extends Module {
       const pad = tc.padTokenId ?? tc.sepTokenId;
       const done = new Array<boolean>(B).fill(false);
       const backend = image.backend;
+      const cache = (opts.useCache ?? true) ? this.textDecoder.newCache() : null;
       for (let step = 0; step < maxNew && !done.every(Boolean); step++) {
         const L = rows[0]!.length;
-        const ids = tensor(Int32Array.from(rows.flat()), { shape: [B, L], dtype: 'int32', backend });
+        // With a cache, only the positions not yet fed (the prompt, then one token a step).
+        const fed = cache?.length ?? 0;
+        const ids = tensor(Int32Array.from(rows.flatMap((r) => r.slice(fed))), { shape: [B, L - fed], dtype: 'int32', backend });
         const attn = mask ? tensor(Float32Array.from(mask.flat()), { shape: [B, L], backend }) : null;
+        const hidden = this.textDecoder.bert.forward(ids, { attentionMask: attn, encoderHiddenStates: image, causal: true, cache }).lastHiddenState;
         // Only the last position's logits are needed: run the head on it alone.
-        const hidden = this.textDecoder.bert.forward(ids, { attentionMask: attn, encoderHiddenStates: image, causal: true }).lastHiddenState;
-        const logits = this.textDecoder.cls.predictions.forward(hidden.select(1, L - 1)).data() as Float32Array;
+        const logits = this.textDecoder.cls.predictions.forward(hidden.select(1, L - fed - 1)).data() as Float32Array;
         const V = tc.vocabSize;
         for (let b = 0; b < B; b++) {
           let next = pad;

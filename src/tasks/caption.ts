@@ -1,7 +1,10 @@
 // BLIP tasks: image captioning (greedy, beam search, nucleus sampling) and image-text matching.
 //
-// Decoding re-runs the text decoder on the whole prefix at each step (no key/value cache): the
-// captions are short, and the step's logits are then exactly those of a teacher-forced forward.
+// Decoding keeps each decoder layer's keys and values between steps (a key/value cache, as HF's
+// past_key_values): the prompt is fed once, then one token per row a step, and the image
+// embeddings' cross-attention keys and values are projected once per generation. Rows that
+// finish, and beams that are reselected, reorder the cache. useCache: false re-runs the whole
+// prefix at each step instead (the same tokens; kept to check the cache against).
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ImageInput, ImageProcessor } from '../data/image.js';
@@ -10,6 +13,7 @@ import { readHFConfig } from '../io/hf.js';
 import { BlipForConditionalGeneration, BlipForImageTextRetrieval } from '../models/blip.js';
 import { byteTokenizer } from '../models/configs.js';
 import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import type { DecoderCache } from '../nn/attention.js';
 import { noGrad } from '../tensor/autograd.js';
 import { indexSelect } from '../tensor/ops/indexing.js';
 import { Generator } from '../tensor/random.js';
@@ -79,6 +83,8 @@ export interface GenerationOptions {
   /** Seed of the sampling generator (default 0); `generator` takes precedence. */
   seed?: number;
   generator?: Generator;
+  /** Keep the decoder's keys and values between steps and feed only the new tokens; default true. */
+  useCache?: boolean;
 }
 
 export interface CaptionOptions extends GenerationOptions {
@@ -100,23 +106,73 @@ function checkGenerationOptions(opts: GenerationOptions): void {
   if (opts.temperature !== undefined && !(opts.temperature > 0)) throw new Error(`caption: temperature must be positive, got ${opts.temperature}`);
 }
 
-/** The last position's logits [rows, V] (float64 copies) of the decoder over the prefixes, each row reading image[imageOf[row]]. */
-function stepLogits(model: BlipForConditionalGeneration, image: Tensor, rows: readonly number[][], imageOf: readonly number[]): Float64Array[] {
-  const L = rows[0]!.length;
-  const backend = image.backend;
-  const ids = tensor(Int32Array.from(rows.flat()), { shape: [rows.length, L], dtype: 'int32', backend });
-  const sameImages = imageOf.length === image.shape[0] && imageOf.every((v, i) => v === i);
-  const enc = sameImages ? image : indexSelect(image, 0, tensor(Int32Array.from(imageOf), { shape: [imageOf.length], dtype: 'int32', backend }));
-  const hidden = model.textDecoder.bert.forward(ids, { encoderHiddenStates: enc, causal: true }).lastHiddenState;
-  const logits = model.textDecoder.cls.predictions.forward(hidden.select(1, L - 1)).toArray();
-  const V = model.config.textConfig.vocabSize;
-  return rows.map((_, r) => Float64Array.from(logits.slice(r * V, (r + 1) * V)));
+/**
+ * The decoder's next-token logits for a set of rows that grow by one token a step, row r reading
+ * the image embeddings image[r]. With a cache, a step feeds only the tokens not yet fed; without,
+ * the whole prefix.
+ */
+class StepDecoder {
+  readonly #model: BlipForConditionalGeneration;
+  /** [rows, patches, D]: each row's image embeddings (not read again once the cross-attention keys are cached). */
+  #image: Tensor;
+  readonly #cache: DecoderCache | null;
+  /** Rows in the current step. */
+  #count: number;
+
+  constructor(model: BlipForConditionalGeneration, image: Tensor, useCache: boolean) {
+    this.#model = model;
+    this.#image = image;
+    this.#cache = useCache ? model.textDecoder.newCache() : null;
+    this.#count = image.shape[0]!;
+  }
+
+  #index(rows: readonly number[], like: Tensor): Tensor {
+    return tensor(Int32Array.from(rows), { shape: [rows.length], dtype: 'int32', backend: like.backend });
+  }
+
+  /** The last position's logits [rows, V] (float64 copies); the rows, all of one length, extend the previous step's. */
+  logits(rows: readonly number[][]): Float64Array[] {
+    if (rows.length !== this.#count) throw new Error(`caption: ${rows.length} rows given to a decoder holding ${this.#count}`);
+    const L = rows[0]!.length;
+    const fed = this.#cache?.length ?? 0;
+    const ids = tensor(Int32Array.from(rows.flatMap((r) => r.slice(fed))), { shape: [rows.length, L - fed], dtype: 'int32', backend: this.#image.backend });
+    const decoder = this.#model.textDecoder;
+    const hidden = decoder.bert.forward(ids, { encoderHiddenStates: this.#image, causal: true, cache: this.#cache }).lastHiddenState;
+    const logits = decoder.cls.predictions.forward(hidden.select(1, L - fed - 1)).toArray();
+    const V = this.#model.config.textConfig.vocabSize;
+    return rows.map((_, r) => Float64Array.from(logits.slice(r * V, (r + 1) * V)));
+  }
+
+  /** The next step's rows are these of this step's (beams reselected, finished rows dropped). */
+  keep(rows: readonly number[]): void {
+    if (rows.length === this.#count && rows.every((v, i) => v === i)) return;
+    if (this.#cache && this.#cache.length > 0) {
+      this.#cache.reorder(this.#index(rows, this.#image));
+    } else {
+      this.#image = indexSelect(this.#image, 0, this.#index(rows, this.#image));
+    }
+    this.#count = rows.length;
+  }
 }
 
 function argmax(x: Float64Array): number {
   let best = 0;
   for (let v = 1; v < x.length; v++) if (x[v]! > x[best]!) best = v;
   return best;
+}
+
+/** The n largest entries' indices in ascending index order (ties: the lower index ranks first). */
+function topTokens(x: Float64Array, n: number): number[] {
+  // best[] is ordered by (value desc, index asc); a new index only enters past an equal value.
+  const best: number[] = [];
+  for (let i = 0; i < x.length; i++) {
+    if (best.length === n && !(x[i]! > x[best[n - 1]!]!)) continue;
+    let at = best.length;
+    while (at > 0 && x[i]! > x[best[at - 1]!]!) at--;
+    best.splice(at, 0, i);
+    if (best.length > n) best.pop();
+  }
+  return best.sort((a, b) => a - b);
 }
 
 function logSoftmax(x: Float64Array): Float64Array {
@@ -165,15 +221,19 @@ function decodeRows(model: BlipForConditionalGeneration, image: Tensor, prompt: 
   const g = opts.topP !== undefined ? (opts.generator ?? new Generator(opts.seed ?? 0)) : null;
   const temperature = opts.temperature ?? 1;
   const maxTokens = opts.maxTokens ?? 20;
-  for (let step = 0; step < maxTokens && !done.every(Boolean); step++) {
-    // Finished rows are left out of the forward; the rest share one length.
-    const live = rows.flatMap((_, b) => (done[b] ? [] : [b]));
-    const logits = stepLogits(model, image, live.map((b) => rows[b]!), live);
+  const decoder = new StepDecoder(model, image, opts.useCache ?? true);
+  // The rows still decoding, in the decoder's row order; finished ones leave the forward.
+  let live = rows.map((_, b) => b);
+  for (let step = 0; step < maxTokens && live.length > 0; step++) {
+    const logits = decoder.logits(live.map((b) => rows[b]!));
     live.forEach((b, i) => {
       const next = g ? sampleTopP(logits[i]!, opts.topP!, temperature, g) : argmax(logits[i]!);
       rows[b]!.push(next);
       if (next === sep) done[b] = true;
     });
+    const still = live.flatMap((b, i) => (done[b] ? [] : [i]));
+    if (still.length < live.length && still.length > 0) decoder.keep(still);
+    live = still.map((i) => live[i]!);
   }
   return rows;
 }
@@ -199,21 +259,33 @@ function beamSearch(model: BlipForConditionalGeneration, image: Tensor, prompt: 
   const score = (h: Hypothesis) => h.logProb / (h.ids.length - prompt.length) ** lp;
   let live: Hypothesis[] = [{ ids: [...prompt], logProb: 0 }];
   const finished: { ids: number[]; score: number }[] = [];
+  const decoder = new StepDecoder(model, image, opts.useCache ?? true);
   for (let step = 0; step < maxTokens && finished.length < K; step++) {
-    const logits = stepLogits(model, image, live.map((h) => h.ids), live.map(() => 0));
+    const logits = decoder.logits(live.map((h) => h.ids));
+    // Only each beam's 2K best tokens can be among the 2K best overall: those are the candidates.
     const cands: { beam: number; token: number; logProb: number }[] = [];
-    logits.forEach((l, beam) => logSoftmax(l).forEach((v, token) => cands.push({ beam, token, logProb: live[beam]!.logProb + v })));
+    logits.forEach((l, beam) => {
+      const lp = logSoftmax(l);
+      for (const token of topTokens(lp, 2 * K)) cands.push({ beam, token, logProb: live[beam]!.logProb + lp[token]! });
+    });
     // Stable sort: ties keep (beam, token) order, as a flattened top-k would.
     cands.sort((a, b) => b.logProb - a.logProb);
     const next: Hypothesis[] = [];
+    // The beam each surviving hypothesis extends: the cache rows to keep, in order.
+    const parents: number[] = [];
     for (let rank = 0; rank < Math.min(2 * K, cands.length) && next.length < K; rank++) {
       const c = cands[rank]!;
       const h = { ids: [...live[c.beam]!.ids, c.token], logProb: c.logProb };
-      if (c.token !== sep) next.push(h);
-      else if (rank < K && finished.length < K) finished.push({ ids: h.ids, score: score(h) });
+      if (c.token !== sep) {
+        next.push(h);
+        parents.push(c.beam);
+      } else if (rank < K && finished.length < K) {
+        finished.push({ ids: h.ids, score: score(h) });
+      }
     }
     live = next;
     if (live.length === 0) break;
+    decoder.keep(parents);
   }
   if (finished.length < K) for (const h of live) finished.push({ ids: h.ids, score: score(h) });
   let best = finished[0]!;
@@ -227,12 +299,19 @@ function beamSearch(model: BlipForConditionalGeneration, image: Tensor, prompt: 
  */
 export function generateCaptionIds(model: BlipForConditionalGeneration, pixels: Tensor, opts: GenerationOptions & { promptIds?: readonly number[] } = {}): number[][] {
   checkGenerationOptions(opts);
+  return noGrad(() => decodeCaptionIds(model, model.visionModel.forward(pixels).lastHiddenState, opts));
+}
+
+/** generateCaptionIds from image embeddings [B, 1 + patches, D] (the vision model's last hidden state). */
+export function decodeCaptionIds(model: BlipForConditionalGeneration, imageEmbeds: Tensor, opts: GenerationOptions & { promptIds?: readonly number[] } = {}): number[][] {
+  checkGenerationOptions(opts);
   const tc = model.config.textConfig;
+  const D = model.config.visionConfig.hiddenSize;
+  if (imageEmbeds.ndim !== 3 || imageEmbeds.shape[2] !== D) throw new Error(`caption: image embeddings must be [B, T, ${D}], got [${imageEmbeds.shape}]`);
   const prompt = [tc.bosTokenId, ...(opts.promptIds ?? [])];
   return noGrad(() => {
-    const image = model.visionModel.forward(pixels).lastHiddenState;
-    if ((opts.beams ?? 1) === 1) return decodeRows(model, image, prompt, opts);
-    return Array.from({ length: image.shape[0]! }, (_, b) => beamSearch(model, image.slice(0, b, b + 1), prompt, opts));
+    if ((opts.beams ?? 1) === 1) return decodeRows(model, imageEmbeds, prompt, opts);
+    return Array.from({ length: imageEmbeds.shape[0]! }, (_, b) => beamSearch(model, imageEmbeds.slice(0, b, b + 1), prompt, opts));
   });
 }
 
