@@ -1,9 +1,10 @@
+import { siglipLoss } from '../src/nn/losses.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  PackedMultiheadAttention, SiglipConfig, SiglipModel, SiglipTextConfig, SiglipVisionConfig, siglipLoss,
+  PackedMultiheadAttention, SiglipConfig, SiglipModel, SiglipTextConfig, SiglipVisionConfig,
 } from '../src/models/siglip.js';
 import { readHFConfig } from '../src/io/hf.js';
 import { SafetensorsFile, writeSafetensors } from '../src/io/safetensors.js';

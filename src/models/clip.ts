@@ -8,8 +8,9 @@
 //
 // The towers' encoders are the engine's TransformerEncoder, whose submodule names are HF CLIP's,
 // so checkpoint keys are the module keys as they are (no key map, unlike ViT).
+import { clipLoss } from '../nn/losses.js';
 import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
-import { Embedding, LayerNorm, Linear, getActivation } from '../nn/layers.js';
+import { Embedding, LayerNorm, Linear, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder } from '../nn/transformer.js';
 import { constant_, normal_ } from '../nn/init.js';
@@ -497,6 +498,17 @@ export class CLIPVisionEmbeddings extends Module {
   }
 }
 
+export interface CLIPVisionForwardOptions {
+  /** Run at an image size other than the configured one (see CLIPVisionEmbeddings.interpolatePosEncoding). */
+  interpolatePosEncoding?: boolean;
+  outputHiddenStates?: boolean;
+  /**
+   * FLIP's patch dropout, in training mode only (ignored in eval mode): each image keeps a random
+   * round((1 - ratio) * patches) of its patch tokens, and the class token.
+   */
+  patchDropout?: PatchDropoutOptions;
+}
+
 /** HF's CLIPVisionTransformer: embeddings, pre layer norm, encoder, post layer norm on the class token. */
 export class CLIPVisionTransformer extends Module {
   readonly embeddings: CLIPVisionEmbeddings;
@@ -514,21 +526,24 @@ export class CLIPVisionTransformer extends Module {
     this.postLayernorm = this.module('post_layernorm', new LayerNorm(config.hiddenSize, ln));
   }
 
-  forward(pixels: Tensor, opts: { interpolatePosEncoding?: boolean; outputHiddenStates?: boolean } = {}): CLIPTowerOutput {
+  forward(pixels: Tensor, opts: CLIPVisionForwardOptions = {}): CLIPTowerOutput {
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.preLayernorm.forward(this.embeddings.forward(pixels, opts.interpolatePosEncoding));
+    let tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
+    if (opts.patchDropout) {
+      checkPatchDropout(opts.patchDropout, 'CLIP');
+      // As open_clip: after the position embeddings, before ln_pre; the class token always stays.
+      if (this.training) tokens = patchDropout(tokens, 1, opts.patchDropout);
+    }
+    const x = this.preLayernorm.forward(tokens);
     const lastHiddenState = this.encoder.forward(x, { hiddenStates });
     const poolerOutput = this.postLayernorm.forward(lastHiddenState.select(1, 0));
     return { lastHiddenState, poolerOutput, hiddenStates: hiddenStates ?? null };
   }
 }
 
-export interface CLIPForwardOptions {
+export interface CLIPForwardOptions extends CLIPVisionForwardOptions {
   /** Also compute the contrastive loss (needs as many texts as images). */
   returnLoss?: boolean;
-  /** Run at an image size other than the configured one (see CLIPVisionEmbeddings.interpolatePosEncoding). */
-  interpolatePosEncoding?: boolean;
-  outputHiddenStates?: boolean;
 }
 
 export interface CLIPOutput {
@@ -552,19 +567,6 @@ export interface CLIPOutput {
 /** x / ||x||_2 along the last axis. */
 export function l2Normalize(x: Tensor): Tensor {
   return x.div(x.square().sum(-1, true).sqrt());
-}
-
-/**
- * CLIP's contrastive loss on square logits [N, N] (pair i matches i): the mean of the
- * cross-entropy over rows and over columns.
- */
-export function clipLoss(logitsPerText: Tensor): Tensor {
-  const [N, M] = logitsPerText.shape as [number, number];
-  if (logitsPerText.ndim !== 2 || N !== M) {
-    throw new Error(`CLIP: the contrastive loss needs as many texts as images, got logits [${logitsPerText.shape}]`);
-  }
-  const labels = arange(N, undefined, 1, { dtype: 'int32', backend: logitsPerText.backend });
-  return crossEntropy(logitsPerText, labels).add(crossEntropy(logitsPerText.transpose(0, 1), labels)).mul(0.5);
 }
 
 /** HF's _init_weights for CLIP. */

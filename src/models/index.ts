@@ -7,20 +7,20 @@ export type {
 } from './vit.js';
 export { interpolateBicubic, bicubicMatrix } from './interpolate.js';
 export {
-  SiglipConfig, SiglipTextConfig, SiglipVisionConfig, SiglipModel, SiglipVisionTransformer, SiglipTextTransformer, siglipLoss,
+  SiglipConfig, SiglipTextConfig, SiglipVisionConfig, SiglipModel, SiglipVisionTransformer, SiglipTextTransformer,
   siglipKeyToHF, siglipKeyFromHF,
 } from './siglip.js';
-export type { SiglipOptions, SiglipForwardOptions, SiglipOutput, SiglipTowerOutput } from './siglip.js';
+export type { SiglipOptions, SiglipForwardOptions, SiglipVisionForwardOptions, SiglipOutput, SiglipTowerOutput } from './siglip.js';
 export {
   BertConfig, BertModel, BertForMaskedLM, BertEncoder, BertLayer, bertKeyToHF, bertKeyFromHF,
 } from './bert.js';
 export type { BertConfigOptions, BertOptions, BertForwardOptions, BertModelOutput, BertMaskedLMOutput, BertLayerOptions } from './bert.js';
 export {
-  CLIPConfig, CLIPTextConfig, CLIPVisionConfig, CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, clipLoss, l2Normalize,
+  CLIPConfig, CLIPTextConfig, CLIPVisionConfig, CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, l2Normalize,
   clipKeyFromHF,
 } from './clip.js';
 export type {
-  CLIPConfigOptions, CLIPTextConfigOptions, CLIPVisionConfigOptions, CLIPOptions, CLIPForwardOptions, CLIPOutput, CLIPTowerOutput,
+  CLIPConfigOptions, CLIPTextConfigOptions, CLIPVisionConfigOptions, CLIPOptions, CLIPForwardOptions, CLIPVisionForwardOptions, CLIPOutput, CLIPTowerOutput,
 } from './clip.js';
 export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.js';
 export type { OpenClipLoadOptions } from './openclip.js';

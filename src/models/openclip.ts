@@ -37,7 +37,7 @@ function object(v: unknown, what: string, label: string): HFConfig {
 
 /**
  * Options that change the architecture away from plain CLIP, with the value that keeps it plain.
- * (patch_dropout is training-only and not applied here.)
+ * (vision_cfg.patch_dropout is training-only and not read: pass CLIPModel.forward's patchDropout option.)
  */
 const VISION_PLAIN: Record<string, unknown> = {
   ls_init_value: null, attentional_pool: false, no_ln_pre: false, pos_embed_type: 'learnable', final_ln_after_pool: false,

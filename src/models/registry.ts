@@ -12,13 +12,13 @@ import { type HFConfig, readHFConfig, writeHFConfig } from '../io/hf.js';
 import type { Module, ModuleOptions } from '../nn/module.js';
 import type { Backend } from '../tensor/backend.js';
 import { getBackend } from '../tensor/device.js';
-import { binaryCrossEntropyWithLogits, crossEntropy } from '../tensor/ops/nn.js';
+import { binaryCrossEntropyWithLogits } from '../tensor/ops/nn.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { clipLoss } from './clip.js';
-import { siglipLoss } from './siglip.js';
+import { LOSSES } from '../nn/losses.js';
 import { loadOpenClip, OPEN_CLIP_CONFIG_NAME } from './openclip.js';
 import type { TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { BUILTIN_MODELS } from './configs.js';
+import { datasetEntries } from '../data/sources.js';
 
 export type RegistryKind = 'model' | 'loss' | 'dataset';
 
@@ -328,9 +328,7 @@ const needTarget = (name: string, target: Tensor | undefined): Tensor => {
   return target;
 };
 
-registerLoss({ name: 'clip', aliases: ['infonce', 'contrastive'], description: "CLIP's symmetric InfoNCE on square logits [texts, images]", fn: (l) => clipLoss(l) });
-registerLoss({ name: 'siglip', aliases: ['sigmoid'], description: "SigLIP's pairwise sigmoid loss on square logits [texts, images]", fn: (l) => siglipLoss(l) });
-registerLoss({ name: 'ce', aliases: ['cross-entropy', 'cross_entropy'], description: 'cross-entropy of logits [N, C] against class ids [N]', fn: (l, t) => crossEntropy(l, needTarget('ce', t)) });
+for (const { name, aliases, description, fn } of LOSSES) registerLoss({ name, aliases, description, fn });
 registerLoss({ name: 'bce', aliases: ['bce-with-logits', 'binary-cross-entropy'], description: 'binary cross-entropy of logits against targets of the same shape', fn: (l, t) => binaryCrossEntropyWithLogits(l, needTarget('bce', t)) });
 
 export interface DatasetEntry extends RegistryEntry {
@@ -339,13 +337,15 @@ export interface DatasetEntry extends RegistryEntry {
   readonly open: (options?: Record<string, unknown>) => unknown;
 }
 
-/** Datasets by name; none is built in yet (they register themselves as they are written). */
+/** Datasets by name: the built-in sources of src/data (scenes, fashion-mnist, webdataset, csv, image-folder). */
 export const datasets = new Registry<DatasetEntry>('dataset');
 
 export function registerDataset(entry: Omit<DatasetEntry, 'kind' | 'aliases'> & { aliases?: readonly string[] }, opts: { replace?: boolean } = {}): DatasetEntry {
   if (typeof entry.open !== 'function') throw new Error(`registerDataset: '${entry.name}' needs an open function`);
   return datasets.register({ ...entry, kind: 'dataset', aliases: entry.aliases ?? [] }, opts);
 }
+
+for (const source of datasetEntries) registerDataset(source);
 
 export function listDatasets(): string[] {
   return datasets.list();

@@ -12,8 +12,9 @@
 // Both encoders are the engine's TransformerEncoder, whose submodule names are SigLIP's, and the
 // MAP head keeps nn.MultiheadAttention's packed in_proj_weight / in_proj_bias as parameters
 // (sliced into q, k and v at run time), so every module key is the HF checkpoint name itself.
+import { siglipLoss } from '../nn/losses.js';
 import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
-import { Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
+import { Embedding, LayerNorm, Linear, MLP, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { fans, normal_, ones_, truncNormal_, xavierUniform_, zeros_ } from '../nn/init.js';
@@ -424,6 +425,16 @@ function encoderOptions(c: { intermediateSize: number; hiddenAct: string; layerN
   return { ...opts, mlpDim: c.intermediateSize, act: c.hiddenAct, eps: c.layerNormEps, bias: true, dropout: 0, attnDropout: c.attentionDropout, causal: false };
 }
 
+export interface SiglipVisionForwardOptions {
+  interpolatePosEncoding?: boolean;
+  outputHiddenStates?: boolean;
+  /**
+   * FLIP's patch dropout, in training mode only (ignored in eval mode): each image keeps a random
+   * round((1 - ratio) * patches) of its patch tokens.
+   */
+  patchDropout?: PatchDropoutOptions;
+}
+
 /** HF's SiglipVisionTransformer: embeddings, encoder, post_layernorm, MAP head. */
 export class SiglipVisionTransformer extends Module {
   readonly embeddings: SiglipVisionEmbeddings;
@@ -440,9 +451,15 @@ export class SiglipVisionTransformer extends Module {
     this.head = config.useHead ? this.module('head', new SiglipMultiheadAttentionPoolingHead(config, opts)) : null;
   }
 
-  forward(pixels: Tensor, opts: { interpolatePosEncoding?: boolean; outputHiddenStates?: boolean } = {}): SiglipTowerOutput {
+  forward(pixels: Tensor, opts: SiglipVisionForwardOptions = {}): SiglipTowerOutput {
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.encoder.forward(this.embeddings.forward(pixels, opts.interpolatePosEncoding), { hiddenStates });
+    let tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
+    if (opts.patchDropout) {
+      checkPatchDropout(opts.patchDropout, 'SigLIP');
+      // No class token: the MAP head pools over whichever patches were kept.
+      if (this.training) tokens = patchDropout(tokens, 0, opts.patchDropout);
+    }
+    const x = this.encoder.forward(tokens, { hiddenStates });
     const lastHiddenState = this.postLayernorm.forward(x);
     return { lastHiddenState, poolerOutput: this.head?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
   }
@@ -505,12 +522,10 @@ export class SiglipTextTransformer extends Module {
 // ---------------------------------------------------------------------------------------------
 // The dual encoder
 
-export interface SiglipForwardOptions {
+export interface SiglipForwardOptions extends SiglipVisionForwardOptions {
   attentionMask?: Tensor | null;
-  interpolatePosEncoding?: boolean;
   /** Compute the pairwise sigmoid loss (texts and images must be paired: equal batch sizes). */
   returnLoss?: boolean;
-  outputHiddenStates?: boolean;
 }
 
 export interface SiglipOutput {
@@ -528,20 +543,6 @@ export interface SiglipOutput {
 }
 
 const l2Normalize = (x: Tensor): Tensor => x.div(x.square().sum(-1, true).sqrt());
-
-/**
- * SigLIP's loss as HF computes it: with z = +1 on the diagonal and -1 elsewhere,
- * mean over rows of sum over columns of -log sigmoid(z * logits) = softplus(-z * logits).
- */
-export function siglipLoss(logitsPerText: Tensor): Tensor {
-  const [n, m] = logitsPerText.shape as [number, number];
-  if (n !== m) throw new Error(`SigLIP loss: needs as many texts as images (paired), got logits [${n}, ${m}]`);
-  const minusZ = new Float32Array(n * n).fill(1);
-  for (let i = 0; i < n; i++) minusZ[i * n + i] = -1;
-  const signs = tensor(minusZ, { shape: [n, n], dtype: logitsPerText.dtype, backend: logitsPerText.backend });
-  // -log sigmoid(x) = softplus(-x); multiplying by +-1 is exact.
-  return logitsPerText.mul(signs).softplus().sum(-1).mean();
-}
 
 /** HF's _init_weights for SigLIP (children first, so a block's own rule overrides its layers'). */
 function initSiglipWeights(root: Module, opts: ModuleOptions): void {

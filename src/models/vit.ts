@@ -9,7 +9,7 @@
 // rather than written again under other names, and HF's names are mapped onto it (vitKeyToHF,
 // vitKeyFromHF). Everything outside the encoder keeps HF's names as they are.
 import { ConfigReader, type HFConfig, type SaveHFOptions, labelFields, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
-import { Dropout, LayerNorm, Linear, getActivation } from '../nn/layers.js';
+import { Dropout, LayerNorm, Linear, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
@@ -340,6 +340,11 @@ export interface ViTForwardOptions {
   interpolatePosEncoding?: boolean;
   /** Also return the hidden states: the embeddings, then each layer's output (before the final norm). */
   outputHiddenStates?: boolean;
+  /**
+   * FLIP's patch dropout, in training mode only (ignored in eval mode): each image keeps a random
+   * round((1 - ratio) * patches) of its patch tokens, and the CLS token.
+   */
+  patchDropout?: PatchDropoutOptions;
 }
 
 export interface ViTModelOutput {
@@ -412,7 +417,12 @@ export class ViTModel extends Module {
 
   forward(pixels: Tensor, opts: ViTForwardOptions = {}): ViTModelOutput {
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.encoder.forward(this.embeddings.forward(pixels, opts.interpolatePosEncoding), { hiddenStates });
+    let tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
+    if (opts.patchDropout) {
+      checkPatchDropout(opts.patchDropout, 'ViT');
+      if (this.training) tokens = patchDropout(tokens, 1, opts.patchDropout);
+    }
+    const x = this.encoder.forward(tokens, { hiddenStates });
     const lastHiddenState = this.layernorm.forward(x);
     return { lastHiddenState, poolerOutput: this.pooler?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
   }

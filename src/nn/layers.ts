@@ -1,11 +1,12 @@
-// Basic layers: Linear, LayerNorm, Embedding, Dropout, activations by name, and the MLP of a
-// transformer block. Parameter names and initial distributions follow PyTorch's defaults.
+// Basic layers: Linear, LayerNorm, Embedding, Dropout, FLIP's patch dropout, activations by name,
+// and the MLP of a transformer block. Parameter names and initial distributions follow PyTorch's
+// defaults.
 import { where } from '../tensor/ops/elementwise.js';
-import { embedding } from '../tensor/ops/indexing.js';
+import { embedding, indexSelect } from '../tensor/ops/indexing.js';
 import { type AddLayerNormResult, type LinearActivation, addLayerNorm, dropout, layerNorm, linear } from '../tensor/ops/nn.js';
 import type { Generator } from '../tensor/random.js';
 import { getDefaultGenerator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 import { kaimingUniform_, normal_, ones_, uniform_, zeros_ } from './init.js';
 import { type Layer, Module, type ModuleOptions, paramZeros } from './module.js';
 
@@ -130,6 +131,51 @@ export class Dropout extends Module implements Layer {
   forward(x: Tensor): Tensor {
     return dropout(x, this.p, this.training, this.generator);
   }
+}
+
+export interface PatchDropoutOptions {
+  /** The fraction of patch tokens dropped, in [0, 1); 0 keeps them all. */
+  ratio: number;
+  /** Draws which patches each image keeps; default the global generator. */
+  generator?: Generator;
+}
+
+/** Throws unless opts.ratio is in [0, 1) (a ratio of 1 would leave no patch). */
+export function checkPatchDropout(opts: PatchDropoutOptions, where = 'patchDropout'): void {
+  if (typeof opts.ratio !== 'number' || !(opts.ratio >= 0 && opts.ratio < 1)) {
+    throw new RangeError(`${where}: patchDropout.ratio must be in [0, 1), got ${opts.ratio}`);
+  }
+}
+
+/**
+ * FLIP's patch dropout (Li et al. 2023): tokens [B, prefix + N, D] -> [B, prefix + K, D] with
+ * K = round((1 - ratio) N), at least 1. Each image keeps its `prefix` leading tokens (the class
+ * token) and its own random K of the N patch tokens, in their original order; the encoder then
+ * runs on fewer tokens, which is the point. The selection is an indexSelect, so gradients reach
+ * the kept tokens only. Callers apply it in training mode only, after the position embeddings.
+ */
+export function patchDropout(x: Tensor, prefix: number, opts: PatchDropoutOptions): Tensor {
+  checkPatchDropout(opts);
+  if (x.ndim !== 3) throw new Error(`patchDropout: tokens must be [B, T, D], got [${x.shape}]`);
+  const [B, T, D] = x.shape as [number, number, number];
+  const N = T - prefix;
+  if (!(Number.isInteger(prefix) && prefix >= 0 && N >= 1)) throw new Error(`patchDropout: ${T} tokens leave no patch after ${prefix} prefix tokens`);
+  if (opts.ratio === 0) return x;
+  const K = Math.max(1, Math.round((1 - opts.ratio) * N));
+  const generator = opts.generator ?? getDefaultGenerator();
+  const rows = new Int32Array(B * (prefix + K));
+  const chosen = new Uint8Array(N);
+  let r = 0;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < prefix; j++) rows[r++] = b * T + j;
+    // The first K of a uniform permutation, written back in token order.
+    chosen.fill(0);
+    const perm = generator.permutation(N);
+    for (let i = 0; i < K; i++) chosen[perm[i]!] = 1;
+    for (let i = 0; i < N; i++) if (chosen[i]) rows[r++] = b * T + prefix + i;
+  }
+  const index = tensor(rows, { shape: [rows.length], dtype: 'int32', backend: x.backend });
+  return indexSelect(x.reshape(B * T, D), 0, index).reshape(B, prefix + K, D);
 }
 
 /** An activation function: what HF configs name in hidden_act / hidden_activation. */

@@ -104,8 +104,8 @@ export class Tensor {
   }
   accumulateGrad(g: Tensor): void {
     // Leaf gradients are owned by the leaf: copy on first write so later accumulation cannot
-    // change a tensor someone else holds.
-    this.grad = noGrad(() => (this.grad ? this.grad.add(g) : g.contiguous().clone()));
+    // change a tensor someone else holds. A strided g's dense copy is already a fresh tensor.
+    this.grad = noGrad(() => (this.grad ? this.grad.add(g) : g.isContiguous() ? g.clone() : g.contiguous()));
   }
   /** The same data, cut from the graph. */
   detach(): Tensor {

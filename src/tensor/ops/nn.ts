@@ -209,7 +209,9 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     const dq = new Tensor(b.empty(q.dtype, q.size), q.shape);
     const dk = new Tensor(b.empty(q.dtype, k.size), k.shape);
     const dv = new Tensor(b.empty(q.dtype, v.size), v.shape);
-    b.attentionGrad(args, out.view(), lse.view(), g.contiguous().view(), dq.storage, dk.storage, dv.storage);
+    // The gradient usually arrives as a permuted view of the output projection's gradient; the
+    // kernels read any strides but the last, so it is not copied.
+    b.attentionGrad(args, out.view(), lse.view(), innerDense(g).view(), dq.storage, dk.storage, dv.storage);
     return [dq, dk, dv];
   });
 }

@@ -1,0 +1,155 @@
+// Samples per second of one CLIP training step (forward, symmetric InfoNCE loss, backward, AdamW
+// step) on random images and token ids, with and without FLIP patch dropout, against PyTorch
+// running the same architecture on the same machine in the same run.
+//   glimpse bench train [--preset tiny-clip] [--batch 64] [--threads 2] [--flip 0.5] [--rounds 3] [--steps 3] [--json]
+// The anchor is scripts/dev/torch_train_anchor.py under /usr/bin/python3 (a dev tool, never a
+// project dependency); it is reported as null with the reason when it cannot run. Each round
+// runs `steps` Glimpse steps without and with patch dropout, alternating, then PyTorch's `steps`;
+// a figure is the fastest step of all rounds. Per-phase times (forward, backward, optimizer) are
+// those of that step. The output is JSON with or without --json.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createModel } from '../src/models/registry.js';
+import type { CLIPModel } from '../src/models/clip.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { getBackend } from '../src/tensor/device.js';
+import { loadAddon } from '../src/tensor/backends/native/addon.js';
+import { Generator, randint, randn } from '../src/tensor/random.js';
+import { flag } from './timing.js';
+
+const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
+
+interface Phases {
+  forward: number;
+  backward: number;
+  optimizer: number;
+}
+
+interface StepTiming {
+  step: number;
+  phases: Phases;
+}
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  parameters: number;
+  /** The fastest of the timed steps, as Glimpse's figures. */
+  bestStepSeconds: number;
+}
+
+const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
+
+export async function run(args: string[]): Promise<object> {
+  const p = args.indexOf('--preset');
+  const preset = p >= 0 && p + 1 < args.length ? args[p + 1]! : 'tiny-clip';
+  const batch = flag(args, '--batch', 64);
+  const threads = flag(args, '--threads', 2);
+  const flip = flag(args, '--flip', 0.5);
+  const rounds = flag(args, '--rounds', 3);
+  const steps = flag(args, '--steps', 3);
+  for (const [name, v] of [['--batch', batch], ['--threads', threads], ['--rounds', rounds], ['--steps', steps]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`bench train: ${name} must be a positive integer, got ${v}`);
+  }
+  if (!(flip > 0 && flip < 1)) throw new Error(`bench train: --flip must be in (0, 1), got ${flip}`);
+  const addon = loadAddon();
+  if (!addon) throw new Error('bench train: the native addon is not built');
+  if ((addon.numThreads!() as number) !== threads) addon.setNumThreads!(threads);
+  const backend = getBackend('native');
+
+  const model = (await createModel(preset, { backend })) as CLIPModel;
+  if (typeof model.getImageFeatures !== 'function' || !model.config?.visionConfig) throw new Error(`bench train: ${preset} is not a CLIP model`);
+  model.train();
+  const vc = model.config.visionConfig;
+  const tc = model.config.textConfig;
+  const optimizer = new AdamW(model.parameters(), { lr: 1e-4 });
+  const g = new Generator(1234);
+  const pixels = randn([batch, vc.numChannels, vc.imageSize, vc.imageSize], { generator: g, backend });
+  // Ids below the vocabulary's top, so every row's largest id (the legacy EOS pooling) is real.
+  const ids = randint(1, tc.vocabSize, [batch, tc.maxPositionEmbeddings], { generator: g, dtype: 'int32', backend });
+  const dropGenerator = new Generator(99);
+
+  const step = (ratio: number): StepTiming => {
+    const t0 = process.hrtime.bigint();
+    const out = model.forward(ids, pixels, null, { returnLoss: true, patchDropout: ratio > 0 ? { ratio, generator: dropGenerator } : undefined });
+    const t1 = process.hrtime.bigint();
+    optimizer.zeroGrad();
+    out.loss!.backward();
+    const t2 = process.hrtime.bigint();
+    optimizer.step();
+    const loss = out.loss!.item();
+    if (!Number.isFinite(loss)) throw new Error(`bench train: the loss is ${loss}`);
+    const step = seconds(t0);
+    return { step, phases: { forward: Number(t1 - t0) / 1e9, backward: Number(t2 - t1) / 1e9, optimizer: seconds(t2) } };
+  };
+  // Steps with and without dropout alternate, so a burst of load from other processes hits both
+  // alike; a figure is the fastest step seen (the least disturbed), over all rounds.
+  let plain: StepTiming | null = null;
+  let dropped: StepTiming | null = null;
+  const faster = (best: StepTiming | null, t: StepTiming) => (!best || t.step < best.step ? t : best);
+  step(0);
+  step(flip);
+  let torch: TorchResult | null = null;
+  let torchNote: string | null = null;
+  for (let r = 0; r < rounds; r++) {
+    for (let s = 0; s < steps; s++) {
+      plain = faster(plain, step(0));
+      dropped = faster(dropped, step(flip));
+    }
+    if (torchNote !== null) continue;
+    const py = spawnSync('/usr/bin/python3', [ANCHOR_SCRIPT, '--threads', String(threads), '--batch', String(batch), '--steps', String(steps)],
+      { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 20 });
+    if (py.error) torchNote = `could not run /usr/bin/python3: ${py.error.message}`;
+    else if (py.status !== 0) torchNote = `PyTorch anchor failed: ${(py.stderr || '').trim().split('\n').pop()}`;
+    else {
+      const res = JSON.parse(py.stdout.trim().split('\n').pop()!) as TorchResult;
+      if (!torch || res.bestStepSeconds < torch.bestStepSeconds) torch = res;
+    }
+  }
+  const parameters = model.parameters().reduce((s, t) => s + t.size, 0);
+  if (preset !== 'tiny-clip' && torch) {
+    torchNote = `the anchor script builds the tiny CLIP only; ${preset} has no PyTorch figure`;
+    torch = null;
+  } else if (torch && torch.parameters !== parameters) {
+    // The same parameter count is the cheap check that both sides build the same network.
+    torchNote = `the anchor's model has ${torch.parameters} parameters, Glimpse's ${parameters}: not the same architecture`;
+    torch = null;
+  }
+
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  const ms = (ph: Phases) => ({ forward: r3(ph.forward * 1e3), backward: r3(ph.backward * 1e3), optimizer: r3(ph.optimizer * 1e3) });
+  const patches = vc.gridSize * vc.gridSize;
+  const kept = Math.max(1, Math.round((1 - flip) * patches));
+  const visionRows = 1 + patches;
+  const textRows = tc.maxPositionEmbeddings;
+  const ours = batch / plain!.step;
+  const oursFlip = batch / dropped!.step;
+  return {
+    bench: 'train',
+    model: preset,
+    unit: 'samples/s (float32; forward + loss + backward + AdamW; fastest step of rounds x steps)',
+    batch,
+    threads,
+    rounds,
+    steps,
+    avx2: addon.hasAvx2Fma!() as boolean,
+    parameters,
+    anchor: torch ? `PyTorch ${torch.torch}, set_num_threads(${torch.threads}), torch.optim.AdamW` : null,
+    anchorNote: torchNote ?? undefined,
+    glimpse: r3(ours),
+    torch: torch ? r3(batch / torch.bestStepSeconds) : null,
+    glimpseOverTorch: torch ? r3(ours / (batch / torch.bestStepSeconds)) : null,
+    phasesMs: ms(plain!.phases),
+    flip: {
+      ratio: flip,
+      patchesKept: `${kept} of ${patches}`,
+      glimpse: r3(oursFlip),
+      speedup: r3(oursFlip / ours),
+      // The speedup if every cost scaled with both towers' token rows per sample. Attention,
+      // which grows with the square of the vision tokens, lifts the measured one a little above.
+      tokenRowsRatio: r3((visionRows + textRows) / (1 + kept + textRows)),
+      phasesMs: ms(dropped!.phases),
+    },
+  };
+}
