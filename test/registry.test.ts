@@ -8,8 +8,9 @@ import {
   registerModel,
 } from '../src/models/registry.js';
 import { byteTokenizer } from '../src/models/configs.js';
-import { CLIPConfig, CLIPModel, clipLoss } from '../src/models/clip.js';
-import { SiglipModel, siglipLoss } from '../src/models/siglip.js';
+import { CLIPConfig, CLIPModel } from '../src/models/clip.js';
+import { SiglipModel } from '../src/models/siglip.js';
+import { clipLoss, siglipLoss } from '../src/nn/losses.js';
 import { BertForMaskedLM } from '../src/models/bert.js';
 import { ViTModel } from '../src/models/vit.js';
 import type { Module } from '../src/nn/module.js';
@@ -152,17 +153,18 @@ test('registerModel adds a user\'s model, refusing taken names', async () => {
   assert.equal(getModelEntry('mine/clip2').name, 'my-clip');
 });
 
-test('losses by name, and the (still empty) dataset registry', () => {
-  assert.deepEqual(listLosses(), ['bce', 'ce', 'clip', 'siglip']);
+test('losses and datasets by name', () => {
+  assert.deepEqual(listLosses(), ['bce', 'catlip', 'ce', 'clip', 'siglip']);
   const logits = randn([4, 4], { generator: new Generator(5) });
   assert.deepEqual(getLoss('infonce')(logits).toArray(), clipLoss(logits).toArray());
   assert.deepEqual(getLoss('SigLIP')(logits).toArray(), siglipLoss(logits).toArray());
   const target = tensor(new Int32Array([0, 3, 1, 2]), { shape: [4] });
   assert.deepEqual(getLoss('cross-entropy')(logits, target).toArray(), crossEntropy(logits, target).toArray());
   assert.throws(() => getLoss('ce')(logits), /needs a target/);
-  assert.throws(() => getLoss('catlip'), /unknown loss 'catlip'/);
+  assert.throws(() => getLoss('catlip')(logits), /needs a target/);
+  assert.throws(() => getLoss('catlop'), /unknown loss 'catlop'; did you mean 'catlip'/);
   assert.throws(() => registerLoss({ name: 'clip', fn: (l) => l }), /already registered/);
-  assert.deepEqual(listDatasets(), []);
+  assert.deepEqual(listDatasets(), ['csv', 'fashion-mnist', 'image-folder', 'scenes', 'webdataset']);
   registerDataset({ name: 'toy', aliases: ['toy-set'], open: () => [1, 2, 3] });
   assert.deepEqual(datasets.get('TOY-SET').open(), [1, 2, 3]);
   assert.throws(() => datasets.get('toys'), /unknown dataset 'toys'; did you mean 'toy'/);
@@ -175,4 +177,12 @@ test('the byte tokenizer of the tiny models wraps texts in start/end tokens, end
   assert.equal(inputIds[1]!.length, 8);
   assert.equal(inputIds[1]![7], 257);
   assert.equal(t.decode(inputIds[0]!), 'ab');
+});
+
+test('the built-in datasets open through the registry by any alias', async () => {
+  const entry = datasets.get('shapes');
+  assert.equal(entry.name, 'scenes');
+  const ds = (await entry.open({ argument: 'val' })) as { name: string; length: number };
+  assert.match(ds.name, /scenes/);
+  assert.ok(ds.length > 0);
 });

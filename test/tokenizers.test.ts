@@ -290,3 +290,18 @@ test('tokenizeCommand prints padded ids as a JSON array of arrays', (t) => {
   assert.throws(() => tokenizerFor('no-such-model'), /unknown model 'no-such-model'/);
   t.diagnostic('ok');
 });
+
+test('a saved tokenizer loads back with the same settings and ids', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-tok-save-'));
+  try {
+    for (const [name, t] of [['clip', clipTokenizer()], ['tiny', tokenizerFor('tiny-clip')]] as const) {
+      t.save(path.join(dir, name));
+      const back = loadTokenizer(path.join(dir, name));
+      assert.deepEqual(back.settings, t.settings, name);
+      const texts = ['A  Photo of a CAT &amp; a dog!', 'ünïcödé — text'];
+      assert.deepEqual(back.encode(texts).inputIds, t.encode(texts).inputIds, name);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -16,6 +16,21 @@ export interface Sample {
   readonly caption?: string;
   /** Class index into the dataset's `classNames`. */
   readonly label?: number;
+  /**
+   * False when the source knows the caption does not describe the image (the scenes dataset's
+   * deliberately corrupted captions), so filtering experiments can score precision and recall.
+   */
+  readonly clean?: boolean;
+}
+
+/**
+ * How to open a dataset again (the arguments of `openDataset`), as plain data: the loader's worker
+ * threads cannot receive a Dataset object, so they rebuild one from this and read samples themselves.
+ */
+export interface DatasetSpec {
+  readonly source: string;
+  /** Structured-clonable options (no functions). */
+  readonly options?: Readonly<Record<string, unknown>>;
 }
 
 export interface Dataset {
@@ -26,4 +41,9 @@ export interface Dataset {
   readonly classNames?: readonly string[];
   /** The sample at `index` (0 <= index < length); a corrupt or missing sample throws an error naming it. */
   get(index: number): Promise<Sample>;
+  /**
+   * Present when worker threads can reopen the dataset themselves; without it the loader reads
+   * samples on the main thread and workers only decode and augment.
+   */
+  readonly spec?: DatasetSpec;
 }

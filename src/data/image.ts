@@ -514,9 +514,13 @@ export class ImageProcessor {
     const vision = model && model.vision_config && typeof model.vision_config === 'object' ? (model.vision_config as Json) : model;
     const size = vision?.image_size;
     if (size === undefined) return new ImageProcessor(fam);
-    const n = positiveInt(size, 'image_size', cfgFile);
-    const d = FAMILY_DEFAULTS[fam];
-    return new ImageProcessor(fam, {
+    return ImageProcessor.atSize(fam, positiveInt(size, 'image_size', cfgFile));
+  }
+
+  /** The family's defaults for a model that takes `n` x `n` images (CLIP: shortest edge n, crop n x n). */
+  static atSize(family: ImageFamily, n: number): ImageProcessor {
+    const d = FAMILY_DEFAULTS[family];
+    return new ImageProcessor(family, {
       size: 'height' in d.size ? { height: n, width: n } : { shortestEdge: n },
       cropSize: { height: n, width: n },
     });

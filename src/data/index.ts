@@ -1,4 +1,5 @@
-// Data preparation: images to pixel tensors, texts to token ids.
+// Data: datasets (shards, listings, folders, Fashion-MNIST, procedural scenes), the loader that
+// batches them, image preprocessing to pixel tensors, and tokenizers from texts to ids.
 export {
   decodeImage, resizeImage, centerCrop, shortestEdgeSize, parsePreprocessorConfig, familyOfModelType, ImageProcessor, FAMILY_DEFAULTS,
 } from './image.js';
@@ -6,3 +7,27 @@ export type {
   RgbImage, ImageInput, DecodeOptions, Resample, ImageFamily, ResizeTarget, ImageProcessorConfig, PreprocessOptions, PixelValues,
 } from './image.js';
 export * from './tokenizers/index.js';
+export type { Dataset, DatasetSpec, Sample, SampleImage } from './dataset.js';
+export { DataLoader } from './loader.js';
+export type { AugmentOptions, LoaderOptions, LoaderPosition, Batch } from './loader.js';
+export { openDataset, datasetEntries } from './sources.js';
+export type { OpenDatasetOptions, DatasetSource } from './sources.js';
+export { WebDataset, writeWebDataset, expandBraces, expandShardList } from './webdataset.js';
+export type { WebDatasetRecord, WriteWebDatasetOptions, WebDatasetOptions } from './webdataset.js';
+export { CsvDataset } from './csv.js';
+export { parseDelimited } from './table.js';
+export type { DelimitedTable } from './table.js';
+export type { CsvOptions } from './csv.js';
+export { ImageFolder } from './folder.js';
+export type { ImageFolderOptions } from './folder.js';
+export { FashionMnist, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR } from './fashion_mnist.js';
+export type { FashionMnistOptions, FashionMnistSplit } from './fashion_mnist.js';
+export {
+  ScenesDataset, renderScene, relationBetween, SCENE_COLOURS, SCENE_SHAPES, SCENE_HELD_OUT, SCENE_CLASS_NAMES,
+} from './scenes.js';
+export type { Scene, SceneObject, SceneOptions, SceneSplit, Relation, ShapeSize } from './scenes.js';
+export { randomResizedCrop, randomResizedCropBox, padRandomCrop, flipHorizontal, cropImage } from './augment.js';
+export type { CropBox, PadMode } from './augment.js';
+export type { CaptionTemplates } from './common.js';
+export { CaptionVocab, captionWords, STOP_WORDS } from './caption_vocab.js';
+export type { CaptionVocabOptions, CaptionVocabJson } from './caption_vocab.js';

@@ -9,7 +9,7 @@
 // as pad token, so it pads with zeros as open_clip does; Hugging Face's CLIP folders name
 // <|endoftext|> (49407). CLIP's causal text tower pools at the first end token, so both give the
 // same features.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Tokenizer } from '@huggingface/tokenizers';
@@ -100,7 +100,7 @@ export class TextTokenizer {
   private readonly lowercase: boolean;
   private readonly specialCount: number;
 
-  constructor(source: TokenizerSource, overrides: Partial<TokenizerSettings> = {}, origin = 'tokenizer') {
+  constructor(readonly source: TokenizerSource, overrides: Partial<TokenizerSettings> = {}, origin = 'tokenizer') {
     const json = source.tokenizerJson;
     if (!json || typeof json !== 'object' || Array.isArray(json)) throw new Error(`${origin}: tokenizer.json must hold a JSON object`);
     const model = (json as Config).model;
@@ -136,6 +136,18 @@ export class TextTokenizer {
     if (!['none', 'clip', 'siglip'].includes(this.settings.cleanup)) throw new Error(`${origin}: unknown text cleanup '${this.settings.cleanup}'`);
     this.lowercase = (config.do_lower_case as boolean | undefined) ?? true;
     this.specialCount = this.hf.post_processor ? this.hf.post_processor.post_process([], null, true).tokens.length : 0;
+  }
+
+  /**
+   * Writes tokenizer.json and tokenizer_config.json into `dir` (the files it was built from, the
+   * context length as model_max_length), so loadTokenizer and HF's AutoTokenizer read it back.
+   */
+  save(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    const config = { ...this.source.tokenizerConfig };
+    if (this.settings.contextLength !== null) config.model_max_length = this.settings.contextLength;
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(this.source.tokenizerJson));
+    writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
 
   get vocabSize(): number {
