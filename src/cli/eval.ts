@@ -1,0 +1,223 @@
+// `glimpse eval zeroshot | retrieval | linear-probe`: the evaluations over a dataset spec (what
+// openDataset reads: scenes[:split], fashion-mnist[:split], shards, a CSV listing, a folder).
+// Each prints a readable summary, or with --json one JSON object on the last line.
+import fs from 'node:fs';
+import { Command } from 'commander';
+import type { Dataset } from '../data/dataset.js';
+import { openDataset } from '../data/sources.js';
+import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
+import { loadFeatureSource } from '../eval/features.js';
+import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
+import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.js';
+import { DEFAULT_TEMPLATES, loadVisionLanguageModel } from '../tasks/zeroshot.js';
+
+/** Options every evaluation takes. */
+export interface EvalCommandOptions {
+  /** A registered model name or a model folder. */
+  model: string;
+  /** Weights folder for a registered name. */
+  weights?: string;
+  /** A dataset spec (see openDataset). */
+  data: string;
+  /** The split when the spec names none (default: the evaluation's). */
+  split?: string;
+  batchSize?: number;
+  /** Only the first n samples. */
+  limit?: number;
+  json?: boolean;
+}
+
+const positiveInt = (what: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got '${v}'`);
+  return n;
+};
+
+const fraction = (what: string) => (v: string): number => {
+  const x = Number(v);
+  if (!(x > 0 && x < 1)) throw new Error(`${what} must be a number in (0, 1), got '${v}'`);
+  return x;
+};
+
+/** A list option: a file with one entry per line, else the text split at commas. */
+export function readList(value: string, what: string): string[] {
+  const items = fs.existsSync(value) && fs.statSync(value).isFile()
+    ? fs.readFileSync(value, 'utf8').split(/\r?\n/)
+    : value.split(',');
+  const list = items.map((s) => s.trim()).filter((s) => s !== '');
+  if (list.length === 0) throw new Error(`${what}: '${value}' holds no entries`);
+  return list;
+}
+
+const pct = (x: number | null): string => (x === null ? '   n/a' : `${(100 * x).toFixed(2).padStart(6)}%`);
+
+async function open(spec: string, split: string | undefined): Promise<Dataset> {
+  return openDataset(spec, { split });
+}
+
+// ---------------------------------------------------------------------------------------------
+// zeroshot
+
+export interface ZeroShotCommandOptions extends EvalCommandOptions {
+  /** Prompt templates with {} (default open_clip's 'a photo of a {}.'). */
+  templates?: readonly string[];
+  /** Class names for the prompts (default the dataset's). */
+  classNames?: readonly string[];
+}
+
+export async function runZeroShot(o: ZeroShotCommandOptions): Promise<ZeroShotEvalResult> {
+  const dataset = await open(o.data, o.split ?? 'test');
+  const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
+  return evaluateZeroShot(vl, dataset, {
+    templates: o.templates?.length ? o.templates : DEFAULT_TEMPLATES, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
+  });
+}
+
+export function formatZeroShot(r: ZeroShotEvalResult, json: boolean): string {
+  if (json) {
+    return JSON.stringify({
+      task: 'zeroshot', model: r.model, dataset: r.dataset, samples: r.samples, templates: r.templates.length,
+      top1: r.top1, top5: r.top5, mean_per_class_accuracy: r.meanPerClassAccuracy,
+      per_class: r.perClass.map((c) => ({ name: c.name, count: c.count, accuracy: c.accuracy })),
+      confusion: r.confusion,
+    });
+  }
+  const width = Math.max(5, ...r.perClass.map((c) => c.name.length));
+  return [
+    `zero-shot ${r.model} on ${r.dataset}: ${r.samples} images, ${r.perClass.length} classes, ${r.templates.length} templates`,
+    `  top-1 ${pct(r.top1)}   top-5 ${pct(r.top5)}   mean per class ${pct(r.meanPerClassAccuracy)}`,
+    ...r.perClass.filter((c) => c.count > 0).map((c) => `  ${c.name.padEnd(width)} ${pct(c.accuracy)}  (${c.correct}/${c.count})`),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// retrieval
+
+export interface RetrievalCommandOptions extends EvalCommandOptions {
+  groupImages?: 'content' | 'sample';
+}
+
+export async function runRetrieval(o: RetrievalCommandOptions): Promise<RetrievalEvalResult> {
+  const dataset = await open(o.data, o.split ?? 'test');
+  const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
+  return evaluateRetrieval(vl, dataset, { batchSize: o.batchSize, limit: o.limit, groupImages: o.groupImages });
+}
+
+export function formatRetrieval(r: RetrievalEvalResult, json: boolean): string {
+  if (json) return JSON.stringify({ task: 'retrieval', model: r.model, dataset: r.dataset, images: r.images, texts: r.texts, ...r.metrics });
+  const row = (name: string, m: RetrievalEvalResult['imageToText']) =>
+    `  ${name}  ${Object.entries(m.recall).map(([k, v]) => `R@${k} ${pct(v)}`).join('  ')}  mean rank ${m.meanRank.toFixed(2)}  median rank ${m.medianRank}`;
+  return [
+    `retrieval ${r.model} on ${r.dataset}: ${r.images} images, ${r.texts} captions`,
+    row('image->text', r.imageToText),
+    row('text->image', r.textToImage),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear-probe
+
+export interface LinearProbeCommandOptions extends EvalCommandOptions {
+  /** The test set's spec (default: --data with the test split). */
+  testData?: string;
+  /** The test split (default 'test'). */
+  testSplit?: string;
+  testLimit?: number;
+  /** ViT pooling: cls (default) or mean. */
+  pooling?: 'cls' | 'mean';
+  weightDecays?: readonly number[];
+  valFraction?: number;
+  seed?: number;
+}
+
+export async function runLinearProbe(o: LinearProbeCommandOptions): Promise<LinearProbeEvalResult> {
+  const source = await loadFeatureSource(o.model, { weights: o.weights, pooling: o.pooling });
+  const train = await open(o.data, o.split ?? 'train');
+  const test = await open(o.testData ?? o.data, o.testSplit ?? 'test');
+  return evaluateLinearProbe(source, train, test, {
+    batchSize: o.batchSize, limit: o.limit, testLimit: o.testLimit, weightDecays: o.weightDecays, valFraction: o.valFraction, seed: o.seed,
+  });
+}
+
+export function formatLinearProbe(r: LinearProbeEvalResult, json: boolean): string {
+  if (json) {
+    return JSON.stringify({
+      task: 'linear-probe', train_dataset: r.trainDataset, test_dataset: r.testDataset, train_samples: r.trainSamples, test_samples: r.testSamples,
+      dim: r.dim, weight_decay: r.weightDecay, train_accuracy: r.trainAccuracy, val_accuracy: r.valAccuracy, test_accuracy: r.testAccuracy,
+      grid: r.grid.map((g) => ({ weight_decay: g.weightDecay, val_accuracy: g.valAccuracy, iterations: g.iterations, converged: g.converged })),
+    });
+  }
+  return [
+    `linear probe on ${r.dim}-d features: train ${r.trainDataset} (${r.trainSamples}), test ${r.testDataset ?? '-'} (${r.testSamples ?? 0})`,
+    ...r.grid.map((g) => `  weight decay ${g.weightDecay.toExponential(0).padEnd(6)} val ${pct(g.valAccuracy)}${g.converged ? '' : '  (not converged)'}`),
+    `  chosen ${r.weightDecay.toExponential(0)}: train ${pct(r.trainAccuracy)}  val ${pct(r.valAccuracy)}  test ${pct(r.testAccuracy)}`,
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// commander
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+function common(cmd: Command, defaultSplit: string): Command {
+  return cmd
+    .requiredOption('--model <name>', 'registered model name or a model folder')
+    .option('--weights <dir>', 'weights folder for a registered name')
+    .requiredOption('--data <spec>', 'dataset: scenes[:split], fashion-mnist[:split], shards (.tar, {..} patterns), a .csv/.tsv listing or a folder')
+    .option('--split <name>', `split when the spec names none (default ${defaultSplit})`)
+    .option('--batch-size <n>', 'images per forward pass (default 32)', positiveInt('--batch-size'))
+    .option('--limit <n>', 'evaluate the first n samples only', positiveInt('--limit'))
+    .option('--json', 'print one JSON object (the last line)');
+}
+
+/** `zeroshot`: zero-shot top-1/top-5 accuracy of a CLIP or SigLIP model on a labelled dataset. */
+export function zeroShotCommand(): Command {
+  return common(new Command('zeroshot'), 'test')
+    .description('zero-shot classification accuracy (top-1, top-5, per class) of a CLIP or SigLIP model on a labelled dataset')
+    .option('--template <t>', "prompt template with {} for the class name (repeatable; default 'a photo of a {}.')", collect)
+    .option('--templates <file|list>', 'prompt templates: a file with one per line, or a comma-separated list')
+    .option('--classnames <file|list>', "class names for the prompts (default the dataset's): a file with one per line, or a comma-separated list")
+    .action(async (o: EvalCommandOptions & { template?: string[]; templates?: string; classnames?: string }) => {
+      const templates = [...(o.template ?? []), ...(o.templates !== undefined ? readList(o.templates, '--templates') : [])];
+      const r = await runZeroShot({ ...o, templates, classNames: o.classnames !== undefined ? readList(o.classnames, '--classnames') : undefined });
+      console.log(formatZeroShot(r, !!o.json));
+    });
+}
+
+/** `retrieval`: image <-> text recall@1/5/10 and ranks on a captioned dataset. */
+export function retrievalCommand(): Command {
+  return common(new Command('retrieval'), 'test')
+    .description("image<->text retrieval (R@1/5/10, mean and median rank, as open_clip reports them) on a captioned dataset")
+    .option('--group-images <how>', 'content: identical images are one image with several captions (default); sample: one image per sample', 'content')
+    .action(async (o: EvalCommandOptions & { groupImages: string }) => {
+      if (o.groupImages !== 'content' && o.groupImages !== 'sample') throw new Error(`retrieval: --group-images must be content or sample, got '${o.groupImages}'`);
+      console.log(formatRetrieval(await runRetrieval({ ...o, groupImages: o.groupImages }), !!o.json));
+    });
+}
+
+/** `linear-probe`: logistic regression on frozen image features, weight decay chosen on a validation split. */
+export function linearProbeCommand(): Command {
+  return common(new Command('linear-probe'), 'train')
+    .description('linear probe: L2-regularised logistic regression on frozen image features (CLIP/SigLIP embeddings or ViT tokens)')
+    .option('--test-data <spec>', 'the test set (default: --data with --test-split)')
+    .option('--test-split <name>', 'split of the test set (default test)')
+    .option('--test-limit <n>', 'the first n test samples only', positiveInt('--test-limit'))
+    .option('--pooling <how>', 'ViT features: cls (default) or mean of the patch tokens')
+    .option('--weight-decays <list>', `comma-separated weight decays to choose from (default ${DEFAULT_WEIGHT_DECAYS.join(',')})`)
+    .option('--val-fraction <x>', 'training fraction held out to choose the weight decay (default 0.2)', fraction('--val-fraction'))
+    .option('--seed <n>', 'seed of the validation split (default 0)', (v) => parseInt(v, 10))
+    .action(async (o: LinearProbeCommandOptions & { weightDecays?: string | number[] }) => {
+      if (o.pooling !== undefined && o.pooling !== 'cls' && o.pooling !== 'mean') throw new Error(`linear-probe: --pooling must be cls or mean, got '${o.pooling}'`);
+      const decays = typeof o.weightDecays === 'string' ? readList(o.weightDecays, '--weight-decays').map((v) => {
+        const x = Number(v);
+        if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--weight-decays: '${v}' is not a number >= 0`);
+        return x;
+      }) : undefined;
+      console.log(formatLinearProbe(await runLinearProbe({ ...o, weightDecays: decays }), !!o.json));
+    });
+}
+
+/** The `glimpse eval` subcommands: zeroshot, retrieval, linear-probe. */
+export function evalCommands(): Command[] {
+  return [zeroShotCommand(), retrievalCommand(), linearProbeCommand()];
+}

@@ -1,0 +1,221 @@
+// Features of a whole Dataset for the evaluations: samples read in index order, decoded and
+// preprocessed by the model's image processor, run through a feature extractor in batches with
+// gradients off and the model in eval mode.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Dataset, Sample } from '../data/dataset.js';
+import { decodeImage, ImageProcessor, type RgbImage } from '../data/image.js';
+import { readHFConfig } from '../io/hf.js';
+import { l2Normalize } from '../models/clip.js';
+import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { ViTForImageClassification, ViTModel } from '../models/vit.js';
+import type { Module } from '../nn/module.js';
+import { loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
+import { noGrad } from '../tensor/autograd.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+
+/** Image features of a batch: pixel values [B, 3, H, W] -> [B, D]. */
+export type FeatureExtractor = (pixelValues: Tensor) => Tensor;
+
+/** What reads a dataset's images into a model's pixel values, and the model to run in eval mode. */
+export interface ImageFeatureSource {
+  readonly imageProcessor: ImageProcessor;
+  readonly extract: FeatureExtractor;
+  /** Put in eval mode while features are computed (then restored). */
+  readonly module?: Module;
+}
+
+/** A dual encoder's L2-normalised image embeddings (what zero-shot, retrieval and filtering compare). */
+export function imageEmbeddingSource(vl: VisionLanguageModel): ImageFeatureSource {
+  const backend = vl.model.parameters()[0]?.backend;
+  return {
+    imageProcessor: vl.imageProcessor,
+    module: vl.model,
+    extract: (pixels) => l2Normalize(vl.model.getImageFeatures(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)),
+  };
+}
+
+/**
+ * A ViT's features for a linear probe: the final CLS token ('cls', after the last layer norm) or
+ * the mean of the patch tokens ('mean').
+ */
+export function vitFeatureSource(model: ViTModel, imageProcessor: ImageProcessor, pooling: 'cls' | 'mean' = 'cls'): ImageFeatureSource {
+  return {
+    imageProcessor,
+    module: model,
+    extract: (pixels) => {
+      const h = model.forward(pixels).lastHiddenState;
+      return pooling === 'cls' ? h.select(1, 0) : h.slice(1, 1).mean(1);
+    },
+  };
+}
+
+export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights' | 'backend'> {
+  /** For a ViT: the final CLS token (default) or the mean of the patch tokens. */
+  pooling?: 'cls' | 'mean';
+}
+
+/**
+ * The image features of a model by registered name or folder: a CLIP or SigLIP model's
+ * L2-normalised image embeddings, or a ViT's pooled tokens (with or without its classifier head,
+ * which is not used). Its image processor is the folder's, else the family's at the model's size.
+ */
+export async function loadFeatureSource(nameOrDir: string, options: FeatureSourceOptions = {}): Promise<ImageFeatureSource> {
+  const entry = models.find(nameOrDir);
+  const has = (f: string) => fs.existsSync(path.join(nameOrDir, f));
+  const family = entry ? entry.family : has('config.json') ? readHFConfig(nameOrDir).model_type : has('open_clip_config.json') ? 'clip' : undefined;
+  if (family === 'clip' || family === 'siglip') return imageEmbeddingSource(await loadVisionLanguageModel(nameOrDir, options));
+  const model = await createModel(nameOrDir, options);
+  const vit = model instanceof ViTForImageClassification ? model.vit : model;
+  if (!(vit instanceof ViTModel)) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP or ViT model is needed)`);
+  const folder = entry ? options.weights : nameOrDir;
+  const [height, width] = vit.config.imageSize;
+  const processor = folder !== undefined && fs.existsSync(path.join(folder, 'preprocessor_config.json'))
+    ? ImageProcessor.fromPretrained(folder, 'vit')
+    : new ImageProcessor('vit', { size: { height, width }, cropSize: { height, width } });
+  return vitFeatureSource(vit, processor, options.pooling ?? 'cls');
+}
+
+/** The decoded RGB image of a sample. */
+export async function sampleImage(sample: Sample): Promise<RgbImage> {
+  return sample.image.kind === 'pixels' ? sample.image.image : decodeImage(sample.image.bytes, { name: sample.image.name });
+}
+
+/**
+ * fn over items with at most `limit` calls in flight, results in order: decoding and reading
+ * overlap (sharp decodes on libuv's threads) while no more than `limit` full-size images are held.
+ */
+export async function mapConcurrent<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
+/** Decodes at once (sharp's worker count, as ImageProcessor.preprocess). */
+const DECODE_CONCURRENCY = 4;
+
+/** Pixel values [B, 3, H, W] of samples, all processed to one size. */
+export async function samplePixels(samples: readonly Sample[], processor: ImageProcessor): Promise<Tensor> {
+  if (samples.length === 0) throw new Error('samplePixels: no samples');
+  const pixels = await mapConcurrent(samples, DECODE_CONCURRENCY, async (s) => processor.pixelValues(await sampleImage(s)));
+  const { height, width } = pixels[0]!;
+  const plane = pixels[0]!.data.length;
+  const data = new Float32Array(samples.length * plane);
+  pixels.forEach((p, i) => {
+    if (p.height !== height || p.width !== width) {
+      throw new Error(`${samples[i]!.key}: preprocessed to ${p.height}x${p.width}, but ${samples[0]!.key} to ${height}x${width}; a batch needs one size`);
+    }
+    data.set(p.data, i * plane);
+  });
+  return tensor(data, { shape: [samples.length, 3, height, width] });
+}
+
+export interface DatasetPassOptions {
+  /** Samples per forward pass (default 32). */
+  batchSize?: number;
+  /** Only the first `limit` samples. */
+  limit?: number;
+  /** Called after each batch with the samples done so far. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** The samples evaluated: the first `limit` (default all), checked. */
+export function evaluatedCount(dataset: Dataset, limit?: number): number {
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) throw new Error(`limit must be a positive integer, got ${limit}`);
+  const n = Math.min(dataset.length, limit ?? Infinity);
+  if (n === 0) throw new Error(`${dataset.name}: the dataset is empty`);
+  return n;
+}
+
+export function batchSizeOf(options: DatasetPassOptions): number {
+  const b = options.batchSize ?? 32;
+  if (!Number.isInteger(b) || b < 1) throw new Error(`batchSize must be a positive integer, got ${b}`);
+  return b;
+}
+
+/** Runs `fn` with `module` in eval mode (dropout off), restoring its mode after. */
+export async function withEvalMode<T>(module: Module | undefined, fn: () => Promise<T>): Promise<T> {
+  const wasTraining = module?.training ?? false;
+  module?.eval();
+  try {
+    return await fn();
+  } finally {
+    if (wasTraining) module?.train();
+  }
+}
+
+/** The features [B, D] of a batch of samples, gradients off. */
+export async function embedSamples(samples: readonly Sample[], source: ImageFeatureSource): Promise<Tensor> {
+  const pixels = await samplePixels(samples, source.imageProcessor);
+  const features = noGrad(() => source.extract(pixels));
+  if (features.ndim !== 2 || features.shape[0] !== samples.length) {
+    throw new Error(`feature extractor: expected [${samples.length}, D] features, got [${features.shape}]`);
+  }
+  return features;
+}
+
+/**
+ * Walks a dataset in index order, batch by batch: `visit` gets each batch's samples and their
+ * features. The source's module is in eval mode meanwhile; gradients are off.
+ */
+export async function forEachBatch(dataset: Dataset, source: ImageFeatureSource, options: DatasetPassOptions,
+  visit: (samples: Sample[], features: Tensor) => void | Promise<void>): Promise<void> {
+  const n = evaluatedCount(dataset, options.limit);
+  const batchSize = batchSizeOf(options);
+  await withEvalMode(source.module, async () => {
+    for (let start = 0; start < n; start += batchSize) {
+      const indices = Array.from({ length: Math.min(n, start + batchSize) - start }, (_, k) => start + k);
+      const samples = await mapConcurrent(indices, DECODE_CONCURRENCY, (i) => dataset.get(i));
+      await visit(samples, await embedSamples(samples, source));
+      options.onProgress?.(start + samples.length, n);
+    }
+  });
+}
+
+/** Features of a dataset's images, with what the samples say about them. */
+export interface DatasetFeatures {
+  /** Row-major [count, dim], float64 (the probe and the metrics compute in double). */
+  readonly features: Float64Array;
+  readonly count: number;
+  readonly dim: number;
+  readonly keys: string[];
+  /** Class ids, when every sample has one. */
+  readonly labels?: Int32Array;
+  /** Captions, when every sample has one. */
+  readonly captions?: string[];
+}
+
+/** Every image's features (see forEachBatch), in dataset order. */
+export async function extractFeatures(dataset: Dataset, source: ImageFeatureSource, options: DatasetPassOptions = {}): Promise<DatasetFeatures> {
+  const n = evaluatedCount(dataset, options.limit);
+  const keys: string[] = [];
+  const labels: (number | undefined)[] = [];
+  const captions: (string | undefined)[] = [];
+  let features: Float64Array | null = null;
+  let dim = 0;
+  await forEachBatch(dataset, source, options, (samples, f) => {
+    if (!features) {
+      dim = f.shape[1]!;
+      features = new Float64Array(n * dim);
+    }
+    features.set(f.toArray(), keys.length * dim);
+    for (const s of samples) {
+      keys.push(s.key);
+      labels.push(s.label);
+      captions.push(s.caption);
+    }
+  });
+  const all = <T>(xs: (T | undefined)[]): xs is T[] => xs.every((x) => x !== undefined);
+  return {
+    features: features!, count: n, dim, keys,
+    labels: all(labels) ? Int32Array.from(labels) : undefined,
+    captions: all(captions) ? captions : undefined,
+  };
+}
