@@ -36,11 +36,7 @@ const hasFile = (dir: string | undefined, file: string): dir is string => dir !=
 
 function processorFor(family: ImageFamily, imageSize: number, dir: string | undefined): ImageProcessor {
   if (hasFile(dir, 'preprocessor_config.json')) return ImageProcessor.fromPretrained(dir, family);
-  const shortest = family === 'clip';
-  return new ImageProcessor(family, {
-    size: shortest ? { shortestEdge: imageSize } : { height: imageSize, width: imageSize },
-    cropSize: { height: imageSize, width: imageSize },
-  });
+  return ImageProcessor.atSize(family, imageSize);
 }
 
 /**

@@ -1,0 +1,83 @@
+// `glimpse train --config file.yaml [overrides] [--resume] [--out dir]`: runs the trainer on a
+// config file. Overrides are written as in the file, by dotted key: `--set optim.lr=1e-3` or
+// `--optim.lr 1e-3` (each value read as YAML: numbers, booleans, [lists], null).
+import fs from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { describeConfig, loadConfig, parseOverrideArgs, type TrainConfig } from '../train/config.js';
+import type { ProgressMode } from '../train/progress.js';
+import { train, type TrainResult } from '../train/trainer.js';
+
+export interface TrainCommandOptions {
+  /** A YAML or JSON config file; on resume without one, the run folder's config.yaml. */
+  config?: string;
+  /** [dotted key, value] overrides, applied in order after the file. */
+  overrides?: readonly (readonly [string, string])[];
+  /** The output folder (the same as the override out=...). */
+  out?: string;
+  resume?: boolean;
+  progress?: ProgressMode | 'auto';
+}
+
+/** The config a train command runs: the file (or, resuming, the run's saved config) plus overrides. */
+export function trainCommandConfig(o: TrainCommandOptions): TrainConfig {
+  const overrides = [...(o.overrides ?? []), ...(o.out !== undefined ? [['out', o.out] as const] : [])];
+  let file = o.config ?? null;
+  if (file === null && o.resume) {
+    if (o.out === undefined) throw new Error('train: --resume without --config needs --out (the run folder)');
+    file = path.join(o.out, 'config.yaml');
+    if (!fs.existsSync(file)) throw new Error(`train: ${file} does not exist; pass --config`);
+  }
+  if (file === null) throw new Error('train: --config <file> is required (see configs/ for examples, --help-config for the keys)');
+  return loadConfig(file, { overrides });
+}
+
+/** Runs `glimpse train`; returns the trainer's result. */
+export async function runTrainCommand(o: TrainCommandOptions): Promise<TrainResult> {
+  return train(trainCommandConfig(o), { resume: o.resume, progress: o.progress ?? 'auto' });
+}
+
+/** What the command prints when the run ends: where its outputs are, and its final metrics. */
+export function formatTrainResult(r: TrainResult): string {
+  const lines = [`trained ${r.step}/${r.totalSteps} steps in ${r.outDir}`];
+  if (r.losses.length) lines.push(`  final loss   ${r.losses[r.losses.length - 1]!.loss.toFixed(4)}`);
+  for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k.padEnd(12)} ${v.toFixed(4)}`);
+  if (r.modelDir) lines.push(`  model        ${r.modelDir}`);
+  if (r.reportFile) lines.push(`  report       ${r.reportFile}`);
+  if (r.checkpoint) lines.push(`  checkpoint   ${r.checkpoint}`);
+  return lines.join('\n');
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** The commander `train` command, for the CLI to mount. */
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('train a model from a config file (YAML/JSON); overrides: --set key=value or --dotted.key value')
+    .option('--config <file>', 'the config file (see configs/)')
+    .option('--resume', 'continue from the newest checkpoint in the output folder')
+    .option('--out <dir>', 'output folder (checkpoints, metrics.jsonl, report.html, model/)')
+    .option('--set <key=value>', 'override a config key (repeatable), e.g. --set optim.lr=1e-3', collect)
+    .option('--progress <mode>', 'auto (a bar on a terminal), bar, lines or none', 'auto')
+    .option('--json', 'print the result as one JSON line')
+    .option('--help-config', 'list every config key with its default and meaning')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (o: { config?: string; resume?: boolean; out?: string; set?: string[]; progress: string; json?: boolean; helpConfig?: boolean },
+      cmd: Command) => {
+      if (o.helpConfig) {
+        console.log(describeConfig().join('\n'));
+        return;
+      }
+      if (!['auto', 'bar', 'lines', 'none'].includes(o.progress)) throw new Error(`train: --progress must be auto, bar, lines or none, got '${o.progress}'`);
+      // Dotted flags reach here as unknown options; --set pairs come first, then those, in order.
+      const overrides = parseOverrideArgs([...(o.set ?? []).flatMap((s) => ['--set', s]), ...cmd.args]);
+      const r = await runTrainCommand({ config: o.config, resume: o.resume, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto' });
+      if (o.json) {
+        console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, out: r.outDir, model: r.modelDir, report: r.reportFile,
+          final_loss: r.losses.at(-1)?.loss ?? null, metrics: r.metrics }));
+      } else {
+        console.log(formatTrainResult(r));
+      }
+    });
+}

@@ -1,0 +1,9 @@
+// Training: configs, the training loop, checkpoints, progress and reports.
+export { train, TrainingDivergedError } from './trainer.js';
+export type { TrainOptions, TrainResult } from './trainer.js';
+export { loadConfig, resolveConfig, applyOverride, parseOverrideArgs, describeConfig, configToYAML, ConfigError } from './config.js';
+export type { TrainConfig, TaskName, ModelConfig, CustomModelConfig } from './config.js';
+export { saveCheckpoint, loadCheckpoint, latestCheckpoint } from './checkpoint.js';
+export type { Checkpoint, TrainerState } from './checkpoint.js';
+export { renderReport, writeReport, lineChart } from './report.js';
+export type { ReportInput, Series } from './report.js';

@@ -1,0 +1,339 @@
+// The training loop: data -> model -> loss -> optimizer, with AdamW under warm-up + cosine,
+// gradient accumulation and clipping, LiT locking and FLIP patch dropout, periodic evaluation,
+// metrics, atomic checkpoints, and exact resumption.
+//
+// Exactness: a run resumed from a checkpoint computes bit-identical losses to one that never
+// stopped. Everything the next step depends on is restored — weights, AdamW's moments and step
+// counts, the schedule (a pure function of the step), the loader's position (batches are a pure
+// function of seed, epoch and index), and the generators of patch dropout and of dropout.
+import fs from 'node:fs';
+import path from 'node:path';
+import { writeSafetensors } from '../io/safetensors.js';
+import { Module } from '../nn/module.js';
+import { AdamW } from '../optim/adamw.js';
+import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
+import { paramGroupsNoDecay } from '../optim/groups.js';
+import { constantSchedule, LRScheduler, warmupCosineSchedule } from '../optim/schedule.js';
+import { Generator, getDefaultGenerator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
+import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { ConfigError, configToYAML, type TrainConfig } from './config.js';
+import type { LoaderPosition } from '../data/loader.js';
+import { type BatchSource, makeTrainLoader, openDatasets, type TrainData } from './data.js';
+import { type EvalMetrics, evaluateModel } from './evaluate.js';
+import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
+import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
+import { writeReport } from './report.js';
+import { makeTask, type StepContext, type TrainBatch, type TrainTask } from './tasks.js';
+
+/** The loss stopped being a finite number; the run ends, its last checkpoint untouched. */
+export class TrainingDivergedError extends Error {
+  constructor(readonly step: number, readonly loss: number, readonly lastCheckpoint: string | null) {
+    super(`training diverged: the loss is ${loss} at step ${step}; ` +
+      (lastCheckpoint ? `the last good checkpoint is ${lastCheckpoint}` : 'no checkpoint was written before it'));
+  }
+}
+
+export interface TrainOptions {
+  /** Continue from the newest checkpoint in config.out (an error when there is none). */
+  resume?: boolean;
+  /** This process's rank and the number of processes (data-parallel); default 0 of 1. */
+  rank?: number;
+  worldSize?: number;
+  /**
+   * Called after the backward pass of each step with the trainable parameters, before clipping
+   * and the update: data-parallel training averages the gradients across processes here.
+   */
+  onGradients?: (params: readonly Tensor[]) => void | Promise<void>;
+  /** The data (default: opened from config.data). */
+  data?: TrainData;
+  /** End after this step as an interrupted run would (no final checkpoint, model or report). */
+  stopAfterStep?: number;
+  /**
+   * End after this many seconds of training as a finished run (final checkpoint, model, report).
+   * The schedule still spans the configured steps.
+   */
+  timeBudgetSeconds?: number;
+  /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
+  progress?: ProgressMode | 'auto';
+  /** Evaluation (default evaluateModel); tests substitute cheaper ones. */
+  evaluate?: (tm: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig) => Promise<EvalMetrics>;
+}
+
+export interface TrainResult {
+  /** The optimizer steps done when the run ended. */
+  step: number;
+  totalSteps: number;
+  /** The loss of every step this call ran, in order. */
+  losses: { step: number; loss: number }[];
+  /** The last evaluation's metrics ({} when none ran). */
+  metrics: EvalMetrics;
+  outDir: string;
+  /** The HF folder of the trained model (null for an interrupted run). */
+  modelDir: string | null;
+  reportFile: string | null;
+  /** Where the final (or last) checkpoint is. */
+  checkpoint: string | null;
+  model: TrainModel;
+}
+
+const RNG_PATCH_DROPOUT = 'patch_dropout';
+const CATLIP_VOCAB_SAMPLES = 20_000;
+const RNG_DEFAULT = 'default';
+
+/** The position after `p` in a loader with `perEpoch` batches per epoch. */
+function nextPosition(p: LoaderPosition, perEpoch: number): LoaderPosition {
+  return p.batch + 1 >= perEpoch ? { epoch: p.epoch + 1, batch: 0 } : { epoch: p.epoch, batch: p.batch + 1 };
+}
+
+/** The config keys that must not change on resume: the saved state would not fit or mean something else. */
+const FIXED_ON_RESUME = ['model', 'task', 'batch_size', 'seed', 'lock_image', 'unlock_last_blocks', 'optim.grad_accum', 'data.train'] as const;
+
+function keyValue(c: unknown, key: string): unknown {
+  return key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), c);
+}
+
+/** Runs (or resumes) the training a config describes; see TrainOptions. */
+export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const rank = options.rank ?? 0;
+  const worldSize = options.worldSize ?? 1;
+  if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+    throw new Error(`train: rank ${rank} of worldSize ${worldSize} is not a valid process`);
+  }
+  const main = rank === 0;
+  const out = config.out;
+  const accum = config.optim.grad_accum;
+  const progress = new Progress(main ? options.progress ?? 'auto' : 'none');
+
+  // Resume first: the checkpoint must exist and fit before anything is built or written.
+  let checkpoint = null;
+  if (options.resume) {
+    const dir = latestCheckpoint(out);
+    if (!dir) throw new Error(`resume: no checkpoint in ${path.join(out, 'checkpoints')} (start without --resume)`);
+    checkpoint = loadCheckpoint(dir);
+    for (const k of FIXED_ON_RESUME) {
+      const [a, b] = [JSON.stringify(keyValue(checkpoint.state.config, k)), JSON.stringify(keyValue(config, k))];
+      if (a !== b) throw new ConfigError(k, `differs from the checkpoint's (${a} there, ${b} now); a resumed run must keep it`);
+    }
+  }
+
+  // The data opens first: a classifier is sized by the training set's class names.
+  const datasets = options.data ?? await openDatasets(config);
+  const model = await buildTrainModel(config, datasets.trainDataset.classNames);
+  const data: TrainData = options.data
+    ?? { ...datasets, train: makeTrainLoader(datasets.trainDataset, config, { batchSize: config.batch_size / accum, processor: model.imageProcessor, rank, worldSize }) };
+  const generator = new Generator(config.seed + 1);
+  const task = await makeTask(config.task, model, {
+    generator,
+    saved: checkpoint?.state.extra?.task as Record<string, unknown> | undefined,
+    captions: async () => {
+      // The vocabulary of the first CATLIP_VOCAB_SAMPLES captions: word frequencies settle long
+      // before a large set is read through (and reading a sample may mean decoding its image).
+      const ds = data.trainDataset;
+      const captions: string[] = [];
+      for (let i = 0; i < Math.min(ds.length, CATLIP_VOCAB_SAMPLES); i++) {
+        const c = (await ds.get(i)).caption;
+        if (c !== undefined) captions.push(c);
+      }
+      return captions;
+    },
+  });
+
+  // What is trained: the model (less a locked image tower) and any task-owned head. A locked
+  // tower records no graph (none of its inputs requires a gradient) and runs in eval mode.
+  const frozen = config.lock_image ? lockImageTower(model, config.unlock_last_blocks) : [];
+  const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
+  const root = trainingRoot(model.model, task);
+  const params = root.parameters().filter((p) => p.requiresGrad);
+  if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
+  const o = config.optim;
+  // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
+  const groups = paramGroupsNoDecay(root, { weightDecay: o.weight_decay }).filter((g) => g.params.length > 0);
+  const optimizer = new AdamW(groups, { lr: o.lr, betas: o.betas, eps: o.eps });
+  if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
+
+  const perEpoch = data.train.batchesPerEpoch;
+  const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / accum));
+  if (o.warmup_steps > totalSteps) throw new ConfigError('optim.warmup_steps', `${o.warmup_steps} exceeds the run's ${totalSteps} steps`);
+  const schedule = o.schedule === 'cosine'
+    ? warmupCosineSchedule({ warmupSteps: o.warmup_steps, totalSteps, minLrRatio: o.min_lr_ratio })
+    : constantSchedule({ warmupSteps: o.warmup_steps });
+  const scheduler = new LRScheduler(optimizer, schedule);
+
+  const pdGenerator = new Generator(config.seed + 2);
+  let step = 0;
+  let position: LoaderPosition = { epoch: 0, batch: 0 };
+  let samplesSeen = 0;
+  if (checkpoint) {
+    root.loadStateDict(checkpoint.model);
+    optimizer.loadStateDict(checkpoint.optimizer);
+    step = checkpoint.state.step;
+    scheduler.loadStateDict({ step, baseLrs: scheduler.baseLrs });
+    position = checkpoint.state.position;
+    samplesSeen = checkpoint.state.samplesSeen;
+    const rng = checkpoint.state.rng;
+    if (rng[RNG_PATCH_DROPOUT]) pdGenerator.setState(rng[RNG_PATCH_DROPOUT]);
+    if (rng[RNG_DEFAULT]) getDefaultGenerator().setState(rng[RNG_DEFAULT]);
+  }
+
+  fs.mkdirSync(out, { recursive: true });
+  const metrics = new MetricsLog(path.join(out, 'metrics.jsonl'));
+  if (main) {
+    if (checkpoint) metrics.truncateAfter(step);
+    else fs.rmSync(metrics.file, { force: true });
+    fs.writeFileSync(path.join(out, 'config.yaml'), configToYAML(config));
+  }
+
+  const setModes = () => {
+    root.train();
+    if (fullyLocked) for (const m of model.imageTower.modules) m.eval();
+  };
+  setModes();
+  const ctx: StepContext = { patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: pdGenerator } : null };
+
+  let lastCheckpoint: string | null = checkpoint?.dir ?? null;
+  const writeCheckpoint = () => {
+    if (!main) return;
+    lastCheckpoint = saveCheckpoint(out, {
+      model: root,
+      optimizer: optimizer.stateDict(),
+      keep: config.checkpoint.keep,
+      state: {
+        step, position, samplesSeen,
+        rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
+        config,
+        extra: { task: task.toJSON() },
+      } satisfies TrainerState,
+    });
+  };
+  let lastMetrics: EvalMetrics = {};
+  const writeRunReport = () => writeReport(path.join(out, 'report.html'),
+    { title: `glimpse train: ${describeModel(config)} on ${config.data.train}`, config, records: metrics.read(), final: lastMetrics });
+  const runEval = async (): Promise<EvalMetrics | null> => {
+    if (!main || !data.val) return null;
+    const t0 = performance.now();
+    const r = await (options.evaluate ?? evaluateModel)(model, data.val, config);
+    setModes();
+    lastMetrics = r;
+    const summary = Object.entries(r).map(([k, v]) => `${k.replace(/^eval\//, '')} ${v.toFixed(4)}`).join('  ');
+    progress.log(`eval at step ${step}: ${summary || '(no metrics for this task)'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    return r;
+  };
+
+  const losses: { step: number; loss: number }[] = [];
+  const started = performance.now();
+  let windowLoss = 0;
+  let windowSteps = 0;
+  let windowSamples = 0;
+  let windowStart = performance.now();
+  const endStep = Math.min(totalSteps, options.stopAfterStep ?? Infinity);
+  const batches = data.train.batches(position);
+  let interrupted = false;
+  progress.start(totalSteps, step);
+  try {
+    while (step < endStep) {
+      const micro: TrainBatch[] = [];
+      for (let k = 0; k < accum; k++) {
+        const r = await batches.next();
+        if (r.done) throw new Error('train: the data loader ended early (it should repeat epochs without end)');
+        micro.push(r.value);
+      }
+      const lossValue = accumulateGradients(micro, (b) => task.loss(b, ctx), (b) => b.pixelValues.shape[0]!);
+      if (!Number.isFinite(lossValue)) throw new TrainingDivergedError(step + 1, lossValue, lastCheckpoint);
+      await options.onGradients?.(params);
+      if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
+      optimizer.step();
+      optimizer.zeroGrad();
+      task.afterStep();
+      scheduler.step();
+      step++;
+      position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
+      const n = micro.reduce((s, b) => s + b.pixelValues.shape[0]!, 0);
+      samplesSeen += n;
+      losses.push({ step, loss: lossValue });
+      windowLoss += lossValue;
+      windowSteps++;
+      windowSamples += n;
+
+      const logNow = step % config.log_every === 0 || step === totalSteps;
+      let record: MetricsRecord | null = null;
+      if (logNow) {
+        const now = performance.now();
+        const lr = optimizer.paramGroups[0]!.lr;
+        const sps = (windowSamples * worldSize) / ((now - windowStart) / 1000);
+        record = {
+          step, epoch: position.epoch + position.batch / perEpoch, loss: windowLoss / windowSteps, lr,
+          samples_per_s: sps, elapsed_s: (now - started) / 1000,
+        };
+        progress.update(step, totalSteps, { loss: record.loss!, lr, samplesPerSec: sps });
+        windowLoss = windowSteps = windowSamples = 0;
+        windowStart = now;
+      } else {
+        progress.update(step, totalSteps, null);
+      }
+      const evalNow = config.eval.every > 0 && step % config.eval.every === 0 && step < totalSteps;
+      if (evalNow) {
+        const r = await runEval();
+        if (r) record = { ...(record ?? { step, epoch: position.epoch + position.batch / perEpoch }), ...r };
+        windowStart = performance.now();
+      }
+      if (record && main) metrics.append(record);
+      // The report follows the run at each evaluation, so a long run can be watched.
+      if (evalNow && main && data.val) writeRunReport();
+      if (config.checkpoint.every > 0 && step % config.checkpoint.every === 0) writeCheckpoint();
+      if (options.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= options.timeBudgetSeconds) break;
+    }
+    interrupted = step < totalSteps && options.timeBudgetSeconds === undefined;
+  } finally {
+    progress.stop();
+    await batches.return(undefined);
+    if (!options.data) await data.train.close();
+  }
+
+  let modelDir: string | null = null;
+  let reportFile: string | null = null;
+  if (!interrupted && main) {
+    if (lastCheckpoint === null || path.basename(lastCheckpoint) !== checkpointName(step)) writeCheckpoint();
+    const r = await runEval();
+    if (r) metrics.append({ step, epoch: position.epoch + position.batch / perEpoch, ...r });
+    modelDir = path.join(out, 'model');
+    saveTrainedModel(model, modelDir);
+    if (task.name === 'catlip') saveTaskModules(task, modelDir);
+    reportFile = path.join(out, 'report.html');
+    writeRunReport();
+  }
+  return { step, totalSteps, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
+}
+
+/**
+ * Closes the loader while a timer holds the event loop open: the worker threads it terminates do
+ * not (their handles are unreferenced), so a script awaiting this last would otherwise end early.
+ */
+function describeModel(c: TrainConfig): string {
+  return c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!;
+}
+
+/** The module holding everything trained: the model itself, or the model and the task's heads. */
+function trainingRoot(model: Module, task: TrainTask): Module {
+  const extra = Object.entries(task.extraModules);
+  if (extra.length === 0) return model;
+  const root = new TrainingRoot();
+  root.add('model', model);
+  for (const [k, m] of extra) root.add(k, m);
+  return root;
+}
+
+class TrainingRoot extends Module {
+  add(name: string, m: Module): void {
+    this.module(name, m);
+  }
+}
+
+/** CatLIP's head and vocabulary beside the saved model (the vision tower is the product). */
+function saveTaskModules(task: TrainTask, dir: string): void {
+  for (const [name, m] of Object.entries(task.extraModules)) {
+    const tensors = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.contiguous().data() }]));
+    writeSafetensors(path.join(dir, `${name}.safetensors`), tensors);
+  }
+  fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify(task.toJSON())}\n`);
+}
