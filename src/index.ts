@@ -6,11 +6,12 @@ export * as io from './io/index.js';
 export * from './data/index.js';
 export * from './models/index.js';
 export * from './eval/index.js';
+export * from './train/index.js';
 export {
   loadVisionLanguageModel, embedImages, embedTexts, buildZeroShotClassifier, zeroShotClassify, fillTemplate, tokenize, rows, DEFAULT_TEMPLATES,
 } from './tasks/index.js';
 export type {
   VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
 } from './tasks/index.js';
-export { caption, captionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
+export { caption, captionIds, decodeCaptionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
 export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './tasks/index.js';

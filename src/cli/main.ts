@@ -8,6 +8,11 @@ import { classifyCommand } from './classify.js';
 import { embedCommand } from './embed.js';
 import { type CaptionCommandOptions, captionCommand } from './caption.js';
 import { formatParityReport, runParity } from '../eval/parity.js';
+import { evalCommands } from './eval.js';
+import { filterCommand } from './filter.js';
+import { mmbenchCommand } from './mmbench.js';
+import { trainCommand } from './train.js';
+import { demoCommand } from './demo.js';
 
 const program = new Command();
 program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate');
@@ -98,9 +103,17 @@ program
     if (!report.ok) process.exitCode = 1;
   });
 
+program.addCommand(trainCommand());
+program.addCommand(demoCommand());
+
+const evaluate = program.command('eval').description('evaluate a model: zeroshot, retrieval, linear-probe, mmbench');
+for (const c of [...evalCommands(), mmbenchCommand()]) evaluate.addCommand(c);
+program.addCommand(filterCommand());
+
 program
   .command('bench <name> [args...]')
-  .description('run a benchmark (gemm, elementwise, norm, attention, memory) and print JSON')
+  .allowUnknownOption() // the benchmark parses its own flags
+  .description('run a benchmark (gemm, elementwise, norm, attention, fused, memory, embed, generate, loader, train) and print JSON')
   .action(async (name: string, args: string[]) => {
     if (!/^[a-z0-9_-]+$/.test(name)) throw new Error(`bench: invalid benchmark name '${name}'`);
     const mod = (await import(`../../bench/${name}.js`).catch(() => {

@@ -1,3 +1,21 @@
-// Evaluation: numerical parity with Hugging Face transformers (metrics and loops come later).
+// Evaluation: numerical parity with Hugging Face transformers; zero-shot classification,
+// retrieval and linear probes on datasets; DFN-style data filtering; MMBench.
 export { runParity, evaluateFixture, formatParityReport, detectFamily, OUTPUT_TOLERANCE, GRADIENT_TOLERANCE, NOISE_FLOOR } from './parity.js';
 export type { ParityCheck, ParityReport, ParityOptions } from './parity.js';
+export { evaluateZeroShot, classificationMetrics } from './classification.js';
+export type { ClassAccuracy, ClassificationMetrics, ZeroShotEvalOptions, ZeroShotEvalResult } from './classification.js';
+export {
+  evaluateRetrieval, retrievalMetrics, retrievalMetricsOfEmbeddings, rankMetrics, bestRank, openClipRetrievalNames, DEFAULT_RECALL_AT,
+} from './retrieval.js';
+export type { RankMetrics, RetrievalMetrics, RetrievalEvalOptions, RetrievalEvalResult } from './retrieval.js';
+export {
+  linearProbe, evaluateLinearProbe, fitLogisticRegression, predictLogistic, logisticAccuracy, stratifiedSplit, selectRows, DEFAULT_WEIGHT_DECAYS,
+} from './linear_probe.js';
+export type {
+  LabelledFeatures, LogisticRegression, LogisticRegressionOptions, LinearProbeOptions, LinearProbeResult, LinearProbeEvalResult,
+} from './linear_probe.js';
+export { imageEmbeddingSource, vitFeatureSource, loadFeatureSource, extractFeatures, embedSamples } from './features.js';
+export type { FeatureExtractor, ImageFeatureSource, FeatureSourceOptions, DatasetPassOptions, DatasetFeatures } from './features.js';
+export { filterDataset, scorePairs, topFraction } from './filter.js';
+export type { FilterOptions, FilterReport, PairScores } from './filter.js';
+export * as mmbench from './mmbench/index.js';
