@@ -167,5 +167,7 @@ export function assertConfigKept(saved: Record<string, unknown>, orig: Record<st
     const a = saved[sub] as Record<string, unknown>;
     const b = orig[sub] as Record<string, unknown>;
     for (const k of Object.keys(b)) assert.deepEqual(a[k], b[k], `${sub}.${k}`);
+    // HF's save_pretrained writes every field its config class has: a key it lacks is one we invented.
+    for (const k of Object.keys(a)) assert.ok(k in b, `${sub}.${k} is not a field of HF's config`);
   }
 }

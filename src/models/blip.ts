@@ -268,7 +268,8 @@ export class BlipVisionConfig {
       projection_dim: this.projectionDim,
       num_hidden_layers: this.numHiddenLayers,
       num_attention_heads: this.numAttentionHeads,
-      num_channels: this.numChannels,
+      // HF's BLIP vision config has no num_channels (its patch conv takes 3): only other values are written.
+      ...(this.numChannels === 3 ? {} : { num_channels: this.numChannels }),
       image_size: this.imageSize,
       patch_size: this.patchSize,
       hidden_act: this.hiddenAct,

@@ -139,14 +139,31 @@ export class TextTokenizer {
   }
 
   /**
-   * Writes tokenizer.json and tokenizer_config.json into `dir` (the files it was built from, the
-   * context length as model_max_length), so loadTokenizer and HF's AutoTokenizer read it back.
+   * Writes tokenizer.json and tokenizer_config.json into `dir`, such that loadTokenizer reads back
+   * these settings and HF reads the same ids: padding to the context length and truncation go into
+   * tokenizer.json (where `tokenizers` applies them), the rest into tokenizer_config.json, with
+   * PreTrainedTokenizerFast as the class when the files name none.
    */
   save(dir: string): void {
+    const s = this.settings;
+    const json: Config = { ...(this.source.tokenizerJson as Config) };
+    const padToken = this.idToToken(s.padId);
+    if (s.contextLength !== null && s.truncation) {
+      json.truncation = { direction: 'Right', max_length: s.contextLength, strategy: 'LongestFirst', stride: 0 };
+    }
+    if (s.contextLength !== null && s.padding === 'max_length') {
+      json.padding = { strategy: { Fixed: s.contextLength }, direction: 'Right', pad_to_multiple_of: null, pad_id: s.padId, pad_type_id: 0, pad_token: padToken ?? '' };
+    }
+    const config: Config = {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      ...this.source.tokenizerConfig,
+      ...(s.contextLength !== null ? { model_max_length: s.contextLength } : {}),
+      clean_up_tokenization_spaces: s.cleanUpSpaces,
+      glimpse_text_cleanup: s.cleanup,
+    };
+    if (config.pad_token === undefined && padToken !== undefined) config.pad_token = padToken;
     mkdirSync(dir, { recursive: true });
-    const config = { ...this.source.tokenizerConfig };
-    if (this.settings.contextLength !== null) config.model_max_length = this.settings.contextLength;
-    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(this.source.tokenizerJson));
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(json));
     writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
 
