@@ -9,7 +9,8 @@
 // computes whole tiles; only edge tiles of C go through a small buffer.
 //
 // gemm splits C among the threads (see there); M = 1 and N = 1 take matrix-vector kernels instead,
-// and few rows against a transposed B (a linear layer on a few tokens) take dot products (small_m).
+// and few rows against a transposed B (a linear layer on a few tokens) a turned-around kernel that
+// reads B in place (few_rows).
 
 #include "gemm.h"
 
@@ -49,10 +50,22 @@ using GemvColsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, c
 using DotTileFn = void (*)(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t lda, const float* b,
                            int64_t ldb, float alpha, float beta, float* c, int64_t rsc, int64_t csc);
 constexpr int64_t kDotMR = 4, kDotNR = 3;
+// The micro-kernel with its broadcast operand read in place, storing its tile transposed:
+// c[j * rsc + i * csc] = alpha * sum_k a[i * lda + k] * b[k * nr + j] (+ beta * c unless beta == 0) for
+// i < mr (rows of a, each contiguous along k) and j < nr (a packed panel b).
+using RowsKernelFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t rsc,
+                              int64_t csc, float alpha, float beta);
+
+constexpr int kMaxMR = 8;
 
 struct Kernels {
   int64_t mr, nr;
   KernelFn kernel;
+  // kernel_rows[r]: the kernel for a last row panel of r < mr rows, which reads the panel at the
+  // same stride (mr) and writes r rows of C only; null where there is none (the full kernel then
+  // computes the zero-padded panel into a buffer).
+  KernelFn kernel_rows[kMaxMR];
+  RowsKernelFn rows_kernel;
   PackFn pack_a, pack_b;
   GemvRowsFn gemv_rows;
   GemvColsFn gemv_cols;
@@ -116,6 +129,26 @@ inline float combine(float acc, float alpha, float beta, float y) {
   return beta == 0.0f ? alpha * acc : alpha * acc + beta * y;
 }
 
+// c[j * rsc + i * csc] = combine(tile[i * nr + j]) for an mr x nr tile.
+void store_transposed(const float* tile, int64_t mr, int64_t nr, float* c, int64_t rsc, int64_t csc, float alpha,
+                      float beta) {
+  for (int64_t j = 0; j < nr; j++)
+    for (int64_t i = 0; i < mr; i++) {
+      float& cv = c[j * rsc + i * csc];
+      cv = combine(tile[i * nr + j], alpha, beta, cv);
+    }
+}
+
+template <int MR, int NR>
+void rows_kernel_portable(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t rsc,
+                          int64_t csc, float alpha, float beta) {
+  float acc[MR][NR] = {};
+  for (int64_t k = 0; k < kc; k++, b += NR)
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NR; j++) acc[i][j] += a[i * lda + k] * b[j];
+  store_transposed(&acc[0][0], MR, NR, c, rsc, csc, alpha, beta);
+}
+
 void gemv_rows_portable(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b, int64_t ldb,
                         float beta, float* y, int64_t incy) {
   constexpr int64_t W = 32;
@@ -155,9 +188,16 @@ void dot_tile_portable(int64_t rows, int64_t cols, int64_t kc, const float* a, i
     gemv_cols_portable(cols, kc, alpha, a + i * lda, b, ldb, beta, c + i * rsc, csc);
 }
 
-const Kernels kPortable = {kPortableMR,          kPortableNR,          kernel_portable<kPortableMR, kPortableNR>,
-                           pack_portable<kPortableMR>, pack_portable<kPortableNR>, gemv_rows_portable,
-                           gemv_cols_portable, dot_tile_portable};
+const Kernels kPortable = {kPortableMR,
+                           kPortableNR,
+                           kernel_portable<kPortableMR, kPortableNR>,
+                           {},
+                           rows_kernel_portable<kPortableMR, kPortableNR>,
+                           pack_portable<kPortableMR>,
+                           pack_portable<kPortableNR>,
+                           gemv_rows_portable,
+                           gemv_cols_portable,
+                           dot_tile_portable};
 
 // ---- AVX2 + FMA kernels ----
 #ifdef GLIMPSE_GEMM_X86
@@ -243,52 +283,102 @@ GLIMPSE_AVX2 inline void store_row_avx2(__m256 va, float beta, float* ci, __m256
   _mm256_storeu_ps(ci + 8, hi);
 }
 
-// 6 x 16 tile in 12 ymm accumulators; per k: two loads of B, six broadcasts of A, 12 FMAs. It runs
-// at ~97% of the FMA peak with its operands in L1/L2.
-GLIMPSE_AVX2 void kernel_6x16_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t rsc,
-                                   float alpha, float beta) {
+// R x 16 tiles (R <= 6) in 2R ymm accumulators, named so that they stay in registers; per k: two
+// loads of B, R broadcasts of A, 2R FMAs. At R = 6 it runs at ~97% of the FMA peak with its operands
+// in L1/L2. The packed A panel has 6 rows whatever R (R < 6: a last, partial panel), and each row
+// gets the same multiply-adds in the same order at every R. With kInPlace, A's rows are read where
+// they are (row i at a + i * lda) instead of from a packed panel.
+template <int R, bool kInPlace>
+GLIMPSE_AVX2 inline void tile_rx16_avx2(int64_t kc, const float* a, int64_t lda, const float* b, int64_t ldb,
+                                        __m256 acc[12]) {
+  static_assert(R >= 1 && R <= kAvxMR, "1 to 6 rows");
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int i = 0; i < 6; i++) {
+  const int64_t step = kInPlace ? lda : 1;  // between rows
+  const float* a3 = a + 3 * step;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; k++) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 x;
+    x = _mm256_broadcast_ss(a);
+    c00 = _mm256_fmadd_ps(x, b0, c00);
+    c01 = _mm256_fmadd_ps(x, b1, c01);
+    if constexpr (R > 1) {
+      x = _mm256_broadcast_ss(a + step);
+      c10 = _mm256_fmadd_ps(x, b0, c10);
+      c11 = _mm256_fmadd_ps(x, b1, c11);
+    }
+    if constexpr (R > 2) {
+      x = _mm256_broadcast_ss(a + 2 * step);
+      c20 = _mm256_fmadd_ps(x, b0, c20);
+      c21 = _mm256_fmadd_ps(x, b1, c21);
+    }
+    if constexpr (R > 3) {
+      x = _mm256_broadcast_ss(a3);
+      c30 = _mm256_fmadd_ps(x, b0, c30);
+      c31 = _mm256_fmadd_ps(x, b1, c31);
+    }
+    if constexpr (R > 4) {
+      x = _mm256_broadcast_ss(a3 + step);
+      c40 = _mm256_fmadd_ps(x, b0, c40);
+      c41 = _mm256_fmadd_ps(x, b1, c41);
+    }
+    if constexpr (R > 5) {
+      x = _mm256_broadcast_ss(a3 + 2 * step);
+      c50 = _mm256_fmadd_ps(x, b0, c50);
+      c51 = _mm256_fmadd_ps(x, b1, c51);
+    }
+    a += kInPlace ? 1 : kAvxMR;
+    a3 += kInPlace ? 1 : kAvxMR;
+    b += ldb;
+  }
+  acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
+  acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
+}
+
+template <int R>
+GLIMPSE_AVX2 void kernel_rx16_avx2(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t rsc,
+                                   float alpha, float beta) {
+  for (int i = 0; i < R; i++) {
     _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * rsc + 15), _MM_HINT_T0);
   }
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; k++) {
-    __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
-    __m256 x;
-    x = _mm256_broadcast_ss(a + 0);
-    c00 = _mm256_fmadd_ps(x, b0, c00);
-    c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(x, b0, c10);
-    c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(x, b0, c20);
-    c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(x, b0, c30);
-    c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(x, b0, c40);
-    c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(x, b0, c50);
-    c51 = _mm256_fmadd_ps(x, b1, c51);
-    a += 6;
-    b += ldb;
-  }
+  __m256 acc[12];
+  tile_rx16_avx2<R, false>(kc, a, 0, b, ldb, acc);
   const __m256 va = _mm256_set1_ps(alpha);
-  store_row_avx2(va, beta, c, c00, c01);
-  store_row_avx2(va, beta, c + rsc, c10, c11);
-  store_row_avx2(va, beta, c + 2 * rsc, c20, c21);
-  store_row_avx2(va, beta, c + 3 * rsc, c30, c31);
-  store_row_avx2(va, beta, c + 4 * rsc, c40, c41);
-  store_row_avx2(va, beta, c + 5 * rsc, c50, c51);
+  for (int i = 0; i < R; i++) store_row_avx2(va, beta, c + i * rsc, acc[2 * i], acc[2 * i + 1]);
+}
+
+GLIMPSE_AVX2 void rows_kernel_6x16_avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                                        int64_t rsc, int64_t csc, float alpha, float beta) {
+  __m256 acc[12];
+  tile_rx16_avx2<kAvxMR, true>(kc, a, lda, b, kAvxNR, acc);
+  if (csc != 1) {
+    alignas(32) float tile[kAvxMR * kAvxNR];
+    for (int i = 0; i < 12; i++) _mm256_store_ps(tile + 8 * i, acc[i]);
+    store_transposed(tile, kAvxMR, kAvxNR, c, rsc, csc, alpha, beta);
+    return;
+  }
+  // Each half of the tile's columns, transposed in registers: r[j] holds column j's 6 values (and 2
+  // zeros), stored as 6 contiguous floats of row j of C.
+  const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+  for (int h = 0; h < 2; h++) {
+    __m256 r[8];
+    for (int i = 0; i < kAvxMR; i++) r[i] = acc[2 * i + h];
+    r[6] = r[7] = _mm256_setzero_ps();
+    transpose8(r);
+    for (int j = 0; j < 8; j++) {
+      float* cj = c + (8 * h + j) * rsc;
+      __m256 v = _mm256_mul_ps(va, r[j]);
+      if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cj, six), v);
+      _mm256_maskstore_ps(cj, six, v);
+    }
+  }
 }
 
 GLIMPSE_AVX2 void gemv_rows_avx2(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b,
@@ -402,8 +492,17 @@ GLIMPSE_AVX2 void dot_tile_avx2(int64_t rows, int64_t cols, int64_t kc, const fl
   }
 }
 
-const Kernels kAvx2 = {kAvxMR,      kAvxNR,         kernel_6x16_avx2, pack6_avx2, pack16_avx2, gemv_rows_avx2,
-                       gemv_cols_avx2, dot_tile_avx2};
+const Kernels kAvx2 = {kAvxMR,
+                       kAvxNR,
+                       kernel_rx16_avx2<kAvxMR>,
+                       {nullptr, kernel_rx16_avx2<1>, kernel_rx16_avx2<2>, kernel_rx16_avx2<3>, kernel_rx16_avx2<4>,
+                        kernel_rx16_avx2<5>},
+                       rows_kernel_6x16_avx2,
+                       pack6_avx2,
+                       pack16_avx2,
+                       gemv_rows_avx2,
+                       gemv_cols_avx2,
+                       dot_tile_avx2};
 #endif
 
 const Kernels& kernels() {
@@ -433,10 +532,25 @@ struct Scratch {
   ~Scratch() { std::free(p); }
 };
 thread_local Scratch scratch;
+// few_rows' packed A, apart from `scratch`: a thread that packs there for a call may be computing a
+// part of another call whose buffers `scratch` holds (gemm_batched runs gemm_serial on the caller too).
+thread_local Scratch few_scratch;
 
 struct Operand {
   const float* p;
   int64_t rs, cs;
+};
+
+// The epilogue of a (sub-)problem and where its C sits in the whole C, whose coordinates the
+// epilogue takes; without fn, nothing. A problem with an epilogue has a row-major C (csC == 1).
+struct Epi {
+  const GemmEpilogue* fn = nullptr;
+  int64_t row0 = 0, col0 = 0;
+  Epi at(int64_t rows, int64_t cols) const { return {fn, row0 + rows, col0 + cols}; }
+  // The block of rows x cols at c, which is C(r, col) of this problem.
+  void operator()(float* c, int64_t ldc, int64_t r, int64_t rows, int64_t col, int64_t cols) const {
+    if (fn && rows > 0 && cols > 0) (*fn)(c, ldc, row0 + r, rows, col0 + col, cols);
+  }
 };
 
 // Block sizes for a problem: the largest allowed, evened out so the last block is not a sliver.
@@ -470,9 +584,9 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t rsC, int64_t cs
 // M == 1 (or N == 1, as the transposed product) without packing, when the matrix operand has a
 // unit stride: then it is read once, straight from memory. Returns false when it does not apply.
 bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
-          float beta, float* C, int64_t rsC, int64_t csC) {
-  if (N == 1 && M > 1)  // C^T = B^T A^T
-    return gemv(ks, parallel, N, M, K, alpha, {B.p, B.cs, B.rs}, {A.p, A.cs, A.rs}, beta, C, csC, rsC);
+          float beta, float* C, int64_t rsC, int64_t csC, Epi epi) {
+  if (N == 1 && M > 1 && !epi.fn)  // C^T = B^T A^T (an epilogue takes row-major blocks: then packing)
+    return gemv(ks, parallel, N, M, K, alpha, {B.p, B.cs, B.rs}, {A.p, A.cs, A.rs}, beta, C, csC, rsC, epi);
   if (M != 1) return false;
   const bool rows = B.cs == 1, cols = !rows && B.rs == 1 && A.cs == 1;
   if (!rows && !cols) return false;
@@ -483,6 +597,7 @@ bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, flo
       ks.gemv_rows(j1 - j0, K, alpha, A.p, A.cs, B.p + j0, B.rs, beta, C + j0 * csC, csC);
     else
       ks.gemv_cols(j1 - j0, K, alpha, A.p, B.p + j0 * B.cs, B.cs, beta, C + j0 * csC, csC);
+    epi(C + j0, rsC, 0, 1, j0, j1 - j0);
   };
   const int64_t chunks = ceil_div(N, kChunk);
   if (parallel && double(N) * double(K) >= double(kParallelWork))
@@ -492,19 +607,23 @@ bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, flo
   return true;
 }
 
-// Few rows of A (M <= kSmallM) against a B whose columns are contiguous along k, as when B is a
-// row-major weight W [N, K] read as W^T, with A's rows contiguous too: each element of C is then a
-// dot product of two contiguous rows, and the tiles are computed straight from the operands. With
-// so few rows each element of B is used M times only, and packing B would move about as much
-// memory as the product itself. The threads take slices of B's columns, each streaming its slice
-// once and fetching the next rows ahead. K is cut into slices only when very long: slices of 768
-// (A panel in L2) measured no faster than whole rows at K = 3072.
-// GLIMPSE_GEMM_NO_SMALLM=1 turns the path off, to compare against the packed one.
-// Short dot products spend too much in horizontal sums: below K = 512 packing measured faster.
-constexpr int64_t kSmallM = 64, kSmallMinK = 512;
-constexpr int64_t kSmallKC = 4096;
+// Few rows of A (M <= kFewM, e.g. the tokens of one image) against B = W^T for a row-major weight
+// W [N, K] (B.rs == 1), A's rows contiguous too. Each element of W is used M times only, so the
+// product streams W from memory once and must not spend more on it than the multiply-adds: packing
+// W (a transposition) would. The kernel is turned around instead, computing tiles of C^T = W A^T:
+// groups of MR rows of W are its broadcast operand, read in place (a group stays in L1/L2 while the
+// A panels pass it), and A^T is packed once per call into NR-row panels that all threads share.
+// Rows of A past the last whole panel, and a last partial group of W, take dot products. The
+// threads claim runs of groups; each fetches its next group's lines into L2 while computing one.
+// GLIMPSE_GEMM_NO_SMALLM=1 turns the path off, to compare against the packed one. With short rows
+// the per-tile stores weigh more: at M = 50 packing measured faster at K = 256, slower at 512.
+constexpr int64_t kFewM = 64, kFewMinK = 512;
+// K is cut into slices only when very long: whole rows of 3072 (A^T then in L3, a group in L2)
+// measured faster than slices of 768 or 1024.
+constexpr int64_t kFewKC = 4096;
+constexpr int64_t kFewRunGroups = 8;  // groups of W rows per claim
 
-bool small_m_enabled() {
+bool few_rows_enabled() {
   static const bool on = [] {
     const char* e = std::getenv("GLIMPSE_GEMM_NO_SMALLM");
     return !(e && e[0] == '1');
@@ -512,53 +631,80 @@ bool small_m_enabled() {
   return on;
 }
 
-bool small_m(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
-             float beta, float* C, int64_t rsC, int64_t csC) {
-  if (M > kSmallM || K < kSmallMinK || B.rs != 1 || A.cs != 1 || !small_m_enabled()) return false;
-  // K slices of equal size, a multiple of 8 so that only the last one has a masked tail.
-  const int64_t kc = ceil_div(ceil_div(K, ceil_div(K, kSmallKC)), 8) * 8;
-  constexpr int64_t kChunk = 16 * kDotNR;  // columns per task
-  auto run = [&](int64_t c0, int64_t c1) {
-    const int64_t j0 = c0 * kChunk, j1 = std::min(N, c1 * kChunk);
-    for (int64_t pc = 0; pc < K; pc += kc) {
-      const int64_t kn = std::min(kc, K - pc);
-      const float beta_k = pc == 0 ? beta : 1.0f;  // later slices add to what the first wrote
-      const int64_t groups = ceil_div(M, kDotMR);
-      for (int64_t j = j0; j < j1; j += kDotNR) {
-        const int64_t cols = std::min(kDotNR, j1 - j);
-        // The next rows of B come from memory: fetch them a part per tile, while these are in cache.
-        const int64_t next = std::min(kDotNR, j1 - j - cols);
-        const int64_t lines = ceil_div(kn, 16);
-        for (int64_t i = 0, g = 0; i < M; i += kDotMR, g++) {
-          for (int64_t r = 0; r < next; r++) {
-            const float* nb = B.p + (j + cols + r) * B.cs + pc;
-            for (int64_t l = lines * g / groups; l < lines * (g + 1) / groups; l++) __builtin_prefetch(nb + 16 * l, 0, 2);
+// Prefetches into L2 part `part` of `parts` of the cache lines of `rows` rows of `len` floats, ld
+// apart: each row is named by its first float and every 16th after it, clamped to its last.
+void prefetch_rows(const float* src, int64_t ld, int64_t rows, int64_t len, int64_t part, int64_t parts) {
+  const int64_t per_row = len / 16 + 1, total = rows * per_row;
+  for (int64_t t = total * part / parts; t < total * (part + 1) / parts; t++)
+    __builtin_prefetch(src + t / per_row * ld + std::min(16 * (t % per_row), len - 1), 0, 2);
+}
+
+bool few_rows(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
+              float beta, float* C, int64_t rsC, int64_t csC, Epi epi) {
+  if (M > kFewM || K < kFewMinK || B.rs != 1 || A.cs != 1 || !few_rows_enabled()) return false;
+  const int64_t MR = ks.mr, NR = ks.nr;
+  const int64_t kc = ceil_div(K, ceil_div(K, kFewKC));
+  const int64_t slices = ceil_div(K, kc);
+  const int64_t panels = M / NR;
+  // A^T, slice by slice: panel t of slice s at apack + (s * panels + t) * NR * kc.
+  float* apack = few_scratch.get(static_cast<size_t>(std::max<int64_t>(1, slices * panels * NR * kc)));
+  for (int64_t s = 0; s < slices; s++)
+    for (int64_t t = 0; t < panels; t++)
+      ks.pack_b(A.p + t * NR * A.rs + s * kc, A.rs, 1, NR, std::min(kc, K - s * kc), apack + (s * panels + t) * NR * kc);
+
+  const int64_t groups = ceil_div(N, MR), runs = ceil_div(groups, kFewRunGroups);
+  std::atomic<int64_t> next{0};
+  auto work = [&](int64_t, int64_t) {
+    for (int64_t run; (run = next.fetch_add(1, std::memory_order_relaxed)) < runs;) {
+      const int64_t g0 = run * kFewRunGroups, g1 = std::min(groups, g0 + kFewRunGroups);
+      for (int64_t s = 0; s < slices; s++) {
+        const int64_t pc = s * kc, kn = std::min(kc, K - pc);
+        const float beta_k = s == 0 ? beta : 1.0f;  // later slices add to what the first wrote
+        for (int64_t g = g0; g < g1; g++) {
+          const int64_t n0 = g * MR, wrows = std::min(MR, N - n0);
+          const float* w = B.p + n0 * B.cs + pc;  // row i of the group at w + i * B.cs
+          // What comes next in this run: the next group, or the first one of the next slice.
+          const int64_t gn = g + 1 < g1 ? g + 1 : g0, pn = g + 1 < g1 ? pc : pc + kc;
+          const bool fetch = pn < K;
+          const int64_t whole = wrows == MR ? panels : 0;  // A panels this group takes with the kernel
+          const int64_t units = whole + ceil_div(M - whole * NR, kDotMR);
+          for (int64_t u = 0; u < units; u++) {
+            if (fetch)
+              prefetch_rows(B.p + gn * MR * B.cs + pn, B.cs, std::min(MR, N - gn * MR), std::min(kc, K - pn), u, units);
+            if (u < whole) {
+              ks.rows_kernel(kn, w, B.cs, apack + (s * panels + u) * NR * kc, C + u * NR * rsC + n0 * csC, rsC, csC,
+                             alpha, beta_k);
+            } else {
+              const int64_t r = whole * NR + (u - whole) * kDotMR;
+              for (int64_t i = 0; i < wrows; i += kDotNR)
+                ks.dot_tile(std::min(kDotMR, M - r), std::min(kDotNR, wrows - i), kn, A.p + r * A.rs + pc, A.rs,
+                            w + i * B.cs, B.cs, alpha, beta_k, C + r * rsC + (n0 + i) * csC, rsC, csC);
+            }
           }
-          ks.dot_tile(std::min(kDotMR, M - i), cols, kn, A.p + i * A.rs + pc, A.rs, B.p + j * B.cs + pc, B.cs, alpha,
-                      beta_k, C + i * rsC + j * csC, rsC, csC);
         }
       }
+      const int64_t j0 = g0 * MR, j1 = std::min(N, g1 * MR);
+      epi(C + j0, rsC, 0, M, j0, j1 - j0);
     }
   };
-  const int64_t chunks = ceil_div(N, kChunk);
-  const double chunk_work = double(M) * double(kChunk) * double(K);
-  if (parallel && double(M) * double(N) * double(K) >= double(kParallelWork))
-    parallel_for(chunks, std::max<int64_t>(1, int64_t(double(kParallelWork) / chunk_work)), run);
+  if (parallel && runs > 1 && double(M) * double(N) * double(K) >= double(kParallelWork))
+    parallel_for(num_threads(), 1, work);
   else
-    run(0, chunks);
+    work(0, 1);
   return true;
 }
 
 // The blocked algorithm on one thread; abuf and bbuf hold BufferSizes(ks, M, N, K).
 void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B, float beta,
-                 float* C, int64_t rsC, int64_t csC, float* abuf, float* bbuf) {
+                 float* C, int64_t rsC, int64_t csC, float* abuf, float* bbuf, Epi epi) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, rsC, csC);
+    epi(C, rsC, 0, M, 0, N);
     return;
   }
-  if (gemv(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
-  if (small_m(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
+  if (gemv(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC, epi)) return;
+  if (few_rows(ks, false, M, N, K, alpha, A, B, beta, C, rsC, csC, epi)) return;
   const int64_t MR = ks.mr, NR = ks.nr;
   const Blocking bl(ks, M, N, K);
   // With one or two row panels each element of B is used once or twice: then the kernel reads B's
@@ -585,8 +731,9 @@ void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha
             const float* ap = abuf + i * kc;
             const int64_t rows = std::min(MR, mc - i);
             float* c = C + (ic + i) * rsC + (jc + j) * csC;
-            if (rows == MR && cols == NR && csC == 1) {
-              ks.kernel(kc, ap, bp, ldb, c, rsC, alpha, beta_k);
+            const KernelFn kernel = rows == MR ? ks.kernel : ks.kernel_rows[rows];
+            if (kernel && cols == NR && csC == 1) {
+              kernel(kc, ap, bp, ldb, c, rsC, alpha, beta_k);
             } else {
               alignas(64) float tile[kMaxTile];
               ks.kernel(kc, ap, bp, ldb, tile, NR, alpha, 0.0f);
@@ -598,6 +745,7 @@ void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha
             }
           }
         }
+        if (pc + kc == K) epi(C + ic * rsC + jc, rsC, ic, mc, jc, nc);  // this block of C is final
       }
     }
   }
@@ -608,14 +756,15 @@ void gemm_serial(const Kernels& ks, int64_t M, int64_t N, int64_t K, float alpha
 // keeps the threads busy when other processes take the cores in turns. Rows are split when M >= N,
 // so the operand packed twice (B) is the smaller one.
 void gemm(const Kernels& ks, bool allow_parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A,
-          Operand B, float beta, float* C, int64_t rsC, int64_t csC) {
+          Operand B, float beta, float* C, int64_t rsC, int64_t csC, Epi epi = {}) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == 0.0f) {
     scale_c(M, N, beta, C, rsC, csC);
+    epi(C, rsC, 0, M, 0, N);
     return;
   }
-  if (gemv(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
-  if (small_m(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC)) return;
+  if (gemv(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC, epi)) return;
+  if (few_rows(ks, allow_parallel, M, N, K, alpha, A, B, beta, C, rsC, csC, epi)) return;
   const int64_t threads =
       allow_parallel && double(M) * double(N) * double(K) >= double(kParallelWork) ? num_threads() : 1;
   const int64_t m_units = ceil_div(M, ks.mr), n_units = ceil_div(N, ks.nr);
@@ -635,10 +784,10 @@ void gemm(const Kernels& ks, bool allow_parallel, int64_t M, int64_t N, int64_t 
       const int64_t lo = units * p / parts * unit, hi = std::min(by_rows ? M : N, units * (p + 1) / parts * unit);
       if (by_rows)
         gemm_serial(ks, hi - lo, N, K, alpha, {A.p + lo * A.rs, A.rs, A.cs}, B, beta, C + lo * rsC, rsC, csC, abuf,
-                    abuf + bs.a);
+                    abuf + bs.a, epi.at(lo, 0));
       else
         gemm_serial(ks, M, hi - lo, K, alpha, A, {B.p + lo * B.cs, B.rs, B.cs}, beta, C + lo * csC, rsC, csC, abuf,
-                    abuf + bs.a);
+                    abuf + bs.a, epi.at(0, lo));
     }
   };
   if (parts > 1)
@@ -671,7 +820,7 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, O
     float* abuf = buf + s * slot;
     for (int64_t p; (p = next.fetch_add(1, std::memory_order_relaxed)) < batch;)
       gemm_serial(ks, M, N, K, alpha, {A.p + p * sA, A.rs, A.cs}, {B.p + p * sB, B.rs, B.cs}, beta, C + p * sC, rsC,
-                  csC, abuf, abuf + bs.a);
+                  csC, abuf, abuf + bs.a, {});
   });
 }
 
@@ -770,6 +919,31 @@ GLIMPSE_KERNEL(sgemm_js) {
   return undefined(env);
 }
 
+// sgemmEpilogue(a, aOffset, [rsA, csA], b, bOffset, [rsB, csB], c, M, N, K): for tests of
+// sgemm_epilogue's contract: c (dense M x N from index 0) = a @ b, then an epilogue that is wrong
+// unless it runs exactly once per element after the element is final, with the right coordinates:
+// c(i, j) = 2 c(i, j) + j / 2 + i / 4.
+GLIMPSE_KERNEL(sgemm_epilogue_js) {
+  auto v = args(env, info, 10);
+  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), c = f32_arg(env, v[6], 6);
+  const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4);
+  const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5);
+  const int64_t M = int_arg(env, v[7], 7), N = int_arg(env, v[8], 8), K = int_arg(env, v[9], 9);
+  check_sizes({M, N, K});
+  check_reach(a, a_off, {M, K}, as, "a");
+  check_reach(b, b_off, {K, N}, bs, "b");
+  check_reach(c, 0, {M, N}, {N, 1}, "c");
+  const GemmEpilogue epilogue = [](float* blk, int64_t ldc, int64_t row0, int64_t rows, int64_t col0, int64_t cols) {
+    for (int64_t i = 0; i < rows; i++)
+      for (int64_t j = 0; j < cols; j++)
+        blk[i * ldc + j] = 2.0f * blk[i * ldc + j] + 0.5f * float(col0 + j) + 0.25f * float(row0 + i);
+  };
+  const bool reads = M > 0 && N > 0 && K > 0;
+  gemm(kernels(), true, M, N, K, 1.0f, {a.f32() + (reads ? a_off : 0), as[0], as[1]},
+       {b.f32() + (reads ? b_off : 0), bs[0], bs[1]}, 0.0f, c.f32(), N, 1, {&epilogue});
+  return undefined(env);
+}
+
 }  // namespace
 
 void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA,
@@ -783,6 +957,12 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
        {B, transB ? 1 : ldb, transB ? ldb : 1}, beta, C, ldc, 1);
 }
 
+void sgemm_epilogue(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float* C, int64_t ldc, const GemmEpilogue& epilogue) {
+  gemm(kernels(), true, M, N, K, 1.0f, {A, transA ? 1 : lda, transA ? lda : 1}, {B, transB ? 1 : ldb, transB ? ldb : 1},
+       0.0f, C, ldc, 1, {&epilogue});
+}
+
 void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t strideA, const float* B, int64_t ldb, int64_t strideB,
                    float beta, float* C, int64_t ldc, int64_t strideC) {
@@ -793,6 +973,7 @@ void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N
 void register_gemm(napi_env env, napi_value exports) {
   export_fn(env, exports, "matmul", matmul);
   export_fn(env, exports, "sgemm", sgemm_js);
+  export_fn(env, exports, "sgemmEpilogue", sgemm_epilogue_js);
 }
 
 }  // namespace glimpse

@@ -13,6 +13,7 @@
 // demand, kept for the next call; std::bad_alloc if that fails), so concurrent calls are safe.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 namespace glimpse {
 
@@ -30,5 +31,16 @@ void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N
 // Any strides work (0 included, for broadcast inputs); unit strides take the fast packing paths.
 void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA,
                    const float* B, int64_t rsB, int64_t csB, float beta, float* C, int64_t rsC, int64_t csC);
+
+// What sgemm_epilogue applies to C: called once for each block of C as soon as the block's values
+// are final (still in cache): c points at C(row0, col0), a block of rows x cols, rows ldc apart.
+// The blocks are disjoint and cover C; calls run concurrently on the pool's threads.
+using GemmEpilogue =
+    std::function<void(float* c, int64_t ldc, int64_t row0, int64_t rows, int64_t col0, int64_t cols)>;
+
+// C = op(A) op(B) as sgemm with alpha 1 and beta 0, then the epilogue over C block by block (e.g.
+// a linear layer's bias and activation, without another pass over C from memory).
+void sgemm_epilogue(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                    const float* B, int64_t ldb, float* C, int64_t ldc, const GemmEpilogue& epilogue);
 
 }  // namespace glimpse
