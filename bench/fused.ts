@@ -1,4 +1,7 @@
 // The fused kernels (native/fused.cc) against the ops they replace, same run, same threads:
+//   - the linear kernel (the product with the bias and activation as its epilogue) vs matmul then
+//     biasActivation, at 800 and 50 rows (a ViT-B/32 batch of 16, and of 1) through fc1 (768 -> 3072,
+//     gelu) and fc2 (3072 -> 768, bias only);
 //   - linear + GELU: matmul, add bias, gelu (three ops) vs linear(x, w, b, 'gelu'), at 800 x 768 -> 3072
 //     (a ViT-B/32 batch of 16 through fc1), and a plain linear (bias only) at 800 x 768 -> 768;
 //   - residual add + layer norm: add then layerNorm vs addLayerNorm, at 800 x 768 and 8192 x 768;
@@ -83,6 +86,23 @@ function kernelBench(rounds: number) {
   const rand = (k: number, lo = -1, hi = 1) => be.fromHost(Float32Array.from({ length: k }, () => lo + (hi - lo) * Math.random()), 'float32');
   const view = (s: Storage, shape: number[]): View => ({ storage: s, offset: 0, shape, strides: contiguousStrides(shape) });
   const out: object[] = [];
+  for (const [rows, k, n, act] of [[800, 768, 3072, 'gelu_erf'], [800, 3072, 768, null], [50, 768, 3072, 'gelu_erf'],
+    [50, 3072, 768, null]] as const) {
+    const x = view(rand(rows * k), [rows, k]);
+    const w = view(rand(n * k, -0.05, 0.05), [n, k]);
+    const bias = view(rand(n), [n]);
+    const y = be.alloc('float32', rows * n);
+    const product = be.alloc('float32', rows * n);
+    const [u, f] = timeInterleaved([
+      () => {
+        be.matmul({ ...x, shape: [1, rows, k], strides: [0, k, 1] }, { ...w, shape: [1, k, n], strides: [0, 1, k] }, product);
+        be.biasActivation(view(product, [rows, n]), bias, act, rows, n, null, product);
+      },
+      () => be.linear(x, w, bias, act, null, y),
+    ], rounds);
+    out.push({ name: `linear${act ? ' + gelu' : ''} ${rows} x ${k} -> ${n}: matmul, biasActivation vs linear`,
+      unfusedMs: +(u! * 1e3).toFixed(3), fusedMs: +(f! * 1e3).toFixed(3), speedup: +(u! / f!).toFixed(3) });
+  }
   {
     const [rows, n] = [800, 3072];
     const x = view(rand(rows * n, -3, 3), [rows, n]);

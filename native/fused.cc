@@ -3,6 +3,11 @@
 // biasActivation: pre = x + bias, out = act(pre), for a linear layer's output [rows, n] (bias
 // broadcast over the rows). pre is what the backward pass needs; it may be written over x.
 //
+// linear: the same after the product x @ weight^T, in the product's epilogue (gemm.h): each block
+// of the product gets its bias and activation while it is still in cache, which saves the pass
+// that biasActivation makes over it from memory. The arithmetic is biasActivation's, on the
+// product sgemm writes, so the results are bit for bit those of matmul then biasActivation.
+//
 // addLayerNorm: sum = x + residual and out = layerNorm(sum), for a pre-LN transformer's residual
 // stream. Each row's sum is normalised while it is in cache, with the same arithmetic as
 // reduce.cc's layer norm (from rowops.h), so the results are bit for bit those of add then
@@ -13,10 +18,12 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "common.h"
+#include "gemm.h"
 #include "rowops.h"
 #include "vecmath.h"
 
@@ -118,6 +125,32 @@ GLIMPSE_AVX2 void bias_act_avx2(const float* x, const float* bias, float* pre, f
 }
 #endif
 
+// One row segment: the AVX2 loop when the machine has it, else the portable one.
+template <Act kAct>
+inline void bias_act(const float* x, const float* bias, float* pre, float* out, int64_t len, bool avx, bool stream) {
+#ifdef GLIMPSE_X86
+  if (avx) return bias_act_avx2<kAct>(x, bias, pre, out, len, stream);
+#endif
+  bias_act_scalar<kAct>(x, bias, pre, out, len);
+}
+
+// Calls f(std::integral_constant<Act, a>{}) for the activation whose code is act (-1 is none).
+template <class F>
+void with_activation(int64_t act, F&& f) {
+  if (act < -1 || act > static_cast<int64_t>(Act::softplus)) throw ArgError("unknown activation code " + std::to_string(act));
+  switch (static_cast<Act>(act)) {
+    case Act::none: return f(std::integral_constant<Act, Act::none>{});
+    case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
+    case Act::gelu_erf: return f(std::integral_constant<Act, Act::gelu_erf>{});
+    case Act::gelu_tanh: return f(std::integral_constant<Act, Act::gelu_tanh>{});
+    case Act::quick_gelu: return f(std::integral_constant<Act, Act::quick_gelu>{});
+    case Act::sigmoid: return f(std::integral_constant<Act, Act::sigmoid>{});
+    case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
+    case Act::erf: return f(std::integral_constant<Act, Act::erf>{});
+    case Act::softplus: return f(std::integral_constant<Act, Act::softplus>{});
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // biasActivation(x, xOffset, bias, biasOffset, act, rows, n, pre | null, out); act -1 is none.
 // ---------------------------------------------------------------------------------------------
@@ -134,12 +167,7 @@ void bias_activation(const float* x, const float* bias, float* pre, float* out, 
     const int64_t e = std::min(count, ue * kUnit);
     for (int64_t b = ub * kUnit; b < e;) {
       const int64_t j = b % n, len = std::min(n - j, e - b);
-      float* p = pre ? pre + b : nullptr;
-#ifdef GLIMPSE_X86
-      if (avx) bias_act_avx2<kAct>(x + b, bias + j, p, out + b, len, stream);
-      else
-#endif
-        bias_act_scalar<kAct>(x + b, bias + j, p, out + b, len);
+      bias_act<kAct>(x + b, bias + j, pre ? pre + b : nullptr, out + b, len, avx, stream);
       b += len;
     }
     fence_streams(stream);
@@ -151,7 +179,7 @@ GLIMPSE_KERNEL(bias_activation_kernel) {
   const int64_t act = int_arg(env, a[4], 4);
   const int64_t rows = int_arg(env, a[5], 5), n = int_arg(env, a[6], 6);
   const int64_t count = checked_mul(rows, n);
-  if (act < -1 || act > static_cast<int64_t>(Act::softplus)) throw ArgError("unknown activation code " + std::to_string(act));
+  with_activation(act, [](auto) {});  // an unknown code fails before anything is read
   const float* x = f32_span(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
   const float* bias = f32_span(array_arg(env, a[2], 2), int_arg(env, a[3], 3), n, "bias");
   float* pre = optional_span(env, a[7], nullptr, 7, count, "pre");
@@ -164,17 +192,81 @@ GLIMPSE_KERNEL(bias_activation_kernel) {
   require_disjoint(pre, count, "pre", bias, n, "bias");
   require_disjoint(out, count, "out", bias, n, "bias");
   if (count == 0) return undefined(env);
-  switch (static_cast<Act>(act)) {
-    case Act::none: bias_activation<Act::none>(x, bias, pre, out, rows, n); break;
-    case Act::relu: bias_activation<Act::relu>(x, bias, pre, out, rows, n); break;
-    case Act::gelu_erf: bias_activation<Act::gelu_erf>(x, bias, pre, out, rows, n); break;
-    case Act::gelu_tanh: bias_activation<Act::gelu_tanh>(x, bias, pre, out, rows, n); break;
-    case Act::quick_gelu: bias_activation<Act::quick_gelu>(x, bias, pre, out, rows, n); break;
-    case Act::sigmoid: bias_activation<Act::sigmoid>(x, bias, pre, out, rows, n); break;
-    case Act::tanh: bias_activation<Act::tanh>(x, bias, pre, out, rows, n); break;
-    case Act::erf: bias_activation<Act::erf>(x, bias, pre, out, rows, n); break;
-    case Act::softplus: bias_activation<Act::softplus>(x, bias, pre, out, rows, n); break;
+  with_activation(act, [&](auto a) { bias_activation<decltype(a)::value>(x, bias, pre, out, rows, n); });
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear(x, xOffset, [rsX, csX], weight, weightOffset, [rsW, csW], bias, biasOffset, act, rows, n, k,
+//        pre | null, out)
+// ---------------------------------------------------------------------------------------------
+
+// The elements a strided matrix view reaches: from p, `count` of them (0 for an empty view).
+struct Reach {
+  const float* p;
+  int64_t count;
+};
+
+// A [rows, cols] view at offset with non-negative strides (rs, cs) into a Float32Array: throws
+// unless every element it reaches lies inside the array.
+Reach matrix_reach(const Array& a, int64_t offset, int64_t rows, int64_t cols, const std::vector<int64_t>& strides,
+                   const char* what) {
+  if (a.type != napi_float32_array) throw ArgError(std::string(what) + " must be a Float32Array");
+  if (strides.size() != 2) throw ArgError(std::string(what) + ": expected 2 strides (row, column)");
+  const int64_t rs = strides[0], cs = strides[1];
+  if (rs < 0 || cs < 0) throw ArgError(std::string(what) + ": strides must be non-negative");
+  if (rows == 0 || cols == 0) return {a.f32(), 0};
+  int64_t down, across, last;
+  if (offset < 0 || __builtin_mul_overflow(rows - 1, rs, &down) || __builtin_mul_overflow(cols - 1, cs, &across) ||
+      __builtin_add_overflow(offset, down, &last) || __builtin_add_overflow(last, across, &last) ||
+      last >= static_cast<int64_t>(a.length)) {
+    throw ArgError(std::string(what) + ": the view (offset " + std::to_string(offset) + ") reaches outside its array of " +
+                   std::to_string(a.length) + " elements");
   }
+  return {a.f32() + offset, last - offset + 1};
+}
+
+// The product goes into pre when it is kept (out is then written from it), else into out, which
+// the epilogue updates in place; either way every block is read back while in cache.
+template <Act kAct>
+void linear(Reach x, int64_t rsX, int64_t csX, Reach w, int64_t rsW, int64_t csW, const float* bias, float* pre,
+            float* out, int64_t rows, int64_t n, int64_t k) {
+  const bool avx = cpu_has_avx2_fma();
+  float* product = pre ? pre : out;
+  const GemmEpilogue epilogue = [&](float* c, int64_t ldc, int64_t row0, int64_t block_rows, int64_t col0, int64_t cols) {
+    for (int64_t i = 0; i < block_rows; i++) {
+      float* p = c + i * ldc;
+      bias_act<kAct>(p, bias + col0, pre ? p : nullptr, pre ? out + (row0 + i) * n + col0 : p, cols, avx, false);
+    }
+  };
+  // op(B) = weight^T: element (j, i) of weight is B(i, j).
+  sgemm_epilogue(rows, n, k, x.p, rsX, csX, w.p, csW, rsW, product, n, epilogue);
+}
+
+GLIMPSE_KERNEL(linear_kernel) {
+  auto a = args(env, info, 14);
+  const int64_t act = int_arg(env, a[8], 8);
+  const int64_t rows = int_arg(env, a[9], 9), n = int_arg(env, a[10], 10), k = int_arg(env, a[11], 11);
+  const int64_t count = checked_mul(rows, n);
+  if (k < 0) throw ArgError("sizes must be non-negative and not overflow");
+  with_activation(act, [](auto) {});
+  const std::vector<int64_t> xs = ints_arg(env, a[2], 2), ws = ints_arg(env, a[5], 5);
+  const Reach x = matrix_reach(array_arg(env, a[0], 0), int_arg(env, a[1], 1), rows, k, xs, "x");
+  const Reach w = matrix_reach(array_arg(env, a[3], 3), int_arg(env, a[4], 4), n, k, ws, "weight");
+  const float* bias = f32_span(array_arg(env, a[6], 6), int_arg(env, a[7], 7), n, "bias");
+  float* pre = optional_span(env, a[12], nullptr, 12, count, "pre");
+  float* out = f32_span(array_arg(env, a[13], 13), 0, count, "out");
+  // The outputs are written while the inputs are still being read, by several threads.
+  for (const auto& [o, name] : {std::pair<float*, const char*>{pre, "pre"}, {out, "out"}}) {
+    require_disjoint(o, count, name, x.p, x.count, "x");
+    require_disjoint(o, count, name, w.p, w.count, "weight");
+    require_disjoint(o, count, name, bias, n, "bias");
+  }
+  require_disjoint(pre, count, "pre", out, count, "out");
+  if (count == 0) return undefined(env);
+  with_activation(act, [&](auto c) {
+    linear<decltype(c)::value>(x, xs[0], xs[1], w, ws[0], ws[1], bias, pre, out, rows, n, k);
+  });
   return undefined(env);
 }
 
@@ -255,6 +347,7 @@ GLIMPSE_KERNEL(add_layer_norm_kernel) {
 
 void register_fused(napi_env env, napi_value exports) {
   export_fn(env, exports, "biasActivation", bias_activation_kernel);
+  export_fn(env, exports, "linear", linear_kernel);
   export_fn(env, exports, "addLayerNorm", add_layer_norm_kernel);
 }
 

@@ -585,8 +585,11 @@ void scale_c(int64_t M, int64_t N, float beta, float* C, int64_t rsC, int64_t cs
 // unit stride: then it is read once, straight from memory. Returns false when it does not apply.
 bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
           float beta, float* C, int64_t rsC, int64_t csC, Epi epi) {
-  if (N == 1 && M > 1 && !epi.fn)  // C^T = B^T A^T (an epilogue takes row-major blocks: then packing)
-    return gemv(ks, parallel, N, M, K, alpha, {B.p, B.cs, B.rs}, {A.p, A.cs, A.rs}, beta, C, csC, rsC, epi);
+  if (N == 1 && M > 1) {  // C^T = B^T A^T; the epilogue takes row-major blocks, so it runs on the column after
+    if (!gemv(ks, parallel, N, M, K, alpha, {B.p, B.cs, B.rs}, {A.p, A.cs, A.rs}, beta, C, csC, rsC, {})) return false;
+    epi(C, rsC, 0, M, 0, 1);
+    return true;
+  }
   if (M != 1) return false;
   const bool rows = B.cs == 1, cols = !rows && B.rs == 1 && A.cs == 1;
   if (!rows && !cols) return false;
@@ -919,31 +922,6 @@ GLIMPSE_KERNEL(sgemm_js) {
   return undefined(env);
 }
 
-// sgemmEpilogue(a, aOffset, [rsA, csA], b, bOffset, [rsB, csB], c, M, N, K): for tests of
-// sgemm_epilogue's contract: c (dense M x N from index 0) = a @ b, then an epilogue that is wrong
-// unless it runs exactly once per element after the element is final, with the right coordinates:
-// c(i, j) = 2 c(i, j) + j / 2 + i / 4.
-GLIMPSE_KERNEL(sgemm_epilogue_js) {
-  auto v = args(env, info, 10);
-  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), c = f32_arg(env, v[6], 6);
-  const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4);
-  const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5);
-  const int64_t M = int_arg(env, v[7], 7), N = int_arg(env, v[8], 8), K = int_arg(env, v[9], 9);
-  check_sizes({M, N, K});
-  check_reach(a, a_off, {M, K}, as, "a");
-  check_reach(b, b_off, {K, N}, bs, "b");
-  check_reach(c, 0, {M, N}, {N, 1}, "c");
-  const GemmEpilogue epilogue = [](float* blk, int64_t ldc, int64_t row0, int64_t rows, int64_t col0, int64_t cols) {
-    for (int64_t i = 0; i < rows; i++)
-      for (int64_t j = 0; j < cols; j++)
-        blk[i * ldc + j] = 2.0f * blk[i * ldc + j] + 0.5f * float(col0 + j) + 0.25f * float(row0 + i);
-  };
-  const bool reads = M > 0 && N > 0 && K > 0;
-  gemm(kernels(), true, M, N, K, 1.0f, {a.f32() + (reads ? a_off : 0), as[0], as[1]},
-       {b.f32() + (reads ? b_off : 0), bs[0], bs[1]}, 0.0f, c.f32(), N, 1, {&epilogue});
-  return undefined(env);
-}
-
 }  // namespace
 
 void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsA, int64_t csA,
@@ -957,10 +935,9 @@ void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, float alph
        {B, transB ? 1 : ldb, transB ? ldb : 1}, beta, C, ldc, 1);
 }
 
-void sgemm_epilogue(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                    const float* B, int64_t ldb, float* C, int64_t ldc, const GemmEpilogue& epilogue) {
-  gemm(kernels(), true, M, N, K, 1.0f, {A, transA ? 1 : lda, transA ? lda : 1}, {B, transB ? 1 : ldb, transB ? ldb : 1},
-       0.0f, C, ldc, 1, {&epilogue});
+void sgemm_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                    int64_t rsB, int64_t csB, float* C, int64_t ldc, const GemmEpilogue& epilogue) {
+  gemm(kernels(), true, M, N, K, 1.0f, {A, rsA, csA}, {B, rsB, csB}, 0.0f, C, ldc, 1, {&epilogue});
 }
 
 void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N, int64_t K, float alpha,
@@ -973,7 +950,6 @@ void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N
 void register_gemm(napi_env env, napi_value exports) {
   export_fn(env, exports, "matmul", matmul);
   export_fn(env, exports, "sgemm", sgemm_js);
-  export_fn(env, exports, "sgemmEpilogue", sgemm_epilogue_js);
 }
 
 }  // namespace glimpse

@@ -38,9 +38,11 @@ void sgemm_strided(int64_t M, int64_t N, int64_t K, float alpha, const float* A,
 using GemmEpilogue =
     std::function<void(float* c, int64_t ldc, int64_t row0, int64_t rows, int64_t col0, int64_t cols)>;
 
-// C = op(A) op(B) as sgemm with alpha 1 and beta 0, then the epilogue over C block by block (e.g.
-// a linear layer's bias and activation, without another pass over C from memory).
-void sgemm_epilogue(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                    const float* B, int64_t ldb, float* C, int64_t ldc, const GemmEpilogue& epilogue);
+// C = A B with A and B read as sgemm_strided reads them (alpha 1, beta 0) and C dense row-major
+// (ldc apart), then the epilogue over C block by block (e.g. a linear layer's bias and activation,
+// without another pass over C from memory). Every path of sgemm_strided keeps its arithmetic, so C
+// before the epilogue is bit for bit what sgemm_strided writes.
+void sgemm_epilogue(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsA, int64_t csA, const float* B,
+                    int64_t rsB, int64_t csB, float* C, int64_t ldc, const GemmEpilogue& epilogue);
 
 }  // namespace glimpse

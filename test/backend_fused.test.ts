@@ -1,8 +1,9 @@
-// Native fused kernels (native/fused.cc) against the reference backend: biasActivation and
-// addLayerNorm over odd sizes, long rows split across threads, in-place updates, special values,
-// outputs big enough for streaming stores, and misuse. The fused results must also equal the
-// unfused native kernels (add, then the activation or layerNorm) bit for bit, so that turning a
-// fusion on never changes a model's outputs. The whole file runs a second time in a child process
+// Native fused kernels (native/fused.cc) against the reference backend: biasActivation, linear
+// and addLayerNorm over odd sizes, long rows split across threads, every path of the product
+// under linear's epilogue, in-place updates, special values, outputs big enough for streaming
+// stores, and misuse. The fused results must also equal the unfused native kernels (add, then the
+// activation or layerNorm; matmul, then biasActivation) bit for bit, so that turning a fusion on
+// never changes a model's outputs. The whole file runs a second time in a child process
 // with GLIMPSE_NO_AVX2=1 to cover the portable kernels.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +12,7 @@ import { ReferenceBackend } from '../src/tensor/backends/reference.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import * as wrap from '../src/tensor/backends/native/fused.js';
-import { assertClose, denseView, randInt, randomData, rng, storageData, rerunTestFile } from './helpers.js';
+import { type Layout, assertClose, denseView, randInt, randomData, randomView, rng, storageData, rerunTestFile } from './helpers.js';
 
 const native = createNativeBackend();
 const reference = new ReferenceBackend();
@@ -151,6 +152,133 @@ test('biasActivation in place: pre or out written over x', { skip }, () => {
   }
 });
 
+// ---- linear: the product with biasActivation as its epilogue ----
+
+const EPS32 = 2 ** -24;
+
+function withThreads(n: number, body: () => void): void {
+  const addon = loadAddon()!;
+  const before = addon.numThreads!() as number;
+  addon.setNumThreads!(n);
+  try {
+    body();
+  } finally {
+    addon.setNumThreads!(before);
+  }
+}
+
+interface LinearCase {
+  rows: number;
+  k: number;
+  n: number;
+  act: ActivationOp | null;
+  xLayout: Layout;
+  wLayout: Layout;
+}
+
+/** Inputs of a case, the same data on both backends: x [rows, k], weight [n, k], bias [n]. */
+function linearInputs(r: () => number, c: LinearCase) {
+  const [xN, xR] = randomView(r, [native!, reference], 'float32', [c.rows, c.k], c.xLayout);
+  const [wN, wR] = randomView(r, [native!, reference], 'float32', [c.n, c.k], c.wLayout);
+  const bias = randomData(r, 'float32', c.n) as Float32Array;
+  const biasOffset = randInt(r, 0, 3);
+  return { native: [xN!, wN!, place(native!, bias, [c.n], biasOffset)], reference: [xR!, wR!, place(reference, bias, [c.n], biasOffset)] };
+}
+
+function runLinear(b: Backend, c: LinearCase, withPre: boolean, [x, w, bias]: View[]) {
+  // NaN-filled outputs: an element the kernel reads before writing, or never writes, shows.
+  const pre = withPre ? b.fromHost(new Float32Array(c.rows * c.n).fill(Number.NaN), 'float32') : null;
+  const out = b.fromHost(new Float32Array(c.rows * c.n).fill(Number.NaN), 'float32');
+  b.linear(x!, w!, bias!, c.act, pre, out);
+  return { pre: pre && f32(pre), out: f32(out) };
+}
+
+/** matmul, then biasActivation: what linear computed before it was one kernel. */
+function unfusedLinear(c: LinearCase, [x, w, bias]: View[]) {
+  const b = native!;
+  const product = b.alloc('float32', c.rows * c.n);
+  b.matmul({ ...x!, shape: [1, c.rows, c.k], strides: [0, ...x!.strides] },
+    { ...w!, shape: [1, c.k, c.n], strides: [0, w!.strides[1]!, w!.strides[0]!] }, product);
+  const pre = b.alloc('float32', c.rows * c.n);
+  const out = b.alloc('float32', c.rows * c.n);
+  b.biasActivation(denseView(product, [c.rows, c.n]), bias!, c.act, c.rows, c.n, pre, out);
+  return { pre: f32(pre), out: f32(out) };
+}
+
+/**
+ * Native, keeping pre or not (then out holds the product first), against the unfused native
+ * kernels bit for bit, and against the reference within the float32 summation error bound
+ * (k + 3) eps (sum_i |x_i w_i| + |bias|) (the activations' slopes are at most 1.13), plus 1e-5
+ * relative for the activation itself.
+ */
+function checkLinear(r: () => number, c: LinearCase, threads: number[]): void {
+  const inputs = linearInputs(r, c);
+  const name = `linear [${c.rows}, ${c.k}] x [${c.n}, ${c.k}]^T (${c.act ?? 'no activation'}, x ${c.xLayout}, weight ${c.wLayout})`;
+  const ref = runLinear(reference, c, true, inputs.reference);
+  const unf = unfusedLinear(c, inputs.native);
+  const [x, w] = inputs.native;
+  const xs = f32(x!.storage);
+  const ws = f32(w!.storage);
+  const bias = f32(inputs.native[2]!.storage).subarray(inputs.native[2]!.offset);
+  const bound = new Float64Array(c.rows * c.n);
+  for (let i = 0; i < c.rows; i++) {
+    for (let j = 0; j < c.n; j++) {
+      let mag = Math.abs(bias[j]!);
+      for (let t = 0; t < c.k; t++) {
+        mag += Math.abs(xs[x!.offset + i * x!.strides[0]! + t * x!.strides[1]!]! * ws[w!.offset + j * w!.strides[0]! + t * w!.strides[1]!]!);
+      }
+      bound[i * c.n + j] = (c.k + 3) * EPS32 * mag;
+    }
+  }
+  for (const [t, withPre] of threads.flatMap((t) => [[t, true], [t, false]] as const)) {
+    withThreads(t, () => {
+      const nat = runLinear(native!, c, withPre, inputs.native);
+      const what = `${name}, ${t} thread${t > 1 ? 's' : ''}, pre ${withPre ? 'kept' : 'not kept'}`;
+      sameBits(nat.out, unf.out, `${what}: out vs matmul then biasActivation`);
+      if (nat.pre) sameBits(nat.pre, unf.pre, `${what}: pre vs matmul then biasActivation`);
+      for (let e = 0; e < nat.out.length; e++) {
+        if (nat.pre && !(Math.abs(nat.pre[e]! - ref.pre![e]!) <= bound[e]!)) {
+          assert.fail(`${what}: pre element ${e} is ${nat.pre[e]}, reference ${ref.pre![e]} (bound ${bound[e]})`);
+        }
+        if (!(Math.abs(nat.out[e]! - ref.out[e]!) <= 1.2 * bound[e]! + 1e-5 * Math.abs(ref.out[e]!))) {
+          assert.fail(`${what}: out element ${e} is ${nat.out[e]}, reference ${ref.out[e]} (bound ${bound[e]})`);
+        }
+      }
+    });
+  }
+}
+
+// Shapes for each path of the product, where the epilogue runs at different points: one row
+// (matrix-vector, the weight read along k or along n), one column (the transposed matrix-vector
+// product, epilogue after it), few rows against a dense weight (the weight read in place, columns
+// claimed in runs), and the packed path with several row blocks, K slices and column panels, split
+// among threads by rows or by columns; K = 0 (out = act(bias)) and empty outputs.
+test('linear: every path of the product, bit for bit matmul then biasActivation, and the reference', { skip }, () => {
+  const r = rng(21);
+  const cases: [number, number, number, Layout, Layout][] = [ // rows, k, n, x layout, weight layout
+    [1, 300, 200, 'dense', 'dense'], [1, 70, 33, 'offset', 'transposed'], [90, 77, 1, 'dense', 'dense'],
+    [90, 77, 1, 'sliced', 'transposed'], [50, 768, 97, 'dense', 'dense'], [64, 520, 13, 'offset', 'sliced'],
+    [23, 600, 130, 'transposed', 'dense'], [301, 290, 37, 'sliced', 'dense'], [37, 300, 4200, 'dense', 'dense'],
+    [150, 700, 300, 'dense', 'transposed'], [7, 5, 9, 'transposed', 'transposed'], [5, 0, 7, 'dense', 'dense'],
+    [0, 5, 7, 'dense', 'dense'], [3, 4, 0, 'dense', 'dense'],
+  ];
+  cases.forEach(([rows, k, n, xLayout, wLayout], i) => {
+    checkLinear(r, { rows, k, n, act: ACTS[i % ACTS.length]!, xLayout, wLayout }, [1, 2]);
+  });
+});
+
+test('linear: every activation, with and without pre, on small odd shapes', { skip }, () => {
+  const r = rng(22);
+  const layouts: Layout[] = ['dense', 'offset', 'transposed', 'sliced'];
+  for (const act of ACTS) {
+    for (let t = 0; t < 2; t++) {
+      const c = { rows: randInt(r, 1, 20), k: randInt(r, 1, 40), n: randInt(r, 1, 40), act,
+        xLayout: layouts[randInt(r, 0, 3)]!, wLayout: layouts[randInt(r, 0, 3)]! };
+      checkLinear(r, c, [2]);
+    }
+  }
+});
+
 interface NormCase {
   rows: number;
   n: number;
@@ -273,7 +401,7 @@ test('the portable path is selected when GLIMPSE_NO_AVX2=1', { skip }, () => {
   if (portable) assert.equal(loadAddon()!.hasAvx2Fma!(), false);
 });
 
-test('the native kernels take dense float32 views and leave other cases to the reference', { skip }, () => {
+test('the native kernels take dense float32 views (linear: any x and weight) and leave other cases to the reference', { skip }, () => {
   const addon = loadAddon()!;
   const b = native!;
   const x = denseView(b.fromHost(new Float32Array(12).fill(1), 'float32'), [3, 4]);
@@ -295,6 +423,23 @@ test('the native kernels take dense float32 views and leave other cases to the r
   const empty = denseView(b.alloc('float32', 0), [3, 0]);
   assert.equal(wrap.addLayerNorm(addon, empty, empty, null, null, 3, 0, 1e-5, b.alloc('float32', 0), b.alloc('float32', 0),
     ...stats()), false);
+  // linear: x [3, 4] (or its transpose, read in place) times a weight [2, 4]
+  const w = denseView(b.fromHost(new Float32Array([1, 2, 3, 4, -1, -2, -3, -4]), 'float32'), [2, 4]);
+  const b2 = denseView(b.fromHost(new Float32Array([0.5, 0.5]), 'float32'), [2]);
+  const out6 = () => b.alloc('float32', 6);
+  assert.equal(wrap.linear(addon, x, w, b2, 'relu', out6(), out6()), true);
+  assert.equal(wrap.linear(addon, { ...transposed, shape: [3, 4], strides: [1, 3] }, w, b2, null, null, out6()), true);
+  assert.equal(wrap.linear(addon, x, w, { ...b2, shape: [2], strides: [2], storage: b.alloc('float32', 4) }, null, null, out6()),
+    false);
+  assert.equal(wrap.linear(addon, doubles, w, b2, null, null, b.alloc('float64', 6)), false);
+  // and falls back to matmul then biasActivation, which give the reference's results
+  const y6 = b.alloc('float32', 6);
+  b.linear(x, w, { ...b2, shape: [2], strides: [0] }, 'relu', null, y6);
+  assert.deepEqual([...f32(y6)], [10.5, 0, 10.5, 0, 10.5, 0]);
+  const d6 = b.alloc('float64', 6);
+  b.linear(doubles, { ...w, storage: b.fromHost(new Float64Array([1, 2, 3, 4, -1, -2, -3, -4]), 'float64') },
+    { ...b2, storage: b.fromHost(new Float64Array([0.5, -0.5]), 'float64') }, null, null, d6);
+  assert.deepEqual([...(storageData(d6) as Float64Array)], [0.5, -0.5, 0.5, -0.5, 0.5, -0.5]);
   // The fallback gives the reference's results.
   const y = b.alloc('float64', 12);
   b.biasActivation(doubles, denseView(b.fromHost(new Float64Array([1, 2, 3, 4]), 'float64'), [4]), 'relu', 3, 4, null, y);
@@ -321,6 +466,31 @@ test('the kernels reject typed arrays of the wrong kind, views outside their arr
   assert.throws(() => addon.biasActivation!(f(10), 0, f(5), 0, 1, 2, 5, o, o), /pre and out/);
   assert.throws(() => addon.biasActivation!(f(10), 0, buf, 0, 1, 2, 5, null, buf.subarray(0, 10)), /bias/);
   addon.biasActivation!(f(0), 0, f(0), 0, 1, 3, 0, null, f(0)); // empty: nothing to do
+  // linear(x, xOff, xStrides, w, wOff, wStrides, bias, biasOff, act, rows, n, k, pre, out) for [2, 5] x [3, 5]^T
+  const lin = (x: Float32Array | Int32Array, xOff: number, xStr: number[], w: Float32Array, wStr: number[], bias: Float32Array,
+    act: number, k: number, pre: Float32Array | null, out: Float32Array) =>
+    addon.linear!(x, xOff, xStr, w, 0, wStr, bias, 0, act, 2, 3, k, pre, out);
+  assert.doesNotThrow(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 1, 5, f(6), f(6)));
+  assert.throws(() => lin(f(10), 1, [5, 1], f(15), [5, 1], f(3), 1, 5, null, f(6)), /x: the view \(offset 1\) reaches outside/);
+  assert.throws(() => lin(f(10), 0, [1, 3], f(15), [5, 1], f(3), 1, 5, null, f(6)), /x: the view/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(14), [5, 1], f(3), 1, 5, null, f(6)), /weight: the view/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [2 ** 60, 1], f(3), 1, 5, null, f(6)), /weight: the view/);
+  assert.throws(() => lin(f(10), 0, [5, -1], f(15), [5, 1], f(3), 1, 5, null, f(6)), /x: strides must be non-negative/);
+  assert.throws(() => lin(f(10), 0, [5], f(15), [5, 1], f(3), 1, 5, null, f(6)), /x: expected 2 strides/);
+  assert.throws(() => lin(new Int32Array(10), 0, [5, 1], f(15), [5, 1], f(3), 1, 5, null, f(6)), /x must be a Float32Array/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(2), 1, 5, null, f(6)), /bias: 3 elements/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 8, 5, null, f(6)), /unknown activation/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 1, -1, null, f(6)), /non-negative/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 1, 5, f(5), f(6)), /pre: 6 elements/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 1, 5, null, f(5)), /out: 6 elements/);
+  const big = f(40);
+  assert.throws(() => lin(big, 0, [5, 1], f(15), [5, 1], f(3), 1, 5, big.subarray(9, 15), f(6)), /pre and x must not overlap/);
+  assert.throws(() => lin(f(10), 0, [5, 1], big, [5, 1], f(3), 1, 5, null, big.subarray(14, 20)), /out and weight must not overlap/);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], big, 1, 5, null, big.subarray(2, 8)), /out and bias must not overlap/);
+  const o6 = f(6);
+  assert.throws(() => lin(f(10), 0, [5, 1], f(15), [5, 1], f(3), 1, 5, o6, o6), /pre and out must not overlap/);
+  assert.doesNotThrow(() => lin(f(10), 0, [5, 1], big, [5, 1], f(3), 1, 5, null, big.subarray(15, 21))); // just past the weight
+  addon.linear!(f(0), 0, [5, 1], f(15), 0, [5, 1], f(3), 0, 1, 0, 3, 5, null, f(0)); // no rows: nothing to do
   // addLayerNorm(x, xOff, res, resOff, gamma, gOff, beta, bOff, rows, n, eps, sum, out, mean, rstd)
   assert.throws(() => addon.addLayerNorm!(f(10), 0, f(10), 1, null, 0, null, 0, 2, 5, 1e-5, f(10), f(10), f(2), f(2)), /residual/);
   assert.throws(() => addon.addLayerNorm!(f(10), 0, f(10), 0, f(4), 0, null, 0, 2, 5, 1e-5, f(10), f(10), f(2), f(2)), /gamma/);

@@ -276,46 +276,6 @@ test('few rows against a transposed B through matmul, with batches', { skip }, (
   });
 });
 
-// sgemm_epilogue: the epilogue of the test binding, c(i, j) = 2 c(i, j) + j / 2 + i / 4, gives the
-// expected result only if it runs exactly once for every element, after the element is final, with
-// the element's coordinates, on every path: matrix-vector (M = 1), N = 1 (packed, since the
-// epilogue takes row-major blocks), few rows against a transposed B, and the packed path with
-// several row blocks, K slices and column panels, split by rows or by columns.
-test('sgemm_epilogue runs its epilogue once per element of the final C', { skip }, () => {
-  const r = rng(41);
-  const cases: [number, number, number, boolean, boolean][] = [ // M, K, N, transA, transB
-    [1, 300, 200, false, true], [1, 70, 33, false, false], [90, 77, 1, false, false], [50, 768, 97, false, true],
-    [23, 600, 130, true, true], [301, 290, 37, false, false], [37, 300, 4200, false, true], [7, 5, 9, true, false],
-    [64, 520, 13, false, true], [150, 700, 300, false, true], [5, 0, 7, false, false],
-  ];
-  for (const threads of [1, 2]) {
-    withThreads(threads, () => {
-      for (const [M, K, N, transA, transB] of cases) {
-        const a = randomData(r, 'float32', M * K + 1) as Float32Array;
-        const b = randomData(r, 'float32', K * N + 1) as Float32Array;
-        const c = new Float32Array(M * N).fill(Number.NaN); // overwritten, never read
-        addon!.sgemmEpilogue!(a, 1, transA ? [1, M] : [K, 1], b, 1, transB ? [1, K] : [N, 1], c, M, N, K);
-        for (let i = 0; i < M; i++) {
-          for (let j = 0; j < N; j++) {
-            let exact = 0;
-            let mag = 0;
-            for (let k = 0; k < K; k++) {
-              const p = a[1 + (transA ? k * M + i : i * K + k)]! * b[1 + (transB ? j * K + k : k * N + j)]!;
-              exact += p;
-              mag += Math.abs(p);
-            }
-            const want = 2 * exact + j / 2 + i / 4;
-            const tol = 2 * (K + 2) * EPS32 * mag + 4 * EPS32 * (2 * Math.abs(exact) + j / 2 + i / 4);
-            const got = c[i * N + j]!;
-            assert.ok(Math.abs(got - want) <= tol,
-              `threads ${threads}, ${M}x${K}x${N} tA ${transA} tB ${transB}: c[${i},${j}] = ${got}, want ${want}`);
-          }
-        }
-      }
-    });
-  }
-});
-
 test('misuse throws instead of reading or writing out of bounds', { skip }, () => {
   const f = new Float32Array(12);
   const m = addon!.matmul!;

@@ -289,6 +289,21 @@ const cases: OpCase[] = [
     },
   },
   {
+    // only the weight needs a gradient (a first layer on data): the backward skips x's product
+    name: 'linear + quick_gelu, grad for the weight only',
+    inputs: (r) => {
+      const [i, o] = dims(r, 2, 1, 20);
+      return [{ shape: [o!, i!], layout: pick(r, ['dense', 'transposed'] as Layout[]) }];
+    },
+    fn: (w) => {
+      const [o, i] = w.shape as [number, number];
+      const x = G.arange(5 * i, undefined, 1, { backend: w.backend, dtype: w.dtype }).reshape(5, i).mul(0.37).cos();
+      const b = G.arange(o, undefined, 1, { backend: w.backend, dtype: w.dtype }).mul(0.2).sub(0.6);
+      return G.linear(x, w, b, 'quick_gelu');
+    },
+    rtol: 1e-4,
+  },
+  {
     name: 'addLayerNorm: both outputs',
     inputs: (r) => {
       const n = randInt(r, 2, 70);

@@ -94,7 +94,7 @@ export interface Backend {
   layerNormGrad(x: View, g: View, gamma: View | null, mean: View, rstd: View, rows: number, n: number,
     dx: Storage, dgamma: Storage | null, dbeta: Storage | null): void;
 
-  // ---- fused kernels: two steps in one pass over the rows ----
+  // ---- fused kernels: two steps in one pass over the rows (linear: a product and its epilogue) ----
   /**
    * pre = x + bias and out = act(pre) (out = pre when act is null), for x a dense view read as
    * [rows, n] and bias [n] added to every row. out is act of pre as stored (rounded to the dtype).
@@ -103,6 +103,15 @@ export interface Backend {
    */
   biasActivation(x: View, bias: View, act: ActivationOp | null, rows: number, n: number,
     pre: Storage | null, out: Storage): void;
+  /**
+   * A linear layer in one kernel: pre = x @ weight^T + bias and out = act(pre) (out = pre when act
+   * is null), for x [rows, k] and weight [n, k] (any strides) and bias [n]; pre and out are dense
+   * [rows, n]. pre, kept for the backward pass, may be null. The results are those of matmul
+   * followed by biasActivation (pre is the product as stored plus the bias, out act of pre as
+   * stored); a backend may apply the bias and activation to each block of the product while it is
+   * still in cache or in registers. Neither output overlaps an input.
+   */
+  linear(x: View, weight: View, bias: View, act: ActivationOp | null, pre: Storage | null, out: Storage): void;
   /**
    * sum = x + residual, and layerNorm of sum as stored into out, mean and rstd (as layerNorm
    * writes them), for x and residual dense views read as [rows, n].

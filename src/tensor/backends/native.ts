@@ -66,6 +66,9 @@ export class NativeBackend extends ReferenceBackend {
     pre: Storage | null, out: Storage): void {
     if (!fused.biasActivation(this.addon, x, bias, act, rows, n, pre, out)) super.biasActivation(x, bias, act, rows, n, pre, out);
   }
+  override linear(x: View, weight: View, bias: View, act: ActivationOp | null, pre: Storage | null, out: Storage): void {
+    if (!fused.linear(this.addon, x, weight, bias, act, pre, out)) super.linear(x, weight, bias, act, pre, out);
+  }
   override addLayerNorm(x: View, residual: View, gamma: View | null, beta: View | null, rows: number, n: number,
     eps: number, sum: Storage, out: Storage, mean: Storage, rstd: Storage): void {
     if (!fused.addLayerNorm(this.addon, x, residual, gamma, beta, rows, n, eps, sum, out, mean, rstd))

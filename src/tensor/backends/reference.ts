@@ -412,6 +412,24 @@ export class ReferenceBackend implements Backend {
     writeAll(out, sums.map(f));
   }
 
+  /**
+   * matmul, then biasActivation over the product, each computing in float64 and rounding on store.
+   * Both go through `this`, so a backend that extends this one and lacks a case of its own linear
+   * kernel runs its own matmul and biasActivation.
+   */
+  linear(x: View, weight: View, bias: View, act: ActivationOp | null, pre: Storage | null, out: Storage): void {
+    const [rows, k] = x.shape as [number, number];
+    const [n, k2] = weight.shape as [number, number];
+    if (x.shape.length !== 2 || weight.shape.length !== 2 || bias.shape.length !== 1 || k !== k2 || bias.shape[0] !== n) {
+      throw new Error(`linear: x [${x.shape}], weight [${weight.shape}] and bias [${bias.shape}] do not form [rows, k], [n, k] and [n]`);
+    }
+    // The product goes where biasActivation may update it in place: into pre when kept, else out.
+    const product = pre ?? out;
+    this.matmul({ ...x, shape: [1, rows, k], strides: [0, x.strides[0]!, x.strides[1]!] },
+      { ...weight, shape: [1, k, n], strides: [0, weight.strides[1]!, weight.strides[0]!] }, product);
+    this.biasActivation({ storage: product, offset: 0, shape: [rows, n], strides: [n, 1] }, bias, act, rows, n, pre, out);
+  }
+
   addLayerNorm(x: View, residual: View, gamma: View | null, beta: View | null, rows: number, n: number, eps: number,
     sum: Storage, out: Storage, mean: Storage, rstd: Storage): void {
     const xs = readAll(x, 'addLayerNorm x');

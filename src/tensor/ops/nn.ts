@@ -22,7 +22,7 @@ const ACTIVATION_FNS: Record<ActivationOp, (x: Tensor) => Tensor> = {
 
 /**
  * act(x @ weight^T + bias), with weight [out, in] as PyTorch stores it; act is optional. With a
- * bias [out], the bias and the activation are one pass over the product (Backend.biasActivation).
+ * bias [out], the product, the bias and the activation are one kernel (Backend.linear).
  */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation?: LinearActivation | null): Tensor {
   if (weight.ndim !== 2 || x.ndim === 0 || x.shape[x.ndim - 1] !== weight.shape[1]) {
@@ -32,37 +32,41 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activati
   if (act !== null && !Object.hasOwn(ACTIVATION_FNS, act)) throw new Error(`linear: unknown activation '${activation}'`);
   const [n, k] = weight.shape as [number, number];
   const fused = bias && bias.ndim === 1 && bias.shape[0] === n && bias.dtype === x.dtype && bias.dtype === weight.dtype &&
-    bias.backend === x.backend;
+    bias.backend === x.backend && weight.backend === x.backend;
   if (!fused) {
     const y = matmul(x, weight.transpose(0, 1));
     const z = bias ? y.add(bias) : y;
     return act ? ACTIVATION_FNS[act](z) : z;
   }
   const lead = x.shape.slice(0, -1);
-  const rows = numel(lead);
-  const y = biasActivation(matmul(reshape(x, [rows, k]), weight.transpose(0, 1)), bias, act);
+  const y = fusedLinear(reshape(x, [numel(lead), k]), weight, bias, act);
   return reshape(y, [...lead, n]);
 }
 
 /**
- * act(y + bias) for the product y [rows, n] of a matmul, which this overwrites: it is a fresh
- * tensor that nothing else reads (matmul's backward needs its operands, not its product), so
- * the kernel writes pre = y + bias over it, or the output itself when pre is not needed.
+ * act(x @ weight^T + bias) for x [rows, k], one kernel forward and one node on the tape. The
+ * backward needs the pre-activation, which the kernel writes only when a gradient is recorded.
  */
-function biasActivation(y: Tensor, bias: Tensor, act: ActivationOp | null): Tensor {
-  const [rows, n] = y.shape as [number, number];
-  const b = y.backend;
+function fusedLinear(x: Tensor, weight: Tensor, bias: Tensor, act: ActivationOp | null): Tensor {
+  const rows = x.shape[0]!;
+  const n = weight.shape[0]!;
+  const b = x.backend;
   const bv = noGrad(() => bias.contiguous());
-  const keepPre = act !== null && isGradEnabled() && (y.requiresGrad || bias.requiresGrad);
-  const out = keepPre ? new Tensor(b.empty(y.dtype, y.size), y.shape) : new Tensor(y.storage, y.shape);
-  b.biasActivation(y.view('linear'), bv.view('linear'), act, rows, n, keepPre ? y.storage : null, out.storage);
-  return record('biasActivation', [y, bias], out, (g) => {
+  const keepPre = act !== null && isGradEnabled() && (x.requiresGrad || weight.requiresGrad || bias.requiresGrad);
+  const pre = keepPre ? new Tensor(b.empty(x.dtype, rows * n), [rows, n]) : null;
+  const out = new Tensor(b.empty(x.dtype, rows * n), [rows, n]);
+  b.linear(x.view('linear'), weight.view('linear'), bv.view('linear'), act, pre && pre.storage, out.storage);
+  return record('linear', [x, weight, bias], out, (g) => {
     let gPre = g;
     if (act) {
       gPre = new Tensor(b.empty(g.dtype, g.size), g.shape);
-      b.unaryGrad(act, y.view(), g.view(), gPre.storage);
+      b.unaryGrad(act, pre!.view(), g.view(), gPre.storage);
     }
-    return [gPre, bias.requiresGrad ? sumTo(gPre, bias.shape) : null];
+    return [
+      x.requiresGrad ? matmul(gPre, weight) : null,
+      weight.requiresGrad ? matmul(gPre.transpose(0, 1), x) : null,
+      bias.requiresGrad ? sumTo(gPre, bias.shape) : null,
+    ];
   });
 }
 
