@@ -120,3 +120,22 @@ test('describeConfig lists every key with its default', () => {
   assert.ok(lines.some((l) => l.startsWith('optim.lr: ') && l.includes('(default 0.0005)')));
   assert.ok(lines.some((l) => l.startsWith('task [clip|siglip|catlip|ce]: ')));
 });
+
+test('validation options merge over the training options key by key', async () => {
+  const { mergeOptions, openDatasets } = await import('../src/train/data.js');
+  assert.deepEqual(mergeOptions({ scenes: { size: 32, seed: 1 }, workers: 2 }, { scenes: { length: 8 } }),
+    { scenes: { size: 32, seed: 1, length: 8 }, workers: 2 });
+  assert.deepEqual(mergeOptions({ a: [1, 2] }, { a: [3] }), { a: [3] });
+  const config = resolveConfig({
+    model: 'test-clip', task: 'clip', steps: 1,
+    data: { train: 'scenes:train', val: 'scenes:test', options: { scenes: { size: 32 } }, val_options: { scenes: { length: 8 } } },
+  });
+  const { trainDataset, val } = await openDatasets(config);
+  const size = async (ds: typeof trainDataset) => {
+    const s = await ds.get(0);
+    return s.image.kind === 'pixels' ? s.image.image.width : -1;
+  };
+  assert.equal(val!.length, 8);
+  assert.equal(await size(val!), 32);
+  assert.equal(await size(trainDataset), 32);
+});

@@ -31,10 +31,20 @@ export interface OpenTrainDataOptions {
   worldSize: number;
 }
 
+type Options = Record<string, unknown>;
+const isPlainObject = (v: unknown): v is Options => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `over` on top of `base`, nested objects merged key by key (val_options.scenes.length keeps options.scenes.size). */
+export function mergeOptions(base: Options, over: Options): Options {
+  const out: Options = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isPlainObject(v) && isPlainObject(out[k]) ? mergeOptions(out[k] as Options, v) : v;
+  return out;
+}
+
 /** Opens config.data's datasets: the training set and the validation set (when given). */
 export async function openDatasets(config: TrainConfig): Promise<Omit<TrainData, 'train'>> {
   const trainDataset = await openDataset(config.data.train, config.data.options);
-  const val = config.data.val === null ? null : await openDataset(config.data.val, { ...config.data.options, ...config.data.val_options });
+  const val = config.data.val === null ? null : await openDataset(config.data.val, mergeOptions(config.data.options, config.data.val_options));
   return { trainDataset, val };
 }
 
