@@ -1,5 +1,6 @@
-// Small pieces the dataset sources share: seed mixing, captions from class-name templates, and
-// the image file extensions each source accepts.
+// Small pieces the dataset sources share: seed mixing, captions from class-name templates, the
+// image file extensions each source accepts, the index check and image file reads.
+import fs from 'node:fs';
 
 /**
  * A 32-bit seed from several integers (a seed, an epoch, an index, ...), so each gets its own
@@ -62,4 +63,18 @@ export const consoleWarning: WarningSink = (message) => console.warn(message);
 /** The message of an error (first line), for warnings. */
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** The index check of every Dataset.get: an integer in [0, length), else a RangeError naming the dataset. */
+export function checkSampleIndex(ds: { readonly name: string; readonly length: number }, index: number): void {
+  if (!Number.isInteger(index) || index < 0 || index >= ds.length) throw new RangeError(`${ds.name}: index ${index} out of range [0, ${ds.length})`);
+}
+
+/** The bytes of an image file; an unreadable one is an error naming the file and why. */
+export async function readImageFile(file: string, what: string): Promise<Uint8Array> {
+  try {
+    return await fs.promises.readFile(file);
+  } catch (e) {
+    throw new Error(`${what}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

@@ -3,6 +3,7 @@
 // caption), tab-separated unless told otherwise; read as open_clip's `pd.read_csv` reads it (src/data/table.ts).
 import fs from 'node:fs';
 import path from 'node:path';
+import { checkSampleIndex, readImageFile } from './common.js';
 import { parseDelimited } from './table.js';
 import type { Dataset, DatasetSpec, Sample } from './dataset.js';
 
@@ -65,14 +66,9 @@ export class CsvDataset implements Dataset {
   }
 
   async get(index: number): Promise<Sample> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw new RangeError(`${this.name}: index ${index} out of range [0, ${this.length})`);
+    checkSampleIndex(this, index);
     const file = this.paths[index]!;
-    let bytes: Uint8Array;
-    try {
-      bytes = await fs.promises.readFile(file);
-    } catch (e) {
-      throw new Error(`csv: cannot read image ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const bytes = await readImageFile(file, 'csv');
     return { key: file, image: { kind: 'encoded', bytes, name: file }, caption: this.captions[index] };
   }
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import type { Dataset, DatasetSpec, Sample } from './dataset.js';
-import { type CaptionTemplates, checkTemplates, templateCaption } from './common.js';
+import { type CaptionTemplates, checkSampleIndex, checkTemplates, templateCaption } from './common.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -78,7 +78,7 @@ export class FashionMnist implements Dataset {
   }
 
   async get(index: number): Promise<Sample> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw new RangeError(`${this.name}: index ${index} out of range [0, ${this.length})`);
+    checkSampleIndex(this, index);
     const grey = this.images.subarray(index * 784, (index + 1) * 784);
     const data = new Uint8Array(784 * 3);
     for (let p = 0; p < 784; p++) data[3 * p] = data[3 * p + 1] = data[3 * p + 2] = grey[p]!;

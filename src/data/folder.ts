@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Dataset, DatasetSpec, Sample } from './dataset.js';
-import { type CaptionTemplates, FOLDER_IMAGE_EXTENSIONS, checkTemplates, templateCaption } from './common.js';
+import { type CaptionTemplates, FOLDER_IMAGE_EXTENSIONS, checkSampleIndex, checkTemplates, readImageFile, templateCaption } from './common.js';
 
 export interface ImageFolderOptions {
   /** Captions made from the class names (for contrastive training on a classification set). */
@@ -68,14 +68,9 @@ export class ImageFolder implements Dataset {
   }
 
   async get(index: number): Promise<Sample> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw new RangeError(`${this.name}: index ${index} out of range [0, ${this.length})`);
+    checkSampleIndex(this, index);
     const file = this.files[index]!;
-    let bytes: Uint8Array;
-    try {
-      bytes = await fs.promises.readFile(file);
-    } catch (e) {
-      throw new Error(`image-folder: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const bytes = await readImageFile(file, 'image-folder');
     const label = this.labels[index]!;
     const caption = this.captions ? templateCaption(this.captions, this.classNames[label]!, index) : undefined;
     return { key: path.relative(this.root, file), image: { kind: 'encoded', bytes, name: file }, label, caption };

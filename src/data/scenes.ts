@@ -10,7 +10,7 @@
 import type { RgbImage } from './image.js';
 import type { Dataset, DatasetSpec, Sample } from './dataset.js';
 import { Generator } from '../tensor/random.js';
-import { SEED_STREAMS, mixSeed } from './common.js';
+import { SEED_STREAMS, checkSampleIndex, mixSeed } from './common.js';
 
 export const SCENE_COLOURS: readonly { readonly name: string; readonly rgb: readonly [number, number, number] }[] = [
   { name: 'red', rgb: [220, 38, 38] },
@@ -277,7 +277,7 @@ export class ScenesDataset implements Dataset {
 
   /** The layout of sample `index` (its objects, relation and true caption), without drawing it. */
   scene(index: number): Scene {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw new RangeError(`${this.name}: index ${index} out of range [0, ${this.length})`);
+    checkSampleIndex(this, index);
     return layoutScene(this.seed, this.split, index, this.size, this.maxObjects);
   }
 

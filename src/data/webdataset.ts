@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { Dataset, DatasetSpec, Sample } from './dataset.js';
 import { indexTar, writeTar } from './tar.js';
-import { WEBDATASET_IMAGE_EXTENSIONS, type WarningSink, consoleWarning } from './common.js';
+import { WEBDATASET_IMAGE_EXTENSIONS, type WarningSink, checkSampleIndex, consoleWarning } from './common.js';
 
 /**
  * Expands shell-style braces as webdataset's shard lists use them: numeric ranges
@@ -143,7 +143,7 @@ export class WebDataset implements Dataset {
   }
 
   async get(index: number): Promise<Sample> {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) throw new RangeError(`${this.name}: index ${index} out of range [0, ${this.length})`);
+    checkSampleIndex(this, index);
     const e = this.entries[index]!;
     const shard = this.shards[e.shard]!;
     const handle = await fs.promises.open(shard, 'r').catch((err: unknown) => {

@@ -6,6 +6,7 @@ import { SiglipModel } from '../models/siglip.js';
 import { buildZeroShotClassifier, DEFAULT_TEMPLATES, loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
 import { type DatasetPassOptions, evaluatedCount, forEachBatch, imageEmbeddingSource, withEvalMode } from './features.js';
+import { bestRank } from './retrieval.js';
 
 export interface ClassAccuracy {
   readonly name: string;
@@ -38,21 +39,6 @@ function argmax(xs: ArrayLike<number>, offset: number, n: number): number {
 }
 
 /**
- * Where class `label` ranks among a row of scores (0 = first), by score, higher first; equal
- * scores by class index, so ties never count in the prediction's favour.
- */
-function rankOfClass(scores: ArrayLike<number>, offset: number, classes: number, label: number): number {
-  const s = scores[offset + label]!;
-  let ahead = 0;
-  for (let c = 0; c < classes; c++) {
-    const v = scores[offset + c]!;
-    if (Number.isNaN(v)) throw new Error(`classification: a NaN score (class ${c})`);
-    if (v > s || (v === s && c < label)) ahead++;
-  }
-  return ahead;
-}
-
-/**
  * Accuracy metrics of scores [N, C] (row-major; any monotone form: logits, probabilities) against
  * labels [N]. The prediction is the best score, the lowest class index on ties.
  */
@@ -72,7 +58,7 @@ export function classificationMetrics(scores: ArrayLike<number>, labels: ArrayLi
     const pred = argmax(scores, i * C, C);
     predictions[i] = pred;
     confusion[y]![pred]!++;
-    const rank = rankOfClass(scores, i * C, C, y);
+    const rank = bestRank(scores, i * C, C, [y]) - 1; // 0 = predicted first
     if (rank < 1) top1++;
     if (rank < 5) top5++;
   }

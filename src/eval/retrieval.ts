@@ -48,7 +48,7 @@ export function bestRank(scores: ArrayLike<number>, offset: number, count: numbe
   let ahead = 0;
   for (let j = 0; j < count; j++) {
     const s = scores[offset + j]!;
-    if (Number.isNaN(s)) throw new Error(`retrieval: a NaN similarity (candidate ${j})`);
+    if (Number.isNaN(s)) throw new Error(`bestRank: a NaN score (candidate ${j})`);
     if (s > sb || (s === sb && j < best)) ahead++;
   }
   return ahead + 1;
