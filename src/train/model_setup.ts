@@ -48,11 +48,9 @@ export interface TrainModel {
   logitScale: Tensor | null;
 }
 
-const PROCESSOR_FAMILY: Record<TrainFamily, ImageFamily> = { clip: 'clip', siglip: 'siglip', vit: 'vit' };
-
 /** The processor evaluation and inference use: the family's defaults at the model's image size. */
 export function processorFor(family: TrainFamily, imageSize: number): ImageProcessor {
-  return ImageProcessor.atSize(PROCESSOR_FAMILY[family], imageSize);
+  return ImageProcessor.atSize(family, imageSize); // every training family is an image family of its own name
 }
 
 function customConfig(c: CustomModelConfig, classNames: readonly string[] | undefined): HFConfig {
