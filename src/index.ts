@@ -13,5 +13,7 @@ export {
 export type {
   VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
 } from './tasks/index.js';
+export { maeReconstruction, writeReconstructionGrid } from './tasks/index.js';
+export type { MAEReconstruction, MAEReconstructionOptions, ReconstructionGridOptions } from './tasks/index.js';
 export { caption, captionIds, decodeCaptionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
 export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './tasks/index.js';

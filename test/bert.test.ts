@@ -377,3 +377,32 @@ test('untied decoder: its own bias as transformers 5 has it, or the shared one o
     assert.deepEqual(floats(legacy.forward(ids).logits), after, kept);
   }
 });
+
+test('maskedLMLoss: the head on scored positions only gives forward\'s loss and gradients', (t) => {
+  const dir = findFixture('bert_mlm');
+  if (!dir) return t.skip('shared fixtures not found');
+  const model = BertForMaskedLM.fromPretrained(dir).eval();
+  const inputs = SafetensorsFile.open(path.join(dir, 'inputs.safetensors')).readAll();
+  const t64 = (k: string) => tensor(inputs[k]!.data, { dtype: 'int64', shape: inputs[k]!.shape });
+  const opts = { attentionMask: t64('attention_mask'), tokenTypeIds: t64('token_type_ids') };
+  const labels = t64('labels');
+  assert.ok(labels.toArray().some((l) => l === -100), 'the fixture leaves some positions unscored');
+  const run = (loss: () => Tensor) => {
+    for (const p of model.parameters()) p.grad = null;
+    const l = loss();
+    l.backward();
+    return { loss: l.item(), grads: model.namedParameters().map(([k, p]) => [k, p.grad ? Array.from(p.grad.toArray()) : null] as const) };
+  };
+  const full = run(() => model.forward(t64('input_ids'), { ...opts, labels }).loss!);
+  const scored = run(() => model.maskedLMLoss(t64('input_ids'), labels, opts));
+  assert.ok(Math.abs(full.loss - scored.loss) < 1e-6, `${full.loss} vs ${scored.loss}`);
+  for (let i = 0; i < full.grads.length; i++) {
+    const [k, a] = full.grads[i]!;
+    const b = scored.grads[i]![1];
+    assert.equal(a === null, b === null, k);
+    if (a && b) {
+      const scale = Math.max(1e-12, ...a.map(Math.abs));
+      assert.ok(a.every((x, j) => Math.abs(x - b[j]!) <= 1e-5 * scale), k);
+    }
+  }
+});

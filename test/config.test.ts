@@ -47,7 +47,7 @@ test('wrong types and values name the key and what was expected', () => {
   rejects({ ...minimal(), optim: { lr: 'fast' } }, 'optim.lr', /expected a number, got string "fast"/);
   rejects({ ...minimal(), batch_size: 2.5 }, 'batch_size', /expected an integer, got 2.5/);
   rejects({ ...minimal(), batch_size: 0 }, 'batch_size', /must be >= 1, got 0/);
-  rejects({ ...minimal(), task: 'clpi' }, 'task', /expected one of clip, siglip, catlip, ce, got string "clpi"; did you mean 'clip'/);
+  rejects({ ...minimal(), task: 'clpi' }, 'task', /expected one of clip, siglip, catlip, ce, mae, mlm, got string "clpi"; did you mean 'clip'/);
   rejects({ ...minimal(), optim: { betas: [0.9] } }, 'optim.betas', /two numbers/);
   rejects({ ...minimal(), patch_dropout: 1 }, 'patch_dropout', /must be < 1/);
   rejects({ ...minimal(), lock_image: 'yes' }, 'lock_image', /true or false/);
@@ -63,7 +63,7 @@ test('whole-config rules: model, data, length, accumulation, LiT', () => {
   rejects({ ...minimal(), batch_size: 10, optim: { grad_accum: 4 } }, 'optim.grad_accum', /multiple of grad_accum 4/);
   rejects({ ...minimal(), unlock_last_blocks: 1 }, 'unlock_last_blocks', /lock_image: true/);
   rejects({ ...minimal(), model: { name: 'test-clip', custom: { family: 'clip' } } }, 'model', /not both/);
-  rejects({ ...minimal(), task: 'clip', model: { custom: { family: 'vit' } } }, 'model.custom.family', /dual encoder/);
+  rejects({ ...minimal(), task: 'clip', model: { custom: { family: 'vit' } } }, 'model.custom.family', /the clip task trains clip, not vit/);
 });
 
 test('overrides: --set key=value and dotted flags, values read as YAML', () => {
@@ -118,11 +118,11 @@ test('the example configs in configs/ are valid', () => {
 test('describeConfig lists every key with its default', () => {
   const lines = describeConfig();
   assert.ok(lines.some((l) => l.startsWith('optim.lr: ') && l.includes('(default 0.0005)')));
-  assert.ok(lines.some((l) => l.startsWith('task [clip|siglip|catlip|ce]: ')));
+  assert.ok(lines.some((l) => l.startsWith('task [clip|siglip|catlip|ce|mae|mlm]: ')));
 });
 
 test('validation options merge over the training options key by key', async () => {
-  const { mergeOptions, openDatasets } = await import('../src/train/data.js');
+  const { isTextCorpus, mergeOptions, openDatasets } = await import('../src/train/data.js');
   assert.deepEqual(mergeOptions({ scenes: { size: 32, seed: 1 }, workers: 2 }, { scenes: { length: 8 } }),
     { scenes: { size: 32, seed: 1, length: 8 }, workers: 2 });
   assert.deepEqual(mergeOptions({ a: [1, 2] }, { a: [3] }), { a: [3] });
@@ -132,10 +132,12 @@ test('validation options merge over the training options key by key', async () =
   });
   const { trainDataset, val } = await openDatasets(config);
   const size = async (ds: typeof trainDataset) => {
+    assert.ok(!isTextCorpus(ds));
     const s = await ds.get(0);
     return s.image.kind === 'pixels' ? s.image.image.width : -1;
   };
-  assert.equal(val!.length, 8);
+  assert.ok(val && !isTextCorpus(val));
+  assert.equal(val.length, 8);
   assert.equal(await size(val!), 32);
   assert.equal(await size(trainDataset), 32);
 });

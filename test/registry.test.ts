@@ -164,7 +164,7 @@ test('losses and datasets by name', () => {
   assert.throws(() => getLoss('catlip')(logits), /needs a target/);
   assert.throws(() => getLoss('catlop'), /unknown loss 'catlop'; did you mean 'catlip'/);
   assert.throws(() => registerLoss({ name: 'clip', fn: (l) => l }), /already registered/);
-  assert.deepEqual(listDatasets(), ['csv', 'fashion-mnist', 'image-folder', 'scenes', 'webdataset']);
+  assert.deepEqual(listDatasets(), ['csv', 'debian-descriptions', 'fashion-mnist', 'image-folder', 'scenes', 'webdataset']);
   registerDataset({ name: 'toy', aliases: ['toy-set'], open: () => [1, 2, 3] });
   assert.deepEqual(datasets.get('TOY-SET').open(), [1, 2, 3]);
   assert.throws(() => datasets.get('toys'), /unknown dataset 'toys'; did you mean 'toy'/);
@@ -185,4 +185,20 @@ test('the built-in datasets open through the registry by any alias', async () =>
   const ds = (await entry.open({ argument: 'val' })) as { name: string; length: number };
   assert.match(ds.name, /scenes/);
   assert.ok(ds.length > 0);
+});
+
+test('the text corpus opens through the registry with its split', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-corpus-'));
+  try {
+    const stanzas = Array.from({ length: 200 }, (_, i) => `Package: pkg${i}\nDescription-md5: ${String(i).padStart(32, '0')}\nDescription-en: tool number ${i}\n This package provides tool number ${i} for testing.\n`);
+    fs.writeFileSync(path.join(root, 'Translation-en'), stanzas.join('\n'));
+    const entry = datasets.get('debian-text');
+    assert.equal(entry.name, 'debian-descriptions');
+    const train = (await entry.open({ argument: 'train', root, valFraction: 0.1 })) as { documents: string[] };
+    const val = (await entry.open({ argument: 'val', root, valFraction: 0.1 })) as { documents: string[] };
+    assert.ok(train.documents.length > 150 && val.documents.length > 5, `${train.documents.length} / ${val.documents.length}`);
+    assert.ok(!val.documents.some((d) => train.documents.includes(d)), 'the splits are disjoint');
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -1,5 +1,5 @@
-// `glimpse train --config file.yaml [overrides] [--resume] [--out dir]`: runs the trainer on a
-// config file. Overrides are written as in the file, by dotted key: `--set optim.lr=1e-3` or
+// `glimpse train [--config file.yaml] [overrides] [--resume] [--out dir]`: runs the trainer on a
+// config file, or on flags alone (`glimpse train --task mae --model.custom.family mae ...`). Overrides are written as in the file, by dotted key: `--set optim.lr=1e-3` or
 // `--optim.lr 1e-3` (each value read as YAML: numbers, booleans, [lists], null).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,7 +9,7 @@ import type { ProgressMode } from '../train/progress.js';
 import { train, type TrainResult } from '../train/trainer.js';
 
 export interface TrainCommandOptions {
-  /** A YAML or JSON config file; on resume without one, the run folder's config.yaml. */
+  /** A YAML or JSON config file; on resume without one, the run folder's config.yaml; else only the overrides. */
   config?: string;
   /** [dotted key, value] overrides, applied in order after the file. */
   overrides?: readonly (readonly [string, string])[];
@@ -28,7 +28,7 @@ export function trainCommandConfig(o: TrainCommandOptions): TrainConfig {
     file = path.join(o.out, 'config.yaml');
     if (!fs.existsSync(file)) throw new Error(`train: ${file} does not exist; pass --config`);
   }
-  if (file === null) throw new Error('train: --config <file> is required (see configs/ for examples, --help-config for the keys)');
+  if (file === null && overrides.length === 0) throw new Error('train: give --config <file> or the keys as flags (see configs/ for examples, --help-config for the keys)');
   return loadConfig(file, { overrides });
 }
 

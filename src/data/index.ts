@@ -30,4 +30,8 @@ export { randomResizedCrop, randomResizedCropBox, padRandomCrop, flipHorizontal,
 export type { CropBox, PadMode } from './augment.js';
 export type { CaptionTemplates } from './common.js';
 export { CaptionVocab, captionWords, STOP_WORDS } from './caption_vocab.js';
+export { openTextCorpus, readDebianDescriptions, splitPlainText, DEBIAN_DESCRIPTIONS_DIR } from './text.js';
+export type { TextCorpus, TextSplit, OpenTextCorpusOptions, DebianDescription } from './text.js';
+export { packSequences, maskTokens, TokenBatchLoader, maskedEvalBatches, IGNORE_INDEX } from './mlm.js';
+export type { PackOptions, MaskingOptions, MaskedTokens, TokenBatch, TokenLoaderOptions, EvalBatchOptions, EvalBatches } from './mlm.js';
 export type { CaptionVocabOptions, CaptionVocabJson } from './caption_vocab.js';

@@ -9,6 +9,7 @@ import { readHFConfig } from '../io/hf.js';
 import { l2Normalize } from '../models/clip.js';
 import { type CreateModelOptions, createModel, models } from '../models/registry.js';
 import { ViTForImageClassification, ViTModel } from '../models/vit.js';
+import { ViTMAEForPreTraining, ViTMAEModel, vitModelFromMAE } from '../models/vit_mae.js';
 import type { Module } from '../nn/module.js';
 import { loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -58,7 +59,9 @@ export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights'
 /**
  * The image features of a model by registered name or folder: a CLIP or SigLIP model's
  * L2-normalised image embeddings, or a ViT's pooled tokens (with or without its classifier head,
- * which is not used). Its image processor is the folder's, else the family's at the model's size.
+ * which is not used). A ViT-MAE's encoder is probed as the ViT it is (vitModelFromMAE): every
+ * patch, none masked, the decoder unused. Its image processor is the folder's, else the ViT
+ * family's at the model's size.
  */
 export async function loadFeatureSource(nameOrDir: string, options: FeatureSourceOptions = {}): Promise<ImageFeatureSource> {
   const entry = models.find(nameOrDir);
@@ -66,8 +69,10 @@ export async function loadFeatureSource(nameOrDir: string, options: FeatureSourc
   const family = entry ? entry.family : has('config.json') ? readHFConfig(nameOrDir).model_type : has('open_clip_config.json') ? 'clip' : undefined;
   if (family === 'clip' || family === 'siglip') return imageEmbeddingSource(await loadVisionLanguageModel(nameOrDir, options));
   const model = await createModel(nameOrDir, options);
-  const vit = model instanceof ViTForImageClassification ? model.vit : model;
-  if (!(vit instanceof ViTModel)) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP or ViT model is needed)`);
+  const vit = model instanceof ViTForImageClassification ? model.vit
+    : model instanceof ViTMAEForPreTraining || model instanceof ViTMAEModel ? vitModelFromMAE(model)
+    : model;
+  if (!(vit instanceof ViTModel)) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);
   const folder = entry ? options.weights : nameOrDir;
   const [height, width] = vit.config.imageSize;
   const processor = folder !== undefined && fs.existsSync(path.join(folder, 'preprocessor_config.json'))

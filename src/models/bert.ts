@@ -18,7 +18,8 @@ import { normal_, zeros_ } from '../nn/init.js';
 import { type LinearActivation, crossEntropy, linear } from '../tensor/ops/nn.js';
 import { getDefaultGenerator } from '../tensor/random.js';
 import type { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { indexSelect } from '../tensor/ops/indexing.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 
 export interface BertConfigOptions {
   vocabSize?: number;
@@ -660,6 +661,25 @@ export class BertForMaskedLM extends Module {
     const labels = opts.labels ?? null;
     const loss = labels ? crossEntropy(logits.reshape(-1, this.config.vocabSize), labels.reshape(-1), { ignoreIndex: -100 }) : null;
     return { logits, loss, hiddenStates: out.hiddenStates };
+  }
+
+  /**
+   * forward's loss with the head applied only where labels are scored (not -100): the same value
+   * and gradients without vocabulary logits for the positions MLM pretraining does not score (85%
+   * of them), which are most of a small model's step.
+   */
+  maskedLMLoss(inputIds: Tensor, labels: Tensor, opts: BertForwardOptions = {}): Tensor {
+    const hidden = this.bert.forward(inputIds, opts).lastHiddenState;
+    const flat = labels.reshape(-1).toArray();
+    const positions: number[] = [];
+    const targets: number[] = [];
+    flat.forEach((l, i) => {
+      if (l !== -100) positions.push(i), targets.push(l);
+    });
+    if (positions.length === 0) return this.forward(inputIds, { ...opts, labels }).loss!; // nothing scored: forward's answer (NaN, as HF's)
+    const int = (v: number[]) => tensor(Int32Array.from(v), { shape: [v.length], dtype: 'int32', backend: hidden.backend });
+    const scored = indexSelect(hidden.reshape(-1, this.config.hiddenSize), 0, int(positions));
+    return crossEntropy(this.cls.predictions.forward(scored), int(targets));
   }
 
   /**

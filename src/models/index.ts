@@ -26,8 +26,11 @@ export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.j
 export type { OpenClipLoadOptions } from './openclip.js';
 export {
   ViTMAEConfig, ViTMAEModel, ViTMAEForPreTraining, randomMasking, sincosPositionTable, vitMaeKeyToHF, vitMaeKeyFromHF,
+  maeEncoderConfig, maeEncoderState, vitModelFromMAE, vitClassifierFromMAE,
 } from './vit_mae.js';
-export type { ViTMAEConfigOptions, ViTMAEOptions, ViTMAEForwardOptions, ViTMAEModelOutput, ViTMAEPreTrainingOutput } from './vit_mae.js';
+export type {
+  ViTMAEConfigOptions, ViTMAEOptions, ViTMAEForwardOptions, ViTMAEModelOutput, ViTMAEPreTrainingOutput, MAEEncoderSource, MAEClassifierOptions,
+} from './vit_mae.js';
 export {
   BlipConfig, BlipTextConfig, BlipVisionConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipVisionModel,
   BlipTextModel, BlipTextLMHeadModel, blipKeyFromHF, blipKeyToHF,

@@ -19,6 +19,7 @@ import { loadOpenClip, OPEN_CLIP_CONFIG_NAME } from './openclip.js';
 import type { TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { BUILTIN_MODELS } from './configs.js';
 import { datasetEntries } from '../data/sources.js';
+import { openTextCorpus, type OpenTextCorpusOptions } from '../data/text.js';
 
 export type RegistryKind = 'model' | 'loss' | 'dataset';
 
@@ -337,7 +338,7 @@ export interface DatasetEntry extends RegistryEntry {
   readonly open: (options?: Record<string, unknown>) => unknown;
 }
 
-/** Datasets by name: the built-in sources of src/data (scenes, fashion-mnist, webdataset, csv, image-folder). */
+/** Datasets by name: the built-in sources of src/data (scenes, fashion-mnist, webdataset, csv, image-folder) and the text corpus. */
 export const datasets = new Registry<DatasetEntry>('dataset');
 
 export function registerDataset(entry: Omit<DatasetEntry, 'kind' | 'aliases'> & { aliases?: readonly string[] }, opts: { replace?: boolean } = {}): DatasetEntry {
@@ -346,6 +347,11 @@ export function registerDataset(entry: Omit<DatasetEntry, 'kind' | 'aliases'> & 
 }
 
 for (const source of datasetEntries) registerDataset(source);
+registerDataset({
+  name: 'debian-descriptions', aliases: ['debian-text'],
+  description: "English text for MLM: Debian's package descriptions (scripts/install-corpus.sh installs them); splits train | val | all",
+  open: (o: OpenTextCorpusOptions & { argument?: string } = {}) => openTextCorpus(o.argument ? `debian-descriptions:${o.argument}` : 'debian-descriptions', o),
+});
 
 export function listDatasets(): string[] {
   return datasets.list();

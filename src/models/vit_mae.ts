@@ -10,17 +10,18 @@
 // The encoder runs on the kept patches only, which is what makes MAE pre-training cheap. The
 // masking is a per-sample shuffle: argsort of a noise tensor (given, or drawn uniform in [0, 1)).
 // Both transformer stacks are the engine's TransformerEncoder, named as in HF through vit.ts's
-// key map; the patch embedding is vit.ts's.
+// key map; the patch embedding is vit.ts's. At the end: the encoder turned into a ViTModel or
+// ViTForImageClassification, where fine-tuning and linear probing start.
 import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { LayerNorm, Linear, getActivation } from '../nn/layers.js';
-import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
+import { Module, type ModuleOptions, type StateDict, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
-import { normal_, ones_, uniform_, zeros_ } from '../nn/init.js';
+import { normal_, ones_, truncNormal_, uniform_, zeros_ } from '../nn/init.js';
 import { argsort, concat, gather } from '../tensor/ops/indexing.js';
 import { cast } from '../tensor/ops/elementwise.js';
 import { type Generator, getDefaultGenerator, rand } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { ViTConfig, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
+import { ViTConfig, ViTForImageClassification, ViTModel, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
 
 export interface ViTMAEConfigOptions {
   hiddenSize?: number;
@@ -122,15 +123,9 @@ export class ViTMAEConfig {
     return Math.floor(this.numPatches * (1 - this.maskRatio));
   }
 
-  /** The encoder's hyperparameters as a ViTConfig (for the shared patch embedding). */
+  /** The encoder's hyperparameters as a ViTConfig (for the shared patch embedding); see maeEncoderConfig. */
   toViTConfig(): ViTConfig {
-    return new ViTConfig({
-      hiddenSize: this.hiddenSize, numHiddenLayers: this.numHiddenLayers, numAttentionHeads: this.numAttentionHeads,
-      intermediateSize: this.intermediateSize, hiddenAct: this.hiddenAct, hiddenDropoutProb: this.hiddenDropoutProb,
-      attentionProbsDropoutProb: this.attentionProbsDropoutProb, initializerRange: this.initializerRange,
-      layerNormEps: this.layerNormEps, imageSize: this.imageSize, patchSize: this.patchSize,
-      numChannels: this.numChannels, qkvBias: this.qkvBias,
-    });
+    return maeEncoderConfig(this);
   }
 
   static fromHF(raw: HFConfig, label = 'config.json'): ViTMAEConfig {
@@ -556,4 +551,95 @@ export class ViTMAEForPreTraining extends Module {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// From an MAE to a ViT (fine-tuning and probing start here)
+//
+// MAE's encoder is a ViT whose position embeddings happen to be fixed sin-cos tables: run on all
+// patches in order (no masking), it computes exactly what ViTModel computes, and its `vit.*` weights
+// carry ViTModel's names. So the conversion is a state-dict copy, as HF's
+// ViTForImageClassification.from_pretrained(mae_folder) takes the `vit.*` weights; the position
+// table becomes an ordinary (trainable) parameter of the ViT, as in MAE's fine-tuning recipe.
 
+const LABEL_FIELDS = new Set(['id2label', 'label2id', 'num_labels']);
+
+/**
+ * The encoder's hyperparameters as a ViTConfig. `labels` are the classes of a classifier made
+ * from it (default ViT's two placeholders); config.json fields neither family reads are kept.
+ */
+export function maeEncoderConfig(config: ViTMAEConfig, labels?: readonly string[]): ViTConfig {
+  const extra = Object.fromEntries(Object.entries(config.extra).filter(([k]) => !LABEL_FIELDS.has(k)));
+  return new ViTConfig({
+    hiddenSize: config.hiddenSize, numHiddenLayers: config.numHiddenLayers, numAttentionHeads: config.numAttentionHeads,
+    intermediateSize: config.intermediateSize, hiddenAct: config.hiddenAct, hiddenDropoutProb: config.hiddenDropoutProb,
+    attentionProbsDropoutProb: config.attentionProbsDropoutProb, initializerRange: config.initializerRange,
+    layerNormEps: config.layerNormEps, imageSize: config.imageSize, patchSize: config.patchSize,
+    numChannels: config.numChannels, qkvBias: config.qkvBias, labels,
+  }, extra);
+}
+
+/**
+ * Where the encoder weights come from: a pre-training model, a bare MAE encoder, or a config with
+ * a state dict (module names or the names in HF checkpoints, with or without the `vit.` prefix).
+ */
+export type MAEEncoderSource = ViTMAEForPreTraining | ViTMAEModel | { readonly config: ViTMAEConfig; readonly stateDict: StateDict };
+
+/** The encoder's weights under ViTModel's names (the decoder's are left out). */
+export function maeEncoderState(source: MAEEncoderSource): StateDict {
+  const { config, dict } = source instanceof ViTMAEForPreTraining ? { config: source.config, dict: source.vit.stateDict() as StateDict }
+    : source instanceof ViTMAEModel ? { config: source.config, dict: source.stateDict() as StateDict }
+    : { config: source.config, dict: source.stateDict };
+  const headed = Object.keys(dict).some((k) => k.startsWith('vit.'));
+  const out: StateDict = {};
+  for (const [k, v] of Object.entries(dict)) {
+    if (headed && !k.startsWith('vit.')) continue;
+    const key = vitMaeKeyFromHF(headed ? k.slice(4) : k);
+    if (!key.startsWith('decoder.')) out[key] = v;
+  }
+  // Checkpoints may leave the fixed table out (FIXED_BUFFERS); it is the computed one then.
+  out['embeddings.position_embeddings'] ??= { shape: [1, 1 + config.numPatches, config.hiddenSize], data: sincosPositionTable(config.hiddenSize, config.gridSize) };
+  return out;
+}
+
+/** The backend of a module source's weights, so the ViT lands beside it unless told otherwise. */
+function backendOf(source: MAEEncoderSource): ModuleOptions['backend'] {
+  return source instanceof Module ? source.parameters()[0]?.backend : undefined;
+}
+
+/**
+ * The MAE's encoder as a ViTModel without a pooler, its weights copied (the MAE is left as it
+ * is). On the same pixels, its hidden states are the MAE encoder's applied to every patch.
+ */
+export function vitModelFromMAE(source: MAEEncoderSource, opts: ModuleOptions = {}): ViTModel {
+  const vit = new ViTModel(maeEncoderConfig(source.config), { backend: backendOf(source), ...opts, addPoolingLayer: false, initWeights: false });
+  vit.loadStateDict(maeEncoderState(source));
+  return vit;
+}
+
+export interface MAEClassifierOptions extends ModuleOptions {
+  /** Class names by index (id2label); at least one, no repeats. */
+  labels: readonly string[];
+  /**
+   * Std of the fresh classifier's truncated-normal weights (biases start at zero); default the
+   * config's initializer_range, as HF initialises a missing head. MAE's own recipe uses 2e-5.
+   */
+  classifierStd?: number;
+}
+
+/**
+ * A ViTForImageClassification whose encoder is the MAE's (weights copied) and whose classifier is
+ * new, drawn from `opts.generator`.
+ */
+export function vitClassifierFromMAE(source: MAEEncoderSource, opts: MAEClassifierOptions): ViTForImageClassification {
+  const { labels, classifierStd, ...moduleOpts } = opts;
+  if (labels.length === 0) throw new Error('vitClassifierFromMAE: labels is empty; a classifier needs at least one class');
+  const repeated = labels.filter((l, i) => labels.indexOf(l) !== i);
+  if (repeated.length) throw new Error(`vitClassifierFromMAE: labels repeat ${JSON.stringify([...new Set(repeated)])}; id2label needs distinct names`);
+  const config = maeEncoderConfig(source.config, labels);
+  const std = classifierStd ?? config.initializerRange;
+  if (!(std > 0)) throw new RangeError(`vitClassifierFromMAE: classifierStd must be positive, got ${std}`);
+  const model = new ViTForImageClassification(config, { backend: backendOf(source), ...moduleOpts, initWeights: false });
+  model.vit.loadStateDict(maeEncoderState(source));
+  truncNormal_(model.classifier!.weight, 0, std, -2, 2, moduleOpts.generator ?? getDefaultGenerator());
+  zeros_(model.classifier!.bias!);
+  return model;
+}

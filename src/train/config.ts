@@ -26,19 +26,22 @@ type Schema = Readonly<Record<string, Field>>;
 const int = (d: number | null, min: number, doc: string, nullable = false): Field => ({ kind: 'number', default: d, min, integer: true, nullable, doc });
 
 const CUSTOM_MODEL: Schema = {
-  family: { kind: 'enum', values: ['clip', 'siglip', 'vit'], default: 'clip', doc: 'architecture family' },
+  family: { kind: 'enum', values: ['clip', 'siglip', 'vit', 'mae', 'bert'], default: 'clip', doc: 'architecture family (mae: ViT-MAE, bert: BERT with its MLM head)' },
   image_size: int(64, 1, 'input image side in pixels'),
   patch_size: int(8, 1, 'patch side in pixels'),
-  width: int(128, 1, 'image tower width'),
-  layers: int(2, 1, 'image tower blocks'),
-  heads: int(4, 1, 'image tower attention heads'),
-  mlp_ratio: { kind: 'number', default: 4, min: 0, minExclusive: true, doc: 'MLP width / model width (both towers)' },
+  width: int(128, 1, 'image tower width (bert: the encoder width)'),
+  layers: int(2, 1, 'image tower blocks (bert: encoder blocks)'),
+  heads: int(4, 1, 'image tower attention heads (bert: the encoder\'s)'),
+  mlp_ratio: { kind: 'number', default: 4, min: 0, minExclusive: true, doc: 'MLP width / model width (every tower)' },
   embed_dim: int(64, 1, 'shared embedding width (CLIP; SigLIP uses the image width)'),
   text_width: int(128, 1, 'text tower width'),
   text_layers: int(2, 1, 'text tower blocks'),
   text_heads: int(4, 1, 'text tower attention heads'),
-  context_length: int(32, 2, 'text tokens per caption'),
-  vocab_size: int(258, 258, 'text vocabulary (the byte tokenizer needs 258)'),
+  context_length: int(32, 2, 'text tokens per caption (bert: tokens per packed sequence)'),
+  vocab_size: int(258, 258, 'text vocabulary (the byte tokenizer needs 258; bert takes mlm.vocab_size)'),
+  decoder_width: int(128, 4, 'mae: decoder width'),
+  decoder_layers: int(2, 1, 'mae: decoder blocks'),
+  decoder_heads: int(4, 1, 'mae: decoder attention heads'),
 };
 
 export const SCHEMA: Schema = {
@@ -51,7 +54,10 @@ export const SCHEMA: Schema = {
       custom: { kind: 'object', nullable: true, fields: CUSTOM_MODEL, doc: 'sizes of a new model with the byte tokenizer' },
     },
   },
-  task: { kind: 'enum', values: ['clip', 'siglip', 'catlip', 'ce'], default: 'clip', doc: 'loss: clip (InfoNCE), siglip (sigmoid), catlip (caption words, BCE), ce (class labels)' },
+  task: {
+    kind: 'enum', values: ['clip', 'siglip', 'catlip', 'ce', 'mae', 'mlm'], default: 'clip',
+    doc: 'loss: clip (InfoNCE), siglip (sigmoid), catlip (caption words, BCE), ce (class labels), mae (masked patches), mlm (masked tokens)',
+  },
   data: {
     kind: 'object',
     doc: 'datasets and their preparation',
@@ -86,6 +92,7 @@ export const SCHEMA: Schema = {
       betas: { kind: 'range', default: [0.9, 0.98], min: 0, max: 1, doc: 'Adam betas [b1, b2]' },
       eps: { kind: 'number', default: 1e-6, min: 0, doc: 'Adam epsilon' },
       warmup_steps: int(0, 0, 'linear warm-up steps'),
+      layer_decay: { kind: 'number', default: 1, min: 0, max: 1, minExclusive: true, doc: 'ce task on a ViT: lr of block i scaled by layer_decay^(blocks - i) (BEiT/MAE fine-tuning; 1: off)' },
       schedule: { kind: 'enum', values: ['cosine', 'constant'], default: 'cosine', doc: 'after warm-up: cosine decay to min_lr_ratio, or constant' },
       min_lr_ratio: { kind: 'number', default: 0, min: 0, max: 1, doc: 'final lr / peak lr of the cosine schedule' },
       grad_accum: int(1, 1, 'micro-batches per optimizer step (batch_size is split among them)'),
@@ -96,6 +103,25 @@ export const SCHEMA: Schema = {
   lock_image: { kind: 'boolean', default: false, doc: 'LiT: freeze the image tower (run it in eval mode, without gradients)' },
   unlock_last_blocks: int(0, 0, 'with lock_image: train the last N image blocks (and what follows them) anyway'),
   patch_dropout: { kind: 'number', default: 0, min: 0, max: 1, maxExclusive: true, doc: 'FLIP: fraction of image patches dropped in training' },
+  label_smoothing: { kind: 'number', default: 0, min: 0, max: 1, maxExclusive: true, doc: 'ce task: weight of the uniform distribution mixed into the targets' },
+  mae: {
+    kind: 'object',
+    doc: 'the mae task',
+    fields: {
+      mask_ratio: { kind: 'number', default: 0.75, min: 0, max: 1, minExclusive: true, maxExclusive: true, doc: 'fraction of patches hidden from the encoder' },
+      norm_pix_loss: { kind: 'boolean', default: true, doc: 'reconstruct each patch normalised by its own mean and variance' },
+      pictures: int(8, 0, 'images in the reconstruction picture written at each evaluation (0: none)'),
+    },
+  },
+  mlm: {
+    kind: 'object',
+    doc: 'the mlm task',
+    fields: {
+      mask_prob: { kind: 'number', default: 0.15, min: 0, max: 1, minExclusive: true, maxExclusive: true, doc: 'fraction of tokens selected (80% [MASK], 10% random, 10% kept)' },
+      vocab_size: int(8192, 16, 'WordPiece vocabulary trained from data.train when the model has no tokenizer'),
+      lowercase: { kind: 'boolean', default: true, doc: 'the trained vocabulary is uncased' },
+    },
+  },
   checkpoint: {
     kind: 'object',
     doc: 'checkpoints (always one at the end)',
@@ -122,9 +148,10 @@ export const SCHEMA: Schema = {
 // The checked config
 
 export interface CustomModelConfig {
-  family: 'clip' | 'siglip' | 'vit';
+  family: 'clip' | 'siglip' | 'vit' | 'mae' | 'bert';
   image_size: number; patch_size: number; width: number; layers: number; heads: number; mlp_ratio: number;
   embed_dim: number; text_width: number; text_layers: number; text_heads: number; context_length: number; vocab_size: number;
+  decoder_width: number; decoder_layers: number; decoder_heads: number;
 }
 
 export interface ModelConfig {
@@ -133,7 +160,7 @@ export interface ModelConfig {
   custom: CustomModelConfig | null;
 }
 
-export type TaskName = 'clip' | 'siglip' | 'catlip' | 'ce';
+export type TaskName = 'clip' | 'siglip' | 'catlip' | 'ce' | 'mae' | 'mlm';
 
 export interface TrainConfig {
   model: ModelConfig;
@@ -151,18 +178,26 @@ export interface TrainConfig {
   epochs: number | null;
   steps: number | null;
   optim: {
-    lr: number; weight_decay: number; betas: [number, number]; eps: number; warmup_steps: number;
+    lr: number; weight_decay: number; betas: [number, number]; eps: number; warmup_steps: number; layer_decay: number;
     schedule: 'cosine' | 'constant'; min_lr_ratio: number; grad_accum: number; grad_clip: number | null;
   };
   seed: number;
   lock_image: boolean;
   unlock_last_blocks: number;
   patch_dropout: number;
+  label_smoothing: number;
+  mae: { mask_ratio: number; norm_pix_loss: boolean; pictures: number };
+  mlm: { mask_prob: number; vocab_size: number; lowercase: boolean };
   checkpoint: { every: number; keep: number };
   eval: { every: number; templates: string[]; max_samples: number | null; batch_size: number };
   log_every: number;
   out: string;
 }
+
+/** The custom-model families each task trains. */
+const TASK_FAMILIES: Record<TaskName, readonly CustomModelConfig['family'][]> = {
+  clip: ['clip'], siglip: ['siglip'], catlip: ['clip', 'siglip'], ce: ['vit'], mae: ['mae'], mlm: ['bert'],
+};
 
 /** A config problem: names the key, says what was expected and what was found. */
 export class ConfigError extends Error {
@@ -287,12 +322,15 @@ export function resolveConfig(raw: unknown): TrainConfig {
   if (c.batch_size % c.optim.grad_accum !== 0) {
     throw new ConfigError('optim.grad_accum', `batch_size ${c.batch_size} must be a multiple of grad_accum ${c.optim.grad_accum}`);
   }
+  if (c.label_smoothing > 0 && c.task !== 'ce') throw new ConfigError('label_smoothing', `only means something with task ce, not ${c.task}`);
   if (c.unlock_last_blocks > 0 && !c.lock_image) throw new ConfigError('unlock_last_blocks', 'only means something with lock_image: true');
   if (m.custom !== null) {
     const fam = m.custom.family;
-    if (c.task === 'ce' && fam !== 'vit') throw new ConfigError('model.custom.family', `the ce task trains a classifier (vit), not ${fam}`);
-    if (c.task !== 'ce' && fam === 'vit') throw new ConfigError('model.custom.family', `the ${c.task} task needs a dual encoder (clip or siglip), not vit`);
+    const wanted = TASK_FAMILIES[c.task];
+    if (!wanted.includes(fam)) throw new ConfigError('model.custom.family', `the ${c.task} task trains ${wanted.join(' or ')}, not ${fam}`);
   }
+  if (c.optim.layer_decay < 1 && c.task !== 'ce') throw new ConfigError('optim.layer_decay', `only means something with task ce (fine-tuning a ViT), not ${c.task}`);
+  if (c.lock_image && (c.task === 'mae' || c.task === 'mlm')) throw new ConfigError('lock_image', `the ${c.task} task trains the whole encoder`);
   for (const t of c.eval.templates) if (!/\{c?\}/.test(t)) throw new ConfigError('eval.templates', `the template ${JSON.stringify(t)} has no {} for the class name`);
   return c;
 }

@@ -1,15 +1,27 @@
 // Evaluation during and after training, on config.data.val, with the evaluations of src/eval:
 // a classifier's accuracy; a dual encoder's zero-shot accuracy (when the set has class names) and
-// image <-> text retrieval (when its samples have captions).
+// image <-> text retrieval (when its samples have captions); an MAE's reconstruction loss (and a
+// picture of its reconstructions); a BERT's masked-token accuracy and perplexity.
+import path from 'node:path';
+import { mixSeed } from '../data/common.js';
 import type { Dataset } from '../data/dataset.js';
+import { IGNORE_INDEX, maskedEvalBatches } from '../data/mlm.js';
+import type { TextCorpus } from '../data/text.js';
 import { classificationMetrics, evaluateZeroShot } from '../eval/classification.js';
 import { forEachBatch } from '../eval/features.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import { CLIPModel } from '../models/clip.js';
 import { SiglipModel } from '../models/siglip.js';
+import { BertForMaskedLM } from '../models/bert.js';
 import { ViTForImageClassification } from '../models/vit.js';
+import { ViTMAEForPreTraining } from '../models/vit_mae.js';
+import { maeReconstruction, writeReconstructionGrid } from '../tasks/mae.js';
 import type { VisionLanguageModel } from '../tasks/zeroshot.js';
+import { noGrad } from '../tensor/autograd.js';
+import { Generator } from '../tensor/random.js';
+import type { Tensor } from '../tensor/tensor.js';
 import type { TrainConfig } from './config.js';
+import { isTextCorpus, maskingFor, packCorpus } from './data.js';
 import type { TrainModel } from './model_setup.js';
 
 /** Metrics by name (`eval/...`), as metrics.jsonl and the report hold them. */
@@ -20,23 +32,36 @@ export function visionLanguageModel(tm: TrainModel, name: string): VisionLanguag
   const m = tm.model;
   if (!(m instanceof CLIPModel) && !(m instanceof SiglipModel)) throw new Error(`${m.constructor.name} is not a dual encoder`);
   if (!tm.tokenizer) throw new Error(`${name}: no tokenizer`);
-  return { name, family: tm.family as 'clip' | 'siglip', model: m, tokenizer: tm.tokenizer, imageProcessor: tm.imageProcessor, contextLength: tm.contextLength };
+  return { name, family: tm.family as 'clip' | 'siglip', model: m, tokenizer: tm.tokenizer, imageProcessor: tm.imageProcessor!, contextLength: tm.contextLength };
 }
+
+/** Where a run's evaluation happens: the step it follows. */
+export interface EvalPoint {
+  step: number;
+}
+
+/** First part of mixSeed for evaluation's fixed masks (MAE), apart from the data streams. */
+const EVAL_MASK_STREAM = 201;
 
 /**
  * The metrics of the model on `val`: for a classifier `eval/top1` (and `eval/top5` with five
  * classes or more); for a dual encoder `eval/zeroshot_top1`(/`top5`) and the retrieval recalls
  * `eval/i2t_R@k`, `eval/t2i_R@k`. The model is left in the mode it was in.
  */
-export async function evaluateModel(tm: TrainModel, val: Dataset, config: TrainConfig): Promise<EvalMetrics> {
+export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
+  const m = tm.model;
+  if (isTextCorpus(val)) {
+    if (!(m instanceof BertForMaskedLM)) throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
+    return evaluateMaskedLM(tm, m, val, config);
+  }
   const opts = { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined };
   const out: EvalMetrics = {};
-  const m = tm.model;
+  if (m instanceof ViTMAEForPreTraining) return evaluateMAE(tm, m, val, config, at);
   if (m instanceof ViTForImageClassification) {
     if (!val.classNames) throw new Error(`evaluation: ${val.name} has no class names`);
     const scores: number[] = [];
     const labels: number[] = [];
-    const source = { imageProcessor: tm.imageProcessor, module: m, extract: (px: Parameters<typeof m.forward>[0]) => m.forward(px).logits };
+    const source = { imageProcessor: tm.imageProcessor!, module: m, extract: (px: Parameters<typeof m.forward>[0]) => m.forward(px).logits };
     await forEachBatch(val, source, opts, (samples, logits) => {
       for (const s of samples) {
         if (s.label === undefined) throw new Error(`evaluation: sample ${s.key} of ${val.name} has no label`);
@@ -65,4 +90,79 @@ export async function evaluateModel(tm: TrainModel, val: Dataset, config: TrainC
     }
   }
   return out;
+}
+
+/**
+ * An MAE's reconstruction loss on the validation images (`eval/mae_loss`), with the same masks at
+ * every evaluation, and a picture of the first config.mae.pictures reconstructions in
+ * <out>/reconstructions/step_<step>.png.
+ */
+async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
+  const generator = new Generator(mixSeed(EVAL_MASK_STREAM, config.seed));
+  let first: Tensor | null = null;
+  let total = 0;
+  let count = 0;
+  // The loss is a mean over the batch's masked patches; every image has as many, so weighting
+  // each batch's loss by its images gives the mean over the whole set.
+  const source = {
+    imageProcessor: tm.imageProcessor!, module: m,
+    extract: (pixels: Tensor) => {
+      first ??= pixels;
+      return m.forward(pixels, { generator }).loss.reshape([1, 1]).expand(pixels.shape[0]!, 1);
+    },
+  };
+  await forEachBatch(val, source, { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined }, (samples, loss) => {
+    total += loss.toArray()[0]! * samples.length;
+    count += samples.length;
+  });
+  const pictures = Math.min(config.mae.pictures, first === null ? 0 : (first as Tensor).shape[0]!);
+  if (pictures > 0) {
+    const pixels = (first as unknown as Tensor).slice(0, 0, pictures);
+    const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: tm.imageProcessor! }));
+    await writeReconstructionGrid(path.join(config.out, 'reconstructions', `step_${String(at.step).padStart(7, '0')}.png`), rows);
+  }
+  return { 'eval/mae_loss': total / count };
+}
+
+const packedValidation = new WeakMap<TextCorpus, Int32Array>();
+
+/**
+ * A BERT's masked-token accuracy, loss and perplexity (exp of the mean loss per selected token)
+ * on held-out text packed as in training, with the same masks at every evaluation.
+ */
+function evaluateMaskedLM(tm: TrainModel, m: BertForMaskedLM, val: TextCorpus, config: TrainConfig): EvalMetrics {
+  const tokenizer = tm.tokenizer!;
+  let blocks = packedValidation.get(val);
+  if (!blocks) packedValidation.set(val, (blocks = packCorpus(val, tokenizer, tm.contextLength)));
+  const T = tm.contextLength;
+  const limit = config.eval.max_samples;
+  if (limit !== null && limit * T < blocks.length) blocks = blocks.subarray(0, limit * T);
+  const batches = maskedEvalBatches(blocks, { batchSize: config.eval.batch_size, contextLength: T, masking: maskingFor(tokenizer, config), seed: config.seed });
+  let lossSum = 0;
+  let correct = 0;
+  let selected = 0;
+  const wasTraining = m.training;
+  m.eval();
+  try {
+    noGrad(() => {
+      for (const b of batches) {
+        const out = m.forward(b.inputIds, { labels: b.labels });
+        const labels = b.labels.toArray();
+        const predicted = out.logits.argmax(-1).toArray();
+        let n = 0;
+        for (let i = 0; i < labels.length; i++) {
+          if (labels[i] === IGNORE_INDEX) continue;
+          n++;
+          if (predicted[i] === labels[i]) correct++;
+        }
+        if (n > 0) lossSum += out.loss!.item() * n;
+        selected += n;
+      }
+    });
+  } finally {
+    if (wasTraining) m.train();
+  }
+  if (selected === 0) throw new Error(`evaluation: no token of ${val.name} was selected for masking (too little held-out text)`);
+  const loss = lossSum / selected;
+  return { 'eval/mlm_accuracy': correct / selected, 'eval/mlm_loss': loss, 'eval/perplexity': Math.exp(loss) };
 }

@@ -1,9 +1,12 @@
 // What one training step computes for each task: the loss of a micro-batch (mean over its
-// samples), from the model's forward pass and the losses of losses.ts.
+// samples, or over its masked patches / tokens), from the model's forward pass and the losses of
+// losses.ts.
 import { CaptionVocab } from '../data/caption_vocab.js';
+import { BertForMaskedLM } from '../models/bert.js';
 import { CLIPModel, l2Normalize } from '../models/clip.js';
 import { SiglipModel } from '../models/siglip.js';
 import { ViTForImageClassification } from '../models/vit.js';
+import { ViTMAEForPreTraining } from '../models/vit_mae.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import type { Generator } from '../tensor/random.js';
@@ -12,13 +15,35 @@ import type { TaskName } from './config.js';
 import { catlipLoss, classificationLoss, clampLogitScale, clipContrastiveLoss, siglipSigmoidLoss } from '../nn/losses.js';
 import type { TrainModel } from './model_setup.js';
 
-/** A batch as the data loader gives it (see src/data/loader.ts). */
-export interface TrainBatch {
+/** A batch of images as the data loader gives it (see src/data/loader.ts). */
+export interface ImageBatch {
   readonly pixelValues: Tensor;
   readonly captions: readonly (string | undefined)[];
   readonly labels: readonly (number | undefined)[];
   readonly keys: readonly string[];
   readonly position: { readonly epoch: number; readonly batch: number };
+}
+
+/** A batch of packed, masked token sequences (see src/data/mlm.ts). */
+export interface TokenBatch {
+  /** [B, T] int32, with the selected tokens replaced. */
+  readonly inputIds: Tensor;
+  /** [B, T] int32: the original token where one was selected, -100 elsewhere. */
+  readonly labels: Tensor;
+  readonly keys: readonly string[];
+  readonly position: { readonly epoch: number; readonly batch: number };
+}
+
+export type TrainBatch = ImageBatch | TokenBatch;
+
+/** The samples (images or sequences) in a batch. */
+export function batchSize(b: TrainBatch): number {
+  return ('pixelValues' in b ? b.pixelValues : b.inputIds).shape[0]!;
+}
+
+function imagesOf(batch: TrainBatch, task: string): ImageBatch {
+  if (!('pixelValues' in batch)) throw new Error(`${task} task: the data gives token sequences, not images`);
+  return batch;
 }
 
 /** FLIP's patch dropout, as the vision towers take it in training mode. */
@@ -30,6 +55,8 @@ export interface PatchDropout {
 export interface StepContext {
   /** Null when patch dropout is off. */
   patchDropout: PatchDropout | null;
+  /** The task's own randomness (MAE's masking noise); its state is kept in checkpoints. */
+  generator: Generator;
 }
 
 export interface TrainTask {
@@ -45,13 +72,13 @@ export interface TrainTask {
 }
 
 function captionsOf(batch: TrainBatch, task: string): string[] {
-  return batch.captions.map((c, i) => {
+  return imagesOf(batch, task).captions.map((c, i) => {
     if (typeof c !== 'string') throw new Error(`${task} task: sample ${batch.keys[i]} has no caption`);
     return c;
   });
 }
 
-function labelsOf(batch: TrainBatch): Tensor {
+function labelsOf(batch: ImageBatch): Tensor {
   const ids = batch.labels.map((l, i) => {
     if (typeof l !== 'number') throw new Error(`ce task: sample ${batch.keys[i]} has no class label`);
     return l;
@@ -81,7 +108,7 @@ function contrastiveTask(tm: TrainModel, name: 'clip' | 'siglip'): TrainTask {
     loss(batch, ctx) {
       const captions = captionsOf(batch, name);
       const ids = tokenIds(tm, captions);
-      const img = l2Normalize(imageFeatures(tm, batch.pixelValues, ctx));
+      const img = l2Normalize(imageFeatures(tm, imagesOf(batch, name).pixelValues, ctx));
       const txt = l2Normalize((model as CLIPModel | SiglipModel).getTextFeatures(ids));
       if (model instanceof SiglipModel) return siglipSigmoidLoss(img, txt, model.logitScale, model.logitBias);
       return clipContrastiveLoss(img, txt, (model as CLIPModel).logitScale);
@@ -93,14 +120,15 @@ function contrastiveTask(tm: TrainModel, name: 'clip' | 'siglip'): TrainTask {
   };
 }
 
-function classificationTask(tm: TrainModel): TrainTask {
+function classificationTask(tm: TrainModel, labelSmoothing: number): TrainTask {
   const model = tm.model as ViTForImageClassification;
   return {
     name: 'ce',
     extraModules: {},
     loss(batch, ctx) {
-      const out = model.forward(batch.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
-      return classificationLoss(out.logits, labelsOf(batch));
+      const images = imagesOf(batch, 'ce');
+      const out = model.forward(images.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
+      return classificationLoss(out.logits, labelsOf(images), { labelSmoothing });
     },
     afterStep() {},
     toJSON: () => ({}),
@@ -124,11 +152,39 @@ function catlipTask(tm: TrainModel, vocab: CaptionVocab, generator: Generator): 
     name: 'catlip',
     extraModules: { catlip_head: head },
     loss(batch, ctx) {
-      const targets = vocab.multiHot(captionsOf(batch, 'catlip'), { backend: batch.pixelValues.backend });
-      return catlipLoss(head.proj.forward(imageFeatures(tm, batch.pixelValues, ctx)), targets);
+      const images = imagesOf(batch, 'catlip');
+      const targets = vocab.multiHot(captionsOf(images, 'catlip'), { backend: images.pixelValues.backend });
+      return catlipLoss(head.proj.forward(imageFeatures(tm, images.pixelValues, ctx)), targets);
     },
     afterStep() {},
     toJSON: () => ({ vocab: vocab.toJSON() }),
+  };
+}
+
+/** MAE: the normalised-pixel loss on the patches the encoder did not see (the model computes it). */
+function maeTask(tm: TrainModel): TrainTask {
+  const model = tm.model as ViTMAEForPreTraining;
+  return {
+    name: 'mae',
+    extraModules: {},
+    loss: (batch, ctx) => model.forward(imagesOf(batch, 'mae').pixelValues, { generator: ctx.generator }).loss,
+    afterStep() {},
+    toJSON: () => ({}),
+  };
+}
+
+/** BERT MLM: cross-entropy on the selected tokens (the loader selected and replaced them). */
+function mlmTask(tm: TrainModel): TrainTask {
+  const model = tm.model as BertForMaskedLM;
+  return {
+    name: 'mlm',
+    extraModules: {},
+    loss(batch) {
+      if (!('inputIds' in batch)) throw new Error('mlm task: the data gives images, not token sequences');
+      return model.maskedLMLoss(batch.inputIds, batch.labels);
+    },
+    afterStep() {},
+    toJSON: () => ({}),
   };
 }
 
@@ -139,6 +195,8 @@ export interface MakeTaskOptions {
   saved?: Record<string, unknown>;
   /** Initial weights of task-owned modules. */
   generator: Generator;
+  /** The ce task's label smoothing (0: off). */
+  labelSmoothing?: number;
 }
 
 export async function makeTask(name: TaskName, tm: TrainModel, opts: MakeTaskOptions): Promise<TrainTask> {
@@ -147,7 +205,11 @@ export async function makeTask(name: TaskName, tm: TrainModel, opts: MakeTaskOpt
     case 'siglip':
       return contrastiveTask(tm, name);
     case 'ce':
-      return classificationTask(tm);
+      return classificationTask(tm, opts.labelSmoothing ?? 0);
+    case 'mae':
+      return maeTask(tm);
+    case 'mlm':
+      return mlmTask(tm);
     case 'catlip': {
       let vocab: CaptionVocab;
       if (opts.saved?.vocab) vocab = CaptionVocab.fromJSON(opts.saved.vocab, 'checkpoint caption vocabulary');

@@ -12,19 +12,19 @@ import { writeSafetensors } from '../io/safetensors.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
-import { paramGroupsNoDecay } from '../optim/groups.js';
+import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/groups.js';
 import { constantSchedule, LRScheduler, warmupCosineSchedule } from '../optim/schedule.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
 import type { LoaderPosition } from '../data/loader.js';
-import { type BatchSource, makeTrainLoader, openDatasets, type TrainData } from './data.js';
+import { type BatchSource, isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
 import { type EvalMetrics, evaluateModel } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
 import { writeReport } from './report.js';
-import { makeTask, type StepContext, type TrainBatch, type TrainTask } from './tasks.js';
+import { batchSize, makeTask, type StepContext, type TrainBatch, type TrainTask } from './tasks.js';
 
 /** The loss stopped being a finite number; the run ends, its last checkpoint untouched. */
 export class TrainingDivergedError extends Error {
@@ -57,7 +57,7 @@ export interface TrainOptions {
   /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
   progress?: ProgressMode | 'auto';
   /** Evaluation (default evaluateModel); tests substitute cheaper ones. */
-  evaluate?: (tm: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig) => Promise<EvalMetrics>;
+  evaluate?: (tm: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: { step: number }) => Promise<EvalMetrics>;
 }
 
 export interface TrainResult {
@@ -78,6 +78,8 @@ export interface TrainResult {
 }
 
 const RNG_PATCH_DROPOUT = 'patch_dropout';
+const RNG_TASK = 'task';
+const RNG_MODEL = 'model';
 const CATLIP_VOCAB_SAMPLES = 20_000;
 const RNG_DEFAULT = 'default';
 
@@ -117,19 +119,29 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     }
   }
 
-  // The data opens first: a classifier is sized by the training set's class names.
+  // The data opens first: a classifier is sized by the training set's class names, a BERT by the
+  // vocabulary trained from its corpus (kept in the run folder, so a resumed run reads the same).
   const datasets = options.data ?? await openDatasets(config);
-  const model = await buildTrainModel(config, datasets.trainDataset.classNames);
+  const trainSet = datasets.trainDataset;
+  const tokenizerDir = path.join(out, 'tokenizer');
+  const model = await buildTrainModel(config, {
+    classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames,
+    documents: isTextCorpus(trainSet) ? async () => trainSet.documents : undefined,
+    tokenizerDir: checkpoint ? tokenizerDir : undefined,
+  });
+  if (main && !checkpoint && config.task === 'mlm') model.tokenizer!.save(tokenizerDir);
   const data: TrainData = options.data
-    ?? { ...datasets, train: makeTrainLoader(datasets.trainDataset, config, { batchSize: config.batch_size / accum, processor: model.imageProcessor, rank, worldSize }) };
+    ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: config.batch_size / accum, rank, worldSize }) };
   const generator = new Generator(config.seed + 1);
   const task = await makeTask(config.task, model, {
     generator,
+    labelSmoothing: config.label_smoothing,
     saved: checkpoint?.state.extra?.task as Record<string, unknown> | undefined,
     captions: async () => {
       // The vocabulary of the first CATLIP_VOCAB_SAMPLES captions: word frequencies settle long
       // before a large set is read through (and reading a sample may mean decoding its image).
       const ds = data.trainDataset;
+      if (isTextCorpus(ds)) throw new Error('catlip task: the training data is a text corpus, not captioned images');
       const captions: string[] = [];
       for (let i = 0; i < Math.min(ds.length, CATLIP_VOCAB_SAMPLES); i++) {
         const c = (await ds.get(i)).caption;
@@ -148,7 +160,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
   const o = config.optim;
   // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
-  const groups = paramGroupsNoDecay(root, { weightDecay: o.weight_decay }).filter((g) => g.params.length > 0);
+  const groups = (o.layer_decay < 1 ? layerDecayGroups(model, o) : paramGroupsNoDecay(root, { weightDecay: o.weight_decay }))
+    .filter((g) => g.params.length > 0);
   const optimizer = new AdamW(groups, { lr: o.lr, betas: o.betas, eps: o.eps });
   if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
 
@@ -161,6 +174,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   const scheduler = new LRScheduler(optimizer, schedule);
 
   const pdGenerator = new Generator(config.seed + 2);
+  const taskGenerator = new Generator(config.seed + 3);
   let step = 0;
   let position: LoaderPosition = { epoch: 0, batch: 0 };
   let samplesSeen = 0;
@@ -173,6 +187,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     samplesSeen = checkpoint.state.samplesSeen;
     const rng = checkpoint.state.rng;
     if (rng[RNG_PATCH_DROPOUT]) pdGenerator.setState(rng[RNG_PATCH_DROPOUT]);
+    if (rng[RNG_TASK]) taskGenerator.setState(rng[RNG_TASK]);
+    if (rng[RNG_MODEL]) model.generator.setState(rng[RNG_MODEL]);
     if (rng[RNG_DEFAULT]) getDefaultGenerator().setState(rng[RNG_DEFAULT]);
   }
 
@@ -186,10 +202,13 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
 
   const setModes = () => {
     root.train();
-    if (fullyLocked) for (const m of model.imageTower.modules) m.eval();
+    if (fullyLocked) for (const m of model.imageTower!.modules) m.eval();
   };
   setModes();
-  const ctx: StepContext = { patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: pdGenerator } : null };
+  const ctx: StepContext = {
+    patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: pdGenerator } : null,
+    generator: taskGenerator,
+  };
 
   let lastCheckpoint: string | null = checkpoint?.dir ?? null;
   const writeCheckpoint = () => {
@@ -200,7 +219,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       keep: config.checkpoint.keep,
       state: {
         step, position, samplesSeen,
-        rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
+        rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_TASK]: taskGenerator.getState(), [RNG_MODEL]: model.generator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
         config,
         extra: { task: task.toJSON() },
       } satisfies TrainerState,
@@ -212,7 +231,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   const runEval = async (): Promise<EvalMetrics | null> => {
     if (!main || !data.val) return null;
     const t0 = performance.now();
-    const r = await (options.evaluate ?? evaluateModel)(model, data.val, config);
+    const r = await (options.evaluate ?? evaluateModel)(model, data.val, config, { step });
     setModes();
     lastMetrics = r;
     const summary = Object.entries(r).map(([k, v]) => `${k.replace(/^eval\//, '')} ${v.toFixed(4)}`).join('  ');
@@ -238,7 +257,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         if (r.done) throw new Error('train: the data loader ended early (it should repeat epochs without end)');
         micro.push(r.value);
       }
-      const lossValue = accumulateGradients(micro, (b) => task.loss(b, ctx), (b) => b.pixelValues.shape[0]!);
+      const lossValue = accumulateGradients(micro, (b) => task.loss(b, ctx), batchSize);
       if (!Number.isFinite(lossValue)) throw new TrainingDivergedError(step + 1, lossValue, lastCheckpoint);
       await options.onGradients?.(params);
       if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
@@ -248,7 +267,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       scheduler.step();
       step++;
       position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
-      const n = micro.reduce((s, b) => s + b.pixelValues.shape[0]!, 0);
+      const n = micro.reduce((s, b) => s + batchSize(b), 0);
       samplesSeen += n;
       losses.push({ step, loss: lossValue });
       windowLoss += lossValue;
@@ -305,10 +324,13 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   return { step, totalSteps, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
 }
 
-/**
- * Closes the loader while a timer holds the event loop open: the worker threads it terminates do
- * not (their handles are unreferenced), so a script awaiting this last would otherwise end early.
- */
+/** Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce). */
+function layerDecayGroups(tm: TrainModel, o: TrainConfig['optim']) {
+  const blocks = tm.imageTower!.numBlocks;
+  return paramGroupsLayerDecay(tm.model, { weightDecay: o.weight_decay, layerDecay: o.layer_decay, baseLr: o.lr, numLayers: blocks, layerOf: vitLayerOf(blocks) });
+}
+
+/** The model as the report's title names it. */
 function describeModel(c: TrainConfig): string {
   return c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!;
 }

@@ -23,6 +23,9 @@ import { cleanClipText, cleanSiglipText } from './clean.js';
  */
 export type TextCleanup = 'none' | 'clip' | 'siglip';
 
+/** Roles of special tokens as tokenizer_config.json names them (`pad_token`, `mask_token`, ...). */
+export type SpecialTokenRole = 'pad' | 'unk' | 'cls' | 'sep' | 'mask' | 'bos' | 'eos';
+
 /** 'max_length' pads every row to the context length, 'longest' to the batch's longest row. */
 export type Padding = 'longest' | 'max_length' | 'none';
 
@@ -169,6 +172,20 @@ export class TextTokenizer {
 
   get vocabSize(): number {
     return this.hf.get_vocab(true).size;
+  }
+
+  /**
+   * The id of the token that tokenizer_config.json names for a role (its `<role>_token` field, e.g.
+   * mask_token for 'mask'); undefined when the config names none or the token is not in the vocabulary.
+   */
+  specialTokenId(role: SpecialTokenRole): number | undefined {
+    const name = tokenName(this.source.tokenizerConfig?.[`${role}_token`]);
+    return name === undefined ? undefined : this.hf.token_to_id(name);
+  }
+
+  /** Ids of the tokens marked special in tokenizer.json (e.g. [PAD] [UNK] [CLS] [SEP] [MASK]), ascending. */
+  get specialIds(): number[] {
+    return [...this.hf.get_added_tokens_decoder()].filter(([, t]) => t.special).map(([id]) => id).sort((a, b) => a - b);
   }
 
   tokenToId(token: string): number | undefined {
