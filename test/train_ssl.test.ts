@@ -69,6 +69,10 @@ test('mae: a resumed run gives bit-identical losses; evaluation writes the loss 
   // Three rows (pictures: 3) of four 32 px pictures, upscaled to at least 64 px, with gaps.
   assert.ok(meta.width! > meta.height!, `${meta.width}x${meta.height}`);
   assert.ok(meta.height! >= 3 * 64 && meta.width! >= 4 * 64);
+  // The report shows the last picture, embedded, and draws the loss on a chart of its own.
+  const report = fs.readFileSync(resumed.reportFile!, 'utf8');
+  assert.match(report, /<img alt="reconstructions at step 6[^"]*" src="data:image\/png;base64,/);
+  assert.match(report, /evaluation: mae_loss/);
   const model = await createModel(resumed.modelDir!);
   assert.ok(model instanceof ViTMAEForPreTraining);
   assert.equal(model.config.maskRatio, 0.75);

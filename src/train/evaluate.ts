@@ -119,9 +119,14 @@ async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset
   if (pictures > 0) {
     const pixels = (first as unknown as Tensor).slice(0, 0, pictures);
     const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: tm.imageProcessor! }));
-    await writeReconstructionGrid(path.join(config.out, 'reconstructions', `step_${String(at.step).padStart(7, '0')}.png`), rows);
+    await writeReconstructionGrid(reconstructionPicture(config, at.step), rows);
   }
   return { 'eval/mae_loss': total / count };
+}
+
+/** Where evaluateMAE draws the reconstructions of a step: original | masked | reconstruction | with the visible patches. */
+export function reconstructionPicture(config: TrainConfig, step: number): string {
+  return path.join(config.out, 'reconstructions', `step_${String(step).padStart(7, '0')}.png`);
 }
 
 const packedValidation = new WeakMap<TextCorpus, Int32Array>();

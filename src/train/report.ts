@@ -11,7 +11,12 @@ export interface ReportInput {
   records: readonly MetricsRecord[];
   /** The last evaluation's metrics. */
   final: Record<string, number>;
+  /** PNG pictures shown under the curves (an MAE's reconstructions), embedded so the file stands alone. */
+  pictures?: readonly { title: string; file: string }[];
 }
+
+/** Metrics on a 0-1 scale (accuracies, recalls), drawn together; any other metric gets a chart of its own. */
+const isFraction = (key: string) => /top\d|R@\d|accuracy/.test(key);
 
 export interface Series {
   name: string;
@@ -115,7 +120,12 @@ export function renderReport(input: ReportInput): string {
     lineChart('training loss', [{ name: 'loss', points: series('loss') }], { yLabel: 'loss' }),
     lineChart('learning rate', [{ name: 'lr', points: series('lr') }], { yLabel: 'lr' }),
   ];
-  if (evalKeys.length) charts.push(lineChart('evaluation', evalKeys.map((k) => ({ name: k.replace(/^eval\//, ''), points: series(k) })), { yLabel: 'accuracy / recall' }));
+  const fractions = evalKeys.filter(isFraction);
+  const name = (k: string) => k.replace(/^eval\//, '');
+  if (fractions.length) charts.push(lineChart('evaluation', fractions.map((k) => ({ name: name(k), points: series(k) })), { yLabel: 'accuracy / recall' }));
+  for (const k of evalKeys.filter((k) => !isFraction(k))) charts.push(lineChart(`evaluation: ${name(k)}`, [{ name: name(k), points: series(k) }], { yLabel: name(k) }));
+  const pictures = (input.pictures ?? []).filter((p) => fs.existsSync(p.file)).map((p) =>
+    `<h3>${escapeHtml(p.title)}</h3><img alt="${escapeHtml(p.title)}" src="data:image/png;base64,${fs.readFileSync(p.file).toString('base64')}">`);
   const yaml = configToYAML(input.config);
   return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(input.title)}</title><style>${STYLE}</style></head>
@@ -124,6 +134,7 @@ export function renderReport(input: ReportInput): string {
 <table>${summary.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td class="num">${escapeHtml(v)}</td></tr>`).join('')}</table>
 <h2>Curves</h2>
 ${charts.map((c) => `<div>${c}</div>`).join('\n')}
+${pictures.length ? `<h2>Pictures</h2>\n${pictures.join('\n')}` : ''}
 <h2>Config</h2>
 <pre>${escapeHtml(yaml)}</pre>
 </body></html>

@@ -20,7 +20,7 @@ import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type 
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
 import type { LoaderPosition } from '../data/loader.js';
 import { type BatchSource, isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
-import { type EvalMetrics, evaluateModel } from './evaluate.js';
+import { type EvalMetrics, evaluateModel, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
 import { writeReport } from './report.js';
@@ -226,12 +226,18 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     });
   };
   let lastMetrics: EvalMetrics = {};
-  const writeRunReport = () => writeReport(path.join(out, 'report.html'),
-    { title: `glimpse train: ${describeModel(config)} on ${config.data.train}`, config, records: metrics.read(), final: lastMetrics });
+  let lastEvalStep = -1;
+  const writeRunReport = () => writeReport(path.join(out, 'report.html'), {
+    title: `glimpse train: ${describeModel(config)} on ${config.data.train}`, config, records: metrics.read(), final: lastMetrics,
+    pictures: config.task === 'mae' && lastEvalStep >= 0
+      ? [{ title: `reconstructions at step ${lastEvalStep}: original | masked | reconstruction | with the visible patches`, file: reconstructionPicture(config, lastEvalStep) }]
+      : [],
+  });
   const runEval = async (): Promise<EvalMetrics | null> => {
     if (!main || !data.val) return null;
     const t0 = performance.now();
     const r = await (options.evaluate ?? evaluateModel)(model, data.val, config, { step });
+    lastEvalStep = step;
     setModes();
     lastMetrics = r;
     const summary = Object.entries(r).map(([k, v]) => `${k.replace(/^eval\//, '')} ${v.toFixed(4)}`).join('  ');
