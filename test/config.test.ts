@@ -58,8 +58,10 @@ test('wrong types and values name the key and what was expected', () => {
 test('whole-config rules: model, data, length, accumulation, LiT', () => {
   rejects({ steps: 1, data: { train: 'x' } }, 'model', /is required/);
   rejects({ model: 'test-clip', steps: 1 }, 'data.train', /is required/);
-  rejects({ model: 'test-clip', data: { train: 'x' } }, 'steps', /exactly one of steps and epochs/);
+  rejects({ model: 'test-clip', data: { train: 'x' } }, 'steps', /exactly one of steps, epochs and time_budget_s/);
   rejects({ ...minimal(), epochs: 2 }, 'steps', /exactly one/);
+  rejects({ ...minimal(), time_budget_s: 60 }, 'steps', /exactly one/);
+  rejects({ ...minimal(), steps: null, time_budget_s: 0 }, 'time_budget_s', /must be > 0/);
   rejects({ ...minimal(), batch_size: 10, optim: { grad_accum: 4 } }, 'optim.grad_accum', /multiple of grad_accum 4/);
   rejects({ ...minimal(), unlock_last_blocks: 1 }, 'unlock_last_blocks', /lock_image: true/);
   rejects({ ...minimal(), model: { name: 'test-clip', custom: { family: 'clip' } } }, 'model', /not both/);
@@ -97,6 +99,10 @@ test('files: YAML and JSON, overrides on top, and the saved YAML reads back to t
   assert.equal(c.optim.lr, 0.02);
   assert.equal(c.out, 'runs/x');
   assert.deepEqual(resolveConfig(YAML.parse(configToYAML(c))), c);
+  // A length from the command line replaces the file's, whichever key either uses.
+  const byTime = loadConfig(yamlFile, { overrides: [['time_budget_s', '90']] });
+  assert.deepEqual([byTime.steps, byTime.epochs, byTime.time_budget_s], [null, null, 90]);
+  assert.equal(loadConfig(yamlFile, { overrides: [['epochs', '2'], ['steps', '7']] }).steps, 7);
   const jsonFile = path.join(dir, 'a.json');
   fs.writeFileSync(jsonFile, JSON.stringify({ ...minimal(), task: 'siglip', model: 'test-siglip' }));
   assert.equal(loadConfig(jsonFile).task, 'siglip');

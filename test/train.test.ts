@@ -296,3 +296,18 @@ test('data parallel: onGradients sees every trainable gradient each step; only r
   const rank0 = await train(clipConfig(newDir(), { steps: 3 }), { progress: 'none', rank: 0, worldSize: 2 });
   assert.notEqual(rank0.losses[0]!.loss, rank1.losses[0]!.loss, 'the ranks train on different shards');
 });
+
+test('time_budget_s: the first steps are timed, the step count fills the budget and is kept for a resume', async () => {
+  const budget = (out: string, seconds: number) => clipConfig(out, { steps: null, time_budget_s: seconds, checkpoint: { every: 22, keep: 1 }, optim: { lr: 2e-3, warmup_steps: 2 } });
+  const short = await train(budget(newDir(), 0.2), { progress: 'none' });
+  assert.ok(short.totalSteps >= 20, 'at least the timed steps');
+  assert.equal(short.step, short.totalSteps);
+  assert.ok(short.modelDir !== null, 'a budgeted run ends as a finished run');
+  const out = newDir();
+  const first = await train(budget(out, 3600), { progress: 'none', stopAfterStep: 22 });
+  assert.ok(first.totalSteps > 22, String(first.totalSteps));
+  const state = loadCheckpoint(latestCheckpoint(out)!).state;
+  assert.equal(state.extra?.totalSteps, first.totalSteps);
+  const resumed = await train(budget(out, 3600), { progress: 'none', resume: true, stopAfterStep: 23 });
+  assert.equal(resumed.totalSteps, first.totalSteps, 'the resumed run keeps the calibrated length');
+});

@@ -81,8 +81,12 @@ export const SCHEMA: Schema = {
     },
   },
   batch_size: int(32, 1, 'samples per optimizer step (per process), before accumulation splits it'),
-  epochs: { kind: 'number', default: null, min: 0, minExclusive: true, nullable: true, doc: 'training length in passes over the data (or set steps)' },
-  steps: int(null, 1, 'training length in optimizer steps (or set epochs)', true),
+  epochs: { kind: 'number', default: null, min: 0, minExclusive: true, nullable: true, doc: 'training length in passes over the data (or set steps or time_budget_s)' },
+  steps: int(null, 1, 'training length in optimizer steps (or set epochs or time_budget_s)', true),
+  time_budget_s: {
+    kind: 'number', default: null, min: 0, minExclusive: true, nullable: true,
+    doc: 'training length in seconds of training steps (evaluations and checkpoints not counted): the step count, and so the schedule, is set from the median time of the first steps',
+  },
   optim: {
     kind: 'object',
     doc: 'AdamW and its schedule',
@@ -177,6 +181,7 @@ export interface TrainConfig {
   batch_size: number;
   epochs: number | null;
   steps: number | null;
+  time_budget_s: number | null;
   optim: {
     lr: number; weight_decay: number; betas: [number, number]; eps: number; warmup_steps: number; layer_decay: number;
     schedule: 'cosine' | 'constant'; min_lr_ratio: number; grad_accum: number; grad_clip: number | null;
@@ -318,7 +323,9 @@ export function resolveConfig(raw: unknown): TrainConfig {
   if ((m.name === null) === (m.custom === null)) throw new ConfigError('model', 'give either a name (registered or a folder) or custom sizes, not both or neither');
   if (m.weights !== null && m.name === null) throw new ConfigError('model.weights', 'needs model.name (weights load into a registered model)');
   if (c.data.train === null) throw new ConfigError('data.train', 'is required (e.g. scenes:train)');
-  if ((c.steps === null) === (c.epochs === null)) throw new ConfigError('steps', 'set exactly one of steps and epochs');
+  if ([c.steps, c.epochs, c.time_budget_s].filter((x) => x !== null).length !== 1) {
+    throw new ConfigError('steps', 'set exactly one of steps, epochs and time_budget_s');
+  }
   if (c.batch_size % c.optim.grad_accum !== 0) {
     throw new ConfigError('optim.grad_accum', `batch_size ${c.batch_size} must be a multiple of grad_accum ${c.optim.grad_accum}`);
   }
@@ -424,10 +431,20 @@ export interface LoadConfigOptions {
   overrides?: readonly (readonly [string, string])[];
 }
 
-/** A config file (or {} without one) with overrides applied, checked and completed. */
+/** The keys that say how long a run is; exactly one is set. */
+const LENGTH_KEYS = ['steps', 'epochs', 'time_budget_s'] as const;
+
+/**
+ * A config file (or {} without one) with overrides applied, checked and completed. An override of
+ * one length key (steps, epochs, time_budget_s) clears the others, so `--steps 100` shortens an
+ * epochs config.
+ */
 export function loadConfig(file: string | null, opts: LoadConfigOptions = {}): TrainConfig {
   const raw = file === null ? {} : readConfigFile(file);
-  for (const [k, v] of opts.overrides ?? []) applyOverride(raw, k, v);
+  for (const [k, v] of opts.overrides ?? []) {
+    if ((LENGTH_KEYS as readonly string[]).includes(k)) for (const other of LENGTH_KEYS) if (other !== k) delete raw[other];
+    applyOverride(raw, k, v);
+  }
   return resolveConfig(raw);
 }
 

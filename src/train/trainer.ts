@@ -77,6 +77,22 @@ export interface TrainResult {
   model: TrainModel;
 }
 
+/** totalSteps of a time-budgeted run before its first steps are timed. */
+const UNCALIBRATED = Number.MAX_SAFE_INTEGER;
+/** Steps timed to size a time-budgeted run, and how many of them are left out as warm-up (threads, the loader's queue). */
+const CALIBRATION_STEPS = 20;
+const CALIBRATION_SKIP = 4;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1]!;
+}
+
+/** The step count that fills `budgetS` seconds at the median of the timed steps (at least the steps already done). */
+function stepsForBudget(budgetS: number, stepMs: readonly number[], done: number): number {
+  return Math.max(done, Math.floor((budgetS * 1000) / median(stepMs.slice(CALIBRATION_SKIP))));
+}
+
 const RNG_PATCH_DROPOUT = 'patch_dropout';
 const RNG_TASK = 'task';
 const RNG_MODEL = 'model';
@@ -166,12 +182,24 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
 
   const perEpoch = data.train.batchesPerEpoch;
-  const totalSteps = config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / accum));
-  if (o.warmup_steps > totalSteps) throw new ConfigError('optim.warmup_steps', `${o.warmup_steps} exceeds the run's ${totalSteps} steps`);
-  const schedule = o.schedule === 'cosine'
-    ? warmupCosineSchedule({ warmupSteps: o.warmup_steps, totalSteps, minLrRatio: o.min_lr_ratio })
-    : constantSchedule({ warmupSteps: o.warmup_steps });
-  const scheduler = new LRScheduler(optimizer, schedule);
+  // A time budget fixes the step count after the first steps are timed (kept in checkpoints, so a
+  // resumed run keeps it); until then the schedule runs as if the run had no end.
+  const savedTotal = checkpoint?.state.extra?.totalSteps;
+  let totalSteps = config.steps ?? (config.epochs !== null ? Math.max(1, Math.ceil((config.epochs * perEpoch) / accum))
+    : typeof savedTotal === 'number' ? savedTotal : UNCALIBRATED);
+  const makeSchedule = (total: number) => {
+    if (total !== UNCALIBRATED && o.warmup_steps > total) {
+      throw new ConfigError(config.time_budget_s !== null ? 'time_budget_s' : 'optim.warmup_steps', `optim.warmup_steps ${o.warmup_steps} exceeds the run's ${total} steps`);
+    }
+    return o.schedule === 'cosine'
+      ? warmupCosineSchedule({ warmupSteps: o.warmup_steps, totalSteps: total, minLrRatio: o.min_lr_ratio })
+      : constantSchedule({ warmupSteps: o.warmup_steps });
+  };
+  let schedule = makeSchedule(totalSteps);
+  const scheduler = new LRScheduler(optimizer, (s) => schedule(s));
+  if (config.time_budget_s !== null && worldSize > 1) {
+    throw new ConfigError('time_budget_s', 'is for one process: ranks timing their own steps could settle on different step counts');
+  }
 
   const pdGenerator = new Generator(config.seed + 2);
   const taskGenerator = new Generator(config.seed + 3);
@@ -221,7 +249,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         step, position, samplesSeen,
         rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_TASK]: taskGenerator.getState(), [RNG_MODEL]: model.generator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
         config,
-        extra: { task: task.toJSON() },
+        extra: { task: task.toJSON(), ...(totalSteps !== UNCALIBRATED ? { totalSteps } : {}) },
       } satisfies TrainerState,
     });
   };
@@ -251,12 +279,14 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   let windowSteps = 0;
   let windowSamples = 0;
   let windowStart = performance.now();
-  const endStep = Math.min(totalSteps, options.stopAfterStep ?? Infinity);
+  const stopAfter = options.stopAfterStep ?? Infinity;
+  const stepMs: number[] = [];
   const batches = data.train.batches(position);
   let interrupted = false;
   progress.start(totalSteps, step);
   try {
-    while (step < endStep) {
+    while (step < Math.min(totalSteps, stopAfter)) {
+      const stepStart = performance.now();
       const micro: TrainBatch[] = [];
       for (let k = 0; k < accum; k++) {
         const r = await batches.next();
@@ -272,6 +302,15 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       task.afterStep();
       scheduler.step();
       step++;
+      if (totalSteps === UNCALIBRATED) {
+        stepMs.push(performance.now() - stepStart);
+        if (stepMs.length === CALIBRATION_STEPS) {
+          totalSteps = stepsForBudget(config.time_budget_s!, stepMs, step);
+          schedule = makeSchedule(totalSteps);
+          scheduler.loadStateDict({ step, baseLrs: scheduler.baseLrs }); // re-applies the lr of this step
+          progress.log(`time budget ${config.time_budget_s} s: ${median(stepMs.slice(CALIBRATION_SKIP)).toFixed(1)} ms per step -> ${totalSteps} steps`);
+        }
+      }
       position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
       const n = micro.reduce((s, b) => s + batchSize(b), 0);
       samplesSeen += n;
