@@ -2,6 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
+import { mapping } from '../src/cli/args.js';
+import { runFilter } from '../src/cli/filter.js';
 import { filterDataset, topFraction } from '../src/eval/filter.js';
 import { ScenesDataset } from '../src/data/scenes.js';
 import { WebDataset } from '../src/data/webdataset.js';
@@ -86,4 +89,17 @@ test('filterDataset: a threshold, no output folder, and the errors', async () =>
   await assert.rejects(filterDataset(vl, scenes, { keepFraction: 0.5, threshold: 0 }), /exactly one/);
   const noCaption: Dataset = { name: 'bare', length: 1, get: async () => ({ key: 'k', image: { kind: 'pixels', image: { width: 32, height: 32, data: new Uint8Array(32 * 32 * 3) } } }) };
   await assert.rejects(filterDataset(vl, noCaption, { keepFraction: 0.5 }), /sample k of bare has no caption/);
+});
+
+test('glimpse filter: --data-options opens the dataset as a config would (corrupted scene captions)', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-filter-cli-'));
+  try {
+    const r = await runFilter({ model: 'test-clip', data: 'scenes', dataOptions: { scenes: { length: 40, size: 32, corruptCaptions: 0.3 } }, keep: 0.5, out });
+    assert.equal(r.samples, 40);
+    assert.equal(r.kept, 20);
+    assert.ok(r.clean, 'corrupted captions carry clean flags, so precision and recall are reported');
+    assert.throws(() => mapping('--data-options')('[1]'), /--data-options must be a mapping/);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
-import { openDataset } from '../data/sources.js';
+import { type OpenDatasetOptions, openDataset } from '../data/sources.js';
+import { fraction, mapping, positiveInt } from './args.js';
 import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
@@ -24,20 +25,11 @@ export interface EvalCommandOptions {
   batchSize?: number;
   /** Only the first n samples. */
   limit?: number;
+  /** Options for opening the dataset(s), as openDataset takes them (e.g. {scenes: {length: 512}}). */
+  dataOptions?: OpenDatasetOptions;
   json?: boolean;
 }
 
-const positiveInt = (what: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got '${v}'`);
-  return n;
-};
-
-const fraction = (what: string) => (v: string): number => {
-  const x = Number(v);
-  if (!(x > 0 && x < 1)) throw new Error(`${what} must be a number in (0, 1), got '${v}'`);
-  return x;
-};
 
 /** A list option: a file with one entry per line, else the text split at commas. */
 export function readList(value: string, what: string): string[] {
@@ -51,8 +43,8 @@ export function readList(value: string, what: string): string[] {
 
 const pct = (x: number | null): string => (x === null ? '   n/a' : `${(100 * x).toFixed(2).padStart(6)}%`);
 
-async function open(spec: string, split: string | undefined): Promise<Dataset> {
-  return openDataset(spec, { split });
+async function open(spec: string, split: string | undefined, options: OpenDatasetOptions = {}): Promise<Dataset> {
+  return openDataset(spec, { ...options, split });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -66,7 +58,7 @@ export interface ZeroShotCommandOptions extends EvalCommandOptions {
 }
 
 export async function runZeroShot(o: ZeroShotCommandOptions): Promise<ZeroShotEvalResult> {
-  const dataset = await open(o.data, o.split ?? 'test');
+  const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
   return evaluateZeroShot(vl, dataset, {
     templates: o.templates?.length ? o.templates : DEFAULT_TEMPLATES, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
@@ -98,7 +90,7 @@ export interface RetrievalCommandOptions extends EvalCommandOptions {
 }
 
 export async function runRetrieval(o: RetrievalCommandOptions): Promise<RetrievalEvalResult> {
-  const dataset = await open(o.data, o.split ?? 'test');
+  const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
   return evaluateRetrieval(vl, dataset, { batchSize: o.batchSize, limit: o.limit, groupImages: o.groupImages });
 }
@@ -132,8 +124,8 @@ export interface LinearProbeCommandOptions extends EvalCommandOptions {
 
 export async function runLinearProbe(o: LinearProbeCommandOptions): Promise<LinearProbeEvalResult> {
   const source = await loadFeatureSource(o.model, { weights: o.weights, pooling: o.pooling });
-  const train = await open(o.data, o.split ?? 'train');
-  const test = await open(o.testData ?? o.data, o.testSplit ?? 'test');
+  const train = await open(o.data, o.split ?? 'train', o.dataOptions);
+  const test = await open(o.testData ?? o.data, o.testSplit ?? 'test', o.dataOptions);
   return evaluateLinearProbe(source, train, test, {
     batchSize: o.batchSize, limit: o.limit, testLimit: o.testLimit, weightDecays: o.weightDecays, valFraction: o.valFraction, seed: o.seed,
   });
@@ -165,6 +157,7 @@ function common(cmd: Command, defaultSplit: string): Command {
     .option('--weights <dir>', 'weights folder for a registered name')
     .requiredOption('--data <spec>', 'dataset: scenes[:split], fashion-mnist[:split], shards (.tar, {..} patterns), a .csv/.tsv listing or a folder')
     .option('--split <name>', `split when the spec names none (default ${defaultSplit})`)
+    .option('--data-options <yaml>', "options for opening the data, e.g. '{scenes: {length: 512}}'", mapping('--data-options'))
     .option('--batch-size <n>', 'images per forward pass (default 32)', positiveInt('--batch-size'))
     .option('--limit <n>', 'evaluate the first n samples only', positiveInt('--limit'))
     .option('--json', 'print one JSON object (the last line)');

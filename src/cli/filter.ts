@@ -2,7 +2,8 @@
 // with a CLIP or SigLIP model and writes the best-scoring ones as a new WebDataset, with a
 // scores.jsonl of every pair (Data Filtering Networks' recipe).
 import { Command } from 'commander';
-import { openDataset } from '../data/sources.js';
+import { type OpenDatasetOptions, openDataset } from '../data/sources.js';
+import { mapping, number, positiveInt } from './args.js';
 import { filterDataset, type FilterReport } from '../eval/filter.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
@@ -12,6 +13,8 @@ export interface FilterCommandOptions {
   data: string;
   /** Split when the spec names none (default train). */
   split?: string;
+  /** Options for opening the dataset (e.g. {scenes: {corruptCaptions: 0.3}}). */
+  dataOptions?: OpenDatasetOptions;
   /** Fraction kept; or threshold. */
   keep?: number;
   threshold?: number;
@@ -23,7 +26,7 @@ export interface FilterCommandOptions {
 
 export async function runFilter(o: FilterCommandOptions): Promise<FilterReport> {
   if ((o.keep === undefined) === (o.threshold === undefined)) throw new Error('filter: give exactly one of --keep <fraction> and --threshold <cosine>');
-  const dataset = await openDataset(o.data, { split: o.split ?? 'train' });
+  const dataset = await openDataset(o.data, { ...o.dataOptions, split: o.split ?? 'train' });
   const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
   return filterDataset(vl, dataset, {
     keepFraction: o.keep, threshold: o.threshold, out: o.out, batchSize: o.batchSize, limit: o.limit, samplesPerShard: o.samplesPerShard,
@@ -50,17 +53,6 @@ export function formatFilter(r: FilterReport, json: boolean): string {
   return lines.join('\n');
 }
 
-const number = (what: string) => (v: string): number => {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x)) throw new Error(`${what} must be a number, got '${v}'`);
-  return x;
-};
-
-const positiveInt = (what: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${what} must be a positive integer, got '${v}'`);
-  return n;
-};
 
 /** The commander `filter` command, for the CLI to mount. */
 export function filterCommand(): Command {
@@ -70,6 +62,7 @@ export function filterCommand(): Command {
     .option('--weights <dir>', 'weights folder for a registered name')
     .requiredOption('--data <spec>', 'dataset with captions: scenes[:split], shards (.tar, {..} patterns), a .csv/.tsv listing, ...')
     .option('--split <name>', 'split when the spec names none (default train)')
+    .option('--data-options <yaml>', "options for opening the data, e.g. '{scenes: {length: 10000, corruptCaptions: 0.3}}'", mapping('--data-options'))
     .option('--keep <fraction>', 'fraction of pairs kept, the best-scoring, in (0, 1]', number('--keep'))
     .option('--threshold <cosine>', 'or keep every pair scoring at least this', number('--threshold'))
     .requiredOption('--out <dir>', 'output folder: shard-000000.tar, ... and scores.jsonl')
