@@ -10,7 +10,7 @@ import { SafetensorsFile } from '../src/io/safetensors.js';
 import { ViTForImageClassification } from '../src/models/vit.js';
 import { constant_ } from '../src/nn/init.js';
 import {
-  ViTMAEConfig, ViTMAEForPreTraining, ViTMAEModel, type ViTMAEForwardOptions, type ViTMAEPreTrainingOutput,
+  ViTMAEConfig, ViTMAEForPreTraining, type ViTMAEForwardOptions, type ViTMAEPreTrainingOutput,
   maeEncoderConfig, maeEncoderState, vitClassifierFromMAE, vitModelFromMAE,
 } from '../src/models/vit_mae.js';
 import { MASKED_GREY, maeReconstruction, writeReconstructionGrid } from '../src/tasks/mae.js';

@@ -11,7 +11,7 @@ import { type McqRow, readMMBench, rowImage } from '../src/eval/mmbench/data.js'
 import { circularGroups, circularOffset, detectOffset, expandCircular } from '../src/eval/mmbench/circular.js';
 import { type Judge, extractAnswer, inferAnswer, inferOption, inferText, judgePrompt, seededPick } from '../src/eval/mmbench/extract.js';
 import { scoreMMBench } from '../src/eval/mmbench/score.js';
-import { accTable, writeReports } from '../src/eval/mmbench/report.js';
+import { accTable } from '../src/eval/mmbench/report.js';
 import { formatMMBenchTSV, runMMBench, writeCircularTSV } from '../src/eval/mmbench/run.js';
 import { blipItmPredictor, dualEncoderPredictor, readPredictions } from '../src/eval/mmbench/models.js';
 import { embedImages, embedTexts, loadVisionLanguageModel, rows as tensorRows } from '../src/tasks/zeroshot.js';

@@ -14,9 +14,9 @@ import type { Dataset, DatasetSpec, Sample } from './dataset.js';
 import { ImageProcessor } from './image.js';
 import type { PadMode } from './augment.js';
 import { BatchBuilder, type BatchJob, type BatchResult, type PipelineConfig } from './pipeline.js';
-import { Generator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { SEED_STREAMS, type WarningSink, consoleWarning, errorMessage, mixSeed } from './common.js';
+import { type WarningSink, consoleWarning, errorMessage } from './common.js';
+import { checkInt, EpochSampler, type LoaderPosition, nextPosition } from './sampler.js';
 
 export interface AugmentOptions {
   /** open_clip/timm RandomResizedCrop: area scale range (e.g. [0.9, 1]) and aspect ratio range; off when absent. */
@@ -43,7 +43,7 @@ export interface LoaderOptions {
   onWarning?: (message: string) => void;
 }
 
-export interface LoaderPosition { readonly epoch: number; readonly batch: number } // next batch to produce
+export type { LoaderPosition } from './sampler.js';
 
 export interface Batch {
   readonly pixelValues: Tensor;          // [B, 3, H, W] float32, normalised
@@ -71,10 +71,7 @@ function processorOf(p: LoaderOptions['processor']): ImageProcessor {
   });
 }
 
-function checkInt(v: number, what: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
-  if (!Number.isInteger(v) || v < lo || v > hi) throw new Error(`DataLoader: ${what} must be an integer in [${lo}, ${hi}], got ${v}`);
-  return v;
-}
+const check = (v: number, what: string, lo: number, hi?: number): number => checkInt(v, `DataLoader: ${what}`, lo, hi);
 
 function checkAugment(a: AugmentOptions | undefined): void {
   if (!a) return;
@@ -86,7 +83,7 @@ function checkAugment(a: AugmentOptions | undefined): void {
     }
     if (r.ratio && !(r.ratio[0] > 0 && r.ratio[0] <= r.ratio[1])) throw new Error(`DataLoader: randomResizedCrop.ratio must be [lo, hi] with 0 < lo <= hi, got ${JSON.stringify(r.ratio)}`);
   }
-  if (a.padCrop !== undefined) checkInt(a.padCrop, 'augment.padCrop', 0);
+  if (a.padCrop !== undefined) check(a.padCrop, 'augment.padCrop', 0);
   if (a.padMode !== undefined && a.padMode !== 'zero' && a.padMode !== 'reflect') throw new Error(`DataLoader: augment.padMode must be 'zero' or 'reflect', got ${JSON.stringify(a.padMode)}`);
 }
 
@@ -199,12 +196,7 @@ export class DataLoader {
   private skippedCount = 0;
   private readonly warned = new Set<string>();
   private readonly warn: WarningSink;
-  private readonly seed: number;
-  private readonly shuffle: boolean;
-  private readonly dropLast: boolean;
-  private readonly rank: number;
-  private readonly worldSize: number;
-  private readonly perRank: number;
+  private readonly sampler: EpochSampler;
   private readonly workerCount: number;
   private readonly prefetch: number;
   private readonly pipeline: PipelineConfig;
@@ -214,33 +206,26 @@ export class DataLoader {
   private workers: LoaderWorker[] | null = null;
   private nextJobId = 0;
   private closed = false;
-  private orderCache: { epoch: number; order: Int32Array } | null = null;
 
   constructor(private readonly dataset: Dataset, options: LoaderOptions) {
     const n = dataset.length;
     if (!Number.isInteger(n) || n < 1) throw new Error(`DataLoader: dataset ${dataset.name} is empty`);
-    this.batchSize = checkInt(options.batchSize, 'batchSize', 1);
-    this.seed = checkInt(options.seed ?? 0, 'seed', 0);
-    this.shuffle = options.shuffle ?? true;
-    this.dropLast = options.dropLast ?? this.shuffle;
-    this.worldSize = checkInt(options.worldSize ?? 1, 'worldSize', 1);
-    this.rank = checkInt(options.rank ?? 0, 'rank', 0, this.worldSize - 1);
+    this.sampler = new EpochSampler(n, options, 'DataLoader');
+    this.batchSize = this.sampler.batchSize;
+    this.batchesPerEpoch = this.sampler.batchesPerEpoch;
     const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-    this.workerCount = checkInt(options.workers ?? Math.min(2, cores), 'workers', 0, 256);
-    this.prefetch = Math.max(checkInt(options.prefetch ?? 2, 'prefetch', 1, 1024), this.workerCount);
+    this.workerCount = check(options.workers ?? Math.min(2, cores), 'workers', 0, 256);
+    this.prefetch = Math.max(check(options.prefetch ?? 2, 'prefetch', 1, 1024), this.workerCount);
     this.warn = options.onWarning ?? consoleWarning;
     checkAugment(options.augment);
-    // Dropping the remainder keeps every rank at the same number of samples (and steps).
-    this.perRank = this.dropLast ? Math.floor(n / this.worldSize) : Math.ceil((n - this.rank) / this.worldSize);
-    this.batchesPerEpoch = this.dropLast ? Math.floor(this.perRank / this.batchSize) : Math.ceil(this.perRank / this.batchSize);
     if (this.batchesPerEpoch < 1) {
-      throw new Error(`DataLoader: ${dataset.name} has ${n} samples, ${this.perRank} per rank: not one full batch of ${this.batchSize} (use a smaller batch or dropLast: false)`);
+      throw new Error(`DataLoader: ${dataset.name} has ${n} samples, ${this.sampler.perRank} per rank: not one full batch of ${this.batchSize} (use a smaller batch or dropLast: false)`);
     }
     const processor = processorOf(options.processor);
     this.pipeline = {
       processor: { family: processor.family, config: processor.config },
       augment: options.augment,
-      seed: this.seed,
+      seed: this.sampler.seed,
       datasetName: dataset.name,
       datasetLength: n,
     };
@@ -258,13 +243,7 @@ export class DataLoader {
 
   /** This rank's dataset indices for an epoch, in order. */
   epochOrder(epoch: number): Int32Array {
-    if (this.orderCache?.epoch === epoch) return this.orderCache.order;
-    const n = this.dataset.length;
-    const all = this.shuffle ? new Generator(mixSeed(SEED_STREAMS.order, this.seed, epoch)).permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
-    const order = new Int32Array(this.perRank);
-    for (let k = 0; k < this.perRank; k++) order[k] = all[this.rank + k * this.worldSize]!;
-    this.orderCache = { epoch, order };
-    return order;
+    return this.sampler.epochOrder(epoch);
   }
 
   private startWorkers(): LoaderWorker[] {
@@ -277,9 +256,7 @@ export class DataLoader {
   }
 
   private run(position: LoaderPosition): Promise<BatchResult> {
-    const order = this.epochOrder(position.epoch);
-    const start = position.batch * this.batchSize;
-    const job: BatchJob = { id: this.nextJobId++, epoch: position.epoch, indices: Array.from(order.subarray(start, Math.min(start + this.batchSize, order.length))) };
+    const job: BatchJob = { id: this.nextJobId++, epoch: position.epoch, indices: Array.from(this.sampler.indices(position)) };
     if (this.local) return this.local.build(job);
     const workers = this.startWorkers();
     let best = workers[0]!;
@@ -290,9 +267,9 @@ export class DataLoader {
   /** Batches from `from` (default epoch 0 batch 0) on, epoch after epoch, forever (the trainer stops). */
   async *batches(from: LoaderPosition = { epoch: 0, batch: 0 }): AsyncGenerator<Batch> {
     if (this.closed) throw new Error('DataLoader: batches() after close()');
-    checkInt(from.epoch, 'from.epoch', 0);
-    checkInt(from.batch, 'from.batch', 0, this.batchesPerEpoch - 1);
-    const advance = (p: LoaderPosition): LoaderPosition => (p.batch + 1 < this.batchesPerEpoch ? { epoch: p.epoch, batch: p.batch + 1 } : { epoch: p.epoch + 1, batch: 0 });
+    check(from.epoch, 'from.epoch', 0);
+    check(from.batch, 'from.batch', 0, this.batchesPerEpoch - 1);
+    const advance = (p: LoaderPosition): LoaderPosition => nextPosition(p, this.batchesPerEpoch);
     const queue: { position: LoaderPosition; result: Promise<BatchResult> }[] = [];
     let next = from;
     try {

@@ -7,8 +7,8 @@
 // function of its position, so a resumed run sees the same batches as an uninterrupted one.
 import { Generator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { SEED_STREAMS, mixSeed } from './common.js';
-import type { LoaderPosition } from './loader.js';
+import { mixSeed } from './common.js';
+import { checkInt, EpochSampler, type LoaderPosition, nextPosition } from './sampler.js';
 
 /** Where a label is not predicted (PyTorch's cross-entropy ignore_index). */
 export const IGNORE_INDEX = -100;
@@ -26,10 +26,6 @@ export interface PackOptions {
   sepId: number;
 }
 
-function checkInt(v: unknown, what: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new Error(`${what} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-  return v;
-}
 
 const INT32_MAX = 2147483647;
 
@@ -218,54 +214,36 @@ export class TokenBatchLoader {
   /** Blocks in the packed corpus (all ranks). */
   readonly blockCount: number;
   private readonly rule: MaskingRule;
-  private readonly seed: number;
-  private readonly shuffle: boolean;
-  private readonly dropLast: boolean;
-  private readonly rank: number;
-  private readonly worldSize: number;
-  private readonly perRank: number;
+  private readonly sampler: EpochSampler;
   private closed = false;
-  private orderCache: { epoch: number; order: Int32Array } | null = null;
 
   constructor(private readonly blocks: Int32Array, options: TokenLoaderOptions) {
     const where = 'TokenBatchLoader';
     this.contextLength = checkInt(options.contextLength, `${where}: contextLength`, 1);
     const n = blockCount(blocks, this.contextLength, where);
     this.blockCount = n;
-    this.batchSize = checkInt(options.batchSize, `${where}: batchSize`, 1);
-    this.seed = checkInt(options.seed ?? 0, `${where}: seed`, 0);
-    this.shuffle = options.shuffle ?? true;
-    this.dropLast = options.dropLast ?? this.shuffle;
-    this.worldSize = checkInt(options.worldSize ?? 1, `${where}: worldSize`, 1);
-    this.rank = checkInt(options.rank ?? 0, `${where}: rank`, 0, this.worldSize - 1);
+    this.sampler = new EpochSampler(n, options, where);
+    this.batchSize = this.sampler.batchSize;
+    this.batchesPerEpoch = this.sampler.batchesPerEpoch;
     this.rule = new MaskingRule(options.masking, where);
-    // Dropping the remainder keeps every rank at the same number of blocks (and steps).
-    this.perRank = this.dropLast ? Math.floor(n / this.worldSize) : Math.ceil((n - this.rank) / this.worldSize);
-    this.batchesPerEpoch = this.dropLast ? Math.floor(this.perRank / this.batchSize) : Math.ceil(this.perRank / this.batchSize);
     if (this.batchesPerEpoch < 1) {
-      throw new Error(`${where}: ${n} blocks of ${this.contextLength} tokens, ${this.perRank} per rank: not one full batch of ${this.batchSize} (use a smaller batch, a shorter context or dropLast: false)`);
+      throw new Error(`${where}: ${n} blocks of ${this.contextLength} tokens, ${this.sampler.perRank} per rank: not one full batch of ${this.batchSize} (use a smaller batch, a shorter context or dropLast: false)`);
     }
   }
 
   /** This rank's block indices for an epoch, in order. */
   epochOrder(epoch: number): Int32Array {
     checkInt(epoch, 'TokenBatchLoader: epoch', 0);
-    if (this.orderCache?.epoch === epoch) return this.orderCache.order;
-    const n = this.blockCount;
-    const all = this.shuffle ? new Generator(mixSeed(SEED_STREAMS.order, this.seed, epoch)).permutation(n) : Int32Array.from({ length: n }, (_, i) => i);
-    const order = new Int32Array(this.perRank);
-    for (let k = 0; k < this.perRank; k++) order[k] = all[this.rank + k * this.worldSize]!;
-    this.orderCache = { epoch, order };
-    return order;
+    return this.sampler.epochOrder(epoch);
   }
 
   /** The batch at a position: a pure function of (blocks, options, position). */
   batchAt(position: LoaderPosition): TokenBatch {
     checkInt(position.batch, 'TokenBatchLoader: batch', 0, this.batchesPerEpoch - 1);
-    const order = this.epochOrder(position.epoch);
-    const start = position.batch * this.batchSize;
-    const indices = order.subarray(start, Math.min(start + this.batchSize, order.length));
-    const { seed, rule, contextLength: T } = this;
+    checkInt(position.epoch, 'TokenBatchLoader: epoch', 0);
+    const indices = this.sampler.indices(position);
+    const { rule, contextLength: T } = this;
+    const seed = this.sampler.seed;
     return maskedBatch(this.blocks, T, indices, rule, (block) => mixSeed(MLM_SEED_STREAMS.mask, seed, position.epoch, block), { epoch: position.epoch, batch: position.batch });
   }
 
@@ -274,7 +252,7 @@ export class TokenBatchLoader {
     if (this.closed) throw new Error('TokenBatchLoader: batches() after close()');
     checkInt(from.epoch, 'TokenBatchLoader: from.epoch', 0);
     checkInt(from.batch, 'TokenBatchLoader: from.batch', 0, this.batchesPerEpoch - 1);
-    for (let p: LoaderPosition = from; ; p = p.batch + 1 < this.batchesPerEpoch ? { epoch: p.epoch, batch: p.batch + 1 } : { epoch: p.epoch + 1, batch: 0 }) {
+    for (let p: LoaderPosition = from; ; p = nextPosition(p, this.batchesPerEpoch)) {
       if (this.closed) return;
       yield this.batchAt(p);
     }

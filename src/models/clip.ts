@@ -15,9 +15,9 @@ import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder } from '../nn/transformer.js';
 import { constant_, normal_ } from '../nn/init.js';
 import { concat, indexSelect } from '../tensor/ops/indexing.js';
-import { conv2d, crossEntropy } from '../tensor/ops/nn.js';
+import { conv2d } from '../tensor/ops/nn.js';
 import { type Generator, getDefaultGenerator } from '../tensor/random.js';
-import { type Tensor, arange, tensor } from '../tensor/tensor.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 import { interpolateBicubic } from './interpolate.js';
 
 // ---------------------------------------------------------------------------------------------

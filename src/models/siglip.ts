@@ -21,7 +21,7 @@ import { fans, normal_, ones_, truncNormal_, xavierUniform_, zeros_ } from '../n
 import { MultiHeadAttention } from '../nn/attention.js';
 import { conv2d, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
 import { getDefaultGenerator } from '../tensor/random.js';
-import { type Tensor, tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { interpolateBicubic } from './interpolate.js';
 
 const MODEL_TYPE = 'siglip';

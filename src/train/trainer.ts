@@ -18,8 +18,8 @@ import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
-import type { LoaderPosition } from '../data/loader.js';
-import { type BatchSource, isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
+import { type LoaderPosition, nextPosition } from '../data/sampler.js';
+import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
 import { type EvalMetrics, evaluateModel, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
@@ -99,10 +99,6 @@ const RNG_MODEL = 'model';
 const CATLIP_VOCAB_SAMPLES = 20_000;
 const RNG_DEFAULT = 'default';
 
-/** The position after `p` in a loader with `perEpoch` batches per epoch. */
-function nextPosition(p: LoaderPosition, perEpoch: number): LoaderPosition {
-  return p.batch + 1 >= perEpoch ? { epoch: p.epoch + 1, batch: 0 } : { epoch: p.epoch, batch: p.batch + 1 };
-}
 
 /** The config keys that must not change on resume: the saved state would not fit or mean something else. */
 const FIXED_ON_RESUME = ['model', 'task', 'batch_size', 'seed', 'lock_image', 'unlock_last_blocks', 'optim.grad_accum', 'data.train'] as const;
@@ -293,7 +289,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         if (r.done) throw new Error('train: the data loader ended early (it should repeat epochs without end)');
         micro.push(r.value);
       }
-      const lossValue = accumulateGradients(micro, (b) => task.loss(b, ctx), batchSize);
+      // A loss that couples a batch's samples (contrastive) accumulates itself, keeping the whole batch's negatives.
+      const lossValue = task.accumulate ? task.accumulate(micro, ctx) : accumulateGradients(micro, (b) => task.loss(b, ctx), batchSize);
       if (!Number.isFinite(lossValue)) throw new TrainingDivergedError(step + 1, lossValue, lastCheckpoint);
       await options.onGradients?.(params);
       if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { assetPath } from './assets.js';
+import { tokenizerJson } from './json.js';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.js';
 
 export const CLIP_CONTEXT_LENGTH = 77;
@@ -57,9 +58,8 @@ function addedToken(id: number, content: string) {
 
 /**
  * The tokenizer.json text for CLIP's BPE. The vocabulary is open_clip's: the byte symbols, the
- * same with '</w>', one token per merge, then the start and end tokens. Written by hand rather
- * than by JSON.stringify so that the vocabulary keeps id order (JS objects put integer-like keys
- * first) and the file diffs line by line.
+ * same with '</w>', one token per merge, then the start and end tokens (written by tokenizerJson,
+ * in id order).
  */
 export function clipTokenizerJson(merges: [string, string][]): string {
   const { byByte, vocabOrder } = byteSymbols();
@@ -119,17 +119,7 @@ export function clipTokenizerJson(merges: [string, string][]): string {
     byte_fallback: false,
     ignore_merges: false,
   };
-  const lines = ['{'];
-  for (const [k, v] of Object.entries(head)) lines.push(`  ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
-  lines.push('  "model": {');
-  for (const [k, v] of Object.entries(model)) lines.push(`    ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
-  lines.push('    "vocab": {');
-  vocab.forEach((token, id) => lines.push(`      ${JSON.stringify(token)}: ${id}${id + 1 < vocab.length ? ',' : ''}`));
-  lines.push('    },');
-  lines.push('    "merges": [');
-  merges.forEach(([a, b], i) => lines.push(`      ${JSON.stringify(`${a} ${b}`)}${i + 1 < merges.length ? ',' : ''}`));
-  lines.push('    ]', '  }', '}', '');
-  return lines.join('\n');
+  return tokenizerJson(head, model, vocab, { merges: merges.map(([a, b]) => `${a} ${b}`) });
 }
 
 /** tokenizer_config.json of the shipped tokenizer: open_clip's padding (id 0, which is '!') and cleaning. */

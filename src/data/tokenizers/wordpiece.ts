@@ -7,6 +7,7 @@
 // Where HF leaves an order to a hash map, a fixed rule decides: the alphabet is in code-point
 // order, its '##' continuations follow in code-point order, and pairs of equal frequency merge in
 // ascending (left id, right id) order, HF's own tie rule. So one corpus always gives one vocabulary.
+import { tokenizerJson } from './json.js';
 import { TextTokenizer } from './tokenizer.js';
 
 /** BERT's special tokens, in the order (ids 0..4) the trainer puts them first. */
@@ -365,8 +366,8 @@ function checkVocab(vocab: readonly string[], specialTokens: readonly string[]):
 /**
  * tokenizer.json for a WordPiece vocabulary, as BertTokenizerFast saves one: BertNormalizer,
  * BertPreTokenizer, the WordPiece model with [UNK] and '##', `[CLS] A [SEP]` (pairs
- * `[CLS] A [SEP] B [SEP]`, B with token type 1) and the WordPiece decoder. Written line by line so
- * that the vocabulary keeps id order (a JS object would put integer-like tokens such as "0" first).
+ * `[CLS] A [SEP] B [SEP]`, B with token type 1) and the WordPiece decoder (written by
+ * tokenizerJson, in id order).
  */
 export function wordPieceTokenizerJson(vocab: readonly string[], opts: WordPieceJsonOptions = {}): string {
   const lowercase = opts.lowercase ?? true;
@@ -401,14 +402,7 @@ export function wordPieceTokenizerJson(vocab: readonly string[], opts: WordPiece
     decoder: { type: 'WordPiece', prefix: WORDPIECE_PREFIX, cleanup: true },
   };
   const model = { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: WORDPIECE_PREFIX, max_input_chars_per_word: MAX_INPUT_CHARS_PER_WORD };
-  const lines = ['{'];
-  for (const [k, v] of Object.entries(head)) lines.push(`  ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
-  lines.push('  "model": {');
-  for (const [k, v] of Object.entries(model)) lines.push(`    ${JSON.stringify(k)}: ${JSON.stringify(v)},`);
-  lines.push('    "vocab": {');
-  vocab.forEach((token, id) => lines.push(`      ${JSON.stringify(token)}: ${id}${id + 1 < vocab.length ? ',' : ''}`));
-  lines.push('    }', '  }', '}', '');
-  return lines.join('\n');
+  return tokenizerJson(head, model, vocab);
 }
 
 export interface BertTokenizerConfigOptions {
