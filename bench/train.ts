@@ -1,12 +1,13 @@
 // Samples per second of one CLIP training step (forward, symmetric InfoNCE loss, backward, AdamW
 // step) on random images and token ids, with and without FLIP patch dropout, against PyTorch
 // running the same architecture on the same machine in the same run.
-//   glimpse bench train [--preset tiny-clip] [--batch 64] [--threads 2] [--flip 0.5] [--rounds 3] [--steps 3] [--json]
+//   glimpse bench train [--preset tiny-clip] [--batch 64] [--threads 2] [--flip 0.5] [--rounds 3] [--steps 3] [--json] [--no-recycle]
 // The anchor is scripts/dev/torch_train_anchor.py under /usr/bin/python3 (a dev tool, never a
 // project dependency); it is reported as null with the reason when it cannot run. Each round
 // runs `steps` Glimpse steps without and with patch dropout, alternating, then PyTorch's `steps`;
 // a figure is the fastest step of all rounds. Per-phase times (forward, backward, optimizer) are
-// those of that step. The output is JSON with or without --json.
+// those of that step. The output is JSON with or without --json. --no-recycle turns off the reuse of
+// dead gradients' storages (src/tensor/recycle.ts), to measure what it saves.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { createModel } from '../src/models/registry.js';
 import type { CLIPModel } from '../src/models/clip.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { getBackend } from '../src/tensor/device.js';
+import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import { flag } from './timing.js';
@@ -41,6 +43,16 @@ interface TorchResult {
 
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
+/**
+ * The anchor's thread count, for every pool it may use. torch.set_num_threads sets OpenMP's only:
+ * Debian's torch calls a pthreads OpenBLAS, which starts one thread per core whatever PyTorch was
+ * told, so a "1-thread" anchor ran its GEMMs, most of the step, on 2 cores.
+ */
+function anchorThreadEnv(threads: number): Record<string, string> {
+  const n = String(threads);
+  return { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}
+
 export async function run(args: string[]): Promise<object> {
   const p = args.indexOf('--preset');
   const preset = p >= 0 && p + 1 < args.length ? args[p + 1]! : 'tiny-clip';
@@ -49,6 +61,7 @@ export async function run(args: string[]): Promise<object> {
   const flip = flag(args, '--flip', 0.5);
   const rounds = flag(args, '--rounds', 3);
   const steps = flag(args, '--steps', 3);
+  const recycle = !args.includes('--no-recycle');
   for (const [name, v] of [['--batch', batch], ['--threads', threads], ['--rounds', rounds], ['--steps', steps]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`bench train: ${name} must be a positive integer, got ${v}`);
   }
@@ -75,7 +88,8 @@ export async function run(args: string[]): Promise<object> {
     const out = model.forward(ids, pixels, null, { returnLoss: true, patchDropout: ratio > 0 ? { ratio, generator: dropGenerator } : undefined });
     const t1 = process.hrtime.bigint();
     optimizer.zeroGrad();
-    out.loss!.backward();
+    if (recycle) out.loss!.backward();
+    else withoutRecycling(() => out.loss!.backward());
     const t2 = process.hrtime.bigint();
     optimizer.step();
     const loss = out.loss!.item();
@@ -99,7 +113,7 @@ export async function run(args: string[]): Promise<object> {
     }
     if (torchNote !== null) continue;
     const py = spawnSync('/usr/bin/python3', [ANCHOR_SCRIPT, '--threads', String(threads), '--batch', String(batch), '--steps', String(steps)],
-      { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 20 });
+      { encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 20, env: { ...process.env, ...anchorThreadEnv(threads) } });
     if (py.error) torchNote = `could not run /usr/bin/python3: ${py.error.message}`;
     else if (py.status !== 0) torchNote = `PyTorch anchor failed: ${(py.stderr || '').trim().split('\n').pop()}`;
     else {
@@ -131,6 +145,7 @@ export async function run(args: string[]): Promise<object> {
     unit: 'samples/s (float32; forward + loss + backward + AdamW; fastest step of rounds x steps)',
     batch,
     threads,
+    recycle,
     rounds,
     steps,
     avx2: addon.hasAvx2Fma!() as boolean,

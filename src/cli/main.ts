@@ -113,7 +113,7 @@ program.addCommand(filterCommand());
 program
   .command('bench <name> [args...]')
   .allowUnknownOption() // the benchmark parses its own flags
-  .description('run a benchmark (gemm, elementwise, norm, attention, fused, memory, embed, generate, loader, train, mae) and print JSON')
+  .description('run a benchmark (gemm, elementwise, norm, attention, fused, memory, embed, generate, loader, train, mae, profile) and print JSON')
   .action(async (name: string, args: string[]) => {
     if (!/^[a-z0-9_-]+$/.test(name)) throw new Error(`bench: invalid benchmark name '${name}'`);
     const mod = (await import(`../../bench/${name}.js`).catch(() => {

@@ -1,6 +1,8 @@
 // Tape-based reverse-mode autograd. Every differentiable op calls record() with its inputs and a
 // backward rule written next to its forward (see ops/*.ts); backward() walks the recorded graph
 // from the output in reverse topological order and accumulates gradients into leaf tensors.
+import type { Storage } from './backend.js';
+import { adopt, release, withRecycling } from './recycle.js';
 import type { Tensor } from './tensor.js';
 
 /** Given dL/d(output), returns dL/d(input) for each input (null where an input needs none). */
@@ -79,32 +81,65 @@ export function backward(root: Tensor, grad: Tensor, opts: BackwardOptions = {})
     }
   }
   const grads = new Map<Tensor, Tensor>([[root, grad]]);
+  // How many pending gradients point at each storage: a consumed gradient whose storage no pending
+  // one shares is unreachable, and its storage can serve later allocations (see recycle.ts).
+  const pending = new Map<Storage, number>([[grad.storage, 1]]);
+  const hold = (g: Tensor) => pending.set(g.storage, (pending.get(g.storage) ?? 0) + 1);
+  const drop = (g: Tensor) => {
+    const n = pending.get(g.storage)! - 1;
+    if (n > 0) {
+      pending.set(g.storage, n);
+      return;
+    }
+    pending.delete(g.storage);
+    release(g.storage);
+  };
   const prev = gradEnabled;
   gradEnabled = false;
   try {
-    for (let k = order.length - 1; k >= 0; k--) {
-      const t = order[k]!;
-      const g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      const node = t.gradFn;
-      if (!node) {
-        t.accumulateGrad(g);
-        continue;
-      }
-      if (t.retainsGrad) t.accumulateGrad(g);
-      const inputGrads = node.backward(g);
-      node.inputs.forEach((input, j) => {
-        const gi = inputGrads[j];
-        if (!gi || !input.requiresGrad) return;
-        if (gi.shape.length !== input.shape.length || gi.shape.some((d, a) => d !== input.shape[a])) {
-          throw new Error(`backward of ${node.op}: gradient [${gi.shape}] does not match input [${input.shape}]`);
+    withRecycling(() => {
+      for (let k = order.length - 1; k >= 0; k--) {
+        const t = order[k]!;
+        const g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        const node = t.gradFn;
+        if (!node) {
+          // A dense gradient this pass made, that nothing pending shares, is the leaf's to keep:
+          // no copy. Otherwise accumulateGrad copies or adds, keeping none of g's storage.
+          const sole = !t.grad && pending.get(g.storage) === 1 && g.offset === 0 && g.storage.length === g.size && g.isContiguous();
+          if (sole && adopt(g.storage)) {
+            pending.delete(g.storage);
+            t.grad = g;
+          } else {
+            t.accumulateGrad(g);
+            drop(g);
+          }
+          continue;
         }
-        const acc = grads.get(input);
-        grads.set(input, acc ? acc.add(gi) : gi);
-      });
-      if (!opts.retainGraph) t.gradFn = freedNode(node.op);
-    }
+        if (t.retainsGrad) t.accumulateGrad(g);
+        const inputGrads = node.backward(g);
+        node.inputs.forEach((input, j) => {
+          const gi = inputGrads[j];
+          if (!gi || !input.requiresGrad) return;
+          if (gi.shape.length !== input.shape.length || gi.shape.some((d, a) => d !== input.shape[a])) {
+            throw new Error(`backward of ${node.op}: gradient [${gi.shape}] does not match input [${input.shape}]`);
+          }
+          const acc = grads.get(input);
+          const sum = acc ? acc.add(gi) : gi;
+          hold(sum);
+          if (acc) {
+            // gi is held for the moment, so that dropping acc cannot release a storage gi shares.
+            hold(gi);
+            drop(acc);
+            drop(gi);
+          }
+          grads.set(input, sum);
+        });
+        if (!opts.retainGraph) t.gradFn = freedNode(node.op);
+        drop(g); // only now: the rule has read g, and what it returned (views of g, maybe) is held
+      }
+    });
   } finally {
     gradEnabled = prev;
   }

@@ -32,11 +32,14 @@ export function viewData(v: View): TypedArray {
 export function allocUninitialized(dtype: DType, length: number): TypedArray {
   const bytes = bytesPerElement(dtype);
   const buf = Buffer.allocUnsafeSlow(length * bytes);
-  const out = typedArrayOver(dtype, buf.buffer, buf.byteOffset, length);
-  if (poison) {
-    if (out instanceof Float32Array || out instanceof Float64Array) out.fill(NaN);
-    else buf.fill(0x7f);
-  }
+  return poisonHost(typedArrayOver(dtype, buf.buffer, buf.byteOffset, length));
+}
+
+/** Under GLIMPSE_POISON_EMPTY=1, fills memory an empty() storage hands out again (see allocUninitialized). */
+export function poisonHost<T extends TypedArray>(out: T): T {
+  if (!poison) return out;
+  if (out instanceof Float32Array || out instanceof Float64Array) out.fill(NaN);
+  else new Uint8Array(out.buffer, out.byteOffset, out.byteLength).fill(0x7f);
   return out;
 }
 

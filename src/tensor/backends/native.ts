@@ -4,7 +4,8 @@
 import type { ActivationOp, AdamWStep, AttentionArgs, BinaryOp, ReduceOp, SgdStep, Storage, UnaryOp, View } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { ReferenceBackend } from './reference.js';
-import { HostStorage, allocUninitialized } from './host.js';
+import { HostStorage, allocUninitialized, hostData, poisonHost } from './host.js';
+import { noteBorn, takeRecycled } from '../recycle.js';
 import { type Addon, loadAddon } from './native/addon.js';
 import * as gemm from './native/gemm.js';
 import * as elementwise from './native/elementwise.js';
@@ -21,8 +22,17 @@ export class NativeBackend extends ReferenceBackend {
     super();
   }
 
+  override alloc(dtype: DType, length: number): Storage {
+    return noteBorn(super.alloc(dtype, length));
+  }
+
   override empty(dtype: DType, length: number): Storage {
-    return new HostStorage(this, dtype, allocUninitialized(dtype, length));
+    const reused = takeRecycled(this, dtype, length);
+    if (reused) {
+      poisonHost(hostData(reused));
+      return noteBorn(reused);
+    }
+    return noteBorn(new HostStorage(this, dtype, allocUninitialized(dtype, length)));
   }
 
   override copy(dst: View, src: View): void {
