@@ -344,7 +344,10 @@ export interface CLIPOptions extends ModuleOptions {
 }
 
 export interface CLIPTowerOutput {
-  /** [B, T, D]: text after the final layer norm; vision before the post layer norm (as HF). */
+  /**
+   * [B, T, D]: text after the final layer norm; vision before the post layer norm (as HF). With
+   * pooledOnly, [B, 1, D]: the pooled row alone (the EOS token's, the class token's).
+   */
   lastHiddenState: Tensor;
   /** [B, D]: the EOS token's state (text) or the post-normed class token (vision), unprojected. */
   poolerOutput: Tensor;
@@ -407,6 +410,21 @@ export function eosPositions(inputIds: Tensor, config: CLIPTextConfig): number[]
   return out;
 }
 
+export interface CLIPTextForwardOptions {
+  outputHiddenStates?: boolean;
+  /**
+   * Only the pooled output is read: the last layer runs for each sequence's EOS row alone, and
+   * lastHiddenState is [B, 1, D]. The same pooled output as the full pass, with less work; not
+   * with outputHiddenStates.
+   */
+  pooledOnly?: boolean;
+}
+
+/** Throws when pooledOnly, which leaves the last layer's other rows uncomputed, meets outputHiddenStates. */
+function checkPooledOnly(opts: { outputHiddenStates?: boolean; pooledOnly?: boolean }, where: string): void {
+  if (opts.pooledOnly && opts.outputHiddenStates) throw new Error(`${where}: pooledOnly and outputHiddenStates cannot be combined`);
+}
+
 /** HF's CLIPTextTransformer: embeddings, causal encoder, final layer norm, EOS pooling. */
 export class CLIPTextTransformer extends Module {
   readonly embeddings: CLIPTextEmbeddings;
@@ -421,9 +439,16 @@ export class CLIPTextTransformer extends Module {
   }
 
   /** attentionMask [B, T]: nonzero for real tokens; padded keys are masked on top of the causal mask. */
-  forward(inputIds: Tensor, attentionMask: Tensor | null = null, opts: { outputHiddenStates?: boolean } = {}): CLIPTowerOutput {
+  forward(inputIds: Tensor, attentionMask: Tensor | null = null, opts: CLIPTextForwardOptions = {}): CLIPTowerOutput {
+    checkPooledOnly(opts, 'CLIP text model');
+    const embedded = this.embeddings.forward(inputIds);
+    if (opts.pooledOnly) {
+      const pooled = this.encoder.forward(embedded, { keyPadding: attentionMask, causal: true, rows: eosPositions(inputIds, this.config) });
+      const lastHiddenState = this.finalLayerNorm.forward(pooled);
+      return { lastHiddenState, poolerOutput: lastHiddenState.reshape(pooled.shape[0]!, this.config.hiddenSize), hiddenStates: null };
+    }
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.encoder.forward(this.embeddings.forward(inputIds), { keyPadding: attentionMask, causal: true, hiddenStates });
+    const x = this.encoder.forward(embedded, { keyPadding: attentionMask, causal: true, hiddenStates });
     const lastHiddenState = this.finalLayerNorm.forward(x);
     const [B, T, D] = lastHiddenState.shape as [number, number, number];
     const rows = eosPositions(inputIds, this.config).map((t, b) => b * T + t);
@@ -507,6 +532,12 @@ export interface CLIPVisionForwardOptions {
    * round((1 - ratio) * patches) of its patch tokens, and the class token.
    */
   patchDropout?: PatchDropoutOptions;
+  /**
+   * Only the pooled output is read: the last layer runs for the class token alone, and
+   * lastHiddenState is [B, 1, D]. The same pooled output as the full pass, with less work; not
+   * with outputHiddenStates.
+   */
+  pooledOnly?: boolean;
 }
 
 /** HF's CLIPVisionTransformer: embeddings, pre layer norm, encoder, post layer norm on the class token. */
@@ -527,6 +558,7 @@ export class CLIPVisionTransformer extends Module {
   }
 
   forward(pixels: Tensor, opts: CLIPVisionForwardOptions = {}): CLIPTowerOutput {
+    checkPooledOnly(opts, 'CLIP vision model');
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
     let tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
     if (opts.patchDropout) {
@@ -535,6 +567,11 @@ export class CLIPVisionTransformer extends Module {
       if (this.training) tokens = patchDropout(tokens, 1, opts.patchDropout);
     }
     const x = this.preLayernorm.forward(tokens);
+    if (opts.pooledOnly) {
+      const lastHiddenState = this.encoder.forward(x, { rows: 'first' });
+      const poolerOutput = this.postLayernorm.forward(lastHiddenState.reshape(x.shape[0]!, this.config.hiddenSize));
+      return { lastHiddenState, poolerOutput, hiddenStates: null };
+    }
     const lastHiddenState = this.encoder.forward(x, { hiddenStates });
     const poolerOutput = this.postLayernorm.forward(lastHiddenState.select(1, 0));
     return { lastHiddenState, poolerOutput, hiddenStates: hiddenStates ?? null };
@@ -631,17 +668,26 @@ export class CLIPModel extends Module {
     if (opts.initWeights ?? true) initCLIPWeights(this, opts.generator ?? getDefaultGenerator());
   }
 
-  /** Projected text features [B, projectionDim], not normalised (HF's get_text_features). */
+  /**
+   * Projected text features [B, projectionDim], not normalised (HF's get_text_features). Only
+   * the pooled row is read, so the last layer runs for it alone (pooledOnly).
+   */
   getTextFeatures(inputIds: Tensor, attentionMask: Tensor | null = null): Tensor {
-    return this.textProjection.forward(this.textModel.forward(inputIds, attentionMask).poolerOutput);
+    return this.textProjection.forward(this.textModel.forward(inputIds, attentionMask, { pooledOnly: true }).poolerOutput);
   }
 
-  /** Projected image features [B, projectionDim], not normalised (HF's get_image_features). */
-  getImageFeatures(pixels: Tensor, opts: { interpolatePosEncoding?: boolean } = {}): Tensor {
-    return this.visualProjection.forward(this.visionModel.forward(pixels, opts).poolerOutput);
+  /**
+   * Projected image features [B, projectionDim], not normalised (HF's get_image_features), with
+   * the last layer run for the class token alone (pooledOnly); patchDropout applies in training.
+   */
+  getImageFeatures(pixels: Tensor, opts: Omit<CLIPVisionForwardOptions, 'outputHiddenStates' | 'pooledOnly'> = {}): Tensor {
+    return this.visualProjection.forward(this.visionModel.forward(pixels, { ...opts, pooledOnly: true }).poolerOutput);
   }
 
-  /** Similarity logits of every text with every image; with returnLoss, the contrastive loss. */
+  /**
+   * Similarity logits of every text with every image; with returnLoss, the contrastive loss.
+   * pooledOnly applies to both towers (their lastHiddenState is then [B, 1, D]).
+   */
   forward(inputIds: Tensor, pixels: Tensor, attentionMask: Tensor | null = null, opts: CLIPForwardOptions = {}): CLIPOutput {
     const visionModelOutput = this.visionModel.forward(pixels, opts);
     const textModelOutput = this.textModel.forward(inputIds, attentionMask, opts);

@@ -20,7 +20,7 @@ export {
   clipKeyFromHF,
 } from './clip.js';
 export type {
-  CLIPConfigOptions, CLIPTextConfigOptions, CLIPVisionConfigOptions, CLIPOptions, CLIPForwardOptions, CLIPVisionForwardOptions, CLIPOutput, CLIPTowerOutput,
+  CLIPConfigOptions, CLIPTextConfigOptions, CLIPVisionConfigOptions, CLIPOptions, CLIPForwardOptions, CLIPVisionForwardOptions, CLIPTextForwardOptions, CLIPOutput, CLIPTowerOutput,
 } from './clip.js';
 export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.js';
 export type { OpenClipLoadOptions } from './openclip.js';

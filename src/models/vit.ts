@@ -417,14 +417,27 @@ export class ViTModel extends Module {
 
   forward(pixels: Tensor, opts: ViTForwardOptions = {}): ViTModelOutput {
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    let tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
-    if (opts.patchDropout) {
-      checkPatchDropout(opts.patchDropout, 'ViT');
-      if (this.training) tokens = patchDropout(tokens, 1, opts.patchDropout);
-    }
-    const x = this.encoder.forward(tokens, { hiddenStates });
+    const x = this.encoder.forward(this.#tokens(pixels, opts), { hiddenStates });
     const lastHiddenState = this.layernorm.forward(x);
     return { lastHiddenState, poolerOutput: this.pooler?.forward(lastHiddenState) ?? null, hiddenStates: hiddenStates ?? null };
+  }
+
+  /**
+   * The CLS token's final state [B, D]: forward's lastHiddenState.select(1, 0), with the last
+   * layer computed for that row alone (the other rows' outputs are never read). Patch dropout
+   * keeps the CLS token at row 0, so it combines.
+   */
+  clsState(pixels: Tensor, opts: Omit<ViTForwardOptions, 'outputHiddenStates'> = {}): Tensor {
+    const cls = this.encoder.forward(this.#tokens(pixels, opts), { rows: 'first' });
+    return this.layernorm.forward(cls).reshape(cls.shape[0]!, this.config.hiddenSize);
+  }
+
+  /** The encoder's input: embeddings, then (training only) patch dropout. */
+  #tokens(pixels: Tensor, opts: ViTForwardOptions): Tensor {
+    const tokens = this.embeddings.forward(pixels, opts.interpolatePosEncoding);
+    if (!opts.patchDropout) return tokens;
+    checkPatchDropout(opts.patchDropout, 'ViT');
+    return this.training ? patchDropout(tokens, 1, opts.patchDropout) : tokens;
   }
 
   /** The patch tokens [B, patches, D] (the CLS token left out), as multimodal models consume them. */
@@ -483,11 +496,12 @@ export class ViTForImageClassification extends Module {
   /**
    * Logits from the CLS token; with labels, the loss HF computes for the config's problem type
    * (cross-entropy for integer class labels [B], MSE for regression, BCE with logits for
-   * multi-label float targets [B, numLabels]).
+   * multi-label float targets [B, numLabels]). Unless hidden states are asked for, the last
+   * layer runs for the CLS row only (ViTModel.clsState): the same logits, less work.
    */
   forward(pixels: Tensor, opts: ViTForwardOptions & { labels?: Tensor | null } = {}): ViTClassificationOutput {
-    const out = this.vit.forward(pixels, opts);
-    const cls = out.lastHiddenState.select(1, 0);
+    const out = opts.outputHiddenStates ? this.vit.forward(pixels, opts) : null;
+    const cls = out ? out.lastHiddenState.select(1, 0) : this.vit.clsState(pixels, opts);
     const logits = this.classifier ? this.classifier.forward(cls) : cls;
     let loss: Tensor | null = null;
     const labels = opts.labels;
@@ -503,7 +517,7 @@ export class ViTForImageClassification extends Module {
         loss = binaryCrossEntropyWithLogits(logits, cast(labels, logits.dtype));
       }
     }
-    return { logits, loss, hiddenStates: out.hiddenStates };
+    return { logits, loss, hiddenStates: out?.hiddenStates ?? null };
   }
 
   /** The patch tokens of the encoder; see ViTModel.patchFeatures. */

@@ -6,7 +6,7 @@ export type { LinearOptions, LayerNormOptions, EmbeddingOptions, DropoutOptions,
 export { MultiHeadAttention, composedAttention, attend, KeyValueCache, DecoderCache } from './attention.js';
 export type { MultiHeadAttentionOptions, AttentionCall, ComposedAttentionOptions, LayerCache, CausalMask } from './attention.js';
 export { TransformerBlock, TransformerEncoder } from './transformer.js';
-export type { TransformerBlockOptions, BlockCall, EncoderCall } from './transformer.js';
+export type { TransformerBlockOptions, BlockCall, EncoderCall, PooledRows } from './transformer.js';
 export * as init from './init.js';
 export {
   clipLoss, siglipLoss, clipContrastiveLoss, siglipSigmoidLoss, clampLogitScale, classificationLoss, catlipLoss, LOSSES, LOGIT_SCALE_MAX, SIGLIP_INIT,

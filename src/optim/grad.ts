@@ -45,6 +45,9 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, opts: Cl
  *
  * `lossOf` must return the mean loss over the micro-batch's sizeOf(batch) items (default: every
  * micro-batch counts the same, right for equal sizes). Returns the whole batch's mean loss.
+ * Exact only for losses that are means of per-item terms: a loss coupling a batch's items (CLIP's
+ * and SigLIP's, whose negatives are the other items) changes when the batch is cut; the trainer's
+ * clip and siglip tasks accumulate their own way.
  */
 export function accumulateGradients<B>(microBatches: readonly B[], lossOf: (batch: B) => Tensor, sizeOf?: (batch: B) => number): number {
   if (microBatches.length === 0) throw new Error('accumulateGradients: no micro-batches');

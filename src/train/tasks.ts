@@ -1,6 +1,7 @@
 // What one training step computes for each task: the loss of a micro-batch (mean over its
 // samples, or over its masked patches / tokens), from the model's forward pass and the losses of
-// losses.ts.
+// losses.ts. The contrastive tasks also accumulate gradients over micro-batches themselves, so
+// that every image still meets every caption of the whole batch as a negative.
 import { CaptionVocab } from '../data/caption_vocab.js';
 import { BertForMaskedLM } from '../models/bert.js';
 import { CLIPModel, l2Normalize } from '../models/clip.js';
@@ -9,7 +10,9 @@ import { ViTForImageClassification } from '../models/vit.js';
 import { ViTMAEForPreTraining } from '../models/vit_mae.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import type { Generator } from '../tensor/random.js';
+import { noGrad } from '../tensor/autograd.js';
+import { concat } from '../tensor/ops/indexing.js';
+import { type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import type { TaskName } from './config.js';
 import { catlipLoss, classificationLoss, clampLogitScale, clipContrastiveLoss, siglipSigmoidLoss } from '../nn/losses.js';
@@ -63,6 +66,13 @@ export interface TrainTask {
   readonly name: TaskName;
   /** The mean loss over the micro-batch's samples. */
   loss(batch: TrainBatch, ctx: StepContext): Tensor;
+  /**
+   * Runs backward for the loss of the whole batch the micro-batches make up, adding into the
+   * parameters' .grad, and returns that loss. For losses that couple the samples of a batch (the
+   * contrastive ones), where the size-weighted mean of micro-batch losses is a different loss.
+   * Absent: the trainer weights and sums the micro-batch losses (accumulateGradients).
+   */
+  accumulate?(micro: readonly TrainBatch[], ctx: StepContext): number;
   /** After each optimizer step (CLIP/SigLIP: the logit scale is clamped as open_clip does). */
   afterStep(): void;
   /** Modules trained besides the model (CatLIP's head); their parameters join the optimizer. */
@@ -94,30 +104,94 @@ function tokenIds(tm: TrainModel, captions: readonly string[]): Tensor {
 function imageFeatures(tm: TrainModel, pixels: Tensor, ctx: StepContext): Tensor {
   const patchDropout = ctx.patchDropout ?? undefined;
   const m = tm.model;
-  if (m instanceof CLIPModel) return m.visualProjection.forward(m.visionModel.forward(pixels, { patchDropout }).poolerOutput);
+  if (m instanceof CLIPModel) return m.getImageFeatures(pixels, { patchDropout });
   if (m instanceof SiglipModel) return m.visionModel.forward(pixels, { patchDropout }).poolerOutput!;
   throw new Error(`${m.constructor.name} has no image features for a contrastive task`);
 }
 
+/** Whether any parameter of the image tower trains (none of a fully locked LiT tower does). */
+function imageTowerTrains(tm: TrainModel): boolean {
+  const prefixes = tm.imageTower?.prefixes ?? [];
+  return tm.model.namedParameters().some(([name, p]) => p.requiresGrad && prefixes.some((q) => name === q || name.startsWith(`${q}.`)));
+}
+
+/** Every generator a forward pass may draw from, so a second pass can replay the first's draws. */
+function forwardGenerators(tm: TrainModel, ctx: StepContext): Generator[] {
+  const all = [ctx.patchDropout?.generator, tm.generator, getDefaultGenerator()];
+  return [...new Set(all.filter((g): g is Generator => g !== undefined))];
+}
+const saveStates = (gens: readonly Generator[]): number[][] => gens.map((g) => g.getState());
+const restoreStates = (gens: readonly Generator[], states: readonly number[][]): void => gens.forEach((g, i) => g.setState(states[i]!));
+
 /** The contrastive tasks: features of both towers, L2-normalised, then InfoNCE or the sigmoid loss. */
 function contrastiveTask(tm: TrainModel, name: 'clip' | 'siglip'): TrainTask {
-  const model = tm.model;
-  return {
+  const model = tm.model as CLIPModel | SiglipModel;
+  const imageEmbeds = (pixels: Tensor, ctx: StepContext) => l2Normalize(imageFeatures(tm, pixels, ctx));
+  const textEmbeds = (ids: Tensor) => l2Normalize(model.getTextFeatures(ids));
+  const pairLoss = (img: Tensor, txt: Tensor) => (model instanceof SiglipModel
+    ? siglipSigmoidLoss(img, txt, model.logitScale, model.logitBias)
+    : clipContrastiveLoss(img, txt, model.logitScale));
+  const task: TrainTask = {
     name,
     extraModules: {},
     loss(batch, ctx) {
-      const captions = captionsOf(batch, name);
-      const ids = tokenIds(tm, captions);
-      const img = l2Normalize(imageFeatures(tm, imagesOf(batch, name).pixelValues, ctx));
-      const txt = l2Normalize((model as CLIPModel | SiglipModel).getTextFeatures(ids));
-      if (model instanceof SiglipModel) return siglipSigmoidLoss(img, txt, model.logitScale, model.logitBias);
-      return clipContrastiveLoss(img, txt, (model as CLIPModel).logitScale);
+      const ids = tokenIds(tm, captionsOf(batch, name));
+      return pairLoss(imageEmbeds(imagesOf(batch, name).pixelValues, ctx), textEmbeds(ids));
+    },
+    // open_clip's accum_freq, with the loss's backward done once (as GradCache): (1) every
+    // micro-batch's features without a graph; (2) the whole batch's loss on them, whose backward
+    // gives dL/d(features) and the logit scale's and bias's gradients; (3) each micro-batch
+    // again with its graph, its slice of dL/d(features) sent back through the towers. The cached
+    // features are the values step 3 recomputes, so the gradients are the whole batch's; the
+    // price is one more forward per micro-batch.
+    accumulate(micro, ctx) {
+      if (micro.length === 0) throw new Error(`${name} task: no micro-batches to accumulate`);
+      if (micro.length === 1) {
+        const loss = task.loss(micro[0]!, ctx);
+        loss.backward();
+        return loss.item();
+      }
+      // Patch dropout (and any dropout) draws in the forward: step 3 replays each tower's
+      // forward from the generator states step 1 started it from, so it drops the same patches.
+      const gens = forwardGenerators(tm, ctx);
+      const imageTrains = imageTowerTrains(tm);
+      const cached = noGrad(() => micro.map((b) => {
+        const ids = tokenIds(tm, captionsOf(b, name));
+        const pixels = imagesOf(b, name).pixelValues;
+        const imageRng = saveStates(gens);
+        const img = imageEmbeds(pixels, ctx);
+        const textRng = saveStates(gens);
+        return { ids, pixels, img, imageRng, textRng, txt: textEmbeds(ids) };
+      }));
+      const endRng = saveStates(gens);
+
+      const img = concat(cached.map((c) => c.img), 0).setRequiresGrad(imageTrains);
+      const txt = concat(cached.map((c) => c.txt), 0).setRequiresGrad();
+      const loss = pairLoss(img, txt);
+      loss.backward();
+      const value = loss.item();
+
+      let start = 0;
+      for (const c of cached) {
+        const end = start + c.img.shape[0]!;
+        // A locked image tower has no gradient to take: its cached features are all it gives.
+        if (imageTrains) {
+          restoreStates(gens, c.imageRng);
+          imageEmbeds(c.pixels, ctx).backward(img.grad!.slice(0, start, end));
+        }
+        restoreStates(gens, c.textRng);
+        textEmbeds(c.ids).backward(txt.grad!.slice(0, start, end));
+        start = end;
+      }
+      restoreStates(gens, endRng);
+      return value;
     },
     afterStep() {
       if (tm.logitScale) clampLogitScale(tm.logitScale);
     },
     toJSON: () => ({}),
   };
+  return task;
 }
 
 function classificationTask(tm: TrainModel, labelSmoothing: number): TrainTask {
