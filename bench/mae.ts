@@ -30,6 +30,7 @@ import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { flag } from './timing.js';
+import type { Phases, StepTiming } from './clip_step.js';
 
 /** The encoder's sizes: one ViT. */
 export interface EncoderSizes {
@@ -112,17 +113,6 @@ export function stepFlops(enc: EncoderSizes, kept: number, dec: DecoderSizes | n
   return { encoder, head, stepGflop: (step * batch) / 1e9 };
 }
 
-interface Phases {
-  forward: number;
-  backward: number;
-  optimizer: number;
-}
-
-interface StepTiming {
-  step: number;
-  phases: Phases;
-}
-
 interface Contender {
   parameters: number;
   step(): StepTiming;
@@ -203,7 +193,9 @@ export async function run(args: string[]): Promise<object> {
   const anchorOpt = new AdamW(anchorModel.parameters(), { lr: 1e-4 });
   const anchor: Contender = {
     parameters: count(anchorModel),
-    step: () => timedStep(() => anchorModel.forward(pixels, { labels }).loss!, anchorOpt, 'anchor'),
+    // outputHiddenStates keeps every row through the last block (the classifier alone would
+    // compute only [CLS] there): the anchor is the encoder on the full sequence.
+    step: () => timedStep(() => anchorModel.forward(pixels, { labels, outputHiddenStates: true }).loss!, anchorOpt, 'anchor'),
     best: null,
   };
 

@@ -12,16 +12,13 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createModel } from '../src/models/registry.js';
-import type { CLIPModel } from '../src/models/clip.js';
-import { AdamW } from '../src/optim/adamw.js';
 import type { View } from '../src/tensor/backend.js';
 import { type DType, bytesPerElement } from '../src/tensor/dtype.js';
 import { getBackend } from '../src/tensor/device.js';
 import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { Generator, randint, randn } from '../src/tensor/random.js';
 import { flag } from './timing.js';
+import { clipStep } from './clip_step.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
 
@@ -161,15 +158,7 @@ export async function run(args: string[]): Promise<object> {
     };
   }
 
-  const model = (await createModel(preset, { backend })) as CLIPModel;
-  if (typeof model.getImageFeatures !== 'function' || !model.config?.visionConfig) throw new Error(`bench profile: ${preset} is not a CLIP model`);
-  model.train();
-  const vc = model.config.visionConfig;
-  const tc = model.config.textConfig;
-  const optimizer = new AdamW(model.parameters(), { lr: 1e-4 });
-  const g = new Generator(1234);
-  const pixels = randn([batch, vc.numChannels, vc.imageSize, vc.imageSize], { generator: g, backend });
-  const ids = randint(1, tc.vocabSize, [batch, tc.maxPositionEmbeddings], { generator: g, dtype: 'int32', backend });
+  const { model, optimizer, pixels, ids } = await clipStep(preset, batch, backend, 'bench profile');
 
   let bestCpu = Infinity;
   let best: { total: number; phases: Record<Phase, number>; table: Map<string, Entry>; faults: number; bytes: Record<Phase, number>; reused: number } | null = null;

@@ -11,27 +11,14 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createModel } from '../src/models/registry.js';
-import type { CLIPModel } from '../src/models/clip.js';
-import { AdamW } from '../src/optim/adamw.js';
 import { getBackend } from '../src/tensor/device.js';
 import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { Generator, randint, randn } from '../src/tensor/random.js';
+import { Generator } from '../src/tensor/random.js';
 import { flag } from './timing.js';
+import { clipStep, type Phases, type StepTiming } from './clip_step.js';
 
 const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
-
-interface Phases {
-  forward: number;
-  backward: number;
-  optimizer: number;
-}
-
-interface StepTiming {
-  step: number;
-  phases: Phases;
-}
 
 interface TorchResult {
   torch: string;
@@ -71,16 +58,8 @@ export async function run(args: string[]): Promise<object> {
   if ((addon.numThreads!() as number) !== threads) addon.setNumThreads!(threads);
   const backend = getBackend('native');
 
-  const model = (await createModel(preset, { backend })) as CLIPModel;
-  if (typeof model.getImageFeatures !== 'function' || !model.config?.visionConfig) throw new Error(`bench train: ${preset} is not a CLIP model`);
-  model.train();
-  const vc = model.config.visionConfig;
-  const tc = model.config.textConfig;
-  const optimizer = new AdamW(model.parameters(), { lr: 1e-4 });
-  const g = new Generator(1234);
-  const pixels = randn([batch, vc.numChannels, vc.imageSize, vc.imageSize], { generator: g, backend });
-  // Ids below the vocabulary's top, so every row's largest id (the legacy EOS pooling) is real.
-  const ids = randint(1, tc.vocabSize, [batch, tc.maxPositionEmbeddings], { generator: g, dtype: 'int32', backend });
+  const { model, optimizer, pixels, ids } = await clipStep(preset, batch, backend, 'bench train');
+  const { visionConfig: vc, textConfig: tc } = model.config;
   const dropGenerator = new Generator(99);
 
   const step = (ratio: number): StepTiming => {
