@@ -72,7 +72,8 @@ async function startServer(): Promise<{ url: string; state: ServerState; close: 
         case 3: return send(200, reply(`Looking closely at the picture, the correct answer is **${right}**, because of the feathers and the beak and the wings.`));
         case 4: return n === 1 ? send(200, '{"choices": [') : send(200, reply('neither'));
         case 5:
-          if (n === 1) setTimeout(() => send(200, reply(right)), 600); // later than the client's timeout
+          // Later than the client's timeout (1 s), which leaves answered requests room on a loaded machine.
+          if (n === 1) setTimeout(() => send(200, reply(right)), 2500);
           else send(200, reply(right));
           return;
         case 6: return n === 1 ? send(429, '{"error":"slow down"}', { 'retry-after': '0' }) : send(200, reply('I cannot really say'));
@@ -101,7 +102,7 @@ test('an endpoint model and an LLM judge over HTTP: retries, timeouts, malformed
     const data = await writeFixtureTSV(dir);
     const out = path.join(dir, 'out');
     const args = ['--data', data, '--model', 'openai:vlm-under-test', '--base-url', `${srv.url}/model/v1`, '--api-key', 'k-123',
-      '--judge', 'judge-model', '--judge-base-url', `${srv.url}/judge/v1`, '--out', out, '--timeout', '0.3', '--backoff', '0.005', '--json'];
+      '--judge', 'judge-model', '--judge-base-url', `${srv.url}/judge/v1`, '--out', out, '--timeout', '1', '--backoff', '0.005', '--json'];
     const first = await runCli(args);
     const summary = JSON.parse(first.out.at(-1)!) as Record<string, any>;
     // Question 2 is answered wrongly; every other is right in every rotation (question 6 through the judge).
@@ -135,7 +136,7 @@ test('failed rows are listed and kept out of the cache; a rerun asks only those'
     const dir = tmp();
     const data = await writeFixtureTSV(dir);
     const out = path.join(dir, 'out');
-    const args = ['--data', data, '--model', 'openai:m', '--base-url', `${srv.url}/model/v1`, '--out', out, '--retries', '1', '--backoff', '0.005', '--timeout', '0.3', '--json'];
+    const args = ['--data', data, '--model', 'openai:m', '--base-url', `${srv.url}/model/v1`, '--out', out, '--retries', '1', '--backoff', '0.005', '--timeout', '1', '--json'];
     srv.state.down.add(7);
     await assert.rejects(runCli(args), /2 of 20 rows got no answer \(the 18 answered are kept; rerun to ask the rest\):\n {2}index 7: .*HTTP 500[\s\S]*index 1000007/);
     srv.state.down.clear();
