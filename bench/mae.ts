@@ -230,6 +230,15 @@ export async function run(args: string[]): Promise<object> {
   const gf = (x: number) => +(x / 1e9).toPrecision(4);
   const anchorFlops = stepFlops(enc, patches, null, batch);
   const anchorRate = batch / anchor.best!.step;
+  // What every contender reports: its size, speed, phases and arithmetic.
+  const figures = (c: Contender, f: ReturnType<typeof stepFlops>) => ({
+    parameters: c.parameters,
+    samplesPerSecond: r3(batch / c.best!.step),
+    stepMs: r3(c.best!.step * 1e3),
+    phasesMs: ms(c.best!.phases),
+    gflopPerStep: r3(f.stepGflop),
+    gflopPerSecond: r3(f.stepGflop / c.best!.step),
+  });
   return {
     bench: 'mae',
     preset: presetName,
@@ -245,27 +254,17 @@ export async function run(args: string[]): Promise<object> {
     target: 2.5,
     anchor: {
       model: `ViTForImageClassification, all ${patches} patches + [CLS], ${ANCHOR_CLASSES}-class head, cross-entropy`,
-      parameters: anchor.parameters,
-      samplesPerSecond: r3(anchorRate),
-      stepMs: r3(anchor.best!.step * 1e3),
-      phasesMs: ms(anchor.best!.phases),
+      ...figures(anchor, anchorFlops),
       gflopPerSample: { encoder: gf(anchorFlops.encoder), head: gf(anchorFlops.head) },
-      gflopPerStep: r3(anchorFlops.stepGflop),
-      gflopPerSecond: r3(anchorFlops.stepGflop / anchor.best!.step),
     },
     mae: maes.map((m) => {
       const f = stepFlops(enc, kept, m.sizes, batch);
       const rate = batch / m.best!.step;
       return {
         decoder: m.sizes,
-        parameters: m.parameters,
-        samplesPerSecond: r3(rate),
-        stepMs: r3(m.best!.step * 1e3),
-        phasesMs: ms(m.best!.phases),
+        // gflopPerSecond below the anchor's: the work the FLOPs leave out (masking, allocation, small products).
+        ...figures(m, f),
         gflopPerSample: { encoder: gf(f.encoder), decoder: gf(f.head) },
-        gflopPerStep: r3(f.stepGflop),
-        // Below the anchor's rate: the work the FLOPs leave out (masking, allocation, small products).
-        gflopPerSecond: r3(f.stepGflop / m.best!.step),
         speedup: r3(rate / anchorRate),
         // AdamW's time grows with the parameters, not the batch: at a small batch it caps the speedup.
         speedupForwardBackward: r3(fwdBwd(anchor.best!) / fwdBwd(m.best!)),

@@ -99,7 +99,7 @@ export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, c
  */
 async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
   const generator = new Generator(mixSeed(EVAL_MASK_STREAM, config.seed));
-  let first: Tensor | null = null;
+  const seen: { first: Tensor | null } = { first: null }; // the first batch, for the picture
   let total = 0;
   let count = 0;
   // The loss is a mean over the batch's masked patches; every image has as many, so weighting
@@ -107,7 +107,7 @@ async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset
   const source = {
     imageProcessor: tm.imageProcessor!, module: m,
     extract: (pixels: Tensor) => {
-      first ??= pixels;
+      seen.first ??= pixels;
       return m.forward(pixels, { generator }).loss.reshape([1, 1]).expand(pixels.shape[0]!, 1);
     },
   };
@@ -115,9 +115,9 @@ async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset
     total += loss.toArray()[0]! * samples.length;
     count += samples.length;
   });
-  const pictures = Math.min(config.mae.pictures, first === null ? 0 : (first as Tensor).shape[0]!);
+  const pictures = Math.min(config.mae.pictures, seen.first?.shape[0] ?? 0);
   if (pictures > 0) {
-    const pixels = (first as unknown as Tensor).slice(0, 0, pictures);
+    const pixels = seen.first!.slice(0, 0, pictures);
     const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: tm.imageProcessor! }));
     await writeReconstructionGrid(reconstructionPicture(config, at.step), rows);
   }

@@ -74,11 +74,11 @@ export interface TrainTask {
    */
   accumulate?(micro: readonly TrainBatch[], ctx: StepContext): number;
   /** After each optimizer step (CLIP/SigLIP: the logit scale is clamped as open_clip does). */
-  afterStep(): void;
+  afterStep?(): void;
   /** Modules trained besides the model (CatLIP's head); their parameters join the optimizer. */
-  readonly extraModules: Record<string, Module>;
+  readonly extraModules?: Record<string, Module>;
   /** JSON kept in checkpoints to rebuild the task (CatLIP's vocabulary). */
-  toJSON(): Record<string, unknown>;
+  toJSON?(): Record<string, unknown>;
 }
 
 function captionsOf(batch: TrainBatch, task: string): string[] {
@@ -133,7 +133,6 @@ function contrastiveTask(tm: TrainModel, name: 'clip' | 'siglip'): TrainTask {
     : clipContrastiveLoss(img, txt, model.logitScale));
   const task: TrainTask = {
     name,
-    extraModules: {},
     loss(batch, ctx) {
       const ids = tokenIds(tm, captionsOf(batch, name));
       return pairLoss(imageEmbeds(imagesOf(batch, name).pixelValues, ctx), textEmbeds(ids));
@@ -189,7 +188,6 @@ function contrastiveTask(tm: TrainModel, name: 'clip' | 'siglip'): TrainTask {
     afterStep() {
       if (tm.logitScale) clampLogitScale(tm.logitScale);
     },
-    toJSON: () => ({}),
   };
   return task;
 }
@@ -198,14 +196,11 @@ function classificationTask(tm: TrainModel, labelSmoothing: number): TrainTask {
   const model = tm.model as ViTForImageClassification;
   return {
     name: 'ce',
-    extraModules: {},
     loss(batch, ctx) {
       const images = imagesOf(batch, 'ce');
       const out = model.forward(images.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
       return classificationLoss(out.logits, labelsOf(images), { labelSmoothing });
     },
-    afterStep() {},
-    toJSON: () => ({}),
   };
 }
 
@@ -230,7 +225,6 @@ function catlipTask(tm: TrainModel, vocab: CaptionVocab, generator: Generator): 
       const targets = vocab.multiHot(captionsOf(images, 'catlip'), { backend: images.pixelValues.backend });
       return catlipLoss(head.proj.forward(imageFeatures(tm, images.pixelValues, ctx)), targets);
     },
-    afterStep() {},
     toJSON: () => ({ vocab: vocab.toJSON() }),
   };
 }
@@ -240,10 +234,7 @@ function maeTask(tm: TrainModel): TrainTask {
   const model = tm.model as ViTMAEForPreTraining;
   return {
     name: 'mae',
-    extraModules: {},
     loss: (batch, ctx) => model.forward(imagesOf(batch, 'mae').pixelValues, { generator: ctx.generator }).loss,
-    afterStep() {},
-    toJSON: () => ({}),
   };
 }
 
@@ -252,13 +243,10 @@ function mlmTask(tm: TrainModel): TrainTask {
   const model = tm.model as BertForMaskedLM;
   return {
     name: 'mlm',
-    extraModules: {},
     loss(batch) {
       if (!('inputIds' in batch)) throw new Error('mlm task: the data gives images, not token sequences');
       return model.maskedLMLoss(batch.inputIds, batch.labels);
     },
-    afterStep() {},
-    toJSON: () => ({}),
   };
 }
 

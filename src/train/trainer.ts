@@ -99,7 +99,6 @@ const RNG_MODEL = 'model';
 const CATLIP_VOCAB_SAMPLES = 20_000;
 const RNG_DEFAULT = 'default';
 
-
 /** The config keys that must not change on resume: the saved state would not fit or mean something else. */
 const FIXED_ON_RESUME = ['model', 'task', 'batch_size', 'seed', 'lock_image', 'unlock_last_blocks', 'optim.grad_accum', 'data.train'] as const;
 
@@ -245,7 +244,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         step, position, samplesSeen,
         rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_TASK]: taskGenerator.getState(), [RNG_MODEL]: model.generator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
         config,
-        extra: { task: task.toJSON(), ...(totalSteps !== UNCALIBRATED ? { totalSteps } : {}) },
+        extra: { task: task.toJSON?.() ?? {}, ...(totalSteps !== UNCALIBRATED ? { totalSteps } : {}) },
       } satisfies TrainerState,
     });
   };
@@ -296,7 +295,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
       optimizer.step();
       optimizer.zeroGrad();
-      task.afterStep();
+      task.afterStep?.();
       scheduler.step();
       step++;
       if (totalSteps === UNCALIBRATED) {
@@ -379,7 +378,7 @@ function describeModel(c: TrainConfig): string {
 
 /** The module holding everything trained: the model itself, or the model and the task's heads. */
 function trainingRoot(model: Module, task: TrainTask): Module {
-  const extra = Object.entries(task.extraModules);
+  const extra = Object.entries(task.extraModules ?? {});
   if (extra.length === 0) return model;
   const root = new TrainingRoot();
   root.add('model', model);
@@ -395,9 +394,9 @@ class TrainingRoot extends Module {
 
 /** CatLIP's head and vocabulary beside the saved model (the vision tower is the product). */
 function saveTaskModules(task: TrainTask, dir: string): void {
-  for (const [name, m] of Object.entries(task.extraModules)) {
+  for (const [name, m] of Object.entries(task.extraModules ?? {})) {
     const tensors = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.contiguous().data() }]));
     writeSafetensors(path.join(dir, `${name}.safetensors`), tensors);
   }
-  fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify(task.toJSON())}\n`);
+  fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify(task.toJSON?.() ?? {})}\n`);
 }
