@@ -150,12 +150,17 @@ void mm(int M, int N, int K, float alpha, MatA A, const float* B, ptrdiff_t ldb,
 
 #ifdef GLIMPSE_X86
 
+// The row's maximum, or NaN if it holds one (max_ps would drop it, as std::max does).
 GLIMPSE_AVX2 float row_max_avx2(const float* s, int n) {
-  __m256 m = _mm256_set1_ps(kNegInf);
+  __m256 m = _mm256_set1_ps(kNegInf), nan = _mm256_setzero_ps();
   int j = 0;
-  for (; j + 8 <= n; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(s + j));
-  float r = hmax256_ps(m);
-  for (; j < n; j++) r = std::max(r, s[j]);
+  for (; j + 8 <= n; j += 8) {
+    const __m256 x = _mm256_loadu_ps(s + j);
+    m = _mm256_max_ps(m, x);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  float r = _mm256_movemask_ps(nan) ? std::numeric_limits<float>::quiet_NaN() : hmax256_ps(m);
+  for (; j < n; j++) r = s[j] != s[j] ? s[j] : std::max(r, s[j]);
   return r;
 }
 
@@ -199,7 +204,7 @@ float row_max(const float* s, int n) {
   if (cpu_has_avx2_fma()) return row_max_avx2(s, n);
 #endif
   float r = kNegInf;
-  for (int j = 0; j < n; j++) r = std::max(r, s[j]);
+  for (int j = 0; j < n; j++) r = s[j] != s[j] || r != r ? r + s[j] : std::max(r, s[j]);  // NaN sticks
   return r;
 }
 
@@ -382,7 +387,8 @@ void transpose_rows(const float* src, int64_t st, int64_t rows, int64_t cols, fl
 
 // Turns row r of a score block (global query row i, `width` computed columns) into unnormalised
 // probabilities exp(s - max) with masked keys at 0; returns the row max (-inf if all masked)
-// and stores the row sum in *sum.
+// and stores the row sum in *sum. A NaN score makes the whole row NaN, as softmax does in
+// PyTorch (a diverging run must show in its loss).
 float masked_exp_row(const Problem& p, int64_t b, int64_t i, float* row, int64_t width, float* sum) {
   const int64_t n = p.visible(i);
   if (p.key_ok) {
@@ -391,6 +397,11 @@ float masked_exp_row(const Problem& p, int64_t b, int64_t i, float* row, int64_t
       if (!ok[j]) row[j] = kNegInf;
   }
   const float mx = row_max(row, static_cast<int>(n));
+  if (mx != mx) {
+    std::fill(row, row + width, mx);
+    *sum = mx;
+    return mx;
+  }
   if (mx == kNegInf) {
     std::fill(row, row + width, 0.0f);
     *sum = 0;
@@ -401,11 +412,12 @@ float masked_exp_row(const Problem& p, int64_t b, int64_t i, float* row, int64_t
   return mx;
 }
 
-// Probabilities exp(s - lse) of one row, 0 for masked keys and for rows with lse = -inf.
+// Probabilities exp(s - lse) of one row, 0 for masked keys and for rows with lse = -inf, NaN for
+// rows with lse = NaN.
 void probs_row(const Problem& p, int64_t b, int64_t i, float lse, float* row, int64_t width) {
   const int64_t n = p.visible(i);
-  if (lse == kNegInf) {
-    std::fill(row, row + width, 0.0f);
+  if (lse == kNegInf || lse != lse) {
+    std::fill(row, row + width, lse == kNegInf ? 0.0f : lse);
     return;
   }
   if (p.key_ok) {

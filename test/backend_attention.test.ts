@@ -161,6 +161,22 @@ test('attention falls back to the reference for a non-unit last stride', { skip 
   runCase({ B: 2, H: 2, Tq: 6, Tk: 7, D: 5, Dv: 3, causal: true, padding: 'random', layouts: ['lastStrided', 'dense', 'lastStrided'] }, 9);
 });
 
+test('a NaN score makes its row NaN on both backends (it is not a masked row, whose output is 0)', { skip }, () => {
+  const shape = [1, 1, 3, 4];
+  for (const b of [native!, reference]) {
+    const q = Float32Array.from({ length: 12 }, (_, i) => (i % 5) / 5);
+    q[4] = Number.NaN; // query row 1
+    const view = (data: Float32Array): View => dense(b.fromHost(data, 'float32'), shape);
+    const out = b.alloc('float32', 12), lse = b.alloc('float32', 3);
+    b.attention({ q: view(q), k: view(q.map((x, i) => (i === 4 ? 0.5 : x))), v: view(Float32Array.from({ length: 12 }, (_, i) => i)),
+      keyPadding: null, causal: false, scale: 1 }, out, lse);
+    const o = storageData(out) as Float32Array;
+    assert.ok(o.slice(4, 8).every(Number.isNaN), `${b.name}: row 1 ${Array.from(o.slice(4, 8))}`);
+    assert.ok(o.slice(0, 4).every(Number.isFinite) && o.slice(8).every(Number.isFinite), `${b.name}: other rows`);
+    assert.ok(Number.isNaN((storageData(lse) as Float32Array)[1]!), `${b.name}: lse of row 1`);
+  }
+});
+
 test('attention rejects views that reach outside their arrays and short outputs', { skip }, () => {
   const b = native!;
   const shape = [1, 2, 4, 8];

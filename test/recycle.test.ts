@@ -1,12 +1,15 @@
 // Backward recycles the storages of gradients it has consumed (src/tensor/recycle.ts): gradients
 // must come out bit for bit as without recycling, through graphs where gradients are views of one
-// another, reach several inputs at once, and feed leaves.
+// another, reach several inputs at once, and feed leaves. A no-grad encoder reuses its blocks'
+// intermediates (releasingSteps): its outputs must be those of a fresh forward.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tensor, tensor } from '../src/tensor/tensor.js';
 import { noGrad, record } from '../src/tensor/autograd.js';
 import { getBackend } from '../src/tensor/device.js';
-import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
+import { recycledAllocations, releasingSteps, withoutRecycling } from '../src/tensor/recycle.js';
+import { TransformerEncoder } from '../src/nn/transformer.js';
+import { Generator } from '../src/tensor/random.js';
 import { layerNorm, linear, scaledDotProductAttention } from '../src/tensor/ops/nn.js';
 import { randomData, rng } from './helpers.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
@@ -77,4 +80,35 @@ test('a backward run inside a backward rule leaves the outer pass\'s gradient in
   out.mul(t([1, 2, 3, 4])).sum().backward();
   assert.deepEqual(x.grad!.tolist(), [2, 4, 6, 8]);
   assert.deepEqual(z.grad!.tolist(), [35, 70, 105, 140]);
+});
+
+test('a no-grad encoder reuses its blocks\' intermediates and gives the outputs of a fresh forward, bit for bit', { skip: !loadAddon() && 'the native addon is not built' }, () => {
+  const backend = getBackend('native');
+  const encoder = new TransformerEncoder(3, D, H, { generator: new Generator(5), backend, act: 'quick_gelu' });
+  const x = tensor(randomData(rng(4), 'float32', B * T * D) as Float32Array, { shape: [B, T, D], backend });
+  const fresh = withoutRecycling(() => noGrad(() => encoder.forward(x))).toArray();
+  const pooledFresh = withoutRecycling(() => noGrad(() => encoder.forward(x, { rows: 'first' }))).toArray();
+  const before = recycledAllocations();
+  const out = noGrad(() => encoder.forward(x));
+  assert.ok(recycledAllocations() > before, 'later blocks take the storages earlier ones released');
+  assert.deepEqual(Array.from(out.toArray()), Array.from(fresh));
+  assert.deepEqual(Array.from(noGrad(() => encoder.forward(x, { rows: 'first' })).toArray()), Array.from(pooledFresh));
+  assert.deepEqual(Array.from(x.toArray()), Array.from(randomData(rng(4), 'float32', B * T * D) as Float32Array), 'the input is never released');
+  // With gradients, or with hidden states asked for, every block allocates afresh.
+  const hidden: Tensor[] = [];
+  const n = recycledAllocations();
+  noGrad(() => encoder.forward(x, { hiddenStates: hidden }));
+  encoder.forward(x);
+  assert.equal(recycledAllocations(), n);
+  assert.deepEqual(Array.from(hidden[3]!.toArray()), Array.from(fresh));
+});
+
+test('releasingSteps keeps what a step\'s result holds, a view of one of its buffers included', { skip: !loadAddon() && 'the native addon is not built' }, () => {
+  const backend = getBackend('native');
+  const x = tensor([1, 2, 3, 4, 5, 6], { shape: [2, 3], backend });
+  const out = releasingSteps(x, 4, (h) => h.mul(2).add(1).slice(1, 0, 3).mul(1), (h) => [h.storage]);
+  assert.deepEqual(out.tolist(), [[31, 47, 63], [79, 95, 111]]);
+  // A step whose result is a view into a buffer it made: that buffer is kept, the others reused.
+  const views = releasingSteps(x, 3, (h) => h.add(1).mul(3).reshape([3, 2]).reshape([2, 3]), (h) => [h.storage]);
+  assert.deepEqual(views.tolist(), [[66, 93, 120], [147, 174, 201]]);
 });

@@ -1,7 +1,9 @@
 // The pre-LN transformer block and an encoder stack of them. Names follow HF CLIP / SigLIP
 // (layers.N.layer_norm1, .self_attn.{q,k,v,out}_proj, .layer_norm2, .mlp.fc1/.fc2), so those
 // checkpoints' encoder weights load directly.
+import { isGradEnabled } from '../tensor/autograd.js';
 import { indexSelect } from '../tensor/ops/indexing.js';
+import { releasingSteps } from '../tensor/recycle.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { MultiHeadAttention } from './attention.js';
 import { type ActivationName, Dropout, LayerNorm, MLP } from './layers.js';
@@ -156,8 +158,11 @@ export class TransformerEncoder extends Module {
       checkRows(rows, x.shape[0]!, x.shape[1]!);
       return selectRows(x, rows);
     }
+    const layer = (h: Tensor, i: number) => this.layers.get(i).forward(h, i === last && rows !== undefined ? { ...blockCall, rows } : blockCall);
+    // Without gradients, a block's intermediates are dead once it returns: later blocks reuse them.
+    if (!hiddenStates && !isGradEnabled()) return releasingSteps(x, last + 1, layer, (h) => [h.storage]);
     for (let i = 0; i <= last; i++) {
-      x = this.layers.get(i).forward(x, i === last && rows !== undefined ? { ...blockCall, rows } : blockCall);
+      x = layer(x, i);
       hiddenStates?.push(x);
     }
     return x;

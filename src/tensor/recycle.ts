@@ -8,6 +8,11 @@
 // pass ends; then the pool is left to the collector. (Kept for the next forward, it would serve few
 // requests: by the end of backward the pool holds little, and what the forward needs back, the
 // saved activations, cannot be proved dead.)
+//
+// A no-grad forward through a stack of layers (releasingSteps) recycles too: a layer without side
+// effects leaves nothing reachable but its output, so every other storage it allocated serves the
+// next layers' requests. Without it, a ViT-B/32 forward at batch 16 allocates about a gigabyte of
+// short-lived buffers and V8 collects some twenty times per call.
 import type { Backend, Storage } from './backend.js';
 import type { DType } from './dtype.js';
 
@@ -16,6 +21,8 @@ type Pool = Map<Backend, Map<string, Storage[]>>;
 
 /** Storages allocated during the running backward: the only ones that may be released. */
 let born: WeakSet<Storage> | null = null;
+/** Storages allocated during the running step of releasingSteps. */
+let stepBorn: Set<Storage> | null = null;
 let pool: Pool = new Map();
 let disabled = 0;
 let reusedCount = 0;
@@ -58,7 +65,7 @@ export function withoutRecycling<T>(fn: () => T): T {
 
 /** A released storage of exactly this backend, dtype and length, or null. Its contents are stale. */
 export function takeRecycled(backend: Backend, dtype: DType, length: number): Storage | null {
-  if (!born) return null;
+  if (!born && !stepBorn) return null;
   const s = pool.get(backend)?.get(sizeKey(dtype, length))?.pop() ?? null;
   if (s) reusedCount++;
   return s;
@@ -67,6 +74,7 @@ export function takeRecycled(backend: Backend, dtype: DType, length: number): St
 /** Notes a storage a backend has just handed out (fresh or recycled): during backward, it is releasable. */
 export function noteBorn(s: Storage): Storage {
   born?.add(s);
+  stepBorn?.add(s);
   return s;
 }
 
@@ -84,10 +92,43 @@ export function adopt(s: Storage): boolean {
  */
 export function release(s: Storage): void {
   if (!born || !born.delete(s)) return; // deleted: released once, however many dead tensors pointed at it
+  toPool(s);
+}
+
+function toPool(s: Storage): void {
   let bySize = pool.get(s.backend);
   if (!bySize) pool.set(s.backend, (bySize = new Map()));
   const key = sizeKey(s.dtype, s.length);
   const list = bySize.get(key);
   if (list) list.push(s);
   else bySize.set(key, [s]);
+}
+
+/**
+ * x after `steps` steps, x = step(x, i), each a computation without side effects: no storage it
+ * allocates stays reachable except through its result (`holds` lists the result's storages).
+ * The rest go to a pool that the later steps' empty() requests are served from; after the last
+ * step the pool is left to the collector. For no-grad forwards only (a tensor with a gradient
+ * function keeps its inputs reachable); inside a backward pass or another releasingSteps, or with
+ * recycling off, the steps just run.
+ */
+export function releasingSteps<T>(x: T, steps: number, step: (x: T, i: number) => T,
+  holds: (result: T) => readonly Storage[]): T {
+  if (born || stepBorn || disabled > 0) {
+    for (let i = 0; i < steps; i++) x = step(x, i);
+    return x;
+  }
+  try {
+    for (let i = 0; i < steps; i++) {
+      const allocated = (stepBorn = new Set());
+      x = step(x, i);
+      stepBorn = null;
+      const kept = new Set(holds(x));
+      for (const s of allocated) if (!kept.has(s)) toPool(s);
+    }
+    return x;
+  } finally {
+    stepBorn = null;
+    pool = new Map();
+  }
 }

@@ -493,12 +493,13 @@ export class ReferenceBackend implements Backend {
           s[j] = dot * args.scale;
           max = Math.max(max, s[j]!);
         }
-        // A row with every key masked attends to nothing: output 0, lse -inf.
+        // A row with every key masked attends to nothing: output 0, lse -inf. A NaN score is not a
+        // mask (NaN > -Infinity is false): it makes the row NaN, as in the native kernel.
         let sum = 0;
-        if (max > -Infinity) for (let j = 0; j < Tk; j++) sum += Math.exp(s[j]! - max);
-        const l = max > -Infinity ? max + Math.log(sum) : -Infinity;
+        if (max !== -Infinity) for (let j = 0; j < Tk; j++) sum += Math.exp(s[j]! - max);
+        const l = max !== -Infinity ? max + Math.log(sum) : -Infinity;
         lse[bh * Tq + i] = l;
-        for (let j = 0; j < Tk; j++) p[(bh * Tq + i) * Tk + j] = l > -Infinity ? Math.exp(s[j]! - l) : 0;
+        for (let j = 0; j < Tk; j++) p[(bh * Tq + i) * Tk + j] = l !== -Infinity ? Math.exp(s[j]! - l) : 0;
       }
     }
     return { B, H, Tq, Tk, D, Dv, q, k, v, p, lse };
