@@ -50,11 +50,15 @@ using GemvColsFn = void (*)(int64_t n, int64_t k, float alpha, const float* x, c
 using DotTileFn = void (*)(int64_t rows, int64_t cols, int64_t kc, const float* a, int64_t lda, const float* b,
                            int64_t ldb, float alpha, float beta, float* c, int64_t rsc, int64_t csc);
 constexpr int64_t kDotMR = 4, kDotNR = 3;
-// The micro-kernel with its broadcast operand read in place, storing its tile transposed:
-// c[j * rsc + i * csc] = alpha * sum_k a[i * lda + k] * b[k * nr + j] (+ beta * c unless beta == 0) for
-// i < mr (rows of a, each contiguous along k) and j < nr (a packed panel b).
-using RowsKernelFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t rsc,
-                              int64_t csc, float alpha, float beta);
+// The micro-kernel with its broadcast operand read in place: c[i * ldc + j] = alpha * sum_k
+// a[i * lda + k] * b[k * nr + j] (+ beta * c unless beta == 0) for i < mr (rows of a, each
+// contiguous along k) and j < nr (a packed panel b).
+using RowsKernelFn = void (*)(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                              float alpha, float beta);
+// c[r * rsc + j * csc] = t[j * ldt + r] (+ beta * c unless beta == 0) for r < rows, j < cols: a
+// block computed transposed, in a scratch t, written to C.
+using StoreColumnsFn = void (*)(int64_t rows, int64_t cols, const float* t, int64_t ldt, float beta, float* c,
+                                int64_t rsc, int64_t csc);
 
 constexpr int kMaxMR = 8;
 
@@ -66,6 +70,7 @@ struct Kernels {
   // computes the zero-padded panel into a buffer).
   KernelFn kernel_rows[kMaxMR];
   RowsKernelFn rows_kernel;
+  StoreColumnsFn store_columns;
   PackFn pack_a, pack_b;
   GemvRowsFn gemv_rows;
   GemvColsFn gemv_cols;
@@ -129,24 +134,24 @@ inline float combine(float acc, float alpha, float beta, float y) {
   return beta == 0.0f ? alpha * acc : alpha * acc + beta * y;
 }
 
-// c[j * rsc + i * csc] = combine(tile[i * nr + j]) for an mr x nr tile.
-void store_transposed(const float* tile, int64_t mr, int64_t nr, float* c, int64_t rsc, int64_t csc, float alpha,
-                      float beta) {
-  for (int64_t j = 0; j < nr; j++)
-    for (int64_t i = 0; i < mr; i++) {
-      float& cv = c[j * rsc + i * csc];
-      cv = combine(tile[i * nr + j], alpha, beta, cv);
-    }
-}
-
 template <int MR, int NR>
-void rows_kernel_portable(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t rsc,
-                          int64_t csc, float alpha, float beta) {
+void rows_kernel_portable(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,
+                          float alpha, float beta) {
   float acc[MR][NR] = {};
   for (int64_t k = 0; k < kc; k++, b += NR)
     for (int i = 0; i < MR; i++)
       for (int j = 0; j < NR; j++) acc[i][j] += a[i * lda + k] * b[j];
-  store_transposed(&acc[0][0], MR, NR, c, rsc, csc, alpha, beta);
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) c[i * ldc + j] = combine(acc[i][j], alpha, beta, c[i * ldc + j]);
+}
+
+void store_columns_portable(int64_t rows, int64_t cols, const float* t, int64_t ldt, float beta, float* c,
+                            int64_t rsc, int64_t csc) {
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t j = 0; j < cols; j++) {
+      float& cv = c[r * rsc + j * csc];
+      cv = combine(t[j * ldt + r], 1.0f, beta, cv);
+    }
 }
 
 void gemv_rows_portable(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b, int64_t ldb,
@@ -193,6 +198,7 @@ const Kernels kPortable = {kPortableMR,
                            kernel_portable<kPortableMR, kPortableNR>,
                            {},
                            rows_kernel_portable<kPortableMR, kPortableNR>,
+                           store_columns_portable,
                            pack_portable<kPortableMR>,
                            pack_portable<kPortableNR>,
                            gemv_rows_portable,
@@ -354,31 +360,33 @@ GLIMPSE_AVX2 void kernel_rx16_avx2(int64_t kc, const float* a, const float* b, i
 }
 
 GLIMPSE_AVX2 void rows_kernel_6x16_avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
-                                        int64_t rsc, int64_t csc, float alpha, float beta) {
+                                        int64_t ldc, float alpha, float beta) {
   __m256 acc[12];
   tile_rx16_avx2<kAvxMR, true>(kc, a, lda, b, kAvxNR, acc);
-  if (csc != 1) {
-    alignas(32) float tile[kAvxMR * kAvxNR];
-    for (int i = 0; i < 12; i++) _mm256_store_ps(tile + 8 * i, acc[i]);
-    store_transposed(tile, kAvxMR, kAvxNR, c, rsc, csc, alpha, beta);
-    return;
-  }
-  // Each half of the tile's columns, transposed in registers: r[j] holds column j's 6 values (and 2
-  // zeros), stored as 6 contiguous floats of row j of C.
-  const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-  const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-  for (int h = 0; h < 2; h++) {
-    __m256 r[8];
-    for (int i = 0; i < kAvxMR; i++) r[i] = acc[2 * i + h];
-    r[6] = r[7] = _mm256_setzero_ps();
-    transpose8(r);
-    for (int j = 0; j < 8; j++) {
-      float* cj = c + (8 * h + j) * rsc;
-      __m256 v = _mm256_mul_ps(va, r[j]);
-      if (beta != 0.0f) v = _mm256_fmadd_ps(vb, _mm256_maskload_ps(cj, six), v);
-      _mm256_maskstore_ps(cj, six, v);
+  const __m256 va = _mm256_set1_ps(alpha);
+  for (int i = 0; i < kAvxMR; i++) store_row_avx2(va, beta, c + i * ldc, acc[2 * i], acc[2 * i + 1]);
+}
+
+// 8 x 8 blocks through registers; t may be read past `rows` up to the next multiple of 8 (ldt
+// leaves room), and those lanes are never stored.
+GLIMPSE_AVX2 void store_columns_avx2(int64_t rows, int64_t cols, const float* t, int64_t ldt, float beta, float* c,
+                                     int64_t rsc, int64_t csc) {
+  if (csc != 1 || ldt % 8 != 0) return store_columns_portable(rows, cols, t, ldt, beta, c, rsc, csc);
+  const __m256 vb = _mm256_set1_ps(beta);
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8)
+    for (int64_t r = 0; r < rows; r += 8) {
+      __m256 v[8];
+      for (int q = 0; q < 8; q++) v[q] = _mm256_load_ps(t + (j + q) * ldt + r);
+      transpose8(v);  // v[q]: row r + q, columns j..j+7
+      for (int64_t q = 0; q < std::min<int64_t>(8, rows - r); q++) {
+        float* cr = c + (r + q) * rsc + j;
+        __m256 x = v[q];
+        if (beta != 0.0f) x = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), x);
+        _mm256_storeu_ps(cr, x);
+      }
     }
-  }
+  if (j < cols) store_columns_portable(rows, cols - j, t + j * ldt, ldt, beta, c + j, rsc, 1);
 }
 
 GLIMPSE_AVX2 void gemv_rows_avx2(int64_t n, int64_t k, float alpha, const float* x, int64_t incx, const float* b,
@@ -498,6 +506,7 @@ const Kernels kAvx2 = {kAvxMR,
                        {nullptr, kernel_rx16_avx2<1>, kernel_rx16_avx2<2>, kernel_rx16_avx2<3>, kernel_rx16_avx2<4>,
                         kernel_rx16_avx2<5>},
                        rows_kernel_6x16_avx2,
+                       store_columns_avx2,
                        pack6_avx2,
                        pack16_avx2,
                        gemv_rows_avx2,
@@ -618,8 +627,10 @@ bool gemv(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, flo
 // A panels pass it), and A^T is packed once per call into NR-row panels that all threads share.
 // Rows of A past the last whole panel, and a last partial group of W, take dot products. The
 // threads claim runs of groups; each fetches its next group's lines into L2 while computing one.
-// GLIMPSE_GEMM_NO_SMALLM=1 turns the path off, to compare against the packed one. With short rows
-// the per-tile stores weigh more: at M = 50 packing measured faster at K = 256, slower at 512.
+// A run's block of C^T is built in a per-thread scratch, whole tile rows at a time, and written to
+// C once at the end of the run: tiles stored straight into C would scatter short pieces of rows a
+// whole row of C apart (a multiple of 4 KB for N = 1024, 2048, 3072), which the stores pay for.
+// GLIMPSE_GEMM_NO_SMALLM=1 turns the path off, to compare against the packed one.
 constexpr int64_t kFewM = 64, kFewMinK = 512;
 // K is cut into slices only when very long: whole rows of 3072 (A^T then in L3, a group in L2)
 // measured faster than slices of 768 or 1024.
@@ -638,8 +649,12 @@ bool few_rows_enabled() {
 // apart: each row is named by its first float and every 16th after it, clamped to its last.
 void prefetch_rows(const float* src, int64_t ld, int64_t rows, int64_t len, int64_t part, int64_t parts) {
   const int64_t per_row = len / 16 + 1, total = rows * per_row;
-  for (int64_t t = total * part / parts; t < total * (part + 1) / parts; t++)
-    __builtin_prefetch(src + t / per_row * ld + std::min(16 * (t % per_row), len - 1), 0, 2);
+  const int64_t t0 = total * part / parts, t1 = total * (part + 1) / parts;
+  int64_t row = t0 / per_row, col = t0 % per_row;  // one division per call, not per line
+  for (int64_t t = t0; t < t1; t++) {
+    __builtin_prefetch(src + row * ld + std::min(16 * col, len - 1), 0, 2);
+    if (++col == per_row) col = 0, row++;
+  }
 }
 
 bool few_rows(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K, float alpha, Operand A, Operand B,
@@ -649,23 +664,31 @@ bool few_rows(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K,
   const int64_t kc = ceil_div(K, ceil_div(K, kFewKC));
   const int64_t slices = ceil_div(K, kc);
   const int64_t panels = M / NR;
-  // A^T, slice by slice: panel t of slice s at apack + (s * panels + t) * NR * kc.
-  float* apack = few_scratch.get(static_cast<size_t>(std::max<int64_t>(1, slices * panels * NR * kc)));
+  const int64_t groups = ceil_div(N, MR), runs = ceil_div(groups, kFewRunGroups);
+  parallel = parallel && runs > 1 && double(M) * double(N) * double(K) >= double(kParallelWork);
+  // A^T, slice by slice: panel t of slice s at apack + (s * panels + t) * NR * kc; then each
+  // thread's block of C^T for a run: column j of C (in the run) at ct + j * ldt.
+  const int64_t apack_size = ceil_div(std::max<int64_t>(1, slices * panels * NR * kc), 16) * 16;
+  const int64_t ldt = ceil_div(M, 8) * 8, ct_size = ceil_div(kFewRunGroups * MR * ldt, 16) * 16;
+  const int64_t slots = parallel ? num_threads() : 1;
+  float* apack = few_scratch.get(static_cast<size_t>(apack_size + slots * ct_size));
   for (int64_t s = 0; s < slices; s++)
     for (int64_t t = 0; t < panels; t++)
       ks.pack_b(A.p + t * NR * A.rs + s * kc, A.rs, 1, NR, std::min(kc, K - s * kc), apack + (s * panels + t) * NR * kc);
 
-  const int64_t groups = ceil_div(N, MR), runs = ceil_div(groups, kFewRunGroups);
   std::atomic<int64_t> next{0};
-  auto work = [&](int64_t, int64_t) {
+  auto work = [&](int64_t slot, int64_t) {
+    float* ct = apack + apack_size + slot * ct_size;
     for (int64_t run; (run = next.fetch_add(1, std::memory_order_relaxed)) < runs;) {
       const int64_t g0 = run * kFewRunGroups, g1 = std::min(groups, g0 + kFewRunGroups);
+      const int64_t j0 = g0 * MR, j1 = std::min(N, g1 * MR);
       for (int64_t s = 0; s < slices; s++) {
         const int64_t pc = s * kc, kn = std::min(kc, K - pc);
-        const float beta_k = s == 0 ? beta : 1.0f;  // later slices add to what the first wrote
+        const float beta_k = s == 0 ? 0.0f : 1.0f;  // later slices add to what the first wrote
         for (int64_t g = g0; g < g1; g++) {
           const int64_t n0 = g * MR, wrows = std::min(MR, N - n0);
           const float* w = B.p + n0 * B.cs + pc;  // row i of the group at w + i * B.cs
+          float* cg = ct + (n0 - j0) * ldt;       // its columns of C^T
           // What comes next in this run: the next group, or the first one of the next slice.
           const int64_t gn = g + 1 < g1 ? g + 1 : g0, pn = g + 1 < g1 ? pc : pc + kc;
           const bool fetch = pn < K;
@@ -675,23 +698,22 @@ bool few_rows(const Kernels& ks, bool parallel, int64_t M, int64_t N, int64_t K,
             if (fetch)
               prefetch_rows(B.p + gn * MR * B.cs + pn, B.cs, std::min(MR, N - gn * MR), std::min(kc, K - pn), u, units);
             if (u < whole) {
-              ks.rows_kernel(kn, w, B.cs, apack + (s * panels + u) * NR * kc, C + u * NR * rsC + n0 * csC, rsC, csC,
-                             alpha, beta_k);
+              ks.rows_kernel(kn, w, B.cs, apack + (s * panels + u) * NR * kc, cg + u * NR, ldt, alpha, beta_k);
             } else {
               const int64_t r = whole * NR + (u - whole) * kDotMR;
               for (int64_t i = 0; i < wrows; i += kDotNR)
                 ks.dot_tile(std::min(kDotMR, M - r), std::min(kDotNR, wrows - i), kn, A.p + r * A.rs + pc, A.rs,
-                            w + i * B.cs, B.cs, alpha, beta_k, C + r * rsC + (n0 + i) * csC, rsC, csC);
+                            w + i * B.cs, B.cs, alpha, beta_k, cg + i * ldt + r, 1, ldt);
             }
           }
         }
       }
-      const int64_t j0 = g0 * MR, j1 = std::min(N, g1 * MR);
+      ks.store_columns(M, j1 - j0, ct, ldt, beta, C + j0 * csC, rsC, csC);
       epi(C + j0, rsC, 0, M, j0, j1 - j0);
     }
   };
-  if (parallel && runs > 1 && double(M) * double(N) * double(K) >= double(kParallelWork))
-    parallel_for(num_threads(), 1, work);
+  if (parallel)
+    parallel_for(slots, 1, work);
   else
     work(0, 1);
   return true;
