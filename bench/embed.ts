@@ -262,6 +262,7 @@ export async function run(args: string[]): Promise<object> {
     rounds,
     clock: cpuTime ? 'process CPU time' : 'wall clock',
     avx2: addon.hasAvx2Fma!() as boolean,
+    avx512f: addon.hasAvx512f!() as boolean,
     anchors: {
       ort: ortNote === null ? `onnxruntime-node ${ortVersion}, intraOpNumThreads ${threads}, graphOptimizationLevel all` : null,
       ortNote: ortNote ?? undefined,

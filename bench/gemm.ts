@@ -107,6 +107,7 @@ export async function run(args: string[]): Promise<object> {
     unit: 'GFLOP/s (float32, row-major, median of repeats, best of rounds)',
     threads,
     avx2: addon.hasAvx2Fma!() as boolean,
+    avx512f: addon.hasAvx512f!() as boolean,
     rounds,
     repeats,
     anchor: torchNote === null ? `PyTorch ${torchVersion} torch.mm, torch.set_num_threads(${threads})` : null,

@@ -112,6 +112,16 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512f() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") &&
+                          !(std::getenv("GLIMPSE_NO_AVX512") && std::getenv("GLIMPSE_NO_AVX512")[0] == '1');
+  return has;
+#else
+  return false;
+#endif
+}
+
 }  // namespace glimpse
 
 // A training step allocates and frees the same activation-sized buffers over and over. By

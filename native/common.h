@@ -47,6 +47,8 @@ int num_threads();
 void set_num_threads(int n);
 
 bool cpu_has_avx2_fma();
+// AVX-512F besides (GLIMPSE_NO_AVX512=1, or GLIMPSE_NO_AVX2=1, says no).
+bool cpu_has_avx512f();
 
 }  // namespace glimpse
 

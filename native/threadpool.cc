@@ -173,10 +173,17 @@ GLIMPSE_KERNEL(has_avx2) {
   return v;
 }
 
+GLIMPSE_KERNEL(has_avx512) {
+  napi_value v;
+  napi_get_boolean(env, cpu_has_avx512f(), &v);
+  return v;
+}
+
 void register_threadpool(napi_env env, napi_value exports) {
   export_fn(env, exports, "numThreads", get_num_threads);
   export_fn(env, exports, "setNumThreads", set_threads);
   export_fn(env, exports, "hasAvx2Fma", has_avx2);
+  export_fn(env, exports, "hasAvx512f", has_avx512);
 }
 
 }  // namespace glimpse

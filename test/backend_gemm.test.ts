@@ -1,6 +1,7 @@
 // The native SGEMM (native/gemm.cc) against the reference backend and a float64 product, over
-// random shapes and layouts, on 1 to 3 threads. The whole file runs a second time in a child
-// process with GLIMPSE_NO_AVX2=1, so the portable kernels pass the same checks.
+// random shapes and layouts, on 1 to 3 threads. The whole file runs again in child processes with
+// GLIMPSE_NO_AVX2=1 (the portable kernels) and, where the CPU has AVX-512, GLIMPSE_NO_AVX512=1
+// (the AVX2 few-rows kernel), so every kernel family passes the same checks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend, View } from '../src/tensor/backend.js';
@@ -92,9 +93,11 @@ function withThreads(n: number, body: () => void): void {
   }
 }
 
-test('GLIMPSE_NO_AVX2=1 selects the portable kernels', { skip }, () => {
+test('GLIMPSE_NO_AVX2=1 selects the portable kernels, GLIMPSE_NO_AVX512=1 the AVX2 ones', { skip }, () => {
   if (process.env.GLIMPSE_NO_AVX2 === '1') assert.equal(addon!.hasAvx2Fma!(), false);
   else assert.equal(typeof addon!.hasAvx2Fma!(), 'boolean');
+  if (process.env.GLIMPSE_NO_AVX2 === '1' || process.env.GLIMPSE_NO_AVX512 === '1') assert.equal(addon!.hasAvx512f!(), false);
+  else assert.equal(typeof addon!.hasAvx512f!(), 'boolean');
 });
 
 test('random shapes and layouts match the reference', { skip }, () => {
@@ -306,6 +309,14 @@ test('misuse throws instead of reading or writing out of bounds', { skip }, () =
 
 test('the portable kernels pass the same tests (GLIMPSE_NO_AVX2=1)', { skip: skip || isChild }, () => {
   const out = rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX2: '1', GLIMPSE_GEMM_CHILD: '1' }, ['--test-reporter=tap']);
+  assert.match(out, /# fail 0/);
+  assert.doesNotMatch(out, /# pass 0\b/);
+});
+
+test('the AVX2 kernels pass the same tests on an AVX-512 machine (GLIMPSE_NO_AVX512=1)', {
+  skip: skip || isChild || (!addon!.hasAvx512f!() && 'the CPU has no AVX-512: the main run covers the AVX2 kernels'),
+}, () => {
+  const out = rerunTestFile(import.meta.url, { GLIMPSE_NO_AVX512: '1', GLIMPSE_GEMM_CHILD: '1' }, ['--test-reporter=tap']);
   assert.match(out, /# fail 0/);
   assert.doesNotMatch(out, /# pass 0\b/);
 });

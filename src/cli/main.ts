@@ -28,6 +28,7 @@ program
       native: hasBackend('native'),
       threads: addon ? (addon.numThreads!() as number) : 1,
       avx2Fma: addon ? (addon.hasAvx2Fma!() as boolean) : false,
+      avx512f: addon ? (addon.hasAvx512f!() as boolean) : false,
       node: process.version,
     };
     if (opts.json) console.log(JSON.stringify(info));
