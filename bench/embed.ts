@@ -30,7 +30,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { tensor } from '../src/tensor/tensor.js';
-import { flag } from './timing.js';
+import { anchorThreadEnv, flag } from './timing.js';
 
 const EXPORT_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/export_clip_vision_onnx.py');
 const CHECK_BATCH = 2;
@@ -205,7 +205,7 @@ export async function run(args: string[]): Promise<object> {
     const onnxFile = path.join(tmp, 'vision.onnx');
     const py = spawnSync('/usr/bin/python3', [EXPORT_SCRIPT, '--weights', weightsFile, '--heads', String(vc.numAttentionHeads),
       '--eps', String(vc.layerNormEps), '--threads', String(threads), '--check', checkFile, '--onnx', onnxFile,
-      '--time', batches.join(',')], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 24 });
+      '--time', batches.join(',')], { encoding: 'utf8', timeout: 300_000, maxBuffer: 1 << 24, env: { ...process.env, ...anchorThreadEnv(threads) } });
     if (py.error) torchNote = `could not run /usr/bin/python3: ${py.error.message}`;
     else if (py.status !== 0) torchNote = `PyTorch anchor failed: ${(py.stderr || '').trim().split('\n').pop()}`;
     else torchRes = JSON.parse(py.stdout.trim().split('\n').pop()!);

@@ -17,7 +17,7 @@ import { type DType, bytesPerElement } from '../src/tensor/dtype.js';
 import { getBackend } from '../src/tensor/device.js';
 import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { flag } from './timing.js';
+import { anchorThreadEnv, flag } from './timing.js';
 import { clipStep } from './clip_step.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
@@ -60,8 +60,7 @@ function torchProfile(threads: number, batch: number, steps: number, top: number
   const n = String(threads);
   const py = spawnSync('/usr/bin/python3', ['-c', TORCH_PROFILE, ANCHOR_DIR, n, String(batch), String(steps), String(top)], {
     encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 22,
-    // torch.set_num_threads does not reach a pthreads OpenBLAS (Debian's): it needs its own variable.
-    env: { ...process.env, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n },
+    env: { ...process.env, ...anchorThreadEnv(threads) },
   });
   if (py.error) return { error: `could not run /usr/bin/python3: ${py.error.message}` };
   if (py.status !== 0) return { error: (py.stderr || '').trim().split('\n').pop() };

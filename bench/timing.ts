@@ -53,3 +53,13 @@ export function ofCopy(gbps: Record<string, number>): Record<string, { GBps: num
   }
   return out;
 }
+
+/**
+ * A Python anchor's thread count, for every pool it may use. torch.set_num_threads sets OpenMP's
+ * only: Debian's torch calls a pthreads OpenBLAS, which starts one thread per core whatever
+ * PyTorch was told, so a "1-thread" anchor ran its GEMMs, most of its time, on 2 cores.
+ */
+export function anchorThreadEnv(threads: number): Record<string, string> {
+  const n = String(threads);
+  return { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
+}

@@ -15,7 +15,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator } from '../src/tensor/random.js';
-import { flag } from './timing.js';
+import { anchorThreadEnv, flag } from './timing.js';
 import { clipStep, type Phases, type StepTiming } from './clip_step.js';
 
 const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
@@ -30,15 +30,6 @@ interface TorchResult {
 
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-/**
- * The anchor's thread count, for every pool it may use. torch.set_num_threads sets OpenMP's only:
- * Debian's torch calls a pthreads OpenBLAS, which starts one thread per core whatever PyTorch was
- * told, so a "1-thread" anchor ran its GEMMs, most of the step, on 2 cores.
- */
-function anchorThreadEnv(threads: number): Record<string, string> {
-  const n = String(threads);
-  return { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
-}
 
 export async function run(args: string[]): Promise<object> {
   const p = args.indexOf('--preset');
