@@ -30,7 +30,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { tensor } from '../src/tensor/tensor.js';
-import { anchorThreadEnv, flag } from './timing.js';
+import { anchorThreadEnv, flag, textFlag } from './timing.js';
 
 const EXPORT_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/export_clip_vision_onnx.py');
 const CHECK_BATCH = 2;
@@ -123,8 +123,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 export async function run(args: string[]): Promise<object> {
-  const i = args.indexOf('--model');
-  const modelName = i >= 0 && i + 1 < args.length ? args[i + 1]! : 'ViT-B-32';
+  const modelName = textFlag(args, '--model', 'ViT-B-32');
   const batches = args.includes('--batch') ? [flag(args, '--batch', 16)] : [16, 1];
   const threads = flag(args, '--threads', 2);
   const rounds = flag(args, '--rounds', 2);

@@ -29,7 +29,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { flag } from './timing.js';
+import { flag, textFlag } from './timing.js';
 import type { Phases, StepTiming } from './clip_step.js';
 
 /** The encoder's sizes: one ViT. */
@@ -149,8 +149,7 @@ export async function run(args: string[]): Promise<object> {
     if (!KNOWN_FLAGS.has(a)) fail(`unknown option ${a} (known: ${[...KNOWN_FLAGS].join(', ')})`);
     if (a !== '--json' && (i + 1 >= args.length || args[i + 1]!.startsWith('--'))) fail(`${a} needs a value`);
   }
-  const p = args.indexOf('--preset');
-  const presetName = p >= 0 ? args[p + 1]! : 'fmnist';
+  const presetName = textFlag(args, '--preset', 'fmnist');
   const preset = PRESETS[presetName] ?? fail(`unknown preset '${presetName}' (known: ${Object.keys(PRESETS).join(', ')})`);
   const enc = preset.encoder;
   const batch = intAtLeast('--batch', flag(args, '--batch', preset.batch));

@@ -17,7 +17,7 @@ import { type DType, bytesPerElement } from '../src/tensor/dtype.js';
 import { getBackend } from '../src/tensor/device.js';
 import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { anchorThreadEnv, flag } from './timing.js';
+import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
 import { clipStep } from './clip_step.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
@@ -112,16 +112,13 @@ function label(name: string, args: unknown[]): string {
 }
 
 export async function run(args: string[]): Promise<object> {
-  const p = args.indexOf('--preset');
-  const preset = p >= 0 && p + 1 < args.length ? args[p + 1]! : 'tiny-clip';
+  const preset = textFlag(args, '--preset', 'tiny-clip');
   const batch = flag(args, '--batch', 64);
   const threads = flag(args, '--threads', 1);
   const steps = flag(args, '--steps', 3);
   const top = flag(args, '--top', 40);
   const recycle = !args.includes('--no-recycle');
-  for (const [name, v] of [['--batch', batch], ['--threads', threads], ['--steps', steps]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`bench profile: ${name} must be a positive integer, got ${v}`);
-  }
+  checkPositiveInts('profile', { '--batch': batch, '--threads': threads, '--steps': steps });
   if (!Number.isInteger(top) || top < 0) throw new Error(`bench profile: --top must be a non-negative integer, got ${top}`);
   const addon = loadAddon();
   if (!addon) throw new Error('bench profile: the native addon is not built');

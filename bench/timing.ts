@@ -17,8 +17,20 @@ export function timeIt(fn: () => void, opts: { inner?: number; repeats?: number;
 
 /** The number after `name` in args (as `--threads 2`), or dflt. */
 export function flag(args: string[], name: string, dflt: number): number {
+  return Number(textFlag(args, name, String(dflt)));
+}
+
+/** The word after `name` in args (as `--preset tiny-clip`), or dflt. */
+export function textFlag(args: string[], name: string, dflt: string): string {
   const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? Number(args[i + 1]) : dflt;
+  return i >= 0 && i + 1 < args.length ? args[i + 1]! : dflt;
+}
+
+/** Throws, naming the bench and the flag, unless every value is a positive integer. */
+export function checkPositiveInts(bench: string, values: Record<string, number>): void {
+  for (const [name, v] of Object.entries(values)) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`bench ${bench}: ${name} must be a positive integer, got ${v}`);
+  }
 }
 
 /**

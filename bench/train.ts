@@ -15,7 +15,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator } from '../src/tensor/random.js';
-import { anchorThreadEnv, flag } from './timing.js';
+import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
 import { clipStep, type Phases, type StepTiming } from './clip_step.js';
 
 const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
@@ -30,19 +30,15 @@ interface TorchResult {
 
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
-
 export async function run(args: string[]): Promise<object> {
-  const p = args.indexOf('--preset');
-  const preset = p >= 0 && p + 1 < args.length ? args[p + 1]! : 'tiny-clip';
+  const preset = textFlag(args, '--preset', 'tiny-clip');
   const batch = flag(args, '--batch', 64);
   const threads = flag(args, '--threads', 2);
   const flip = flag(args, '--flip', 0.5);
   const rounds = flag(args, '--rounds', 3);
   const steps = flag(args, '--steps', 3);
   const recycle = !args.includes('--no-recycle');
-  for (const [name, v] of [['--batch', batch], ['--threads', threads], ['--rounds', rounds], ['--steps', steps]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`bench train: ${name} must be a positive integer, got ${v}`);
-  }
+  checkPositiveInts('train', { '--batch': batch, '--threads': threads, '--rounds': rounds, '--steps': steps });
   if (!(flip > 0 && flip < 1)) throw new Error(`bench train: --flip must be in (0, 1), got ${flip}`);
   const addon = loadAddon();
   if (!addon) throw new Error('bench train: the native addon is not built');
