@@ -2,19 +2,21 @@
 // is wrapped with a timer, and one step's forward and backward are timed per kernel (name plus the
 // argument that tells cases apart: the unary op, the GEMM's shape and layout...). The rest of each
 // phase (autograd, views, allocation, GC) is reported as "outside kernels".
-//   glimpse bench profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle]
+//   glimpse bench profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle] [--no-reclaim]
 // Figures are those of the step with the least total time (the least disturbed on a shared machine).
 // Each step's CPU time (all of the process's threads, GC helpers included) is reported beside its
 // wall time: on a loaded machine it is the steadier measure of the work a step costs. --torch runs
 // the same step in PyTorch (scripts/dev/torch_train_anchor.py's model, every thread pool held to
 // --threads) and reports its CPU and wall time the same way, with torch.profiler's top operators.
-// --no-recycle runs backward without reusing consumed gradients' storages (src/tensor/recycle.ts).
+// --no-recycle runs backward without reusing consumed gradients' storages (src/tensor/recycle.ts);
+// --no-reclaim skips the collection at each step's end (reclaimMemory, src/tensor/device.ts), whose
+// time the optimizer phase includes.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { View } from '../src/tensor/backend.js';
 import { type DType, bytesPerElement } from '../src/tensor/dtype.js';
-import { getBackend } from '../src/tensor/device.js';
+import { getBackend, reclaimMemory } from '../src/tensor/device.js';
 import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
@@ -118,6 +120,7 @@ export async function run(args: string[]): Promise<object> {
   const steps = flag(args, '--steps', 3);
   const top = flag(args, '--top', 40);
   const recycle = !args.includes('--no-recycle');
+  const reclaim = !args.includes('--no-reclaim');
   checkPositiveInts('profile', { '--batch': batch, '--threads': threads, '--steps': steps });
   if (!Number.isInteger(top) || top < 0) throw new Error(`bench profile: --top must be a non-negative integer, got ${top}`);
   const addon = loadAddon();
@@ -177,6 +180,7 @@ export async function run(args: string[]): Promise<object> {
     phase = 'optimizer';
     optimizer.step();
     out.loss!.item();
+    if (reclaim) await reclaimMemory(); // as the trainer does at each step's end
     const t3 = process.hrtime.bigint();
     const faults = process.resourceUsage().minorPageFault - f0;
     const c1 = process.cpuUsage(c0);

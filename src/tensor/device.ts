@@ -4,6 +4,7 @@ import type { Backend } from './backend.js';
 import { ReferenceBackend } from './backends/reference.js';
 import { createNativeBackend } from './backends/native.js';
 import { addonLoadError } from './backends/native/addon.js';
+import { reclaimHostMemory } from './backends/host.js';
 
 const backends = new Map<string, Backend | null>();
 let current: Backend | undefined;
@@ -39,4 +40,13 @@ export function defaultBackend(): Backend {
 
 export function setDefaultBackend(b: Backend | string): void {
   current = typeof b === 'string' ? getBackend(b) : b;
+}
+
+/**
+ * Makes the memory of every tensor that has become unreachable reusable by the next allocations
+ * at once, rather than as the collector happens to find it; for the step boundaries of a training
+ * loop, where a step's activations and gradients have just died (see emptyHost in backends/host.ts).
+ */
+export async function reclaimMemory(): Promise<void> {
+  await reclaimHostMemory();
 }

@@ -14,6 +14,7 @@ import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
 import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/groups.js';
 import { constantSchedule, LRScheduler, warmupCosineSchedule } from '../optim/schedule.js';
+import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
@@ -296,6 +297,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       optimizer.step();
       optimizer.zeroGrad();
       task.afterStep?.();
+      await reclaimMemory(); // this step's activations and gradients serve the next one
       scheduler.step();
       step++;
       if (totalSteps === UNCALIBRATED) {

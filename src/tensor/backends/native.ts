@@ -4,7 +4,7 @@
 import type { ActivationOp, AdamWStep, AttentionArgs, BinaryOp, ReduceOp, SgdStep, Storage, UnaryOp, View } from '../backend.js';
 import type { DType } from '../dtype.js';
 import { ReferenceBackend } from './reference.js';
-import { HostStorage, allocUninitialized, hostData, poisonHost } from './host.js';
+import { emptyHost, hostData, poisonHost } from './host.js';
 import { noteBorn, takeRecycled } from '../recycle.js';
 import { type Addon, loadAddon } from './native/addon.js';
 import * as gemm from './native/gemm.js';
@@ -32,7 +32,7 @@ export class NativeBackend extends ReferenceBackend {
       poisonHost(hostData(reused));
       return noteBorn(reused);
     }
-    return noteBorn(new HostStorage(this, dtype, allocUninitialized(dtype, length)));
+    return noteBorn(emptyHost(this, dtype, length));
   }
 
   override copy(dst: View, src: View): void {
