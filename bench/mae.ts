@@ -29,7 +29,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { flag, textFlag } from './timing.js';
+import { blocksFlops, flag, textFlag } from './timing.js';
 import type { Phases, StepTiming } from './clip_step.js';
 
 /** The encoder's sizes: one ViT. */
@@ -78,13 +78,6 @@ export const PRESETS: Record<string, Preset> = {
 const ANCHOR_CLASSES = 10;
 
 const KNOWN_FLAGS = new Set(['--preset', '--batch', '--mask-ratio', '--decoder-layers', '--decoder-width', '--threads', '--rounds', '--steps', '--json']);
-
-/** Forward FLOPs of `layers` pre-norm transformer blocks over `tokens` tokens, per sample. */
-function blocksFlops(tokens: number, width: number, mlp: number, layers: number): number {
-  const projections = 4 * width * width + 2 * width * mlp; // q, k, v, out; MLP up and down
-  const attention = 2 * tokens * width; // scores and the weighted sum of values
-  return 2 * layers * tokens * (projections + attention);
-}
 
 export interface StepFlops {
   /** Patch projection + encoder blocks, per sample, forward. */

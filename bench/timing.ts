@@ -75,3 +75,10 @@ export function anchorThreadEnv(threads: number): Record<string, string> {
   const n = String(threads);
   return { OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n, MKL_NUM_THREADS: n };
 }
+
+/** Forward FLOPs of `layers` pre-norm transformer blocks over `tokens` tokens, per sample. */
+export function blocksFlops(tokens: number, width: number, mlp: number, layers: number): number {
+  const projections = 4 * width * width + 2 * width * mlp; // q, k, v, out; MLP up and down
+  const attention = 2 * tokens * width; // scores and the weighted sum of values
+  return 2 * layers * tokens * (projections + attention);
+}

@@ -5,11 +5,11 @@
 // The anchor is scripts/dev/torch_train_anchor.py under /usr/bin/python3 (a dev tool, never a
 // project dependency); it is reported as null with the reason when it cannot run. Each round
 // runs `steps` Glimpse steps without patch dropout, `steps` with, then PyTorch's `steps` in each of
-// its two thread configurations (see below);
-// a figure is the fastest step of all rounds. Per-phase times (forward, backward, optimizer) are
-// those of that step. The output is JSON with or without --json. --no-recycle turns off the reuse of
-// dead gradients' storages (src/tensor/recycle.ts), --no-reclaim the collection at each step's end
-// (reclaimMemory, src/tensor/device.ts), to measure what they save.
+// its two thread configurations (see below); a figure is the fastest step of all rounds.
+// Per-phase times (forward, backward, optimizer) are those of that step. The output is JSON with
+// or without --json. --no-recycle turns off the reuse of dead gradients' storages
+// (src/tensor/recycle.ts), --no-reclaim the collection at each step's end (reclaimMemory,
+// src/tensor/device.ts), to measure what they save.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import { getBackend, reclaimMemory } from '../src/tensor/device.js';
 import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator } from '../src/tensor/random.js';
-import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
+import { anchorThreadEnv, blocksFlops, checkPositiveInts, flag, textFlag } from './timing.js';
 import { clipStep, type Phases, type StepTiming } from './clip_step.js';
 
 const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
@@ -115,6 +115,8 @@ export async function run(args: string[]): Promise<object> {
   const kept = Math.max(1, Math.round((1 - flip) * patches));
   const visionRows = 1 + patches;
   const textRows = tc.maxPositionEmbeddings;
+  const embedFlops = 2 * patches * vc.numChannels * vc.patchSize ** 2 * vc.hiddenSize;
+  const towerFlops = (c: typeof tc | typeof vc, rows: number) => blocksFlops(rows, c.hiddenSize, c.intermediateSize, c.numHiddenLayers);
   const ours = batch / plain!.step;
   const oursFlip = batch / dropped!.step;
   return {
@@ -144,6 +146,10 @@ export async function run(args: string[]): Promise<object> {
       // The speedup if every cost scaled with both towers' token rows per sample. Attention,
       // which grows with the square of the vision tokens, lifts the measured one a little above.
       tokenRowsRatio: r3((visionRows + textRows) / (1 + kept + textRows)),
+      // The same with attention's rows x rows products and the patch embedding (over every patch,
+      // before the dropout) counted: the speedup at which every multiply-add costs the same.
+      flopRatio: r3((towerFlops(vc, visionRows) + embedFlops + towerFlops(tc, textRows)) /
+        (towerFlops(vc, 1 + kept) + embedFlops + towerFlops(tc, textRows))),
       phasesMs: ms(dropped!.phases),
     },
   };

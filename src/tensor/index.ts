@@ -7,7 +7,7 @@ export { noGrad, isGradEnabled } from './autograd.js';
 export { gradcheck } from './gradcheck.js';
 export type { GradcheckOptions } from './gradcheck.js';
 export type { BackwardOptions } from './autograd.js';
-export { getBackend, defaultBackend, setDefaultBackend, hasBackend } from './device.js';
+export { getBackend, defaultBackend, setDefaultBackend, hasBackend, reclaimMemory } from './device.js';
 export { Generator, manualSeed, getDefaultGenerator, randn, rand, randint, bernoulli } from './random.js';
 export type { RandomOptions } from './random.js';
 export {
