@@ -6,8 +6,9 @@
 // Figures are those of the step with the least total time (the least disturbed on a shared machine).
 // Each step's CPU time (all of the process's threads, GC helpers included) is reported beside its
 // wall time: on a loaded machine it is the steadier measure of the work a step costs. --torch runs
-// the same step in PyTorch (scripts/dev/torch_train_anchor.py's model, every thread pool held to
-// --threads) and reports its CPU and wall time the same way, with torch.profiler's top operators.
+// the same step in PyTorch (scripts/dev/torch_train_anchor.py's model; OpenBLAS held to --threads,
+// the intra-op pool to one thread) and reports its CPU and wall time the same way, with
+// torch.profiler's top operators.
 // --no-recycle runs backward without reusing consumed gradients' storages (src/tensor/recycle.ts);
 // --no-reclaim skips the collection at each step's end (reclaimMemory, src/tensor/device.ts), whose
 // time the optimizer phase includes.
@@ -58,9 +59,9 @@ print(json.dumps({"torch": torch.__version__, "stepMs": min(wall) * 1e3, "cpuMs"
                   "ops": ["%8.2f ms %4dx  %s" % (e.self_cpu_time_total / 1e3, e.count, e.key) for e in ops]}))
 `;
 
+// PyTorch's intra-op pool at one thread, its BLAS at `threads`: its fastest configuration (see bench train).
 function torchProfile(threads: number, batch: number, steps: number, top: number): object {
-  const n = String(threads);
-  const py = spawnSync('/usr/bin/python3', ['-c', TORCH_PROFILE, ANCHOR_DIR, n, String(batch), String(steps), String(top)], {
+  const py = spawnSync('/usr/bin/python3', ['-c', TORCH_PROFILE, ANCHOR_DIR, '1', String(batch), String(steps), String(top)], {
     encoding: 'utf8', timeout: 600_000, maxBuffer: 1 << 22,
     env: { ...process.env, ...anchorThreadEnv(threads) },
   });
