@@ -89,9 +89,10 @@ export function endpointPredictor(client: ChatClient, options: EndpointPredictor
         if (hit !== undefined) out.set(row.index, hit);
         else todo.push({ row, key, prompt, image: img });
       }
-      const failures: string[] = [];
       let done = rows.length - todo.length;
-      await mapPool(todo, options.concurrency ?? 4, async (t) => {
+      // Each request's failure, or null; in the data's order, whichever order the requests end in.
+      const outcomes = await mapPool(todo, options.concurrency ?? 4, async (t) => {
+        let failure: string | null = null;
         try {
           // The data URL is built per request: a whole benchmark's worth would not fit in memory.
           const url = `data:${t.image.mime};base64,${t.image.bytes.toString('base64')}`;
@@ -100,10 +101,12 @@ export function endpointPredictor(client: ChatClient, options: EndpointPredictor
           out.set(t.row.index, answer);
         } catch (e) {
           if (e instanceof ChatError && e.unreachable) throw e;
-          failures.push(`index ${t.row.index}: ${(e as Error).message}`);
+          failure = `index ${t.row.index}: ${(e as Error).message}`;
         }
         options.onProgress?.(++done, rows.length);
+        return failure;
       });
+      const failures = outcomes.filter((f): f is string => f !== null);
       if (failures.length) {
         throw new Error(`${client.url}: ${failures.length} of ${rows.length} rows got no answer (the ${out.size} answered are kept; rerun to ask the rest):\n  ${failures.slice(0, 10).join('\n  ')}`);
       }
