@@ -13,7 +13,7 @@ const backend = getBackend('native');
 // storage that large, never written, so its pages are never touched.
 const STEP_FLOATS = 64 * 2 ** 20;
 
-/** One "training step": allocates what `keep` says and drops the rest, like a step's activations. */
+/** One "training step": allocates what `make` lists and a large buffer, then drops every storage, like a step's activations. */
 function step(make: Record<string, [Storage['dtype'], number]>): Record<string, TypedArray> {
   const arrays: Record<string, TypedArray> = {};
   for (const [name, [dtype, length]] of Object.entries(make)) arrays[name] = hostData(backend.empty(dtype, length));

@@ -47,6 +47,6 @@ export function setDefaultBackend(b: Backend | string): void {
  * at once, rather than as the collector happens to find it; for the step boundaries of a training
  * loop, where a step's activations and gradients have just died (see emptyHost in backends/host.ts).
  */
-export async function reclaimMemory(): Promise<void> {
-  await reclaimHostMemory();
+export function reclaimMemory(): Promise<void> {
+  return reclaimHostMemory();
 }
