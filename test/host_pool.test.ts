@@ -1,6 +1,7 @@
 // The buffer pool of empty() storages (emptyHost in src/tensor/backends/host.ts): after a collection
 // at a step boundary (reclaimMemory), a dead storage's buffer serves the next request of its dtype and
-// length, and a live storage's never does; a loop that never reclaims pools nothing.
+// length, and a live storage's never does; a loop that never reclaims pools nothing; work that hands
+// out more than two steps' worth between collections stops being pooled.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend, reclaimMemory } from '../src/tensor/device.js';
@@ -48,4 +49,17 @@ test('the pool empties at each collection: a buffer not reused within a step is 
   step({});
   await reclaimMemory(); // ...and dropped here, unused for a whole step
   assert.notEqual(hostData(backend.empty('float32', 777)), dead.a);
+});
+
+test('past twice a step\'s worth between collections, storages are no longer pooled (their memory is freed as usual)', async () => {
+  step({});
+  await reclaimMemory(); // collects: over 256 MB were handed out since the last collection
+  step({});
+  await reclaimMemory(); // the pool's cap is now one step's worth: STEP_FLOATS floats
+  const early = step({ a: ['float32', 555] }); // within the first step's worth: pooled
+  step({}); // a second step's worth, with no collection between (an evaluation loop)...
+  const late = step({ a: ['float32', 556] }); // ...so this one is past twice the cap: not pooled
+  await reclaimMemory();
+  assert.equal(hostData(backend.empty('float32', 555)), early.a, 'the storage within the limit is pooled');
+  assert.notEqual(hostData(backend.empty('float32', 556)), late.a, 'the storage past the limit is not');
 });

@@ -47,6 +47,11 @@ export function allocUninitialized(dtype: DType, length: number): TypedArray {
 // so once the storage is unreachable, the buffer is too. The pool never holds more than one step's
 // worth (what empty() handed out between the last two collections) and is emptied at each one, so
 // memory stays at what the loop needs; with no such loop, nothing is pooled.
+// A registered storage's buffer outlives the storage until the registry's callback runs, which
+// needs a turn of the event loop: work between two collections that never yields one (an
+// evaluation's loop over prefetched batches) would keep every buffer it made. So registration
+// stops once twice the pool's cap has been handed out since the last collection; later storages
+// die as any other memory does.
 const idle = new Map<string, TypedArray[]>();
 let idleBytes = 0;
 let idleCap = 0;
@@ -65,8 +70,8 @@ export function emptyHost(backend: Backend, dtype: DType, length: number): HostS
   const reused = idle.get(key)?.pop();
   if (reused) idleBytes -= reused.byteLength;
   const storage = new HostStorage(backend, dtype, reused ? poisonHost(reused) : allocUninitialized(dtype, length));
-  if (idleCap > 0) deadStorages.register(storage, { key, data: storage.data });
   handedOutBytes += storage.data.byteLength;
+  if (idleCap > 0 && handedOutBytes <= 2 * idleCap) deadStorages.register(storage, { key, data: storage.data });
   return storage;
 }
 
