@@ -297,12 +297,14 @@ test('data parallel: onGradients sees every trainable gradient each step; only r
   assert.notEqual(rank0.losses[0]!.loss, rank1.losses[0]!.loss, 'the ranks train on different shards');
 });
 
-test('time_budget_s: the first steps are timed, the step count fills the budget and is kept for a resume', async () => {
-  const budget = (out: string, seconds: number) => clipConfig(out, { steps: null, time_budget_s: seconds, checkpoint: { every: 22, keep: 1 }, optim: { lr: 2e-3, warmup_steps: 2 } });
+test('time_budget_s: the first steps and the lr warm-up are timed, the step count fills the budget and is kept for a resume', async () => {
+  const budget = (out: string, seconds: number, warmup = 2) => clipConfig(out, { steps: null, time_budget_s: seconds, checkpoint: { every: 22, keep: 1 }, optim: { lr: 2e-3, warmup_steps: warmup } });
   const short = await train(budget(newDir(), 0.2), { progress: 'none' });
   assert.ok(short.totalSteps >= 20, 'at least the timed steps');
   assert.equal(short.step, short.totalSteps);
   assert.ok(short.modelDir !== null, 'a budgeted run ends as a finished run');
+  const longWarmup = await train(budget(newDir(), 0.01, 30), { progress: 'none' });
+  assert.equal(longWarmup.totalSteps, 30, 'a budget shorter than the warm-up ends with it');
   const out = newDir();
   const first = await train(budget(out, 3600), { progress: 'none', stopAfterStep: 22 });
   assert.ok(first.totalSteps > 22, String(first.totalSteps));

@@ -85,7 +85,7 @@ export const SCHEMA: Schema = {
   steps: int(null, 1, 'training length in optimizer steps (or set epochs or time_budget_s)', true),
   time_budget_s: {
     kind: 'number', default: null, min: 0, minExclusive: true, nullable: true,
-    doc: 'training length in seconds of training steps (evaluations and checkpoints not counted): the step count, and so the schedule, is set from the median time of the first steps',
+    doc: 'training length in seconds of training steps (evaluations and checkpoints not counted): the step count, and so the schedule, is set from the median time of the first steps (and of all the lr warm-up)',
   },
   optim: {
     kind: 'object',

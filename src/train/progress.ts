@@ -76,7 +76,8 @@ export class Progress {
     this.mode = mode === 'auto' ? (process.stderr.isTTY ? 'bar' : 'lines') : mode;
   }
 
-  start(total: number, step: number): void {
+  /** `total` is null while the run's length is unknown (a time budget timing its first steps). */
+  start(total: number | null, step: number): void {
     this.#started = performance.now();
     this.#startStep = step;
     if (this.mode === 'bar') {
@@ -86,18 +87,19 @@ export class Progress {
         hideCursor: true,
         etaBuffer: 50,
       }, cliProgress.Presets.shades_classic);
-      this.#bar.start(total, step, { loss: '-', lr: '-', sps: '-' });
+      this.#bar.start(total ?? 0, step, { loss: '-', lr: '-', sps: '-' });
     }
   }
 
   /** After each step; `values` when the step is a log step (the bar's numbers change then). */
-  update(step: number, total: number, values: ProgressValues | null): void {
+  update(step: number, total: number | null, values: ProgressValues | null): void {
     if (this.#bar) {
+      if (total !== null && total !== this.#bar.getTotal()) this.#bar.setTotal(total);
       this.#bar.update(step, values ? { loss: fmt(values.loss), lr: values.lr.toExponential(2), sps: values.samplesPerSec.toFixed(1) } : {});
     } else if (this.mode === 'lines' && values) {
       const elapsed = (performance.now() - this.#started) / 1000;
-      const eta = (elapsed / Math.max(1, step - this.#startStep)) * (total - step);
-      this.write(`step ${step}/${total}  loss ${fmt(values.loss)}  lr ${values.lr.toExponential(3)}  ${values.samplesPerSec.toFixed(1)} samples/s  ETA ${formatDuration(eta)}`);
+      const eta = total === null ? NaN : (elapsed / Math.max(1, step - this.#startStep)) * (total - step);
+      this.write(`step ${step}/${total ?? '?'}  loss ${fmt(values.loss)}  lr ${values.lr.toExponential(3)}  ${values.samplesPerSec.toFixed(1)} samples/s  ETA ${formatDuration(eta)}`);
     }
   }
 

@@ -80,9 +80,18 @@ export interface TrainResult {
 
 /** totalSteps of a time-budgeted run before its first steps are timed. */
 const UNCALIBRATED = Number.MAX_SAFE_INTEGER;
-/** Steps timed to size a time-budgeted run, and how many of them are left out as warm-up (threads, the loader's queue). */
+/**
+ * Steps timed to size a time-budgeted run (at least; all of the lr warm-up is timed too, since its
+ * lr does not depend on the run's length), and how many of them are left out as warm-up of the
+ * machine (threads, the loader's queue).
+ */
 const CALIBRATION_STEPS = 20;
 const CALIBRATION_SKIP = 4;
+
+/** A run's length for display: null until a time budget has been timed. */
+function knownTotal(totalSteps: number): number | null {
+  return totalSteps === UNCALIBRATED ? null : totalSteps;
+}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -279,7 +288,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   const stepMs: number[] = [];
   const batches = data.train.batches(position);
   let interrupted = false;
-  progress.start(totalSteps, step);
+  progress.start(knownTotal(totalSteps), step);
   try {
     while (step < Math.min(totalSteps, stopAfter)) {
       const stepStart = performance.now();
@@ -302,7 +311,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       step++;
       if (totalSteps === UNCALIBRATED) {
         stepMs.push(performance.now() - stepStart);
-        if (stepMs.length === CALIBRATION_STEPS) {
+        if (stepMs.length >= CALIBRATION_STEPS && step >= o.warmup_steps) {
           totalSteps = stepsForBudget(config.time_budget_s!, stepMs, step);
           schedule = makeSchedule(totalSteps);
           scheduler.loadStateDict({ step, baseLrs: scheduler.baseLrs }); // re-applies the lr of this step
@@ -327,11 +336,11 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
           step, epoch: position.epoch + position.batch / perEpoch, loss: windowLoss / windowSteps, lr,
           samples_per_s: sps, elapsed_s: (now - started) / 1000,
         };
-        progress.update(step, totalSteps, { loss: record.loss!, lr, samplesPerSec: sps });
+        progress.update(step, knownTotal(totalSteps), { loss: record.loss!, lr, samplesPerSec: sps });
         windowLoss = windowSteps = windowSamples = 0;
         windowStart = now;
       } else {
-        progress.update(step, totalSteps, null);
+        progress.update(step, knownTotal(totalSteps), null);
       }
       const evalNow = config.eval.every > 0 && step % config.eval.every === 0 && step < totalSteps;
       if (evalNow) {
