@@ -3,23 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { clipTokenizer, loadTokenizer, unescapeHtml, cleanClipText, tokenizerFor } from '../src/data/tokenizers/index.js';
 import { clipTokenizerFiles } from '../src/data/tokenizers/build-clip.js';
 import { assetPath } from '../src/data/tokenizers/assets.js';
 import { tokenizeCommand } from '../src/cli/tokenize.js';
 import { byteTokenizer } from '../src/models/configs.js';
-
-function findShared(): string | null {
-  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, '../shared')]) {
-    if (root && fs.existsSync(path.resolve(root, 'data/clip-bpe'))) return path.resolve(root);
-  }
-  return null;
-}
+import { findShared, tempDirs } from './helpers.js';
 
 interface ClipFixture {
   context_length: number;
@@ -30,13 +21,15 @@ interface ClipFixture {
 }
 
 function clipFixture(): ClipFixture | null {
-  const shared = findShared();
-  const file = shared && path.join(shared, 'fixtures/tokenizers/clip_bpe_tokenization.json');
-  return file && fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as ClipFixture) : null;
+  const dir = findShared('fixtures/tokenizers', 'clip_bpe_tokenization.json');
+  return dir ? (JSON.parse(fs.readFileSync(path.join(dir, 'clip_bpe_tokenization.json'), 'utf8')) as ClipFixture) : null;
 }
 
+const newDir = tempDirs('tok');
 function tmpDir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-tok-'));
+  const dir = newDir();
+  fs.mkdirSync(dir);
+  return dir;
 }
 
 // ---- CLIP ----
@@ -59,10 +52,9 @@ test('the packaged CLIP tokenizer reproduces open_clip ids exactly (padding and 
 });
 
 test('the shipped CLIP tokenizer files are what build-clip writes from the vocabulary in ../shared', (t) => {
-  const shared = findShared();
-  const vocab = shared && path.join(shared, 'data/clip-bpe/bpe_simple_vocab_16e6.txt.gz');
-  if (!vocab || !fs.existsSync(vocab)) return t.skip('shared vocabulary not found');
-  const built = clipTokenizerFiles(vocab);
+  const dir = findShared('data/clip-bpe', 'bpe_simple_vocab_16e6.txt.gz');
+  if (!dir) return t.skip('shared vocabulary not found');
+  const built = clipTokenizerFiles(path.join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
   const shippedJson = gunzipSync(fs.readFileSync(assetPath('tokenizers/clip/tokenizer.json.gz'))).toString('utf8');
   assert.ok(shippedJson === built['tokenizer.json'], 'assets/tokenizers/clip/tokenizer.json.gz differs from a fresh build');
   assert.equal(fs.readFileSync(assetPath('tokenizers/clip/tokenizer_config.json'), 'utf8'), built['tokenizer_config.json']);
@@ -293,16 +285,12 @@ test('tokenizeCommand prints padded ids as a JSON array of arrays', (t) => {
 });
 
 test('a saved tokenizer loads back with the same settings and ids', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-tok-save-'));
-  try {
-    for (const [name, t] of [['clip', clipTokenizer()], ['bytes', byteTokenizer(24)]] as const) {
-      t.save(path.join(dir, name));
-      const back = loadTokenizer(path.join(dir, name));
-      assert.deepEqual(back.settings, t.settings, name);
-      const texts = ['A  Photo of a CAT &amp; a dog!', 'ünïcödé — text', 'a sentence much longer than the twenty-four tokens of the context'];
-      assert.deepEqual(back.encode(texts).inputIds, t.encode(texts).inputIds, name);
-    }
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+  const dir = tmpDir();
+  for (const [name, t] of [['clip', clipTokenizer()], ['bytes', byteTokenizer(24)]] as const) {
+    t.save(path.join(dir, name));
+    const back = loadTokenizer(path.join(dir, name));
+    assert.deepEqual(back.settings, t.settings, name);
+    const texts = ['A  Photo of a CAT &amp; a dog!', 'ünïcödé — text', 'a sentence much longer than the twenty-four tokens of the context'];
+    assert.deepEqual(back.encode(texts).inputIds, t.encode(texts).inputIds, name);
   }
 });
