@@ -6,12 +6,14 @@
 # decay): the same compute, as wall time on the same machine, the runs one after another.
 # Each training's step count is set by time_budget_s from the median time of its first steps.
 #   GLIMPSE (default: node dist/src/cli/main.js), RUNS (default runs/results),
-#   PRE_S (default 900), FT_S (default 900); further arguments are overrides for every training.
+#   PRE_S (default 900), FT_S (default 900), PROBES (default 1; 0 skips the linear probes, about
+#   25 CPU minutes each); further arguments are overrides for every training.
 set -euo pipefail
 GLIMPSE=${GLIMPSE:-node dist/src/cli/main.js}
 RUNS=${RUNS:-runs/results}
 PRE_S=${PRE_S:-900}
 FT_S=${FT_S:-900}
+PROBES=${PROBES:-1}
 load() { uptime | sed 's/.*load/load/' || true; }
 stamp() { echo "# $1 $(date -u +%H:%M:%S) $(load)"; }
 common=(--progress lines --json --checkpoint.every 0)
@@ -21,6 +23,7 @@ stamp "mae pretraining ($PRE_S s): start"
 $GLIMPSE train --config configs/fashion-mnist-mae.yaml --time_budget_s "$PRE_S" --out "$RUNS/fmnist-mae" "${common[@]}" "$@" < /dev/null
 stamp "mae pretraining: end"
 for pooling in cls mean; do
+  [ "$PROBES" = 0 ] && break
   $GLIMPSE eval linear-probe --model "$RUNS/fmnist-mae/model" --data fashion-mnist --pooling "$pooling" --json
 done
 stamp "fine-tuning ($FT_S s): start"
