@@ -4,10 +4,10 @@
 # and mean of the patch tokens) and (b) fine-tuning for FT_S seconds; against a ViT of the same
 # size trained from scratch for PRE_S + FT_S seconds with the fine-tuning recipe (no layer-wise
 # decay): the same compute, as wall time on the same machine, the runs one after another.
-# Each training's step count is set by time_budget_s from the median time of its first steps.
+# Each training's step count is set by time_budget_s from its median step time over the lr warm-up.
 #   GLIMPSE (default: node dist/src/cli/main.js), RUNS (default runs/results),
-#   PRE_S (default 900), FT_S (default 900), PROBES (default 1; 0 skips the linear probes, about
-#   25 CPU minutes each); further arguments are overrides for every training.
+#   PRE_S (default 900), FT_S (default 900), PROBES (default 1; 0 skips the linear probes, 20-25
+#   minutes each); further arguments are overrides for every training.
 set -euo pipefail
 GLIMPSE=${GLIMPSE:-node dist/src/cli/main.js}
 RUNS=${RUNS:-runs/results}
