@@ -12,6 +12,7 @@ import { embedTexts, loadVisionLanguageModel } from '../src/tasks/zeroshot.js';
 import { runTrainCommand } from '../src/cli/train.js';
 import { latestCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
 import { resolveConfig, type TrainConfig } from '../src/train/config.js';
+import { MetricsLog } from '../src/train/progress.js';
 import { makeLoader, openDatasets, type BatchSource } from '../src/train/data.js';
 import { visionLanguageModel } from '../src/train/evaluate.js';
 import { buildTrainModel } from '../src/train/model_setup.js';
@@ -297,19 +298,32 @@ test('data parallel: onGradients sees every trainable gradient each step; only r
   assert.notEqual(rank0.losses[0]!.loss, rank1.losses[0]!.loss, 'the ranks train on different shards');
 });
 
-test('time_budget_s: the first steps and the lr warm-up are timed, the step count fills the budget and is kept for a resume', async () => {
-  const budget = (out: string, seconds: number, warmup = 2) => clipConfig(out, { steps: null, time_budget_s: seconds, checkpoint: { every: 22, keep: 1 }, optim: { lr: 2e-3, warmup_steps: warmup } });
-  const short = await train(budget(newDir(), 0.2), { progress: 'none' });
-  assert.ok(short.totalSteps >= 20, 'at least the timed steps');
-  assert.equal(short.step, short.totalSteps);
-  assert.ok(short.modelDir !== null, 'a budgeted run ends as a finished run');
-  const longWarmup = await train(budget(newDir(), 0.01, 30), { progress: 'none' });
-  assert.equal(longWarmup.totalSteps, 30, 'a budget shorter than the warm-up ends with it');
+test('time_budget_s: the schedule follows the seconds of training steps, and the run ends when they are spent though its steps slow down', async () => {
+  const budget = (out: string, seconds: number, warmup = 2) => clipConfig(out, {
+    steps: null, time_budget_s: seconds, log_every: 1, checkpoint: { every: 22, keep: 1 }, optim: { lr: 2e-3, warmup_steps: warmup },
+  });
+  // After 25 fast steps every step takes 25 ms more: a step count fixed from the first steps' pace overruns the budget.
+  let calls = 0;
+  const slowDown = () => (++calls > 25 ? new Promise<void>((resolve) => setTimeout(resolve, 25)) : undefined);
   const out = newDir();
-  const first = await train(budget(out, 3600), { progress: 'none', stopAfterStep: 22 });
-  assert.ok(first.totalSteps > 22, String(first.totalSteps));
-  const state = loadCheckpoint(latestCheckpoint(out)!).state;
-  assert.equal(state.extra?.totalSteps, first.totalSteps);
-  const resumed = await train(budget(out, 3600), { progress: 'none', resume: true, stopAfterStep: 23 });
-  assert.equal(resumed.totalSteps, first.totalSteps, 'the resumed run keeps the calibrated length');
+  const slowed = await train(budget(out, 1.5), { progress: 'none', onGradients: slowDown });
+  assert.ok(slowed.trainSeconds >= 1.5 && slowed.trainSeconds < 1.7, `${slowed.trainSeconds} s of steps for a 1.5 s budget`);
+  assert.equal(slowed.step, slowed.totalSteps);
+  assert.ok(slowed.modelDir !== null, 'a budgeted run ends as a finished run');
+  const lrs = new MetricsLog(path.join(out, 'metrics.jsonl')).read().filter((r) => r.lr !== undefined).map((r) => r.lr!);
+  assert.equal(lrs.at(-1), 0, 'the cosine has ended with the budget');
+  const decay = lrs.slice(1); // after the warm-up's first step
+  assert.ok(decay.every((lr, i) => i === 0 || lr <= decay[i - 1]!), 'the lr only falls after the warm-up');
+  const mid = lrs[Math.floor(lrs.length / 2)]!;
+  assert.ok(mid > 0 && mid < 2e-3, `the lr halfway: ${mid}`);
+
+  const longWarmup = await train(budget(newDir(), 0.01, 30), { progress: 'none' });
+  assert.equal(longWarmup.step, 30, 'a budget shorter than the warm-up ends with it');
+
+  const resumedOut = newDir();
+  await train(budget(resumedOut, 3600), { progress: 'none', stopAfterStep: 22 });
+  const saved = loadCheckpoint(latestCheckpoint(resumedOut)!).state.extra?.clock as { trainS: number; warmupEndS: number };
+  assert.ok(saved.trainS > 0 && saved.warmupEndS > 0 && saved.warmupEndS < saved.trainS, JSON.stringify(saved));
+  const resumed = await train(budget(resumedOut, 3600), { progress: 'none', resume: true, stopAfterStep: 23 });
+  assert.ok(resumed.trainSeconds > saved.trainS, 'the resumed run goes on with the saved clock');
 });

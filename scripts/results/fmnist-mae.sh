@@ -4,7 +4,7 @@
 # and mean of the patch tokens) and (b) fine-tuning for FT_S seconds; against a ViT of the same
 # size trained from scratch for PRE_S + FT_S seconds with the fine-tuning recipe (no layer-wise
 # decay): the same compute, as wall time on the same machine, the runs one after another.
-# Each training's step count is set by time_budget_s from its median step time over the lr warm-up.
+# Each training lasts time_budget_s seconds of training steps; its cosine follows those seconds.
 #   GLIMPSE (default: node dist/src/cli/main.js), RUNS (default runs/results),
 #   PRE_S (default 900), FT_S (default 900), PROBES (default 1; 0 skips the linear probes, 20-25
 #   minutes each); further arguments are overrides for every training.

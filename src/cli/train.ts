@@ -39,7 +39,7 @@ export async function runTrainCommand(o: TrainCommandOptions): Promise<TrainResu
 
 /** What the command prints when the run ends: where its outputs are, and its final metrics. */
 export function formatTrainResult(r: TrainResult): string {
-  const lines = [`trained ${r.step}/${r.totalSteps} steps in ${r.outDir}`];
+  const lines = [`trained ${r.step}/${r.totalSteps} steps (${r.trainSeconds.toFixed(1)} s of training steps) in ${r.outDir}`];
   if (r.losses.length) lines.push(`  final loss   ${r.losses[r.losses.length - 1]!.loss.toFixed(4)}`);
   for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k.padEnd(12)} ${v.toFixed(4)}`);
   if (r.modelDir) lines.push(`  model        ${r.modelDir}`);
@@ -74,7 +74,7 @@ export function trainCommand(): Command {
       const overrides = parseOverrideArgs([...(o.set ?? []).flatMap((s) => ['--set', s]), ...cmd.args]);
       const r = await runTrainCommand({ config: o.config, resume: o.resume, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto' });
       if (o.json) {
-        console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, out: r.outDir, model: r.modelDir, report: r.reportFile,
+        console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, train_seconds: r.trainSeconds, out: r.outDir, model: r.modelDir, report: r.reportFile,
           final_loss: r.losses.at(-1)?.loss ?? null, metrics: r.metrics }));
       } else {
         console.log(formatTrainResult(r));

@@ -9,5 +9,5 @@ export { clipGradNorm, accumulateGradients } from './grad.js';
 export type { ClipGradNormOptions } from './grad.js';
 export { paramGroupsNoDecay, defaultNoDecay, paramGroupsLayerDecay, vitLayerOf } from './groups.js';
 export type { NoDecayOptions, LayerDecayOptions, LayerDecayGroup } from './groups.js';
-export { warmupCosineSchedule, constantSchedule, stepSchedule, LRScheduler } from './schedule.js';
+export { warmupCosineSchedule, constantSchedule, stepSchedule, cosineDecay, LRScheduler } from './schedule.js';
 export type { LrSchedule, WarmupCosineOptions, LRSchedulerState } from './schedule.js';

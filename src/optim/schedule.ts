@@ -23,11 +23,13 @@ export function warmupCosineSchedule(opts: WarmupCosineOptions): LrSchedule {
   const total = opts.totalSteps;
   const min = opts.minLrRatio ?? 0;
   if (!(warmup >= 0) || !(total >= warmup)) throw new RangeError(`warmupCosineSchedule: need 0 <= warmupSteps <= totalSteps, got ${warmup} and ${total}`);
-  return (step) => {
-    if (step < warmup) return step / warmup;
-    const progress = total > warmup ? Math.min(1, (step - warmup) / (total - warmup)) : 1;
-    return min + (1 - min) * 0.5 * (1 + Math.cos(Math.PI * progress));
-  };
+  return (step) => (step < warmup ? step / warmup : cosineDecay(total > warmup ? (step - warmup) / (total - warmup) : 1, min));
+}
+
+/** Half a cosine from 1 at progress 0 down to minLrRatio at progress 1 (and after it). */
+export function cosineDecay(progress: number, minLrRatio = 0): number {
+  const p = Math.min(1, Math.max(0, progress));
+  return minLrRatio + (1 - minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * p));
 }
 
 /** 1 throughout, after an optional linear warm-up from 0. */

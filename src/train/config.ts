@@ -85,7 +85,7 @@ export const SCHEMA: Schema = {
   steps: int(null, 1, 'training length in optimizer steps (or set epochs or time_budget_s)', true),
   time_budget_s: {
     kind: 'number', default: null, min: 0, minExclusive: true, nullable: true,
-    doc: 'training length in seconds of training steps (evaluations and checkpoints not counted): the step count, and so the schedule, is set from the median time of the first steps (and of all the lr warm-up)',
+    doc: 'training length in seconds of training steps (evaluations and checkpoints not counted): after the lr warm-up (in steps) the schedule advances with these seconds and the run ends when they are spent, so the step count depends on the machine',
   },
   optim: {
     kind: 'object',

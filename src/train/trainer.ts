@@ -5,7 +5,8 @@
 // Exactness: a run resumed from a checkpoint computes bit-identical losses to one that never
 // stopped. Everything the next step depends on is restored — weights, AdamW's moments and step
 // counts, the schedule (a pure function of the step), the loader's position (batches are a pure
-// function of seed, epoch and index), and the generators of patch dropout and of dropout.
+// function of seed, epoch and index), and the generators of patch dropout and of dropout. A run
+// sized by time_budget_s is the exception: its schedule follows the clock, which no rerun repeats.
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeSafetensors } from '../io/safetensors.js';
@@ -13,7 +14,7 @@ import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
 import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/groups.js';
-import { constantSchedule, LRScheduler, warmupCosineSchedule } from '../optim/schedule.js';
+import { cosineDecay, LRScheduler, type LrSchedule } from '../optim/schedule.js';
 import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -51,8 +52,9 @@ export interface TrainOptions {
   /** End after this step as an interrupted run would (no final checkpoint, model or report). */
   stopAfterStep?: number;
   /**
-   * End after this many seconds of training as a finished run (final checkpoint, model, report).
-   * The schedule still spans the configured steps.
+   * End after this many seconds (wall clock, evaluations included) as a finished run (final
+   * checkpoint, model, report). The schedule still spans the configured steps; time_budget_s is
+   * the config's way to fit the schedule itself to a time.
    */
   timeBudgetSeconds?: number;
   /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
@@ -64,7 +66,10 @@ export interface TrainOptions {
 export interface TrainResult {
   /** The optimizer steps done when the run ended. */
   step: number;
+  /** The run's length in steps (with time_budget_s: the steps that the budget held). */
   totalSteps: number;
+  /** Seconds spent in training steps, evaluations and checkpoints left out (a resumed run's included). */
+  trainSeconds: number;
   /** The loss of every step this call ran, in order. */
   losses: { step: number; loss: number }[];
   /** The last evaluation's metrics ({} when none ran). */
@@ -78,29 +83,18 @@ export interface TrainResult {
   model: TrainModel;
 }
 
-/** totalSteps of a time-budgeted run before its first steps are timed. */
-const UNCALIBRATED = Number.MAX_SAFE_INTEGER;
 /**
- * Steps timed to size a time-budgeted run (at least; all of the lr warm-up is timed too, since its
- * lr does not depend on the run's length), and how many of them are left out as warm-up of the
- * machine (threads, the loader's queue).
+ * Seconds spent in training steps (evaluations and checkpoints left out) and when the lr warm-up
+ * ended, kept in checkpoints: a run sized by time_budget_s schedules by them.
  */
-const CALIBRATION_STEPS = 20;
-const CALIBRATION_SKIP = 4;
-
-/** A run's length for display: null until a time budget has been timed. */
-function knownTotal(totalSteps: number): number | null {
-  return totalSteps === UNCALIBRATED ? null : totalSteps;
+interface TrainClock {
+  trainS: number;
+  warmupEndS: number;
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
-}
-
-/** The step count that fills `budgetS` seconds at the median of the timed steps (at least the steps already done). */
-function stepsForBudget(budgetS: number, stepMs: readonly number[], done: number): number {
-  return Math.max(done, Math.floor((budgetS * 1000) / median(stepMs.slice(CALIBRATION_SKIP))));
+function savedClock(extra: Record<string, unknown> | undefined): TrainClock {
+  const c = extra?.clock as Partial<TrainClock> | undefined;
+  return { trainS: c?.trainS ?? 0, warmupEndS: c?.warmupEndS ?? 0 };
 }
 
 const RNG_PATCH_DROPOUT = 'patch_dropout';
@@ -187,24 +181,27 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
 
   const perEpoch = data.train.batchesPerEpoch;
-  // A time budget fixes the step count after the first steps are timed (kept in checkpoints, so a
-  // resumed run keeps it); until then the schedule runs as if the run had no end.
-  const savedTotal = checkpoint?.state.extra?.totalSteps;
-  let totalSteps = config.steps ?? (config.epochs !== null ? Math.max(1, Math.ceil((config.epochs * perEpoch) / accum))
-    : typeof savedTotal === 'number' ? savedTotal : UNCALIBRATED);
-  const makeSchedule = (total: number) => {
-    if (total !== UNCALIBRATED && o.warmup_steps > total) {
-      throw new ConfigError(config.time_budget_s !== null ? 'time_budget_s' : 'optim.warmup_steps', `optim.warmup_steps ${o.warmup_steps} exceeds the run's ${total} steps`);
-    }
-    return o.schedule === 'cosine'
-      ? warmupCosineSchedule({ warmupSteps: o.warmup_steps, totalSteps: total, minLrRatio: o.min_lr_ratio })
-      : constantSchedule({ warmupSteps: o.warmup_steps });
-  };
-  let schedule = makeSchedule(totalSteps);
-  const scheduler = new LRScheduler(optimizer, (s) => schedule(s));
-  if (config.time_budget_s !== null && worldSize > 1) {
-    throw new ConfigError('time_budget_s', 'is for one process: ranks timing their own steps could settle on different step counts');
+  const budgetS = config.time_budget_s;
+  // A time budget has no step count: after the warm-up (in steps) its schedule advances with the
+  // seconds of training steps, so the cosine ends when the budget is spent however the machine's
+  // speed drifts meanwhile (a step count fixed from the first steps' timing missed by up to 10%).
+  const totalSteps = budgetS !== null ? null : config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / accum));
+  const w = o.warmup_steps;
+  if (totalSteps !== null && w > totalSteps) throw new ConfigError('optim.warmup_steps', `optim.warmup_steps ${w} exceeds the run's ${totalSteps} steps`);
+  if (budgetS !== null && worldSize > 1) {
+    throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
   }
+  const clock = savedClock(checkpoint?.state.extra);
+  /** How far the run is past its warm-up, from 0 to 1. */
+  const pastWarmup = (s: number) => (totalSteps !== null
+    ? (totalSteps > w ? (s - w) / (totalSteps - w) : 1)
+    : (budgetS! > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budgetS! - clock.warmupEndS) : 1));
+  const schedule: LrSchedule = (s) => (s < w ? s / w : o.schedule === 'cosine' ? cosineDecay(pastWarmup(s), o.min_lr_ratio) : 1);
+  const scheduler = new LRScheduler(optimizer, schedule);
+  /** Whether the run has done its steps, or spent its budget (the warm-up always completes). */
+  const finished = () => (totalSteps !== null ? step >= totalSteps : step >= w && clock.trainS >= budgetS!);
+  /** The run's length for display; a time budget's is estimated from the pace so far. */
+  const displayTotal = () => totalSteps ?? (clock.trainS > 0 ? Math.max(step, w, Math.round((step * budgetS!) / clock.trainS)) : null);
 
   const pdGenerator = new Generator(config.seed + 2);
   const taskGenerator = new Generator(config.seed + 3);
@@ -254,7 +251,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
         step, position, samplesSeen,
         rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_TASK]: taskGenerator.getState(), [RNG_MODEL]: model.generator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
         config,
-        extra: { task: task.toJSON?.() ?? {}, ...(totalSteps !== UNCALIBRATED ? { totalSteps } : {}) },
+        extra: { task: task.toJSON?.() ?? {}, clock: { ...clock } },
       } satisfies TrainerState,
     });
   };
@@ -285,12 +282,12 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   let windowSamples = 0;
   let windowStart = performance.now();
   const stopAfter = options.stopAfterStep ?? Infinity;
-  const stepMs: number[] = [];
   const batches = data.train.batches(position);
   let interrupted = false;
-  progress.start(knownTotal(totalSteps), step);
+  progress.start(displayTotal(), step);
+  if (budgetS !== null && !checkpoint) progress.log(`time budget ${budgetS} s: the lr schedule follows the seconds of training steps; the run ends when they are spent`);
   try {
-    while (step < Math.min(totalSteps, stopAfter)) {
+    while (step < stopAfter && !finished()) {
       const stepStart = performance.now();
       const micro: TrainBatch[] = [];
       for (let k = 0; k < accum; k++) {
@@ -307,17 +304,10 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       optimizer.zeroGrad();
       task.afterStep?.();
       await reclaimMemory(); // this step's activations and gradients serve the next one
-      scheduler.step();
       step++;
-      if (totalSteps === UNCALIBRATED) {
-        stepMs.push(performance.now() - stepStart);
-        if (stepMs.length >= CALIBRATION_STEPS && step >= o.warmup_steps) {
-          totalSteps = stepsForBudget(config.time_budget_s!, stepMs, step);
-          schedule = makeSchedule(totalSteps);
-          scheduler.loadStateDict({ step, baseLrs: scheduler.baseLrs }); // re-applies the lr of this step
-          progress.log(`time budget ${config.time_budget_s} s: ${median(stepMs.slice(CALIBRATION_SKIP)).toFixed(1)} ms per step -> ${totalSteps} steps`);
-        }
-      }
+      clock.trainS += (performance.now() - stepStart) / 1000;
+      if (step === w) clock.warmupEndS = clock.trainS;
+      scheduler.step(); // the next step's lr, from the clock as it now stands
       position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
       const n = micro.reduce((s, b) => s + batchSize(b), 0);
       samplesSeen += n;
@@ -326,7 +316,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       windowSteps++;
       windowSamples += n;
 
-      const logNow = step % config.log_every === 0 || step === totalSteps;
+      const logNow = step % config.log_every === 0 || finished();
       let record: MetricsRecord | null = null;
       if (logNow) {
         const now = performance.now();
@@ -336,13 +326,13 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
           step, epoch: position.epoch + position.batch / perEpoch, loss: windowLoss / windowSteps, lr,
           samples_per_s: sps, elapsed_s: (now - started) / 1000,
         };
-        progress.update(step, knownTotal(totalSteps), { loss: record.loss!, lr, samplesPerSec: sps });
+        progress.update(step, displayTotal(), { loss: record.loss!, lr, samplesPerSec: sps });
         windowLoss = windowSteps = windowSamples = 0;
         windowStart = now;
       } else {
-        progress.update(step, knownTotal(totalSteps), null);
+        progress.update(step, displayTotal(), null);
       }
-      const evalNow = config.eval.every > 0 && step % config.eval.every === 0 && step < totalSteps;
+      const evalNow = config.eval.every > 0 && step % config.eval.every === 0 && !finished();
       if (evalNow) {
         const r = await runEval();
         if (r) record = { ...(record ?? { step, epoch: position.epoch + position.batch / perEpoch }), ...r };
@@ -354,7 +344,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
       if (config.checkpoint.every > 0 && step % config.checkpoint.every === 0) writeCheckpoint();
       if (options.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= options.timeBudgetSeconds) break;
     }
-    interrupted = step < totalSteps && options.timeBudgetSeconds === undefined;
+    if (budgetS !== null && finished()) progress.log(`time budget ${budgetS} s: ${step} steps in ${clock.trainS.toFixed(1)} s of training steps`);
+    interrupted = !finished() && options.timeBudgetSeconds === undefined;
   } finally {
     progress.stop();
     await batches.return(undefined);
@@ -373,7 +364,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     reportFile = path.join(out, 'report.html');
     writeRunReport();
   }
-  return { step, totalSteps, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
+  return { step, totalSteps: totalSteps ?? step, trainSeconds: clock.trainS, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
 }
 
 /** Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce). */
