@@ -307,7 +307,7 @@ test('time_budget_s: the schedule follows the seconds of training steps, and the
   const slowDown = () => (++calls > 25 ? new Promise<void>((resolve) => setTimeout(resolve, 25)) : undefined);
   const out = newDir();
   const slowed = await train(budget(out, 1.5), { progress: 'none', onGradients: slowDown });
-  assert.ok(slowed.trainSeconds >= 1.5 && slowed.trainSeconds < 1.7, `${slowed.trainSeconds} s of steps for a 1.5 s budget`);
+  assert.ok(slowed.trainSeconds >= 1.5 && slowed.trainSeconds < 2, `${slowed.trainSeconds} s of steps for a 1.5 s budget`);
   assert.equal(slowed.step, slowed.totalSteps);
   assert.ok(slowed.modelDir !== null, 'a budgeted run ends as a finished run');
   const lrs = new MetricsLog(path.join(out, 'metrics.jsonl')).read().filter((r) => r.lr !== undefined).map((r) => r.lr!);
