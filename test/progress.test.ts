@@ -1,5 +1,5 @@
 // Progress lines: the step, its total and an ETA once the run's length is known, and neither a
-// made-up total nor an ETA while a time budget is still timing its first steps.
+// made-up total nor an ETA while it is not (a time budget before its first step).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Progress, formatDuration } from '../src/train/progress.js';

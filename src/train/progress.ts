@@ -76,7 +76,7 @@ export class Progress {
     this.mode = mode === 'auto' ? (process.stderr.isTTY ? 'bar' : 'lines') : mode;
   }
 
-  /** `total` is null while the run's length is unknown (a time budget timing its first steps). */
+  /** `total` is null while the run's length is unknown (a time budget before its first step). */
   start(total: number | null, step: number): void {
     this.#started = performance.now();
     this.#startStep = step;

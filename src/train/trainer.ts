@@ -14,7 +14,7 @@ import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
 import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/groups.js';
-import { cosineDecay, LRScheduler, type LrSchedule } from '../optim/schedule.js';
+import { constantSchedule, cosineDecay, LRScheduler, type LrSchedule, warmupCosineSchedule } from '../optim/schedule.js';
 import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -192,11 +192,10 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
   }
   const clock = savedClock(checkpoint?.state.extra);
-  /** How far the run is past its warm-up, from 0 to 1. */
-  const pastWarmup = (s: number) => (totalSteps !== null
-    ? (totalSteps > w ? (s - w) / (totalSteps - w) : 1)
-    : (budgetS! > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budgetS! - clock.warmupEndS) : 1));
-  const schedule: LrSchedule = (s) => (s < w ? s / w : o.schedule === 'cosine' ? cosineDecay(pastWarmup(s), o.min_lr_ratio) : 1);
+  const schedule: LrSchedule = o.schedule === 'constant' ? constantSchedule({ warmupSteps: w })
+    : totalSteps !== null ? warmupCosineSchedule({ warmupSteps: w, totalSteps, minLrRatio: o.min_lr_ratio })
+    // The cosine of a time budget: how far the clock is from the warm-up's end to the budget.
+    : (s) => (s < w ? s / w : cosineDecay(budgetS! > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budgetS! - clock.warmupEndS) : 1, o.min_lr_ratio));
   const scheduler = new LRScheduler(optimizer, schedule);
   /** Whether the run has done its steps, or spent its budget (the warm-up always completes). */
   const finished = () => (totalSteps !== null ? step >= totalSteps : step >= w && clock.trainS >= budgetS!);
