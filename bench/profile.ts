@@ -1,8 +1,11 @@
-// Where a CLIP training step spends its time, kernel by kernel: every method of the native backend
-// is wrapped with a timer, and one step's forward and backward are timed per kernel (name plus the
+// Where a training step spends its time, kernel by kernel: every method of the native backend is
+// wrapped with a timer, and one step's forward and backward are timed per kernel (name plus the
 // argument that tells cases apart: the unary op, the GEMM's shape and layout...). The rest of each
 // phase (autograd, views, allocation, GC) is reported as "outside kernels".
 //   glimpse bench profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle] [--no-reclaim]
+//   glimpse bench profile --config configs/x.yaml [--threads 2] [--steps 3] [--top 40]
+// --config profiles the step `glimpse train` runs for that config (its model, task, patch dropout,
+// gradient clipping and AdamW groups) on one real batch of its training data, at its batch size.
 // Figures are those of the step with the least total time (the least disturbed on a shared machine).
 // Each step's CPU time (all of the process's threads, GC helpers included) is reported beside its
 // wall time: on a loaded machine it is the steadier measure of the work a step costs. --torch runs
@@ -22,6 +25,15 @@ import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js'
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
 import { clipStep } from './clip_step.js';
+import { clipGradNorm } from '../src/optim/grad.js';
+import { paramGroupsNoDecay } from '../src/optim/groups.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { Generator } from '../src/tensor/random.js';
+import type { Tensor } from '../src/tensor/tensor.js';
+import { loadConfig } from '../src/train/config.js';
+import { isTextCorpus, makeLoader, openDatasets } from '../src/train/data.js';
+import { buildTrainModel } from '../src/train/model_setup.js';
+import { makeTask } from '../src/train/tasks.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
 
@@ -73,6 +85,50 @@ function torchProfile(threads: number, batch: number, steps: number, top: number
 type Phase = 'forward' | 'backward' | 'optimizer';
 interface Entry { ms: number; calls: number }
 
+/** One training step in its phases: the loss's forward pass, and the update after backward. */
+interface ProfiledStep {
+  name: string;
+  batch: number;
+  loss(): Tensor;
+  zeroGrad(): void;
+  update(): void;
+}
+
+async function presetStep(preset: string, batch: number, backend: ReturnType<typeof getBackend>): Promise<ProfiledStep> {
+  const { model, optimizer, pixels, ids } = await clipStep(preset, batch, backend, 'bench profile');
+  return { name: preset, batch, loss: () => model.forward(ids, pixels, null, { returnLoss: true }).loss!, zeroGrad: () => optimizer.zeroGrad(), update: () => optimizer.step() };
+}
+
+/** The step `glimpse train` runs for a config (no gradient accumulation, no locked tower), on its first batch. */
+async function configStep(file: string): Promise<ProfiledStep> {
+  const config = loadConfig(file);
+  const datasets = await openDatasets(config);
+  const trainSet = datasets.trainDataset;
+  const tm = await buildTrainModel(config, { classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames });
+  const task = await makeTask(config.task, tm, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
+  const loader = makeLoader(trainSet, tm, config, { batchSize: config.batch_size, rank: 0, worldSize: 1 });
+  const first = await loader.batches({ epoch: 0, batch: 0 }).next();
+  await loader.close();
+  if (first.done) throw new Error(`bench profile: ${config.data.train} gave no batch`);
+  const o = config.optim;
+  tm.model.train();
+  const params = tm.model.parameters().filter((p) => p.requiresGrad);
+  const optimizer = new AdamW(paramGroupsNoDecay(tm.model, { weightDecay: o.weight_decay }).filter((g) => g.params.length > 0), { lr: o.lr, betas: o.betas, eps: o.eps });
+  const ctx = {
+    patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: new Generator(config.seed + 2) } : null,
+    generator: new Generator(config.seed + 3),
+  };
+  return {
+    name: file, batch: config.batch_size,
+    loss: () => task.loss(first.value, ctx),
+    zeroGrad: () => optimizer.zeroGrad(),
+    update: () => {
+      if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
+      optimizer.step();
+    },
+  };
+}
+
 const isView = (v: unknown): v is View => typeof v === 'object' && v !== null && 'strides' in v && 'shape' in v;
 const dense = (v: View) => {
   let s = 1;
@@ -116,6 +172,7 @@ function label(name: string, args: unknown[]): string {
 
 export async function run(args: string[]): Promise<object> {
   const preset = textFlag(args, '--preset', 'tiny-clip');
+  const configFile = textFlag(args, '--config', '');
   const batch = flag(args, '--batch', 64);
   const threads = flag(args, '--threads', 1);
   const steps = flag(args, '--steps', 3);
@@ -158,7 +215,10 @@ export async function run(args: string[]): Promise<object> {
     };
   }
 
-  const { model, optimizer, pixels, ids } = await clipStep(preset, batch, backend, 'bench profile');
+  for (const f of ['--torch', '--preset', '--batch']) {
+    if (configFile && args.includes(f)) throw new Error(`bench profile: ${f} is for the tiny-CLIP presets; --config takes the model and batch from the config`);
+  }
+  const step = configFile ? await configStep(configFile) : await presetStep(preset, batch, backend);
 
   let bestCpu = Infinity;
   let best: { total: number; phases: Record<Phase, number>; table: Map<string, Entry>; faults: number; bytes: Record<Phase, number>; reused: number } | null = null;
@@ -169,18 +229,18 @@ export async function run(args: string[]): Promise<object> {
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     phase = 'forward';
-    const out = model.forward(ids, pixels, null, { returnLoss: true });
+    const loss = step.loss();
     const t1 = process.hrtime.bigint();
     phase = 'backward';
-    optimizer.zeroGrad();
+    step.zeroGrad();
     const reused0 = recycledAllocations();
-    if (recycle) out.loss!.backward();
-    else withoutRecycling(() => out.loss!.backward());
+    if (recycle) loss.backward();
+    else withoutRecycling(() => loss.backward());
     const reused = recycledAllocations() - reused0;
     const t2 = process.hrtime.bigint();
     phase = 'optimizer';
-    optimizer.step();
-    out.loss!.item();
+    step.update();
+    loss.item();
     if (reclaim) await reclaimMemory(); // as the trainer does at each step's end
     const t3 = process.hrtime.bigint();
     const faults = process.resourceUsage().minorPageFault - f0;
@@ -192,7 +252,7 @@ export async function run(args: string[]): Promise<object> {
     if (s > 0 && (!best || total < best.total)) best = { total, phases, table, faults, bytes, reused };
   }
   const r2 = (x: number) => Math.round(x * 100) / 100;
-  const result: Record<string, unknown> = { bench: 'profile', model: preset, batch, threads, stepMs: r2(best!.total),
+  const result: Record<string, unknown> = { bench: 'profile', model: step.name, batch: step.batch, threads, stepMs: r2(best!.total),
     cpuMs: r2(bestCpu), minorPageFaults: best!.faults, recycledInBackward: best!.reused };
   for (const ph of ['forward', 'backward', 'optimizer'] as Phase[]) {
     const rows = [...best!.table].filter(([k]) => k.startsWith(ph + '|')).map(([k, e]) => ({ kernel: k.slice(ph.length + 1), ms: r2(e.ms), calls: e.calls }));
