@@ -5,7 +5,7 @@
 //   glimpse bench profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle] [--no-reclaim]
 //   glimpse bench profile --config configs/x.yaml [--threads 2] [--steps 3] [--top 40]
 // --config profiles the step `glimpse train` runs for that config (its model, task, patch dropout,
-// gradient clipping and AdamW groups) on one real batch of its training data, at its batch size.
+// gradient clipping and AdamW groups, with any task-owned head) on one real batch of its training data, at its batch size.
 // Figures are those of the step with the least total time (the least disturbed on a shared machine).
 // Each step's CPU time (all of the process's threads, GC helpers included) is reported beside its
 // wall time: on a loaded machine it is the steadier measure of the work a step costs. --torch runs
@@ -26,14 +26,13 @@ import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
 import { clipStep } from './clip_step.js';
 import { clipGradNorm } from '../src/optim/grad.js';
-import { paramGroupsNoDecay } from '../src/optim/groups.js';
-import { AdamW } from '../src/optim/adamw.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { loadConfig } from '../src/train/config.js';
 import { isTextCorpus, makeLoader, openDatasets } from '../src/train/data.js';
 import { buildTrainModel } from '../src/train/model_setup.js';
 import { makeTask } from '../src/train/tasks.js';
+import { trainingOptimizer } from '../src/train/trainer.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
 
@@ -111,9 +110,8 @@ async function configStep(file: string): Promise<ProfiledStep> {
   await loader.close();
   if (first.done) throw new Error(`bench profile: ${config.data.train} gave no batch`);
   const o = config.optim;
-  tm.model.train();
-  const params = tm.model.parameters().filter((p) => p.requiresGrad);
-  const optimizer = new AdamW(paramGroupsNoDecay(tm.model, { weightDecay: o.weight_decay }).filter((g) => g.params.length > 0), { lr: o.lr, betas: o.betas, eps: o.eps });
+  const { root, params, optimizer } = trainingOptimizer(tm, task, config);
+  root.train();
   const ctx = {
     patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: new Generator(config.seed + 2) } : null,
     generator: new Generator(config.seed + 3),

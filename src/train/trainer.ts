@@ -170,14 +170,8 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   // tower records no graph (none of its inputs requires a gradient) and runs in eval mode.
   const frozen = config.lock_image ? lockImageTower(model, config.unlock_last_blocks) : [];
   const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-  const root = trainingRoot(model.model, task);
-  const params = root.parameters().filter((p) => p.requiresGrad);
-  if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
+  const { root, params, optimizer } = trainingOptimizer(model, task, config);
   const o = config.optim;
-  // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
-  const groups = (o.layer_decay < 1 ? layerDecayGroups(model, o) : paramGroupsNoDecay(root, { weightDecay: o.weight_decay }))
-    .filter((g) => g.params.length > 0);
-  const optimizer = new AdamW(groups, { lr: o.lr, betas: o.betas, eps: o.eps });
   if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
 
   const perEpoch = data.train.batchesPerEpoch;
@@ -364,6 +358,21 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
     writeRunReport();
   }
   return { step, totalSteps: totalSteps ?? step, trainSeconds: clock.trainS, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
+}
+
+/**
+ * What a run trains and how: the module holding it (trainingRoot), its parameters that take
+ * gradients, and AdamW over them in the config's groups.
+ */
+export function trainingOptimizer(tm: TrainModel, task: TrainTask, config: TrainConfig): { root: Module; params: Tensor[]; optimizer: AdamW } {
+  const root = trainingRoot(tm.model, task);
+  const params = root.parameters().filter((p) => p.requiresGrad);
+  if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
+  const o = config.optim;
+  // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
+  const groups = (o.layer_decay < 1 ? layerDecayGroups(tm, o) : paramGroupsNoDecay(root, { weightDecay: o.weight_decay }))
+    .filter((g) => g.params.length > 0);
+  return { root, params, optimizer: new AdamW(groups, { lr: o.lr, betas: o.betas, eps: o.eps }) };
 }
 
 /** Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce). */
