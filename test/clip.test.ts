@@ -12,18 +12,12 @@ import { StateDictError } from '../src/nn/module.js';
 import { getBackend } from '../src/tensor/device.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { type Tensor, tensor } from '../src/tensor/tensor.js';
-import { tempDirs, findShared, floats, maxDiff, assertConfigKept } from './helpers.js';
+import { tempDirs, findShared, floats, maxAbs, maxDiff, assertConfigKept } from './helpers.js';
 
 const tmpDir = tempDirs('clip');
 
 const hfFixture = () => findShared('fixtures/hf/clip', 'config.json');
 const openClipFixture = () => findShared('fixtures/open_clip', 'open_clip_config.json');
-
-const maxAbs = (a: ArrayLike<number>): number => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
-  return m;
-};
 
 const readAll = (file: string): Record<string, HostTensor> => loadSafetensors(file).tensors;
 const toTensor = (h: HostTensor): Tensor => tensor(h.data, { shape: h.shape, dtype: h.dtype });

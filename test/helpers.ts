@@ -152,6 +152,12 @@ export const findFixture = (name: string): string | null => findShared(`fixtures
 
 export const floats = (t: { data(): TypedArray }): Float32Array => t.data() as Float32Array;
 
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]!));
+  return m;
+}
+
 export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
   let m = 0;
