@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Item 1 of docs/RESULTS.md: a ViT trained from scratch on Fashion-MNIST within 30 minutes, in two
-# stages as FLIP trains: 26 minutes of steps with 60% of each image's patches dropped
+# stages as FLIP trains: 26 minutes of steps with 70% of each image's patches dropped
 # (configs/fashion-mnist-vit-30min.yaml), then 2.5 minutes of unmasked tuning
 # (configs/fashion-mnist-vit-unmasked.yaml). Each stage's cosine follows the seconds of its
 # training steps and ends with its time_budget_s. Test accuracy on all 10000 test images at every
