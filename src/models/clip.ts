@@ -441,19 +441,19 @@ export class CLIPTextTransformer extends Module {
   /** attentionMask [B, T]: nonzero for real tokens; padded keys are masked on top of the causal mask. */
   forward(inputIds: Tensor, attentionMask: Tensor | null = null, opts: CLIPTextForwardOptions = {}): CLIPTowerOutput {
     checkPooledOnly(opts, 'CLIP text model');
+    const embedded = this.embeddings.forward(inputIds);
     if (opts.pooledOnly) {
       const rows = eosPositions(inputIds, this.config);
       // Under the causal mask no position reads a later one: the positions after the batch's last
       // EOS change nothing pooled, so they are not computed (a prompt padded to 77 runs ~10 rows).
       const T = Math.max(...rows) + 1;
       const upToT = (t: Tensor) => (T < t.shape[1]! ? t.slice(1, 0, T).contiguous() : t);
-      const embedded = upToT(this.embeddings.forward(inputIds));
-      const pooled = this.encoder.forward(embedded, { keyPadding: attentionMask && upToT(attentionMask), causal: true, rows });
+      const pooled = this.encoder.forward(upToT(embedded), { keyPadding: attentionMask && upToT(attentionMask), causal: true, rows });
       const lastHiddenState = this.finalLayerNorm.forward(pooled);
       return { lastHiddenState, poolerOutput: lastHiddenState.reshape(pooled.shape[0]!, this.config.hiddenSize), hiddenStates: null };
     }
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const x = this.encoder.forward(this.embeddings.forward(inputIds), { keyPadding: attentionMask, causal: true, hiddenStates });
+    const x = this.encoder.forward(embedded, { keyPadding: attentionMask, causal: true, hiddenStates });
     const lastHiddenState = this.finalLayerNorm.forward(x);
     const [B, T, D] = lastHiddenState.shape as [number, number, number];
     const rows = eosPositions(inputIds, this.config).map((t, b) => b * T + t);
