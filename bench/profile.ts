@@ -109,7 +109,6 @@ async function configStep(file: string): Promise<ProfiledStep> {
   const first = await loader.batches({ epoch: 0, batch: 0 }).next();
   await loader.close();
   if (first.done) throw new Error(`bench profile: ${config.data.train} gave no batch`);
-  const o = config.optim;
   const { root, params, optimizer } = trainingOptimizer(tm, task, config);
   root.train();
   const ctx = {
@@ -121,7 +120,7 @@ async function configStep(file: string): Promise<ProfiledStep> {
     loss: () => task.loss(first.value, ctx),
     zeroGrad: () => optimizer.zeroGrad(),
     update: () => {
-      if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
+      if (config.optim.grad_clip !== null) clipGradNorm(params, config.optim.grad_clip);
       optimizer.step();
     },
   };
