@@ -8,7 +8,7 @@
 // fused bias + GELU): ViT's layer computes exactly what that block computes, so it is reused
 // rather than written again under other names, and HF's names are mapped onto it (vitKeyToHF,
 // vitKeyFromHF). Everything outside the encoder keeps HF's names as they are.
-import { ConfigReader, type HFConfig, type SaveHFOptions, labelFields, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
+import { type HFConfig, type SaveHFOptions, labelFields, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { Dropout, LayerNorm, Linear, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
@@ -18,87 +18,47 @@ import { binaryCrossEntropyWithLogits, conv2d, crossEntropy } from '../tensor/op
 import { cast } from '../tensor/ops/elementwise.js';
 import { getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { act, bool, configClass, int, labels, num, oneOf, pair } from './config_table.js';
+import type { ImageClassifier, ImageEncodeOptions, ImageEncoder, ImageTowerLayout, ModelFamily, ModelSizes } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
 
-export type ProblemType = 'regression' | 'single_label_classification' | 'multi_label_classification';
+const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
 
-export interface ViTConfigOptions {
-  hiddenSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  intermediateSize?: number;
-  /** HF activation name; default 'gelu' (exact). */
-  hiddenAct?: string;
-  hiddenDropoutProb?: number;
-  attentionProbsDropoutProb?: number;
-  initializerRange?: number;
-  layerNormEps?: number;
-  /** Pixels, square or [height, width]. */
-  imageSize?: number | readonly [number, number];
-  patchSize?: number | readonly [number, number];
-  numChannels?: number;
-  qkvBias?: boolean;
-  /** ViTModel's pooler: output width (default hiddenSize) and activation (default tanh). */
-  poolerOutputSize?: number;
-  poolerAct?: string;
-  /** Class names, by index (HF's id2label); default two, LABEL_0 and LABEL_1. */
-  labels?: readonly string[];
-  problemType?: ProblemType | null;
-}
-
-const pairOf = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
-
-/** ViT's hyperparameters, with HF's defaults (google/vit-base-patch16-224). */
-export class ViTConfig {
-  readonly hiddenSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly intermediateSize: number;
-  readonly hiddenAct: string;
-  readonly hiddenDropoutProb: number;
-  readonly attentionProbsDropoutProb: number;
-  readonly initializerRange: number;
-  readonly layerNormEps: number;
-  readonly imageSize: [number, number];
-  readonly patchSize: [number, number];
-  readonly numChannels: number;
-  readonly qkvBias: boolean;
-  readonly poolerOutputSize: number;
-  readonly poolerAct: string;
-  readonly labels: readonly string[];
-  readonly problemType: ProblemType | null;
-
-  /** `extra`: config.json fields ViT does not read, written back unchanged on save. */
-  constructor(opts: ViTConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu';
-    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0;
-    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0;
-    this.initializerRange = opts.initializerRange ?? 0.02;
-    this.layerNormEps = opts.layerNormEps ?? 1e-12;
-    this.imageSize = pairOf(opts.imageSize ?? 224);
-    this.patchSize = pairOf(opts.patchSize ?? 16);
-    this.numChannels = opts.numChannels ?? 3;
-    this.qkvBias = opts.qkvBias ?? true;
-    this.poolerOutputSize = opts.poolerOutputSize ?? this.hiddenSize;
-    this.poolerAct = opts.poolerAct ?? 'tanh';
-    this.labels = [...(opts.labels ?? ['LABEL_0', 'LABEL_1'])];
-    this.problemType = opts.problemType ?? null;
-    if (this.hiddenSize % this.numAttentionHeads !== 0) {
-      throw new Error(`ViTConfig: hidden_size ${this.hiddenSize} is not a multiple of num_attention_heads ${this.numAttentionHeads}`);
+/** ViT's hyperparameters: HF's config.json keys and defaults (google/vit-base-patch16-224). */
+export class ViTConfig extends configClass({
+  name: 'ViTConfig',
+  modelType: 'vit',
+  fields: {
+    hiddenSize: int('hidden_size', 768),
+    numHiddenLayers: int('num_hidden_layers', 12),
+    numAttentionHeads: int('num_attention_heads', 12),
+    intermediateSize: int('intermediate_size', 3072),
+    hiddenAct: act('hidden_act', 'gelu'),
+    hiddenDropoutProb: num('hidden_dropout_prob', 0),
+    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
+    initializerRange: num('initializer_range', 0.02),
+    layerNormEps: num('layer_norm_eps', 1e-12),
+    /** Pixels, square or [height, width]. */
+    imageSize: pair('image_size', 224),
+    patchSize: pair('patch_size', 16),
+    numChannels: int('num_channels', 3),
+    qkvBias: bool('qkv_bias', true),
+    /** ViTModel's pooler: output width and activation. */
+    poolerOutputSize: int('pooler_output_size', (c) => c.hiddenSize),
+    poolerAct: act('pooler_act', 'tanh'),
+    /** Class names, by index (HF's id2label). */
+    labels: labels(),
+    problemType: oneOf('problem_type', PROBLEM_TYPES),
+  },
+  check: (c, label) => {
+    if (c.hiddenSize % c.numAttentionHeads !== 0) {
+      throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
     }
-    const [gh, gw] = this.gridSize;
-    if (gh < 1 || gw < 1) throw new Error(`ViTConfig: image_size [${this.imageSize}] is smaller than patch_size [${this.patchSize}]`);
-    getActivation(this.hiddenAct);
-    getActivation(this.poolerAct);
-    if (this.problemType !== null && !['regression', 'single_label_classification', 'multi_label_classification'].includes(this.problemType)) {
-      throw new Error(`ViTConfig: unknown problem_type '${this.problemType}'`);
+    if (c.imageSize[0] < c.patchSize[0] || c.imageSize[1] < c.patchSize[1]) {
+      throw new Error(`${label}: image_size [${c.imageSize}] is smaller than patch_size [${c.patchSize}]`);
     }
-  }
-
+  },
+}) {
   get numLabels(): number {
     return this.labels.length;
   }
@@ -107,67 +67,10 @@ export class ViTConfig {
   get gridSize(): [number, number] {
     return [Math.floor(this.imageSize[0] / this.patchSize[0]), Math.floor(this.imageSize[1] / this.patchSize[1])];
   }
-
-  /** From config.json's fields (HF's names and defaults); `label` names the file in errors. */
-  static fromHF(raw: HFConfig, label = 'config.json'): ViTConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', 'vit');
-    if (modelType !== 'vit') throw new Error(`${label}: model_type is '${modelType}', not 'vit'`);
-    const hiddenSize = c.int('hidden_size', 768);
-    const problemType = c.has('problem_type') ? c.string('problem_type') as ProblemType : null;
-    const read = new Set(['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
-      'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'image_size',
-      'patch_size', 'num_channels', 'qkv_bias', 'pooler_output_size', 'pooler_act', 'id2label', 'label2id', 'num_labels',
-      'problem_type', 'model_type', 'architectures', 'dtype', 'torch_dtype']);
-    const extra = Object.fromEntries(Object.entries(raw).filter(([k]) => !read.has(k)));
-    return new ViTConfig({
-      hiddenSize,
-      numHiddenLayers: c.int('num_hidden_layers', 12),
-      numAttentionHeads: c.int('num_attention_heads', 12),
-      intermediateSize: c.int('intermediate_size', 3072),
-      hiddenAct: c.string('hidden_act', 'gelu'),
-      hiddenDropoutProb: c.number('hidden_dropout_prob', 0),
-      attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0),
-      initializerRange: c.number('initializer_range', 0.02),
-      layerNormEps: c.number('layer_norm_eps', 1e-12),
-      imageSize: c.pair('image_size', 224),
-      patchSize: c.pair('patch_size', 16),
-      numChannels: c.int('num_channels', 3),
-      qkvBias: c.bool('qkv_bias', true),
-      poolerOutputSize: c.int('pooler_output_size', hiddenSize),
-      poolerAct: c.string('pooler_act', 'tanh'),
-      labels: c.labels(),
-      problemType,
-    }, extra);
-  }
-
-  /** config.json's fields for this config, as HF's ViTConfig writes them. */
-  toHF(architectures: readonly string[]): HFConfig {
-    const pair = (p: [number, number]) => (p[0] === p[1] ? p[0] : [...p]);
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: 'vit',
-      hidden_size: this.hiddenSize,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      intermediate_size: this.intermediateSize,
-      hidden_act: this.hiddenAct,
-      hidden_dropout_prob: this.hiddenDropoutProb,
-      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
-      initializer_range: this.initializerRange,
-      layer_norm_eps: this.layerNormEps,
-      image_size: pair(this.imageSize),
-      patch_size: pair(this.patchSize),
-      num_channels: this.numChannels,
-      qkv_bias: this.qkvBias,
-      pooler_output_size: this.poolerOutputSize,
-      pooler_act: this.poolerAct,
-      ...labelFields(this.labels),
-      ...(this.problemType ? { problem_type: this.problemType } : {}),
-    };
-  }
 }
+
+export type ViTConfigOptions = ConstructorParameters<typeof ViTConfig>[0];
+export type ProblemType = (typeof PROBLEM_TYPES)[number];
 
 // ---------------------------------------------------------------------------------------------
 // HF names <-> module names
@@ -388,7 +291,8 @@ function initViTWeights(root: Module, config: ViTConfig, opts: ModuleOptions): v
 }
 
 /** The ViT encoder: embeddings, transformer layers, final layer norm and (optionally) the pooler. */
-export class ViTModel extends Module {
+export class ViTModel extends Module implements ImageEncoder {
+  readonly kind = 'image-encoder';
   readonly embeddings: ViTEmbeddings;
   readonly encoder: TransformerEncoder;
   readonly layernorm: LayerNorm;
@@ -470,6 +374,38 @@ export class ViTModel extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['ViTModel']), vitKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return VIT;
+  }
+
+  get imageSize(): readonly [number, number] {
+    return this.config.imageSize;
+  }
+
+  tokenStates(pixels: Tensor): Tensor {
+    return this.forward(pixels).lastHiddenState;
+  }
+
+  imageEncoder(): ImageEncoder {
+    return this;
+  }
+
+  imageTower(): ImageTowerLayout {
+    return vitTower(this, '');
+  }
+}
+
+/** The layout of a ViT encoder at `prefix` (empty, or 'vit.' under a head). */
+export function vitTower(vit: ViTModel, prefix: string): ImageTowerLayout {
+  const at = prefix.replace(/\.$/, '');
+  return {
+    prefixes: [at || 'embeddings', ...(at ? [] : ['encoder', 'layernorm', 'pooler'])],
+    blocks: `${prefix}encoder.layers`,
+    numBlocks: vit.config.numHiddenLayers,
+    after: [`${prefix}layernorm`, ...(at ? [] : ['pooler'])],
+    modules: [vit],
+  };
 }
 
 export interface ViTClassificationOutput {
@@ -481,7 +417,8 @@ export interface ViTClassificationOutput {
 }
 
 /** ViT with a linear classifier on the final CLS token (HF's ViTForImageClassification). */
-export class ViTForImageClassification extends Module {
+export class ViTForImageClassification extends Module implements ImageClassifier {
+  readonly kind = 'image-classifier';
   readonly vit: ViTModel;
   readonly classifier: Linear | null;
 
@@ -539,6 +476,50 @@ export class ViTForImageClassification extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['ViTForImageClassification']), vitKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return VIT;
+  }
+
+  get labels(): readonly string[] {
+    return this.config.labels;
+  }
+
+  get imageSize(): readonly [number, number] {
+    return this.config.imageSize;
+  }
+
+  classify(pixels: Tensor, opts: ImageEncodeOptions = {}): Tensor {
+    return this.forward(pixels, opts).logits;
+  }
+
+  imageEncoder(): ImageEncoder {
+    return this.vit;
+  }
+
+  imageTower(): ImageTowerLayout {
+    return vitTower(this.vit, 'vit.');
+  }
 }
+
+/** config.json of a classifier of these sizes (a training config's model.custom). */
+function sizedConfig(s: ModelSizes): HFConfig {
+  return {
+    architectures: ['ViTForImageClassification'],
+    model_type: 'vit',
+    hidden_size: s.width, num_hidden_layers: s.layers, num_attention_heads: s.heads, intermediate_size: Math.round(s.width * s.mlp_ratio),
+    image_size: s.image_size, patch_size: s.patch_size,
+    ...(s.labels ? labelFields(s.labels) : {}),
+  };
+}
+
+export const VIT: ModelFamily = {
+  modelType: 'vit',
+  title: 'ViT',
+  config: ViTConfig,
+  architectures: { ViTModel, ViTForImageClassification },
+  imageProcessor: 'vit',
+  sizedConfig,
+};
 
 
