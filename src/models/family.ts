@@ -3,6 +3,7 @@
 // it), never for its class. A family is one file (vit.ts, clip.ts, ...) that exports a
 // `ModelFamily` and is listed in registry.ts; docs/ARCHITECTURE.md says what that file holds.
 import type { ImageFamily } from '../data/image.js';
+import type { TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import type { HFConfig, SaveHFOptions } from '../io/hf.js';
 import type { PatchDropoutOptions } from '../nn/layers.js';
 import type { Module, ModuleOptions } from '../nn/module.js';
@@ -155,6 +156,8 @@ export interface ModelFamily {
   readonly architectures: Readonly<Record<string, ModelClass>>;
   /** Whose preprocessor_config.json defaults its pixels follow; null for text-only models. */
   readonly imageProcessor: ImageFamily | null;
+  /** The tokenizer packaged for the family, for a folder without tokenizer.json (CLIP's BPE); absent where none is. */
+  tokenizer?(): TextTokenizer;
   /** config.json of a model of these sizes, for training from scratch; absent where the family offers none. */
   sizedConfig?(sizes: ModelSizes, label: string): HFConfig;
 }
