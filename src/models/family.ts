@@ -137,6 +137,8 @@ export interface ModelSizes {
   text_heads: number;
   context_length: number;
   vocab_size: number;
+  /** The text model's padding id, where its tokenizer has one. */
+  pad_token_id?: number;
   /** MAE's decoder. */
   decoder_width: number;
   decoder_layers: number;

@@ -120,6 +120,22 @@ export class Tensor {
     this.grad = null;
   }
 
+  // ---- in place (outside autograd: for initialisation, loading and optimizer-side updates) ----
+  /** Overwrites this tensor's elements with src's (same shape; src is cast and moved as needed). */
+  copy_(src: Tensor, op = 'copy_'): this {
+    if (src.shape.length !== this.shape.length || src.shape.some((d, i) => d !== this.shape[i])) {
+      throw new Error(`${op}: shape [${src.shape}] does not match [${this.shape}]`);
+    }
+    const s = src.dtype === this.dtype ? src : src.to(this.dtype);
+    this.backend.copy(this.view(op), (s.backend === this.backend ? s : s.to(this.backend)).view(op));
+    return this;
+  }
+  /** Sets every element to value. */
+  fill_(value: number, op = 'fill_'): this {
+    this.backend.fill(this.view(op), value);
+    return this;
+  }
+
   // ---- data out ----
   /** The elements as a dense host array in row-major order (a copy). */
   data(): TypedArray {
