@@ -140,10 +140,10 @@ test("CLIP: the pixels of dropped patches get zero gradient, kept patches' pixel
 });
 
 test('SigLIP: patch dropout without a class token; eval mode ignores it', () => {
-  const config = new SiglipConfig(
-    new SiglipTextConfig({ vocabSize: 20, hiddenSize: 10, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2, maxPositionEmbeddings: 4 }),
-    new SiglipVisionConfig({ hiddenSize: 10, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2, imageSize: 12, patchSize: 3 }),
-  );
+  const config = new SiglipConfig({
+    textConfig: new SiglipTextConfig({ vocabSize: 20, hiddenSize: 10, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2, maxPositionEmbeddings: 4 }),
+    visionConfig: new SiglipVisionConfig({ hiddenSize: 10, intermediateSize: 12, numHiddenLayers: 1, numAttentionHeads: 2, imageSize: 12, patchSize: 3 }),
+  });
   const model = new SiglipModel(config, { generator: new Generator(17) });
   const px = randn([2, 3, 12, 12], { generator: new Generator(18) });
   const ids = randint(0, 20, [2, 4], { generator: new Generator(19) });

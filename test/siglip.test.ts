@@ -22,12 +22,12 @@ const tmpDir = tempDirs('siglip');
 
 /** A small SigLIP whose sizes differ from the fixture's everywhere, with HF-style random weights. */
 function smallConfig(over: { text?: object; vision?: object } = {}): SiglipConfig {
-  return new SiglipConfig(
-    new SiglipTextConfig({ vocabSize: 41, hiddenSize: 20, intermediateSize: 27, numHiddenLayers: 2, numAttentionHeads: 5,
+  return new SiglipConfig({
+    textConfig: new SiglipTextConfig({ vocabSize: 41, hiddenSize: 20, intermediateSize: 27, numHiddenLayers: 2, numAttentionHeads: 5,
       maxPositionEmbeddings: 9, projectionSize: 18, hiddenAct: 'gelu', ...over.text }),
-    new SiglipVisionConfig({ hiddenSize: 18, intermediateSize: 23, numHiddenLayers: 3, numAttentionHeads: 3, imageSize: 20,
+    visionConfig: new SiglipVisionConfig({ hiddenSize: 18, intermediateSize: 23, numHiddenLayers: 3, numAttentionHeads: 3, imageSize: 20,
       patchSize: 5, ...over.vision }),
-  );
+  });
 }
 
 /** Random weights everywhere, including logit_scale / logit_bias (HF's init zeroes them). */

@@ -12,175 +12,83 @@
 // Both encoders are the engine's TransformerEncoder, whose submodule names are SigLIP's, and the
 // MAP head keeps nn.MultiheadAttention's packed in_proj_weight / in_proj_bias as parameters
 // (sliced into q, k and v at run time), so every module key is the HF checkpoint name itself.
-import { siglipLoss } from '../nn/losses.js';
-import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
-import { Embedding, LayerNorm, Linear, MLP, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
+import { SIGLIP_INIT, siglipLoss, siglipSigmoidLoss } from '../nn/losses.js';
+import { type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
+import { Embedding, LayerNorm, Linear, MLP, type PatchDropoutOptions, checkPatchDropout, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { fans, normal_, ones_, truncNormal_, xavierUniform_, zeros_ } from '../nn/init.js';
 import { MultiHeadAttention } from '../nn/attention.js';
 import { conv2d, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
 import { getDefaultGenerator } from '../tensor/random.js';
+import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { type Field, act, bool, configClass, int, num, sub } from './config_table.js';
+import type { DualEncoder, ImageEncodeOptions, ImageTowerLayout, ModelFamily, ModelSizes } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
 
-const MODEL_TYPE = 'siglip';
+/** HF's bookkeeping keys: read and not written back, save writes its own; a tower writes its model_type. */
+const bookkeeping = (towerType?: string): Field<null> => ({
+  keys: ['model_type', 'architectures', 'dtype', 'torch_dtype', 'transformers_version'],
+  read: () => null,
+  write: () => (towerType ? { model_type: towerType } : {}),
+});
 
-/** Fields every HF config carries that the towers do not read (kept out of `extra`). */
-const COMMON_FIELDS = ['model_type', 'architectures', 'dtype', 'torch_dtype', 'transformers_version'];
-
-const rest = (raw: HFConfig, read: readonly string[]): HFConfig => {
-  const skip = new Set([...read, ...COMMON_FIELDS]);
-  return Object.fromEntries(Object.entries(raw).filter(([k]) => !skip.has(k)));
+const checkHeads = (c: { hiddenSize: number; numAttentionHeads: number }, label: string): void => {
+  if (c.hiddenSize % c.numAttentionHeads !== 0) {
+    throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
+  }
 };
 
-function checkHeads(label: string, hidden: number, heads: number): void {
-  if (hidden % heads !== 0) throw new Error(`${label}: hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}`);
-}
-
-export interface SiglipTextConfigOptions {
-  vocabSize?: number;
-  hiddenSize?: number;
-  intermediateSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  maxPositionEmbeddings?: number;
-  /** HF activation name; default 'gelu_pytorch_tanh'. */
-  hiddenAct?: string;
-  layerNormEps?: number;
-  attentionDropout?: number;
-  padTokenId?: number;
-  bosTokenId?: number;
-  eosTokenId?: number;
-  /** Width of the text head's output; default hiddenSize. */
-  projectionSize?: number;
-}
-
 /** SigLIP's text tower, with HF's defaults (google/siglip-base-patch16-224). */
-export class SiglipTextConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly maxPositionEmbeddings: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly attentionDropout: number;
-  readonly padTokenId: number;
-  readonly bosTokenId: number;
-  readonly eosTokenId: number;
-  readonly projectionSize: number;
-
-  constructor(opts: SiglipTextConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.vocabSize = opts.vocabSize ?? 32000;
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 64;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu_pytorch_tanh';
-    this.layerNormEps = opts.layerNormEps ?? 1e-6;
-    this.attentionDropout = opts.attentionDropout ?? 0;
-    this.padTokenId = opts.padTokenId ?? 1;
-    this.bosTokenId = opts.bosTokenId ?? 49406;
-    this.eosTokenId = opts.eosTokenId ?? 49407;
-    this.projectionSize = opts.projectionSize ?? this.hiddenSize;
-    checkHeads('SiglipTextConfig', this.hiddenSize, this.numAttentionHeads);
-    getActivation(this.hiddenAct);
-  }
-
-  static fromHF(raw: HFConfig, label = 'text_config'): SiglipTextConfig {
-    const c = new ConfigReader(raw, label);
-    const hiddenSize = c.int('hidden_size', 768);
-    const read = ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads',
-      'max_position_embeddings', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'pad_token_id', 'bos_token_id',
-      'eos_token_id', 'projection_size'];
-    return new SiglipTextConfig({
-      vocabSize: c.int('vocab_size', 32000),
-      hiddenSize,
-      intermediateSize: c.int('intermediate_size', 3072),
-      numHiddenLayers: c.int('num_hidden_layers', 12, true),
-      numAttentionHeads: c.int('num_attention_heads', 12),
-      maxPositionEmbeddings: c.int('max_position_embeddings', 64),
-      hiddenAct: c.string('hidden_act', 'gelu_pytorch_tanh'),
-      layerNormEps: c.number('layer_norm_eps', 1e-6),
-      attentionDropout: c.number('attention_dropout', 0),
-      padTokenId: c.int('pad_token_id', 1, true),
-      bosTokenId: c.int('bos_token_id', 49406, true),
-      eosTokenId: c.int('eos_token_id', 49407, true),
-      projectionSize: c.int('projection_size', hiddenSize),
-    }, rest(raw, read));
-  }
-
-  toHF(): HFConfig {
-    return {
-      ...this.extra,
-      model_type: 'siglip_text_model',
-      vocab_size: this.vocabSize,
-      hidden_size: this.hiddenSize,
-      intermediate_size: this.intermediateSize,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      max_position_embeddings: this.maxPositionEmbeddings,
-      hidden_act: this.hiddenAct,
-      layer_norm_eps: this.layerNormEps,
-      attention_dropout: this.attentionDropout,
-      pad_token_id: this.padTokenId,
-      bos_token_id: this.bosTokenId,
-      eos_token_id: this.eosTokenId,
-      projection_size: this.projectionSize,
-    };
-  }
-}
-
-export interface SiglipVisionConfigOptions {
-  hiddenSize?: number;
-  intermediateSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  numChannels?: number;
-  /** Square images of this many pixels a side. */
-  imageSize?: number;
-  patchSize?: number;
-  hiddenAct?: string;
-  layerNormEps?: number;
-  attentionDropout?: number;
-  /** The MAP head (HF's vision_use_head); default true. */
-  useHead?: boolean;
-}
+export class SiglipTextConfig extends configClass({
+  name: 'SiglipTextConfig',
+  modelType: null,
+  fields: {
+    bookkeeping: bookkeeping('siglip_text_model'),
+    vocabSize: int('vocab_size', 32000),
+    hiddenSize: int('hidden_size', 768),
+    intermediateSize: int('intermediate_size', 3072),
+    numHiddenLayers: int('num_hidden_layers', 12, { min: 0 }),
+    numAttentionHeads: int('num_attention_heads', 12),
+    maxPositionEmbeddings: int('max_position_embeddings', 64),
+    hiddenAct: act('hidden_act', 'gelu_pytorch_tanh'),
+    layerNormEps: num('layer_norm_eps', 1e-6),
+    attentionDropout: num('attention_dropout', 0),
+    padTokenId: int('pad_token_id', 1, { min: 0 }),
+    bosTokenId: int('bos_token_id', 49406, { min: 0 }),
+    eosTokenId: int('eos_token_id', 49407, { min: 0 }),
+    /** Width of the text head's output. */
+    projectionSize: int('projection_size', (c) => c.hiddenSize),
+  },
+  check: checkHeads,
+}) {}
 
 /** SigLIP's vision tower, with HF's defaults (google/siglip-base-patch16-224). */
-export class SiglipVisionConfig {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly numChannels: number;
-  readonly imageSize: number;
-  readonly patchSize: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly attentionDropout: number;
-  readonly useHead: boolean;
-
-  constructor(opts: SiglipVisionConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.numChannels = opts.numChannels ?? 3;
-    this.imageSize = opts.imageSize ?? 224;
-    this.patchSize = opts.patchSize ?? 16;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu_pytorch_tanh';
-    this.layerNormEps = opts.layerNormEps ?? 1e-6;
-    this.attentionDropout = opts.attentionDropout ?? 0;
-    this.useHead = opts.useHead ?? true;
-    checkHeads('SiglipVisionConfig', this.hiddenSize, this.numAttentionHeads);
-    if (this.gridSize < 1) throw new Error(`SiglipVisionConfig: image_size ${this.imageSize} is smaller than patch_size ${this.patchSize}`);
-    getActivation(this.hiddenAct);
-  }
-
+export class SiglipVisionConfig extends configClass({
+  name: 'SiglipVisionConfig',
+  modelType: null,
+  fields: {
+    bookkeeping: bookkeeping('siglip_vision_model'),
+    hiddenSize: int('hidden_size', 768),
+    intermediateSize: int('intermediate_size', 3072),
+    numHiddenLayers: int('num_hidden_layers', 12, { min: 0 }),
+    numAttentionHeads: int('num_attention_heads', 12),
+    numChannels: int('num_channels', 3),
+    /** Square images of this many pixels a side. */
+    imageSize: int('image_size', 224),
+    patchSize: int('patch_size', 16),
+    hiddenAct: act('hidden_act', 'gelu_pytorch_tanh'),
+    layerNormEps: num('layer_norm_eps', 1e-6),
+    attentionDropout: num('attention_dropout', 0),
+    /** The MAP head (written only when off, as HF). */
+    useHead: { ...bool('vision_use_head', true), write: (v: boolean) => (v ? {} : { vision_use_head: false }) },
+  },
+  check: (c, label) => {
+    checkHeads(c, label);
+    if (c.imageSize < c.patchSize) throw new Error(`${label}: image_size ${c.imageSize} is smaller than patch_size ${c.patchSize}`);
+  },
+}) {
   /** Patches per side at the native image size. */
   get gridSize(): number {
     return Math.floor(this.imageSize / this.patchSize);
@@ -189,84 +97,24 @@ export class SiglipVisionConfig {
   get numPatches(): number {
     return this.gridSize ** 2;
   }
-
-  static fromHF(raw: HFConfig, label = 'vision_config'): SiglipVisionConfig {
-    const c = new ConfigReader(raw, label);
-    const read = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'num_channels',
-      'image_size', 'patch_size', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'vision_use_head'];
-    return new SiglipVisionConfig({
-      hiddenSize: c.int('hidden_size', 768),
-      intermediateSize: c.int('intermediate_size', 3072),
-      numHiddenLayers: c.int('num_hidden_layers', 12, true),
-      numAttentionHeads: c.int('num_attention_heads', 12),
-      numChannels: c.int('num_channels', 3),
-      imageSize: c.int('image_size', 224),
-      patchSize: c.int('patch_size', 16),
-      hiddenAct: c.string('hidden_act', 'gelu_pytorch_tanh'),
-      layerNormEps: c.number('layer_norm_eps', 1e-6),
-      attentionDropout: c.number('attention_dropout', 0),
-      useHead: c.bool('vision_use_head', true),
-    }, rest(raw, read));
-  }
-
-  toHF(): HFConfig {
-    return {
-      ...this.extra,
-      model_type: 'siglip_vision_model',
-      hidden_size: this.hiddenSize,
-      intermediate_size: this.intermediateSize,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      num_channels: this.numChannels,
-      image_size: this.imageSize,
-      patch_size: this.patchSize,
-      hidden_act: this.hiddenAct,
-      layer_norm_eps: this.layerNormEps,
-      attention_dropout: this.attentionDropout,
-      ...(this.useHead ? {} : { vision_use_head: false }),
-    };
-  }
 }
+
+export type SiglipTextConfigOptions = ConstructorParameters<typeof SiglipTextConfig>[0];
+export type SiglipVisionConfigOptions = ConstructorParameters<typeof SiglipVisionConfig>[0];
 
 /** SiglipModel's config: the two towers and initializer_factor. */
-export class SiglipConfig {
-  constructor(
-    readonly textConfig = new SiglipTextConfig(),
-    readonly visionConfig = new SiglipVisionConfig(),
-    readonly initializerFactor = 1,
-    readonly extra: HFConfig = {},
-  ) {}
+export class SiglipConfig extends configClass({
+  name: 'SiglipConfig',
+  modelType: 'siglip',
+  fields: {
+    bookkeeping: bookkeeping(),
+    initializerFactor: num('initializer_factor', 1),
+    textConfig: sub<SiglipTextConfig, SiglipTextConfigOptions>('text_config', SiglipTextConfig),
+    visionConfig: sub<SiglipVisionConfig, SiglipVisionConfigOptions>('vision_config', SiglipVisionConfig),
+  },
+}) {}
 
-  /** From config.json's fields; `label` names the file in errors. */
-  static fromHF(raw: HFConfig, label = 'config.json'): SiglipConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', MODEL_TYPE);
-    if (modelType !== MODEL_TYPE) throw new Error(`${label}: model_type is '${modelType}', not '${MODEL_TYPE}'`);
-    const sub = (key: string): HFConfig => {
-      const v = raw[key];
-      if (v === undefined || v === null) return {};
-      if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: ${key} must be an object, got ${JSON.stringify(v)}`);
-      return v as HFConfig;
-    };
-    return new SiglipConfig(
-      SiglipTextConfig.fromHF(sub('text_config'), `${label}: text_config`),
-      SiglipVisionConfig.fromHF(sub('vision_config'), `${label}: vision_config`),
-      c.number('initializer_factor', 1),
-      rest(raw, ['text_config', 'vision_config', 'initializer_factor']),
-    );
-  }
-
-  toHF(architectures: readonly string[]): HFConfig {
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: MODEL_TYPE,
-      initializer_factor: this.initializerFactor,
-      text_config: this.textConfig.toHF(),
-      vision_config: this.visionConfig.toHF(),
-    };
-  }
-}
+export type SiglipConfigOptions = ConstructorParameters<typeof SiglipConfig>[0];
 
 // ---------------------------------------------------------------------------------------------
 // HF names <-> module names
@@ -585,7 +433,9 @@ function initSiglipWeights(root: Module, opts: ModuleOptions): void {
 }
 
 /** SigLIP's dual encoder (HF's SiglipModel). */
-export class SiglipModel extends Module {
+export class SiglipModel extends Module implements DualEncoder {
+  readonly kind = 'dual-encoder';
+  readonly contrastiveLoss = 'siglip';
   readonly textModel: SiglipTextTransformer;
   readonly visionModel: SiglipVisionTransformer;
   readonly logitScale: Tensor;
@@ -636,4 +486,79 @@ export class SiglipModel extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['SiglipModel']), siglipKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return SIGLIP;
+  }
+
+  get imageEmbedDim(): number {
+    return this.config.visionConfig.hiddenSize;
+  }
+
+  get imageSize(): number {
+    return this.config.visionConfig.imageSize;
+  }
+
+  get contextLength(): number {
+    return this.config.textConfig.maxPositionEmbeddings;
+  }
+
+  encodeImage(pixels: Tensor, opts: ImageEncodeOptions = {}): Tensor {
+    return this.visionModel.forward(pixels, { patchDropout: opts.patchDropout }).poolerOutput!;
+  }
+
+  encodeText(inputIds: Tensor): Tensor {
+    return this.getTextFeatures(inputIds);
+  }
+
+  pairLoss(imageEmbeds: Tensor, textEmbeds: Tensor): Tensor {
+    return siglipSigmoidLoss(imageEmbeds, textEmbeds, this.logitScale, this.logitBias);
+  }
+
+  pairLogits(imageEmbeds: Tensor, textEmbeds: Tensor): { logits: Tensor; probs: Tensor } {
+    const logits = imageEmbeds.matmul(textEmbeds.transpose(0, 1)).mul(this.logitScale.exp()).add(this.logitBias);
+    return { logits, probs: logits.sigmoid() };
+  }
+
+  /** The paper's t' = log 10, b = -10 (loading's init zeroes both). */
+  initForTraining(): void {
+    noGrad(() => {
+      this.logitScale.fill_(SIGLIP_INIT.logitScale);
+      this.logitBias.fill_(SIGLIP_INIT.logitBias);
+    });
+  }
+
+  imageTower(): ImageTowerLayout {
+    return {
+      prefixes: ['vision_model'], blocks: 'vision_model.encoder.layers', numBlocks: this.config.visionConfig.numHiddenLayers,
+      after: ['vision_model.post_layernorm', ...(this.visionModel.head ? ['vision_model.head'] : [])], modules: [this.visionModel],
+    };
+  }
 }
+
+/** config.json of a SigLIP of these sizes (a training config's model.custom; byte-level text ids). */
+function sizedConfig(s: ModelSizes): HFConfig {
+  const mlp = (w: number) => Math.round(w * s.mlp_ratio);
+  return {
+    architectures: ['SiglipModel'],
+    model_type: 'siglip',
+    text_config: {
+      vocab_size: s.vocab_size, hidden_size: s.text_width, intermediate_size: mlp(s.text_width), num_hidden_layers: s.text_layers,
+      num_attention_heads: s.text_heads, max_position_embeddings: s.context_length, projection_size: s.width,
+      pad_token_id: 0, bos_token_id: 256, eos_token_id: 257,
+    },
+    vision_config: {
+      hidden_size: s.width, intermediate_size: mlp(s.width), num_hidden_layers: s.layers, num_attention_heads: s.heads,
+      image_size: s.image_size, patch_size: s.patch_size,
+    },
+  };
+}
+
+export const SIGLIP: ModelFamily = {
+  modelType: 'siglip',
+  title: 'SigLIP',
+  config: SiglipConfig,
+  architectures: { SiglipModel },
+  imageProcessor: 'siglip',
+  sizedConfig,
+};
