@@ -10,7 +10,7 @@
 // so checkpoint keys map onto module keys unchanged. The optional cross-attention sub-layer
 // (crossattention.*, keys and values from a context of another width) is what BLIP's text
 // encoder and decoder add to the same layer.
-import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
+import { type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { type DecoderCache, type KeyValueCache, type LayerCache, attend, composedAttention, projectKeyValues } from '../nn/attention.js';
 import { Dropout, Embedding, LayerNorm, Linear, fusedActivation, getActivation } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
@@ -20,142 +20,74 @@ import { getDefaultGenerator } from '../tensor/random.js';
 import type { Generator } from '../tensor/random.js';
 import { indexSelect } from '../tensor/ops/indexing.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
+import { type Field, act, bool, configClass, int, num } from './config_table.js';
+import type { MaskedLanguageModel, ModelFamily, ModelSizes, OtherModel } from './family.js';
 
-export interface BertConfigOptions {
-  vocabSize?: number;
-  hiddenSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  intermediateSize?: number;
-  /** HF activation name of the feed-forward layer and the MLM transform; default 'gelu' (exact erf). */
-  hiddenAct?: string;
-  hiddenDropoutProb?: number;
-  attentionProbsDropoutProb?: number;
-  maxPositionEmbeddings?: number;
-  typeVocabSize?: number;
-  initializerRange?: number;
-  layerNormEps?: number;
-  /** The word embedding row that gets no gradient (torch's padding_idx); null for none. */
-  padTokenId?: number | null;
-  /** The MLM decoder shares the word embedding matrix; default true. */
-  tieWordEmbeddings?: boolean;
-  /** Causal self-attention (BERT used as a decoder); default false. */
-  isDecoder?: boolean;
-  /** A cross-attention sub-layer in every layer; default false. */
-  addCrossAttention?: boolean;
-  /** Width of the states cross-attention reads; default hiddenSize (BLIP: its vision width). */
-  encoderHiddenSize?: number;
+/** pad_token_id: HF's default 0 when absent; an explicit null means no padding row. */
+const padId: Field<number | null> = {
+  keys: ['pad_token_id'],
+  read: (c) => (Object.hasOwn(c.raw, 'pad_token_id') && c.raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true)),
+  write: (v) => ({ pad_token_id: v }),
+};
+
+/** position_embedding_type: only 'absolute' is implemented; read and checked, not written back. */
+const absolutePositions: Field<'absolute'> = {
+  keys: ['position_embedding_type'],
+  read: (c) => {
+    const t = c.string('position_embedding_type', 'absolute');
+    if (t !== 'absolute') throw new Error(`${c.label}: position_embedding_type '${t}' is not supported (only 'absolute')`);
+    return t;
+  },
+  write: () => ({}),
+};
+
+/** BERT's hyperparameters: HF's config.json keys and defaults (bert-base-uncased). */
+export class BertConfig extends configClass({
+  name: 'BertConfig',
+  modelType: 'bert',
+  fields: {
+    vocabSize: int('vocab_size', 30522),
+    hiddenSize: int('hidden_size', 768),
+    numHiddenLayers: int('num_hidden_layers', 12),
+    numAttentionHeads: int('num_attention_heads', 12),
+    intermediateSize: int('intermediate_size', 3072),
+    /** The feed-forward layer's and the MLM transform's activation ('gelu': exact erf). */
+    hiddenAct: act('hidden_act', 'gelu'),
+    hiddenDropoutProb: num('hidden_dropout_prob', 0.1),
+    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0.1),
+    maxPositionEmbeddings: int('max_position_embeddings', 512),
+    typeVocabSize: int('type_vocab_size', 2),
+    initializerRange: num('initializer_range', 0.02),
+    layerNormEps: num('layer_norm_eps', 1e-12),
+    /** The word embedding row that gets no gradient (torch's padding_idx); null for none. */
+    padTokenId: padId,
+    /** The MLM decoder shares the word embedding matrix. */
+    tieWordEmbeddings: bool('tie_word_embeddings', true),
+    /** Causal self-attention (BERT used as a decoder). */
+    isDecoder: bool('is_decoder', false),
+    /** A cross-attention sub-layer in every layer. */
+    addCrossAttention: bool('add_cross_attention', false),
+    /** Width of the states cross-attention reads (BLIP: its vision width); written only when it differs from hidden_size. */
+    encoderHiddenSize: int('encoder_hidden_size', (c) => c.hiddenSize),
+    positionEmbeddingType: absolutePositions,
+  },
+  check: (c, label) => {
+    if (c.hiddenSize % c.numAttentionHeads !== 0) {
+      throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
+    }
+    if (c.padTokenId !== null && c.padTokenId >= c.vocabSize) {
+      throw new Error(`${label}: pad_token_id ${c.padTokenId} is out of range for vocab_size ${c.vocabSize}`);
+    }
+  },
+}) {
+  override toHF(architectures?: readonly string[]): HFConfig {
+    const out = super.toHF(architectures);
+    if (this.encoderHiddenSize === this.hiddenSize) delete out.encoder_hidden_size;
+    return out;
+  }
 }
 
-/** BERT's hyperparameters, with HF's defaults (bert-base-uncased). */
-export class BertConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly intermediateSize: number;
-  readonly hiddenAct: string;
-  readonly hiddenDropoutProb: number;
-  readonly attentionProbsDropoutProb: number;
-  readonly maxPositionEmbeddings: number;
-  readonly typeVocabSize: number;
-  readonly initializerRange: number;
-  readonly layerNormEps: number;
-  readonly padTokenId: number | null;
-  readonly tieWordEmbeddings: boolean;
-  readonly isDecoder: boolean;
-  readonly addCrossAttention: boolean;
-  readonly encoderHiddenSize: number;
-
-  /** `extra`: config.json fields BERT does not read, written back unchanged on save. */
-  constructor(opts: BertConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.vocabSize = opts.vocabSize ?? 30522;
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu';
-    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0.1;
-    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0.1;
-    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 512;
-    this.typeVocabSize = opts.typeVocabSize ?? 2;
-    this.initializerRange = opts.initializerRange ?? 0.02;
-    this.layerNormEps = opts.layerNormEps ?? 1e-12;
-    this.padTokenId = opts.padTokenId === undefined ? 0 : opts.padTokenId;
-    this.tieWordEmbeddings = opts.tieWordEmbeddings ?? true;
-    this.isDecoder = opts.isDecoder ?? false;
-    this.addCrossAttention = opts.addCrossAttention ?? false;
-    this.encoderHiddenSize = opts.encoderHiddenSize ?? this.hiddenSize;
-    if (this.hiddenSize % this.numAttentionHeads !== 0) {
-      throw new Error(`BertConfig: hidden_size ${this.hiddenSize} is not a multiple of num_attention_heads ${this.numAttentionHeads}`);
-    }
-    if (this.padTokenId !== null && (!Number.isInteger(this.padTokenId) || this.padTokenId < 0 || this.padTokenId >= this.vocabSize)) {
-      throw new Error(`BertConfig: pad_token_id ${this.padTokenId} is out of range for vocab_size ${this.vocabSize}`);
-    }
-    getActivation(this.hiddenAct);
-  }
-
-  /** From config.json's fields (HF's names and defaults); `label` names the file in errors. */
-  static fromHF(raw: HFConfig, label = 'config.json'): BertConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', 'bert');
-    if (modelType !== 'bert') throw new Error(`${label}: model_type is '${modelType}', not 'bert'`);
-    const posType = c.string('position_embedding_type', 'absolute');
-    if (posType !== 'absolute') throw new Error(`${label}: position_embedding_type '${posType}' is not supported (only 'absolute')`);
-    const hiddenSize = c.int('hidden_size', 768);
-    const read = new Set(['vocab_size', 'hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
-      'hidden_dropout_prob', 'attention_probs_dropout_prob', 'max_position_embeddings', 'type_vocab_size', 'initializer_range',
-      'layer_norm_eps', 'pad_token_id', 'tie_word_embeddings', 'is_decoder', 'add_cross_attention', 'encoder_hidden_size',
-      'position_embedding_type', 'model_type', 'architectures', 'dtype', 'torch_dtype']);
-    const extra = Object.fromEntries(Object.entries(raw).filter(([k]) => !read.has(k)));
-    return new BertConfig({
-      vocabSize: c.int('vocab_size', 30522),
-      hiddenSize,
-      numHiddenLayers: c.int('num_hidden_layers', 12),
-      numAttentionHeads: c.int('num_attention_heads', 12),
-      intermediateSize: c.int('intermediate_size', 3072),
-      hiddenAct: c.string('hidden_act', 'gelu'),
-      hiddenDropoutProb: c.number('hidden_dropout_prob', 0.1),
-      attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0.1),
-      maxPositionEmbeddings: c.int('max_position_embeddings', 512),
-      typeVocabSize: c.int('type_vocab_size', 2),
-      initializerRange: c.number('initializer_range', 0.02),
-      layerNormEps: c.number('layer_norm_eps', 1e-12),
-      // An explicit null means no padding row; an absent field is HF's default, 0.
-      padTokenId: Object.hasOwn(raw, 'pad_token_id') && raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true),
-      tieWordEmbeddings: c.bool('tie_word_embeddings', true),
-      isDecoder: c.bool('is_decoder', false),
-      addCrossAttention: c.bool('add_cross_attention', false),
-      encoderHiddenSize: c.int('encoder_hidden_size', hiddenSize),
-    }, extra);
-  }
-
-  /** config.json's fields for this config, as HF's BertConfig writes them. */
-  toHF(architectures: readonly string[]): HFConfig {
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: 'bert',
-      vocab_size: this.vocabSize,
-      hidden_size: this.hiddenSize,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      intermediate_size: this.intermediateSize,
-      hidden_act: this.hiddenAct,
-      hidden_dropout_prob: this.hiddenDropoutProb,
-      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
-      max_position_embeddings: this.maxPositionEmbeddings,
-      type_vocab_size: this.typeVocabSize,
-      initializer_range: this.initializerRange,
-      layer_norm_eps: this.layerNormEps,
-      pad_token_id: this.padTokenId,
-      tie_word_embeddings: this.tieWordEmbeddings,
-      is_decoder: this.isDecoder,
-      add_cross_attention: this.addCrossAttention,
-      ...(this.encoderHiddenSize !== this.hiddenSize ? { encoder_hidden_size: this.encoderHiddenSize } : {}),
-    };
-  }
-}
+export type BertConfigOptions = ConstructorParameters<typeof BertConfig>[0];
 
 // ---------------------------------------------------------------------------------------------
 // HF names <-> module names
@@ -489,7 +421,8 @@ export interface BertModelOutput {
 }
 
 /** The BERT encoder: embeddings, layers and (optionally) the pooler (HF's BertModel). */
-export class BertModel extends Module {
+export class BertModel extends Module implements OtherModel {
+  readonly kind = 'text-encoder';
   readonly embeddings: BertEmbeddings;
   readonly encoder: BertEncoder;
   readonly pooler: BertPooler | null;
@@ -542,6 +475,14 @@ export class BertModel extends Module {
   /** Writes config.json and model.safetensors (or shards) as HF's save_pretrained does. */
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['BertModel']), bertKeyToHF, opts);
+  }
+
+  get family(): ModelFamily {
+    return BERT;
+  }
+
+  imageTower(): null {
+    return null;
   }
 }
 
@@ -638,7 +579,8 @@ export interface BertMaskedLMOutput {
 }
 
 /** BERT with the masked-language-model head (HF's BertForMaskedLM; no pooler). */
-export class BertForMaskedLM extends Module {
+export class BertForMaskedLM extends Module implements MaskedLanguageModel {
+  readonly kind = 'masked-lm';
   readonly bert: BertModel;
   readonly cls: BertOnlyMLMHead;
 
@@ -711,6 +653,46 @@ export class BertForMaskedLM extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['BertForMaskedLM']), bertKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return BERT;
+  }
+
+  get vocabSize(): number {
+    return this.config.vocabSize;
+  }
+
+  get maxPositions(): number {
+    return this.config.maxPositionEmbeddings;
+  }
+
+  fillMask(inputIds: Tensor, labels?: Tensor): { logits: Tensor; loss: Tensor | null } {
+    const { logits, loss } = this.forward(inputIds, { labels });
+    return { logits, loss };
+  }
+
+  imageTower(): null {
+    return null;
+  }
 }
 
+/** config.json of a masked language model of these sizes (a training config's model.custom). */
+function sizedConfig(s: ModelSizes, label: string): HFConfig {
+  if (s.width % s.heads !== 0) throw new Error(`${label}.heads: width ${s.width} is not a multiple of heads ${s.heads}`);
+  return {
+    architectures: ['BertForMaskedLM'],
+    model_type: 'bert',
+    vocab_size: s.vocab_size, hidden_size: s.width, num_hidden_layers: s.layers, num_attention_heads: s.heads,
+    intermediate_size: Math.round(s.width * s.mlp_ratio), max_position_embeddings: s.context_length,
+    pad_token_id: s.pad_token_id ?? 0,
+  };
+}
 
+export const BERT: ModelFamily = {
+  modelType: 'bert',
+  title: 'BERT',
+  config: BertConfig,
+  architectures: { BertModel, BertForMaskedLM },
+  imageProcessor: null,
+  sizedConfig,
+};

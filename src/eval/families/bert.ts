@@ -28,7 +28,7 @@ export const BERT: Family = {
           outputHiddenStates: true,
         };
         const outputs: Record<string, Tensor> = {};
-        if (module instanceof BertForMaskedLM) {
+        if (module.kind === 'masked-lm') {
           const out = module.forward(idsOf(inputs), { ...opts, labels: inputs.labels ?? null });
           outputs.logits = out.logits;
           if (out.loss) outputs.loss = out.loss;
@@ -37,7 +37,7 @@ export const BERT: Family = {
           out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
           return { outputs, loss: out.loss };
         }
-        const out = (module as BertModel).forward(idsOf(inputs), opts);
+        const out = module.forward(idsOf(inputs), opts);
         outputs.last_hidden_state = out.lastHiddenState;
         if (out.poolerOutput) outputs.pooler_output = out.poolerOutput;
         out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
