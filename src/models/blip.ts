@@ -16,8 +16,8 @@
 // small layer of its own rather than the engine's TransformerBlock (separate q/k/v); the text
 // layers are BERT's (models/bert.ts), whose names BLIP's checkpoints use unchanged. Every module
 // key is the HF checkpoint key.
-import { ConfigReader, type HFConfig, HFWeights, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
-import { Dropout, Embedding, LayerNorm, Linear, MLP, getActivation } from '../nn/layers.js';
+import { HFWeights, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
+import { Dropout, Embedding, LayerNorm, Linear, MLP } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { constant_, normal_, truncNormal_, zeros_ } from '../nn/init.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -27,334 +27,141 @@ import { DecoderCache, composedAttention } from '../nn/attention.js';
 import { type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { BertConfig, BertLayer, type BertLayerCall, BertLMPredictionHead, BertOnlyMLMHead, bertKeyFromHF, layerCalls } from './bert.js';
+import { type Field, act, bool, configClass, int, num, sub } from './config_table.js';
+import type { ImageTowerLayout, ModelFamily, OtherModel } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-const extraOf = (raw: HFConfig, read: readonly string[]): HFConfig =>
-  Object.fromEntries(Object.entries(raw).filter(([k]) => !read.includes(k)));
+/** A nested config's model_type: its class's own, written whatever was read (as HF's to_dict). */
+const typeOf = (type: string): Field<string, never> => ({ keys: ['model_type'], read: () => type, write: () => ({ model_type: type }) });
 
-export interface BlipTextConfigOptions {
-  vocabSize?: number;
-  hiddenSize?: number;
-  /** Width of the image embeddings the cross-attention reads. */
-  encoderHiddenSize?: number;
-  intermediateSize?: number;
-  projectionDim?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  maxPositionEmbeddings?: number;
-  hiddenAct?: string;
-  layerNormEps?: number;
-  hiddenDropoutProb?: number;
-  attentionProbsDropoutProb?: number;
-  initializerRange?: number;
-  bosTokenId?: number;
-  eosTokenId?: number;
-  padTokenId?: number | null;
-  /** Generation stops at this id (HF's BLIP passes sep_token_id as the eos of generate). */
-  sepTokenId?: number;
-  /** Layers get the cross-attention sub-layer (HF's BLIP text layers have it exactly when is_decoder). */
-  isDecoder?: boolean;
-  /** Label smoothing of the captioning loss; default 0 (transformers >= 4.x reads it from here). */
-  labelSmoothing?: number;
-  tieWordEmbeddings?: boolean;
-}
-
-const TEXT_FIELDS = ['vocab_size', 'hidden_size', 'encoder_hidden_size', 'intermediate_size', 'projection_dim', 'num_hidden_layers',
-  'num_attention_heads', 'max_position_embeddings', 'hidden_act', 'layer_norm_eps', 'hidden_dropout_prob',
-  'attention_probs_dropout_prob', 'initializer_range', 'bos_token_id', 'eos_token_id', 'pad_token_id', 'sep_token_id',
-  'is_decoder', 'label_smoothing', 'tie_word_embeddings', 'model_type'];
+/** pad_token_id: a non-negative integer (default 0), or null for none. */
+const padId: Field<number | null> = {
+  keys: ['pad_token_id'],
+  read: (c) => (c.raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true)),
+  write: (v) => ({ pad_token_id: v }),
+};
 
 /** The text model's hyperparameters, with HF's BlipTextConfig defaults. */
-export class BlipTextConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly encoderHiddenSize: number;
-  readonly intermediateSize: number;
-  readonly projectionDim: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly maxPositionEmbeddings: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly hiddenDropoutProb: number;
-  readonly attentionProbsDropoutProb: number;
-  readonly initializerRange: number;
-  readonly bosTokenId: number;
-  readonly eosTokenId: number;
-  readonly padTokenId: number | null;
-  readonly sepTokenId: number;
-  readonly isDecoder: boolean;
-  readonly labelSmoothing: number;
-  readonly tieWordEmbeddings: boolean;
-  /** The same hyperparameters as BERT's layers and heads read them. */
-  readonly bert: BertConfig;
-
-  constructor(opts: BlipTextConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.vocabSize = opts.vocabSize ?? 30524;
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.encoderHiddenSize = opts.encoderHiddenSize ?? 768;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.projectionDim = opts.projectionDim ?? 768;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 8;
-    this.maxPositionEmbeddings = opts.maxPositionEmbeddings ?? 512;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu';
-    this.layerNormEps = opts.layerNormEps ?? 1e-12;
-    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0;
-    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0;
-    this.initializerRange = opts.initializerRange ?? 0.02;
-    this.bosTokenId = opts.bosTokenId ?? 30522;
-    this.eosTokenId = opts.eosTokenId ?? 2;
-    this.padTokenId = opts.padTokenId === undefined ? 0 : opts.padTokenId;
-    this.sepTokenId = opts.sepTokenId ?? 102;
-    this.isDecoder = opts.isDecoder ?? true;
-    this.labelSmoothing = opts.labelSmoothing ?? 0;
-    this.tieWordEmbeddings = opts.tieWordEmbeddings ?? true;
-    if (!(this.labelSmoothing >= 0 && this.labelSmoothing <= 1)) throw new Error(`BlipTextConfig: label_smoothing must be in [0, 1], got ${this.labelSmoothing}`);
-    for (const [name, id] of [['bos_token_id', this.bosTokenId], ['sep_token_id', this.sepTokenId]] as const) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new Error(`BlipTextConfig: ${name} ${id} is out of range for vocab_size ${this.vocabSize}`);
+export class BlipTextConfig extends configClass({
+  name: 'BlipTextConfig',
+  modelType: null,
+  fields: {
+    modelType: typeOf('blip_text_model'),
+    vocabSize: int('vocab_size', 30524),
+    hiddenSize: int('hidden_size', 768),
+    /** Width of the image embeddings the cross-attention reads. */
+    encoderHiddenSize: int('encoder_hidden_size', 768),
+    intermediateSize: int('intermediate_size', 3072),
+    projectionDim: int('projection_dim', 768),
+    numHiddenLayers: int('num_hidden_layers', 12),
+    numAttentionHeads: int('num_attention_heads', 8),
+    maxPositionEmbeddings: int('max_position_embeddings', 512),
+    hiddenAct: act('hidden_act', 'gelu'),
+    layerNormEps: num('layer_norm_eps', 1e-12),
+    hiddenDropoutProb: num('hidden_dropout_prob', 0),
+    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
+    initializerRange: num('initializer_range', 0.02),
+    bosTokenId: int('bos_token_id', 30522, { min: 0 }),
+    eosTokenId: int('eos_token_id', 2, { min: 0 }),
+    padTokenId: padId,
+    /** Generation stops at this id (HF's BLIP passes sep_token_id as the eos of generate). */
+    sepTokenId: int('sep_token_id', 102, { min: 0 }),
+    /** Layers get the cross-attention sub-layer (HF's BLIP text layers have it exactly when is_decoder). */
+    isDecoder: bool('is_decoder', true),
+    /** Label smoothing of the captioning loss. */
+    labelSmoothing: num('label_smoothing', 0),
+    tieWordEmbeddings: bool('tie_word_embeddings', true),
+  },
+  check: (c, label) => {
+    if (!(c.labelSmoothing >= 0 && c.labelSmoothing <= 1)) throw new Error(`${label}: label_smoothing must be in [0, 1], got ${c.labelSmoothing}`);
+    if (c.hiddenSize % c.numAttentionHeads !== 0) {
+      throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
     }
-    this.bert = new BertConfig({
+    for (const [name, id] of [['bos_token_id', c.bosTokenId], ['sep_token_id', c.sepTokenId], ['pad_token_id', c.padTokenId]] as const) {
+      if (id !== null && id >= c.vocabSize) throw new Error(`${label}: ${name} ${id} is out of range for vocab_size ${c.vocabSize}`);
+    }
+  },
+}) {
+  #bert?: BertConfig;
+
+  /** The same hyperparameters as BERT's layers and heads read them. */
+  get bert(): BertConfig {
+    return (this.#bert ??= new BertConfig({
       vocabSize: this.vocabSize, hiddenSize: this.hiddenSize, numHiddenLayers: this.numHiddenLayers,
       numAttentionHeads: this.numAttentionHeads, intermediateSize: this.intermediateSize, hiddenAct: this.hiddenAct,
       hiddenDropoutProb: this.hiddenDropoutProb, attentionProbsDropoutProb: this.attentionProbsDropoutProb,
       maxPositionEmbeddings: this.maxPositionEmbeddings, initializerRange: this.initializerRange, layerNormEps: this.layerNormEps,
       padTokenId: this.padTokenId, tieWordEmbeddings: this.tieWordEmbeddings, isDecoder: this.isDecoder,
       addCrossAttention: this.isDecoder, encoderHiddenSize: this.encoderHiddenSize,
-    });
-  }
-
-  static fromHF(raw: HFConfig, label = 'text_config'): BlipTextConfig {
-    const c = new ConfigReader(raw, label);
-    const hiddenSize = c.int('hidden_size', 768);
-    return new BlipTextConfig({
-      vocabSize: c.int('vocab_size', 30524),
-      hiddenSize,
-      encoderHiddenSize: c.int('encoder_hidden_size', 768),
-      intermediateSize: c.int('intermediate_size', 3072),
-      projectionDim: c.int('projection_dim', 768),
-      numHiddenLayers: c.int('num_hidden_layers', 12),
-      numAttentionHeads: c.int('num_attention_heads', 8),
-      maxPositionEmbeddings: c.int('max_position_embeddings', 512),
-      hiddenAct: c.string('hidden_act', 'gelu'),
-      layerNormEps: c.number('layer_norm_eps', 1e-12),
-      hiddenDropoutProb: c.number('hidden_dropout_prob', 0),
-      attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0),
-      initializerRange: c.number('initializer_range', 0.02),
-      bosTokenId: c.int('bos_token_id', 30522, true),
-      eosTokenId: c.int('eos_token_id', 2, true),
-      padTokenId: Object.hasOwn(raw, 'pad_token_id') && raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true),
-      sepTokenId: c.int('sep_token_id', 102, true),
-      isDecoder: c.bool('is_decoder', true),
-      labelSmoothing: c.number('label_smoothing', 0),
-      tieWordEmbeddings: c.bool('tie_word_embeddings', true),
-    }, extraOf(raw, TEXT_FIELDS));
-  }
-
-  toHF(): HFConfig {
-    return {
-      ...this.extra,
-      model_type: 'blip_text_model',
-      vocab_size: this.vocabSize,
-      hidden_size: this.hiddenSize,
-      encoder_hidden_size: this.encoderHiddenSize,
-      intermediate_size: this.intermediateSize,
-      projection_dim: this.projectionDim,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      max_position_embeddings: this.maxPositionEmbeddings,
-      hidden_act: this.hiddenAct,
-      layer_norm_eps: this.layerNormEps,
-      hidden_dropout_prob: this.hiddenDropoutProb,
-      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
-      initializer_range: this.initializerRange,
-      bos_token_id: this.bosTokenId,
-      eos_token_id: this.eosTokenId,
-      pad_token_id: this.padTokenId,
-      sep_token_id: this.sepTokenId,
-      is_decoder: this.isDecoder,
-      label_smoothing: this.labelSmoothing,
-      tie_word_embeddings: this.tieWordEmbeddings,
-    };
+    }));
   }
 }
 
-export interface BlipVisionConfigOptions {
-  hiddenSize?: number;
-  intermediateSize?: number;
-  projectionDim?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  numChannels?: number;
-  imageSize?: number;
-  patchSize?: number;
-  hiddenAct?: string;
-  layerNormEps?: number;
-  attentionDropout?: number;
-  /** Standard deviation of the class and position embeddings' initial values. */
-  initializerRange?: number;
-}
-
-const VISION_FIELDS = ['hidden_size', 'intermediate_size', 'projection_dim', 'num_hidden_layers', 'num_attention_heads', 'num_channels',
-  'image_size', 'patch_size', 'hidden_act', 'layer_norm_eps', 'attention_dropout', 'initializer_range', 'model_type'];
+export type BlipTextConfigOptions = ConstructorParameters<typeof BlipTextConfig>[0];
 
 /** The vision model's hyperparameters, with HF's BlipVisionConfig defaults. */
-export class BlipVisionConfig {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly projectionDim: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly numChannels: number;
-  readonly imageSize: number;
-  readonly patchSize: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly attentionDropout: number;
-  readonly initializerRange: number;
-
-  constructor(opts: BlipVisionConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.projectionDim = opts.projectionDim ?? 512;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.numChannels = opts.numChannels ?? 3;
-    this.imageSize = opts.imageSize ?? 384;
-    this.patchSize = opts.patchSize ?? 16;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu';
-    this.layerNormEps = opts.layerNormEps ?? 1e-5;
-    this.attentionDropout = opts.attentionDropout ?? 0;
-    this.initializerRange = opts.initializerRange ?? 1e-10;
-    if (this.hiddenSize % this.numAttentionHeads !== 0) {
-      throw new Error(`BlipVisionConfig: hidden_size ${this.hiddenSize} is not a multiple of num_attention_heads ${this.numAttentionHeads}`);
+export class BlipVisionConfig extends configClass({
+  name: 'BlipVisionConfig',
+  modelType: null,
+  fields: {
+    modelType: typeOf('blip_vision_model'),
+    hiddenSize: int('hidden_size', 768),
+    intermediateSize: int('intermediate_size', 3072),
+    projectionDim: int('projection_dim', 512),
+    numHiddenLayers: int('num_hidden_layers', 12),
+    numAttentionHeads: int('num_attention_heads', 12),
+    /** HF's BLIP vision config has no num_channels (its patch conv takes 3): only other values are written. */
+    numChannels: { ...int('num_channels', 3), write: (v: number) => (v === 3 ? {} : { num_channels: v }) },
+    imageSize: int('image_size', 384),
+    patchSize: int('patch_size', 16),
+    hiddenAct: act('hidden_act', 'gelu'),
+    layerNormEps: num('layer_norm_eps', 1e-5),
+    attentionDropout: num('attention_dropout', 0),
+    /** Standard deviation of the class and position embeddings' initial values. */
+    initializerRange: num('initializer_range', 1e-10),
+  },
+  check: (c, label) => {
+    if (c.hiddenSize % c.numAttentionHeads !== 0) {
+      throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
     }
-    if (this.imageSize < this.patchSize) throw new Error(`BlipVisionConfig: image_size ${this.imageSize} is smaller than patch_size ${this.patchSize}`);
-    getActivation(this.hiddenAct);
-  }
-
+    if (c.imageSize < c.patchSize) throw new Error(`${label}: image_size ${c.imageSize} is smaller than patch_size ${c.patchSize}`);
+  },
+}) {
   /** Patches per side at the native image size. */
   get gridSize(): number {
     return Math.floor(this.imageSize / this.patchSize);
   }
-
-  static fromHF(raw: HFConfig, label = 'vision_config'): BlipVisionConfig {
-    const c = new ConfigReader(raw, label);
-    return new BlipVisionConfig({
-      hiddenSize: c.int('hidden_size', 768),
-      intermediateSize: c.int('intermediate_size', 3072),
-      projectionDim: c.int('projection_dim', 512),
-      numHiddenLayers: c.int('num_hidden_layers', 12),
-      numAttentionHeads: c.int('num_attention_heads', 12),
-      numChannels: c.int('num_channels', 3),
-      imageSize: c.int('image_size', 384),
-      patchSize: c.int('patch_size', 16),
-      hiddenAct: c.string('hidden_act', 'gelu'),
-      layerNormEps: c.number('layer_norm_eps', 1e-5),
-      attentionDropout: c.number('attention_dropout', 0),
-      initializerRange: c.number('initializer_range', 1e-10),
-    }, extraOf(raw, VISION_FIELDS));
-  }
-
-  toHF(): HFConfig {
-    return {
-      ...this.extra,
-      model_type: 'blip_vision_model',
-      hidden_size: this.hiddenSize,
-      intermediate_size: this.intermediateSize,
-      projection_dim: this.projectionDim,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      // HF's BLIP vision config has no num_channels (its patch conv takes 3): only other values are written.
-      ...(this.numChannels === 3 ? {} : { num_channels: this.numChannels }),
-      image_size: this.imageSize,
-      patch_size: this.patchSize,
-      hidden_act: this.hiddenAct,
-      layer_norm_eps: this.layerNormEps,
-      attention_dropout: this.attentionDropout,
-      initializer_range: this.initializerRange,
-    };
-  }
 }
 
-export interface BlipConfigOptions {
-  textConfig?: BlipTextConfig | BlipTextConfigOptions;
-  visionConfig?: BlipVisionConfig | BlipVisionConfigOptions;
-  /** Width of BlipModel's contrastive projections; default 512. */
-  projectionDim?: number;
-  /** Width of the retrieval model's ITC projections (vision_proj, text_proj); default 256. */
-  imageTextHiddenSize?: number;
-  logitScaleInitValue?: number;
-  /** Standard deviation of the initial Linear, Conv and Embedding weights; default 0.02. */
-  initializerRange?: number;
-  initializerFactor?: number;
-}
-
-const TOP_FIELDS = ['text_config', 'vision_config', 'projection_dim', 'image_text_hidden_size', 'logit_scale_init_value',
-  'initializer_range', 'initializer_factor', 'model_type', 'architectures', 'dtype', 'torch_dtype'];
+export type BlipVisionConfigOptions = ConstructorParameters<typeof BlipVisionConfig>[0];
 
 /** A BLIP checkpoint's configuration: both towers and the shared sizes. */
-export class BlipConfig {
-  readonly textConfig: BlipTextConfig;
-  readonly visionConfig: BlipVisionConfig;
-  readonly projectionDim: number;
-  readonly imageTextHiddenSize: number;
-  readonly logitScaleInitValue: number;
-  readonly initializerRange: number;
-  readonly initializerFactor: number;
-
-  constructor(opts: BlipConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.textConfig = opts.textConfig instanceof BlipTextConfig ? opts.textConfig : new BlipTextConfig(opts.textConfig);
-    this.visionConfig = opts.visionConfig instanceof BlipVisionConfig ? opts.visionConfig : new BlipVisionConfig(opts.visionConfig);
-    this.projectionDim = opts.projectionDim ?? 512;
-    this.imageTextHiddenSize = opts.imageTextHiddenSize ?? 256;
-    this.logitScaleInitValue = opts.logitScaleInitValue ?? 2.6592;
-    this.initializerRange = opts.initializerRange ?? 0.02;
-    this.initializerFactor = opts.initializerFactor ?? 1;
-    if (this.textConfig.isDecoder && this.textConfig.encoderHiddenSize !== this.visionConfig.hiddenSize) {
-      throw new Error(`BlipConfig: text encoder_hidden_size ${this.textConfig.encoderHiddenSize} must equal the vision hidden_size ${this.visionConfig.hiddenSize}`);
+export class BlipConfig extends configClass({
+  name: 'BlipConfig',
+  modelType: 'blip',
+  fields: {
+    textConfig: sub<BlipTextConfig, BlipTextConfigOptions>('text_config', BlipTextConfig),
+    visionConfig: sub<BlipVisionConfig, BlipVisionConfigOptions>('vision_config', BlipVisionConfig),
+    /** Width of BlipModel's contrastive projections. */
+    projectionDim: int('projection_dim', 512),
+    /** Width of the retrieval model's ITC projections (vision_proj, text_proj). */
+    imageTextHiddenSize: int('image_text_hidden_size', 256),
+    logitScaleInitValue: num('logit_scale_init_value', 2.6592),
+    /** Standard deviation of the initial Linear, Conv and Embedding weights. */
+    initializerRange: num('initializer_range', 0.02),
+    initializerFactor: num('initializer_factor', 1),
+  },
+  check: ({ textConfig: t, visionConfig: v }, label) => {
+    if (t.isDecoder && t.encoderHiddenSize !== v.hiddenSize) {
+      throw new Error(`${label}: text encoder_hidden_size ${t.encoderHiddenSize} must equal the vision hidden_size ${v.hiddenSize}`);
     }
-  }
+  },
+}) {}
 
-  static fromHF(raw: HFConfig, label = 'config.json'): BlipConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', 'blip');
-    if (modelType !== 'blip') throw new Error(`${label}: model_type is '${modelType}', not 'blip'`);
-    const sub = (key: string): HFConfig => {
-      const v = raw[key];
-      if (v == null) return {};
-      if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: ${key} must be an object`);
-      return v as HFConfig;
-    };
-    return new BlipConfig({
-      textConfig: BlipTextConfig.fromHF(sub('text_config'), `${label}: text_config`),
-      visionConfig: BlipVisionConfig.fromHF(sub('vision_config'), `${label}: vision_config`),
-      projectionDim: c.int('projection_dim', 512),
-      imageTextHiddenSize: c.int('image_text_hidden_size', 256),
-      logitScaleInitValue: c.number('logit_scale_init_value', 2.6592),
-      initializerRange: c.number('initializer_range', 0.02),
-      initializerFactor: c.number('initializer_factor', 1),
-    }, extraOf(raw, TOP_FIELDS));
-  }
-
-  toHF(architectures: readonly string[]): HFConfig {
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: 'blip',
-      text_config: this.textConfig.toHF(),
-      vision_config: this.visionConfig.toHF(),
-      projection_dim: this.projectionDim,
-      image_text_hidden_size: this.imageTextHiddenSize,
-      logit_scale_init_value: this.logitScaleInitValue,
-      initializer_range: this.initializerRange,
-      initializer_factor: this.initializerFactor,
-    };
-  }
-}
+export type BlipConfigOptions = ConstructorParameters<typeof BlipConfig>[0];
 
 // ---------------------------------------------------------------------------------------------
 // Vision model
@@ -730,6 +537,17 @@ export interface BlipOptions extends ModuleOptions {
   initWeights?: boolean;
 }
 
+/** The layout of the vision model, registered as vision_model in both task models. */
+function blipTower(vision: BlipVisionModel): ImageTowerLayout {
+  return {
+    prefixes: ['vision_model'],
+    blocks: 'vision_model.encoder.layers',
+    numBlocks: vision.config.numHiddenLayers,
+    after: ['vision_model.post_layernorm'],
+    modules: [vision],
+  };
+}
+
 /** x / max(||x||_2, 1e-12) along the last axis (torch's F.normalize). */
 export function normalizeL2(x: Tensor): Tensor {
   return x.div(x.square().sum(-1, true).sqrt().clamp(1e-12));
@@ -746,7 +564,8 @@ export interface BlipRetrievalOutput {
 }
 
 /** Image-text matching and contrastive similarity (HF's BlipForImageTextRetrieval). */
-export class BlipForImageTextRetrieval extends Module {
+export class BlipForImageTextRetrieval extends Module implements OtherModel {
+  readonly kind = 'image-text-matcher';
   readonly visionModel: BlipVisionModel;
   readonly textEncoder: BlipTextModel;
   readonly visionProj: Linear;
@@ -798,6 +617,14 @@ export class BlipForImageTextRetrieval extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['BlipForImageTextRetrieval']), blipKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return BLIP;
+  }
+
+  imageTower(): ImageTowerLayout {
+    return blipTower(this.visionModel);
+  }
 }
 
 export interface BlipGenerateOptions {
@@ -818,7 +645,8 @@ export interface BlipCaptionOutput extends BlipLMOutput {
 }
 
 /** Image captioning (HF's BlipForConditionalGeneration). */
-export class BlipForConditionalGeneration extends Module {
+export class BlipForConditionalGeneration extends Module implements OtherModel {
+  readonly kind = 'captioner';
   readonly visionModel: BlipVisionModel;
   readonly textDecoder: BlipTextLMHeadModel;
 
@@ -902,6 +730,14 @@ export class BlipForConditionalGeneration extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['BlipForConditionalGeneration']), blipKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return BLIP;
+  }
+
+  imageTower(): ImageTowerLayout {
+    return blipTower(this.visionModel);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -937,4 +773,10 @@ function blipModuleKeys(config: BlipConfig, weights: HFWeights): (key: string) =
   return (k) => blipKeyFromHF(k, { tied, hasLMBias });
 }
 
-
+export const BLIP: ModelFamily = {
+  modelType: 'blip',
+  title: 'BLIP',
+  config: BlipConfig,
+  architectures: { BlipForConditionalGeneration, BlipForImageTextRetrieval },
+  imageProcessor: 'blip',
+};

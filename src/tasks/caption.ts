@@ -10,8 +10,9 @@ import path from 'node:path';
 import { type ImageInput, ImageProcessor } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { readHFConfig } from '../io/hf.js';
-import { BlipForConditionalGeneration, BlipForImageTextRetrieval } from '../models/blip.js';
+import type { BlipForConditionalGeneration, BlipForImageTextRetrieval } from '../models/blip.js';
 import { byteTokenizer } from '../models/configs.js';
+import type { Model } from '../models/family.js';
 import { type CreateModelOptions, createModel, models } from '../models/registry.js';
 import type { DecoderCache } from '../nn/attention.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -48,10 +49,11 @@ export async function loadBlipModel(nameOrDir: string, options: LoadBlipOptions 
   const declared = entry?.family ?? (hasFile(folder, 'config.json') ? readHFConfig(folder).model_type : undefined);
   if (declared !== undefined && declared !== 'blip') throw new Error(`${nameOrDir}: a ${String(declared)} model is not BLIP, which captioning and ITM need`);
   const { tokenizer: tok, ...createOptions } = options;
-  const model = await createModel(nameOrDir, createOptions);
-  if (!(model instanceof BlipForConditionalGeneration) && !(model instanceof BlipForImageTextRetrieval)) {
-    throw new Error(`${nameOrDir}: ${model.constructor.name} is not a BLIP captioning or retrieval model`);
+  const created = (await createModel(nameOrDir, createOptions)) as Model;
+  if (created.kind !== 'captioner' && created.kind !== 'image-text-matcher') {
+    throw new Error(`${nameOrDir}: ${created.constructor.name} is not a BLIP captioning or retrieval model`);
   }
+  const model = created as BlipForConditionalGeneration | BlipForImageTextRetrieval;
   const tc = model.config.textConfig;
   let tokenizer: TextTokenizer | null = null;
   if (typeof tok === 'string') tokenizer = loadTokenizer(tok);
@@ -347,7 +349,7 @@ function promptIds(m: BlipTaskModel, prompt: string | undefined): number[] {
 /** Caption token ids of images (files, bytes, or pixel values [N, 3, H, W]); see generateCaptionIds. */
 export async function captionIds(model: ModelArg, images: readonly ImageInput[] | Tensor, options: CaptionOptions = {}): Promise<number[][]> {
   const m = await resolve(model);
-  if (!(m.model instanceof BlipForConditionalGeneration)) throw new Error(`${m.name}: captioning needs a BlipForConditionalGeneration model`);
+  if (m.model.kind !== 'captioner') throw new Error(`${m.name}: captioning needs a BlipForConditionalGeneration model`);
   checkGenerationOptions(options);
   const generator = options.topP !== undefined ? (options.generator ?? new Generator(options.seed ?? 0)) : undefined;
   const prompt = promptIds(m, options.prompt);
@@ -380,7 +382,7 @@ export interface ItmScores {
 export async function itmScore(model: ModelArg, images: readonly ImageInput[] | Tensor, texts: readonly string[]): Promise<ItmScores> {
   const m = await resolve(model);
   const net = m.model;
-  if (!(net instanceof BlipForImageTextRetrieval)) throw new Error(`${m.name}: ITM needs a BlipForImageTextRetrieval model (e.g. BLIP-base-retrieval)`);
+  if (net.kind !== 'image-text-matcher') throw new Error(`${m.name}: ITM needs a BlipForImageTextRetrieval model (e.g. BLIP-base-retrieval)`);
   if (!m.tokenizer) throw new Error(`${m.name}: no tokenizer for the texts (pass a folder with tokenizer.json)`);
   if (texts.length === 0) throw new Error('itmScore: no texts');
   const [pixels] = await pixelBatches(m, images, Array.isArray(images) ? Math.max(1, images.length) : 1);

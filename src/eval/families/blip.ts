@@ -36,7 +36,7 @@ export const BLIP: Family = {
         const interpolatePosEncoding = meta.interpolate_pos_encoding === true || pixels.shape[2] !== native || pixels.shape[3] !== native;
         const attentionMask = inputs.attention_mask ?? null;
         const outputs: Record<string, Tensor> = {};
-        if (module instanceof BlipForImageTextRetrieval) {
+        if (module.kind === 'image-text-matcher') {
           if (meta.loss_fn !== undefined && !meta.loss_fn.startsWith(BLIP_ITM_LOSS)) {
             throw new Error(`parity: loss_fn '${meta.loss_fn}' is not supported for ${architecture} (supported: ${BLIP_ITM_LOSS})`);
           }
@@ -49,14 +49,13 @@ export const BLIP: Family = {
           const loss = itm.logsumexp(-1).sum().add(itc.sum());
           return { outputs, loss };
         }
-        const m = module as BlipForConditionalGeneration;
-        const out = m.forward(pixels, idsOf(inputs), { attentionMask, labels: inputs.labels ?? null, interpolatePosEncoding });
+        const out = module.forward(pixels, idsOf(inputs), { attentionMask, labels: inputs.labels ?? null, interpolatePosEncoding });
         outputs.logits = out.logits;
         if (out.loss) outputs.loss = out.loss;
         outputs.last_hidden_state = out.vision.lastHiddenState;
         const wantIds = meta.outputs ? 'generated_ids' in meta.outputs : true;
         const maxNewTokens = maxNewTokensOf(meta);
-        if (wantIds && maxNewTokens !== null) outputs.generated_ids = m.generate(pixels, { maxNewTokens, interpolatePosEncoding });
+        if (wantIds && maxNewTokens !== null) outputs.generated_ids = module.generate(pixels, { maxNewTokens, interpolatePosEncoding });
         return { outputs, loss: out.loss };
       },
       moduleKey: (name) => blipKeyFromHF(name) ?? name,
