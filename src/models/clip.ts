@@ -8,9 +8,10 @@
 //
 // The towers' encoders are the engine's TransformerEncoder, whose submodule names are HF CLIP's,
 // so checkpoint keys are the module keys as they are (no key map, unlike ViT).
-import { clipLoss } from '../nn/losses.js';
-import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
-import { Embedding, LayerNorm, Linear, type PatchDropoutOptions, checkPatchDropout, getActivation, patchDropout } from '../nn/layers.js';
+import { clipTokenizer } from '../data/tokenizers/clip.js';
+import { clipContrastiveLoss, clipLoss } from '../nn/losses.js';
+import { type HFConfig, type SaveHFOptions, loadPretrained, savePretrained } from '../io/hf.js';
+import { Embedding, LayerNorm, Linear, type PatchDropoutOptions, checkPatchDropout, patchDropout } from '../nn/layers.js';
 import { Module, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { TransformerEncoder } from '../nn/transformer.js';
 import { constant_, normal_ } from '../nn/init.js';
@@ -18,319 +19,102 @@ import { concat, indexSelect } from '../tensor/ops/indexing.js';
 import { conv2d } from '../tensor/ops/nn.js';
 import { type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
+import { act, configClass, int, num, str, sub } from './config_table.js';
+import type { DualEncoder, ImageEncodeOptions, ImageTowerLayout, ModelFamily, ModelSizes } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
+import { clipConfigFromOpenClip } from './openclip.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-/** Fields common to both towers. */
-interface TowerOptions {
-  hiddenSize?: number;
-  intermediateSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  /** HF activation name; default 'quick_gelu' (OpenAI's CLIP). */
-  hiddenAct?: string;
-  layerNormEps?: number;
-  attentionDropout?: number;
-  initializerRange?: number;
-  initializerFactor?: number;
+/** Fields both towers have, with the defaults they differ in (openai/clip-vit-base-patch32). */
+const towerFields = (modelType: string, hiddenSize: number, intermediateSize: number, numAttentionHeads: number) => ({
+  /** Written back as read; HF names each tower's type. */
+  modelType: str('model_type', modelType),
+  hiddenSize: int('hidden_size', hiddenSize),
+  intermediateSize: int('intermediate_size', intermediateSize),
+  numHiddenLayers: int('num_hidden_layers', 12, { min: 0 }),
+  numAttentionHeads: int('num_attention_heads', numAttentionHeads),
+  hiddenAct: act('hidden_act', 'quick_gelu'),
+  layerNormEps: num('layer_norm_eps', 1e-5),
+  attentionDropout: num('attention_dropout', 0),
+  initializerRange: num('initializer_range', 0.02),
+  initializerFactor: num('initializer_factor', 1),
   /** Read only by HF's *WithProjection tower models; CLIPModel uses CLIPConfig.projectionDim. */
-  projectionDim?: number;
-}
+  projectionDim: int('projection_dim', 512),
+});
 
-export interface CLIPTextConfigOptions extends TowerOptions {
-  vocabSize?: number;
-  maxPositionEmbeddings?: number;
-  padTokenId?: number;
-  bosTokenId?: number;
-  /**
-   * The token whose final state is pooled (its first occurrence). 2, the value of configs written
-   * before HF had the field, means the legacy rule: the position of the largest id.
-   */
-  eosTokenId?: number;
-}
-
-export interface CLIPVisionConfigOptions extends TowerOptions {
-  imageSize?: number;
-  patchSize?: number;
-  numChannels?: number;
-}
-
-const TOWER_FIELDS = ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads', 'hidden_act',
-  'layer_norm_eps', 'attention_dropout', 'initializer_range', 'initializer_factor', 'projection_dim'];
-
-function checkTower(name: string, t: Required<TowerOptions>): void {
-  for (const k of ['hiddenSize', 'intermediateSize', 'numHiddenLayers', 'numAttentionHeads', 'projectionDim'] as const) {
-    if (!Number.isInteger(t[k]) || t[k] < (k === 'numHiddenLayers' ? 0 : 1)) throw new Error(`${name}: ${k} must be a positive integer, got ${t[k]}`);
+function checkHeads(c: { hiddenSize: number; numAttentionHeads: number }, label: string): void {
+  if (c.hiddenSize % c.numAttentionHeads !== 0) {
+    throw new Error(`${label}: hidden_size ${c.hiddenSize} is not a multiple of num_attention_heads ${c.numAttentionHeads}`);
   }
-  if (t.hiddenSize % t.numAttentionHeads !== 0) {
-    throw new Error(`${name}: hidden_size ${t.hiddenSize} is not a multiple of num_attention_heads ${t.numAttentionHeads}`);
-  }
-  getActivation(t.hiddenAct);
 }
 
-function readTower(c: ConfigReader, d: Required<TowerOptions>): Required<TowerOptions> {
-  return {
-    hiddenSize: c.int('hidden_size', d.hiddenSize),
-    intermediateSize: c.int('intermediate_size', d.intermediateSize),
-    numHiddenLayers: c.int('num_hidden_layers', d.numHiddenLayers, true),
-    numAttentionHeads: c.int('num_attention_heads', d.numAttentionHeads),
-    hiddenAct: c.string('hidden_act', d.hiddenAct),
-    layerNormEps: c.number('layer_norm_eps', d.layerNormEps),
-    attentionDropout: c.number('attention_dropout', d.attentionDropout),
-    initializerRange: c.number('initializer_range', d.initializerRange),
-    initializerFactor: c.number('initializer_factor', d.initializerFactor),
-    projectionDim: c.int('projection_dim', d.projectionDim),
-  };
-}
-
-function towerFields(t: Required<TowerOptions>): HFConfig {
-  return {
-    hidden_size: t.hiddenSize,
-    intermediate_size: t.intermediateSize,
-    num_hidden_layers: t.numHiddenLayers,
-    num_attention_heads: t.numAttentionHeads,
-    hidden_act: t.hiddenAct,
-    layer_norm_eps: t.layerNormEps,
-    attention_dropout: t.attentionDropout,
-    initializer_range: t.initializerRange,
-    initializer_factor: t.initializerFactor,
-    projection_dim: t.projectionDim,
-  };
-}
-
-const extraOf = (raw: HFConfig, read: readonly string[]): HFConfig => {
-  const known = new Set(read);
-  return Object.fromEntries(Object.entries(raw).filter(([k]) => !known.has(k)));
-};
-
-function subConfig(raw: HFConfig, key: string, label: string): HFConfig {
-  const v = raw[key] ?? {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${label}: ${key} must be an object`);
-  return v as HFConfig;
-}
-
-/** The text tower's hyperparameters, with HF's defaults (openai/clip-vit-base-patch32). */
-export class CLIPTextConfig implements Required<CLIPTextConfigOptions> {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly attentionDropout: number;
-  readonly initializerRange: number;
-  readonly initializerFactor: number;
-  readonly projectionDim: number;
-  readonly vocabSize: number;
-  readonly maxPositionEmbeddings: number;
-  readonly padTokenId: number;
-  readonly bosTokenId: number;
-  readonly eosTokenId: number;
-
-  static readonly DEFAULTS: Required<CLIPTextConfigOptions> = {
-    hiddenSize: 512, intermediateSize: 2048, numHiddenLayers: 12, numAttentionHeads: 8, hiddenAct: 'quick_gelu',
-    layerNormEps: 1e-5, attentionDropout: 0, initializerRange: 0.02, initializerFactor: 1, projectionDim: 512,
-    vocabSize: 49408, maxPositionEmbeddings: 77, padTokenId: 1, bosTokenId: 49406, eosTokenId: 49407,
-  };
-
-  /** `extra`: text_config fields CLIP does not read, written back unchanged on save. */
-  constructor(opts: CLIPTextConfigOptions = {}, readonly extra: HFConfig = {}) {
-    const o = { ...CLIPTextConfig.DEFAULTS, ...definedOnly(opts) };
-    this.hiddenSize = o.hiddenSize;
-    this.intermediateSize = o.intermediateSize;
-    this.numHiddenLayers = o.numHiddenLayers;
-    this.numAttentionHeads = o.numAttentionHeads;
-    this.hiddenAct = o.hiddenAct;
-    this.layerNormEps = o.layerNormEps;
-    this.attentionDropout = o.attentionDropout;
-    this.initializerRange = o.initializerRange;
-    this.initializerFactor = o.initializerFactor;
-    this.projectionDim = o.projectionDim;
-    this.vocabSize = o.vocabSize;
-    this.maxPositionEmbeddings = o.maxPositionEmbeddings;
-    this.padTokenId = o.padTokenId;
-    this.bosTokenId = o.bosTokenId;
-    this.eosTokenId = o.eosTokenId;
-    checkTower('CLIPTextConfig', this);
-    if (!Number.isInteger(this.vocabSize) || this.vocabSize < 1) throw new Error(`CLIPTextConfig: vocabSize must be a positive integer, got ${this.vocabSize}`);
-    if (!Number.isInteger(this.maxPositionEmbeddings) || this.maxPositionEmbeddings < 1) {
-      throw new Error(`CLIPTextConfig: maxPositionEmbeddings must be a positive integer, got ${this.maxPositionEmbeddings}`);
-    }
-  }
-
+/** The text tower's hyperparameters: HF's keys and defaults. */
+export class CLIPTextConfig extends configClass({
+  name: 'CLIPTextConfig',
+  modelType: null,
+  fields: {
+    ...towerFields('clip_text_model', 512, 2048, 8),
+    vocabSize: int('vocab_size', 49408),
+    maxPositionEmbeddings: int('max_position_embeddings', 77),
+    padTokenId: num('pad_token_id', 1),
+    bosTokenId: num('bos_token_id', 49406),
+    /** The token whose final state is pooled (its first occurrence); 2 means the legacy rule (legacyPooling). */
+    eosTokenId: num('eos_token_id', 49407),
+  },
+  check: checkHeads,
+}) {
   /** Pooling by the largest id (configs from before eos_token_id was honoured carry 2). */
   get legacyPooling(): boolean {
     return this.eosTokenId === 2;
   }
-
-  static fromHF(raw: HFConfig, label = 'text_config'): CLIPTextConfig {
-    const c = new ConfigReader(raw, label);
-    const d = CLIPTextConfig.DEFAULTS;
-    const read = [...TOWER_FIELDS, 'vocab_size', 'max_position_embeddings', 'pad_token_id', 'bos_token_id', 'eos_token_id'];
-    return new CLIPTextConfig({
-      ...readTower(c, d),
-      vocabSize: c.int('vocab_size', d.vocabSize),
-      maxPositionEmbeddings: c.int('max_position_embeddings', d.maxPositionEmbeddings),
-      padTokenId: c.number('pad_token_id', d.padTokenId),
-      bosTokenId: c.number('bos_token_id', d.bosTokenId),
-      eosTokenId: c.number('eos_token_id', d.eosTokenId),
-    }, extraOf(raw, read));
-  }
-
-  toHF(): HFConfig {
-    return {
-      model_type: 'clip_text_model',
-      ...this.extra,
-      ...towerFields(this),
-      vocab_size: this.vocabSize,
-      max_position_embeddings: this.maxPositionEmbeddings,
-      pad_token_id: this.padTokenId,
-      bos_token_id: this.bosTokenId,
-      eos_token_id: this.eosTokenId,
-    };
-  }
 }
 
-/** The vision tower's hyperparameters, with HF's defaults (openai/clip-vit-base-patch32). */
-export class CLIPVisionConfig implements Required<CLIPVisionConfigOptions> {
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly hiddenAct: string;
-  readonly layerNormEps: number;
-  readonly attentionDropout: number;
-  readonly initializerRange: number;
-  readonly initializerFactor: number;
-  readonly projectionDim: number;
-  readonly imageSize: number;
-  readonly patchSize: number;
-  readonly numChannels: number;
-
-  static readonly DEFAULTS: Required<CLIPVisionConfigOptions> = {
-    hiddenSize: 768, intermediateSize: 3072, numHiddenLayers: 12, numAttentionHeads: 12, hiddenAct: 'quick_gelu',
-    layerNormEps: 1e-5, attentionDropout: 0, initializerRange: 0.02, initializerFactor: 1, projectionDim: 512,
-    imageSize: 224, patchSize: 32, numChannels: 3,
-  };
-
-  constructor(opts: CLIPVisionConfigOptions = {}, readonly extra: HFConfig = {}) {
-    const o = { ...CLIPVisionConfig.DEFAULTS, ...definedOnly(opts) };
-    this.hiddenSize = o.hiddenSize;
-    this.intermediateSize = o.intermediateSize;
-    this.numHiddenLayers = o.numHiddenLayers;
-    this.numAttentionHeads = o.numAttentionHeads;
-    this.hiddenAct = o.hiddenAct;
-    this.layerNormEps = o.layerNormEps;
-    this.attentionDropout = o.attentionDropout;
-    this.initializerRange = o.initializerRange;
-    this.initializerFactor = o.initializerFactor;
-    this.projectionDim = o.projectionDim;
-    this.imageSize = o.imageSize;
-    this.patchSize = o.patchSize;
-    this.numChannels = o.numChannels;
-    checkTower('CLIPVisionConfig', this);
-    for (const k of ['imageSize', 'patchSize', 'numChannels'] as const) {
-      if (!Number.isInteger(this[k]) || this[k] < 1) throw new Error(`CLIPVisionConfig: ${k} must be a positive integer, got ${this[k]}`);
-    }
-    if (this.gridSize < 1) throw new Error(`CLIPVisionConfig: image_size ${this.imageSize} is smaller than patch_size ${this.patchSize}`);
-  }
-
+/** The vision tower's hyperparameters: HF's keys and defaults. */
+export class CLIPVisionConfig extends configClass({
+  name: 'CLIPVisionConfig',
+  modelType: null,
+  fields: {
+    ...towerFields('clip_vision_model', 768, 3072, 12),
+    imageSize: int('image_size', 224),
+    patchSize: int('patch_size', 32),
+    numChannels: int('num_channels', 3),
+  },
+  check: (c, label) => {
+    checkHeads(c, label);
+    if (c.imageSize < c.patchSize) throw new Error(`${label}: image_size ${c.imageSize} is smaller than patch_size ${c.patchSize}`);
+  },
+}) {
   /** Patches per side at the native image size. */
   get gridSize(): number {
     return Math.floor(this.imageSize / this.patchSize);
   }
-
-  static fromHF(raw: HFConfig, label = 'vision_config'): CLIPVisionConfig {
-    const c = new ConfigReader(raw, label);
-    const d = CLIPVisionConfig.DEFAULTS;
-    return new CLIPVisionConfig({
-      ...readTower(c, d),
-      imageSize: c.int('image_size', d.imageSize),
-      patchSize: c.int('patch_size', d.patchSize),
-      numChannels: c.int('num_channels', d.numChannels),
-    }, extraOf(raw, [...TOWER_FIELDS, 'image_size', 'patch_size', 'num_channels']));
-  }
-
-  toHF(): HFConfig {
-    return {
-      model_type: 'clip_vision_model',
-      ...this.extra,
-      ...towerFields(this),
-      image_size: this.imageSize,
-      patch_size: this.patchSize,
-      num_channels: this.numChannels,
-    };
-  }
-}
-
-export interface CLIPConfigOptions {
-  textConfig?: CLIPTextConfig | CLIPTextConfigOptions;
-  visionConfig?: CLIPVisionConfig | CLIPVisionConfigOptions;
-  /** Width of the shared embedding space; default 512. */
-  projectionDim?: number;
-  /** Initial log of the logit scale; default 2.6592 (= log(1 / 0.07)). */
-  logitScaleInitValue?: number;
-  initializerFactor?: number;
 }
 
 /** CLIPModel's configuration: both towers, the projection width and the initial logit scale. */
-export class CLIPConfig {
-  readonly textConfig: CLIPTextConfig;
-  readonly visionConfig: CLIPVisionConfig;
-  readonly projectionDim: number;
-  readonly logitScaleInitValue: number;
-  readonly initializerFactor: number;
-
-  constructor(opts: CLIPConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.textConfig = opts.textConfig instanceof CLIPTextConfig ? opts.textConfig : new CLIPTextConfig(opts.textConfig);
-    this.visionConfig = opts.visionConfig instanceof CLIPVisionConfig ? opts.visionConfig : new CLIPVisionConfig(opts.visionConfig);
-    this.projectionDim = opts.projectionDim ?? 512;
-    this.logitScaleInitValue = opts.logitScaleInitValue ?? 2.6592;
-    this.initializerFactor = opts.initializerFactor ?? 1;
-    if (!Number.isInteger(this.projectionDim) || this.projectionDim < 1) {
-      throw new Error(`CLIPConfig: projectionDim must be a positive integer, got ${this.projectionDim}`);
-    }
-  }
-
-  /** From config.json's fields (HF's names and defaults); `label` names the file in errors. */
-  static fromHF(raw: HFConfig, label = 'config.json'): CLIPConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', 'clip');
-    if (modelType !== 'clip') throw new Error(`${label}: model_type is '${modelType}', not 'clip'`);
-    // Configs from before transformers 4.x named the towers *_config_dict.
-    const textKey = raw.text_config == null && raw.text_config_dict != null ? 'text_config_dict' : 'text_config';
-    const visionKey = raw.vision_config == null && raw.vision_config_dict != null ? 'vision_config_dict' : 'vision_config';
-    const read = ['text_config', 'vision_config', 'text_config_dict', 'vision_config_dict', 'projection_dim',
-      'logit_scale_init_value', 'initializer_factor', 'model_type', 'architectures', 'dtype', 'torch_dtype'];
-    return new CLIPConfig({
-      textConfig: CLIPTextConfig.fromHF(subConfig(raw, textKey, label), `${label}: ${textKey}`),
-      visionConfig: CLIPVisionConfig.fromHF(subConfig(raw, visionKey, label), `${label}: ${visionKey}`),
-      projectionDim: c.int('projection_dim', 512),
-      logitScaleInitValue: c.number('logit_scale_init_value', 2.6592),
-      initializerFactor: c.number('initializer_factor', 1),
-    }, extraOf(raw, read));
-  }
-
-  /** config.json's fields for this config, as HF's CLIPConfig writes them. */
-  toHF(architectures: readonly string[] = ['CLIPModel']): HFConfig {
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: 'clip',
-      text_config: this.textConfig.toHF(),
-      vision_config: this.visionConfig.toHF(),
-      projection_dim: this.projectionDim,
-      logit_scale_init_value: this.logitScaleInitValue,
-      initializer_factor: this.initializerFactor,
-    };
+export class CLIPConfig extends configClass({
+  name: 'CLIPConfig',
+  modelType: 'clip',
+  fields: {
+    // Configs from before transformers 4 named the towers *_config_dict.
+    textConfig: sub<CLIPTextConfig, CLIPTextConfigOptions>('text_config', CLIPTextConfig, 'text_config_dict'),
+    visionConfig: sub<CLIPVisionConfig, CLIPVisionConfigOptions>('vision_config', CLIPVisionConfig, 'vision_config_dict'),
+    /** Width of the shared embedding space. */
+    projectionDim: int('projection_dim', 512),
+    /** Initial log of the logit scale (log(1 / 0.07)). */
+    logitScaleInitValue: num('logit_scale_init_value', 2.6592),
+    initializerFactor: num('initializer_factor', 1),
+  },
+}) {
+  override toHF(architectures: readonly string[] = ['CLIPModel']): HFConfig {
+    return super.toHF(architectures);
   }
 }
 
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
+export type CLIPTextConfigOptions = ConstructorParameters<typeof CLIPTextConfig>[0];
+export type CLIPVisionConfigOptions = ConstructorParameters<typeof CLIPVisionConfig>[0];
+export type CLIPConfigOptions = ConstructorParameters<typeof CLIPConfig>[0];
 
 // ---------------------------------------------------------------------------------------------
 // Modules
@@ -652,7 +436,10 @@ function initCLIPWeights(model: CLIPModel, generator: Generator): void {
 }
 
 /** Both towers, their bias-free projections into a shared space, and the learned logit scale. */
-export class CLIPModel extends Module {
+export class CLIPModel extends Module implements DualEncoder {
+  readonly kind = 'dual-encoder';
+  readonly contrastiveLoss = 'clip';
+  readonly logitBias = null;
   readonly textModel: CLIPTextTransformer;
   readonly visionModel: CLIPVisionTransformer;
   readonly visualProjection: Linear;
@@ -719,9 +506,73 @@ export class CLIPModel extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['CLIPModel']), undefined, opts);
   }
+
+  get family(): ModelFamily {
+    return CLIP;
+  }
+
+  get imageEmbedDim(): number {
+    return this.config.projectionDim;
+  }
+
+  get imageSize(): number {
+    return this.config.visionConfig.imageSize;
+  }
+
+  get contextLength(): number {
+    return this.config.textConfig.maxPositionEmbeddings;
+  }
+
+  encodeImage(pixels: Tensor, opts: ImageEncodeOptions = {}): Tensor {
+    return this.getImageFeatures(pixels, { patchDropout: opts.patchDropout });
+  }
+
+  encodeText(inputIds: Tensor): Tensor {
+    return this.getTextFeatures(inputIds);
+  }
+
+  pairLoss(imageEmbeds: Tensor, textEmbeds: Tensor): Tensor {
+    return clipContrastiveLoss(imageEmbeds, textEmbeds, this.logitScale);
+  }
+
+  pairLogits(imageEmbeds: Tensor, textEmbeds: Tensor): { logits: Tensor; probs: Tensor } {
+    const logits = imageEmbeds.matmul(textEmbeds.transpose(0, 1)).mul(this.logitScale.exp());
+    return { logits, probs: logits.softmax(-1) };
+  }
+
+  initForTraining(): void {}
+
+  imageTower(): ImageTowerLayout {
+    return {
+      prefixes: ['vision_model', 'visual_projection'],
+      blocks: 'vision_model.encoder.layers',
+      numBlocks: this.config.visionConfig.numHiddenLayers,
+      after: ['vision_model.post_layernorm', 'visual_projection'],
+      modules: [this.visionModel, this.visualProjection],
+    };
+  }
 }
 
 /** An HF checkpoint key -> the module key: the same, except stale position_ids buffers, dropped. */
 export function clipKeyFromHF(key: string): string | null {
   return /^(text_model|vision_model)\.embeddings\.position_ids$/.test(key) ? null : key;
 }
+
+/** config.json of a CLIP of these sizes (a training config's model.custom), built as open_clip's config. */
+function sizedConfig(s: ModelSizes, label: string): HFConfig {
+  return clipConfigFromOpenClip({
+    embed_dim: s.embed_dim,
+    vision_cfg: { image_size: s.image_size, patch_size: s.patch_size, width: s.width, layers: s.layers, head_width: s.width / s.heads, mlp_ratio: s.mlp_ratio },
+    text_cfg: { context_length: s.context_length, vocab_size: s.vocab_size, width: s.text_width, heads: s.text_heads, layers: s.text_layers, mlp_ratio: s.mlp_ratio },
+  }, label).toHF(['CLIPModel']);
+}
+
+export const CLIP: ModelFamily = {
+  modelType: 'clip',
+  title: 'CLIP',
+  config: CLIPConfig,
+  architectures: { CLIPModel },
+  imageProcessor: 'clip',
+  tokenizer: clipTokenizer,
+  sizedConfig,
+};
