@@ -12,8 +12,8 @@
 // Both transformer stacks are the engine's TransformerEncoder, named as in HF through vit.ts's
 // key map; the patch embedding is vit.ts's. At the end: the encoder turned into a ViTModel or
 // ViTForImageClassification, where fine-tuning and linear probing start.
-import { ConfigReader, type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
-import { LayerNorm, Linear, getActivation } from '../nn/layers.js';
+import { type HFConfig, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
+import { LayerNorm, Linear } from '../nn/layers.js';
 import { Module, type ModuleOptions, type StateDict, paramZeros } from '../nn/module.js';
 import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transformer.js';
 import { normal_, ones_, truncNormal_, uniform_, zeros_ } from '../nn/init.js';
@@ -21,94 +21,61 @@ import { argsort, concat, gather } from '../tensor/ops/indexing.js';
 import { cast } from '../tensor/ops/elementwise.js';
 import { type Generator, getDefaultGenerator, rand } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
+import { type Field, act, bool, configClass, int, num, pair } from './config_table.js';
+import type { ImageClassifier, ImageEncoder, ImageTowerLayout, MaskedImageModel, ModelFamily, ModelSizes, OtherModel } from './family.js';
 import { ViTConfig, ViTForImageClassification, ViTModel, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
 
-export interface ViTMAEConfigOptions {
-  hiddenSize?: number;
-  numHiddenLayers?: number;
-  numAttentionHeads?: number;
-  intermediateSize?: number;
-  /** HF activation name, used by encoder and decoder; default 'gelu' (exact). */
-  hiddenAct?: string;
-  hiddenDropoutProb?: number;
-  attentionProbsDropoutProb?: number;
-  initializerRange?: number;
-  layerNormEps?: number;
-  /** Pixels, square or [height, width]; a whole number of patches each way. */
-  imageSize?: number | readonly [number, number];
-  patchSize?: number | readonly [number, number];
-  numChannels?: number;
-  qkvBias?: boolean;
-  decoderNumAttentionHeads?: number;
-  decoderHiddenSize?: number;
-  decoderNumHiddenLayers?: number;
-  decoderIntermediateSize?: number;
-  /** Fraction of patches dropped before the encoder, in (0, 1). */
-  maskRatio?: number;
-  /** Compare against each patch's pixels normalised to zero mean and unit variance. */
-  normPixLoss?: boolean;
-}
+/** mask_ratio, strictly between 0 and 1: any number (NaN too) that is not gets this range error. */
+const maskRatio: Field<number> = {
+  keys: ['mask_ratio'],
+  read: (c) => {
+    const v = typeof c.raw.mask_ratio === 'number' ? c.raw.mask_ratio : c.number('mask_ratio', 0.75);
+    if (!(v > 0 && v < 1)) throw new Error(`${c.label}: mask_ratio must lie strictly between 0 and 1, got ${v}`);
+    return v;
+  },
+  write: (v) => ({ mask_ratio: v }),
+};
 
-const pairOf = (v: number | readonly [number, number]): [number, number] => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
-
-/** ViT-MAE's hyperparameters, with HF's defaults (facebook/vit-mae-base). */
-export class ViTMAEConfig {
-  readonly hiddenSize: number;
-  readonly numHiddenLayers: number;
-  readonly numAttentionHeads: number;
-  readonly intermediateSize: number;
-  readonly hiddenAct: string;
-  readonly hiddenDropoutProb: number;
-  readonly attentionProbsDropoutProb: number;
-  readonly initializerRange: number;
-  readonly layerNormEps: number;
-  readonly imageSize: [number, number];
-  readonly patchSize: [number, number];
-  readonly numChannels: number;
-  readonly qkvBias: boolean;
-  readonly decoderNumAttentionHeads: number;
-  readonly decoderHiddenSize: number;
-  readonly decoderNumHiddenLayers: number;
-  readonly decoderIntermediateSize: number;
-  readonly maskRatio: number;
-  readonly normPixLoss: boolean;
-
-  /** `extra`: config.json fields ViT-MAE does not read, written back unchanged on save. */
-  constructor(opts: ViTMAEConfigOptions = {}, readonly extra: HFConfig = {}) {
-    this.hiddenSize = opts.hiddenSize ?? 768;
-    this.numHiddenLayers = opts.numHiddenLayers ?? 12;
-    this.numAttentionHeads = opts.numAttentionHeads ?? 12;
-    this.intermediateSize = opts.intermediateSize ?? 3072;
-    this.hiddenAct = opts.hiddenAct ?? 'gelu';
-    this.hiddenDropoutProb = opts.hiddenDropoutProb ?? 0;
-    this.attentionProbsDropoutProb = opts.attentionProbsDropoutProb ?? 0;
-    this.initializerRange = opts.initializerRange ?? 0.02;
-    this.layerNormEps = opts.layerNormEps ?? 1e-12;
-    this.imageSize = pairOf(opts.imageSize ?? 224);
-    this.patchSize = pairOf(opts.patchSize ?? 16);
-    this.numChannels = opts.numChannels ?? 3;
-    this.qkvBias = opts.qkvBias ?? true;
-    this.decoderNumAttentionHeads = opts.decoderNumAttentionHeads ?? 16;
-    this.decoderHiddenSize = opts.decoderHiddenSize ?? 512;
-    this.decoderNumHiddenLayers = opts.decoderNumHiddenLayers ?? 8;
-    this.decoderIntermediateSize = opts.decoderIntermediateSize ?? 2048;
-    this.maskRatio = opts.maskRatio ?? 0.75;
-    this.normPixLoss = opts.normPixLoss ?? false;
-
-    const fail = (msg: string): never => { throw new Error(`ViTMAEConfig: ${msg}`); };
-    if (!(this.maskRatio > 0 && this.maskRatio < 1)) fail(`mask_ratio must lie strictly between 0 and 1, got ${this.maskRatio}`);
-    for (const [name, width, heads] of [['hidden_size', this.hiddenSize, this.numAttentionHeads],
-      ['decoder_hidden_size', this.decoderHiddenSize, this.decoderNumAttentionHeads]] as const) {
-      if (width % heads !== 0) fail(`${name} ${width} is not a multiple of its number of attention heads ${heads}`);
+/** ViT-MAE's hyperparameters: HF's config.json keys and defaults (facebook/vit-mae-base). */
+export class ViTMAEConfig extends configClass({
+  name: 'ViTMAEConfig',
+  modelType: 'vit_mae',
+  fields: {
+    hiddenSize: int('hidden_size', 768),
+    numHiddenLayers: int('num_hidden_layers', 12),
+    numAttentionHeads: int('num_attention_heads', 12),
+    intermediateSize: int('intermediate_size', 3072),
+    /** Used by encoder and decoder. */
+    hiddenAct: act('hidden_act', 'gelu'),
+    hiddenDropoutProb: num('hidden_dropout_prob', 0),
+    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
+    initializerRange: num('initializer_range', 0.02),
+    layerNormEps: num('layer_norm_eps', 1e-12),
+    /** Pixels, square or [height, width]; a whole number of patches each way. */
+    imageSize: pair('image_size', 224),
+    patchSize: pair('patch_size', 16),
+    numChannels: int('num_channels', 3),
+    qkvBias: bool('qkv_bias', true),
+    decoderNumAttentionHeads: int('decoder_num_attention_heads', 16),
+    decoderHiddenSize: int('decoder_hidden_size', 512),
+    decoderNumHiddenLayers: int('decoder_num_hidden_layers', 8, { min: 0 }),
+    decoderIntermediateSize: int('decoder_intermediate_size', 2048),
+    /** Fraction of patches dropped before the encoder. */
+    maskRatio,
+    /** Compare against each patch's pixels normalised to zero mean and unit variance. */
+    normPixLoss: bool('norm_pix_loss', false),
+  },
+  check: (c, label) => {
+    for (const [name, width, heads] of [['hidden_size', c.hiddenSize, c.numAttentionHeads],
+      ['decoder_hidden_size', c.decoderHiddenSize, c.decoderNumAttentionHeads]] as const) {
+      if (width % heads !== 0) throw new Error(`${label}: ${name} ${width} is not a multiple of its number of attention heads ${heads}`);
       // Half the sin-cos table encodes rows, half columns, each as sines and cosines.
-      if (width % 4 !== 0) fail(`${name} ${width} must be a multiple of 4 for the 2-D sin-cos position embeddings`);
+      if (width % 4 !== 0) throw new Error(`${label}: ${name} ${width} must be a multiple of 4 for the 2-D sin-cos position embeddings`);
     }
-    const [H, W] = this.imageSize;
-    const [ph, pw] = this.patchSize;
-    if (H % ph !== 0 || W % pw !== 0) fail(`image_size [${H}, ${W}] is not a whole number of patches of [${ph}, ${pw}]`);
-    getActivation(this.hiddenAct);
-  }
-
+    const [[H, W], [ph, pw]] = [c.imageSize, c.patchSize];
+    if (H % ph !== 0 || W % pw !== 0) throw new Error(`${label}: image_size [${H}, ${W}] is not a whole number of patches of [${ph}, ${pw}]`);
+  },
+}) {
   /** Patches per column and per row. */
   get gridSize(): [number, number] {
     return [this.imageSize[0] / this.patchSize[0], this.imageSize[1] / this.patchSize[1]];
@@ -127,73 +94,9 @@ export class ViTMAEConfig {
   toViTConfig(): ViTConfig {
     return maeEncoderConfig(this);
   }
-
-  static fromHF(raw: HFConfig, label = 'config.json'): ViTMAEConfig {
-    const c = new ConfigReader(raw, label);
-    const modelType = c.string('model_type', 'vit_mae');
-    if (modelType !== 'vit_mae') throw new Error(`${label}: model_type is '${modelType}', not 'vit_mae'`);
-    const read = new Set(['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'hidden_act',
-      'hidden_dropout_prob', 'attention_probs_dropout_prob', 'initializer_range', 'layer_norm_eps', 'image_size',
-      'patch_size', 'num_channels', 'qkv_bias', 'decoder_num_attention_heads', 'decoder_hidden_size',
-      'decoder_num_hidden_layers', 'decoder_intermediate_size', 'mask_ratio', 'norm_pix_loss',
-      'model_type', 'architectures', 'dtype', 'torch_dtype']);
-    const extra = Object.fromEntries(Object.entries(raw).filter(([k]) => !read.has(k)));
-    try {
-      return new ViTMAEConfig({
-        hiddenSize: c.int('hidden_size', 768),
-        numHiddenLayers: c.int('num_hidden_layers', 12),
-        numAttentionHeads: c.int('num_attention_heads', 12),
-        intermediateSize: c.int('intermediate_size', 3072),
-        hiddenAct: c.string('hidden_act', 'gelu'),
-        hiddenDropoutProb: c.number('hidden_dropout_prob', 0),
-        attentionProbsDropoutProb: c.number('attention_probs_dropout_prob', 0),
-        initializerRange: c.number('initializer_range', 0.02),
-        layerNormEps: c.number('layer_norm_eps', 1e-12),
-        imageSize: c.pair('image_size', 224),
-        patchSize: c.pair('patch_size', 16),
-        numChannels: c.int('num_channels', 3),
-        qkvBias: c.bool('qkv_bias', true),
-        decoderNumAttentionHeads: c.int('decoder_num_attention_heads', 16),
-        decoderHiddenSize: c.int('decoder_hidden_size', 512),
-        decoderNumHiddenLayers: c.int('decoder_num_hidden_layers', 8, true),
-        decoderIntermediateSize: c.int('decoder_intermediate_size', 2048),
-        maskRatio: c.number('mask_ratio', 0.75),
-        normPixLoss: c.bool('norm_pix_loss', false),
-      }, extra);
-    } catch (e) {
-      throw new Error(`${label}: ${(e as Error).message}`);
-    }
-  }
-
-  /** config.json's fields for this config, as HF's ViTMAEConfig writes them. */
-  toHF(architectures: readonly string[]): HFConfig {
-    const pair = (p: [number, number]) => (p[0] === p[1] ? p[0] : [...p]);
-    return {
-      ...this.extra,
-      architectures: [...architectures],
-      model_type: 'vit_mae',
-      hidden_size: this.hiddenSize,
-      num_hidden_layers: this.numHiddenLayers,
-      num_attention_heads: this.numAttentionHeads,
-      intermediate_size: this.intermediateSize,
-      hidden_act: this.hiddenAct,
-      hidden_dropout_prob: this.hiddenDropoutProb,
-      attention_probs_dropout_prob: this.attentionProbsDropoutProb,
-      initializer_range: this.initializerRange,
-      layer_norm_eps: this.layerNormEps,
-      image_size: pair(this.imageSize),
-      patch_size: pair(this.patchSize),
-      num_channels: this.numChannels,
-      qkv_bias: this.qkvBias,
-      decoder_num_attention_heads: this.decoderNumAttentionHeads,
-      decoder_hidden_size: this.decoderHiddenSize,
-      decoder_num_hidden_layers: this.decoderNumHiddenLayers,
-      decoder_intermediate_size: this.decoderIntermediateSize,
-      mask_ratio: this.maskRatio,
-      norm_pix_loss: this.normPixLoss,
-    };
-  }
 }
+
+export type ViTMAEConfigOptions = ConstructorParameters<typeof ViTMAEConfig>[0];
 
 // ---------------------------------------------------------------------------------------------
 // Fixed position embeddings
@@ -400,7 +303,8 @@ function initMAEWeights(root: Module, config: ViTMAEConfig, opts: ModuleOptions)
 }
 
 /** The MAE encoder: embeddings with masking, transformer layers on the kept patches, layer norm. */
-export class ViTMAEModel extends Module {
+export class ViTMAEModel extends Module implements OtherModel {
+  readonly kind = 'masked-image-encoder';
   readonly embeddings: ViTMAEEmbeddings;
   readonly encoder: TransformerEncoder;
   readonly layernorm: LayerNorm;
@@ -433,6 +337,29 @@ export class ViTMAEModel extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['ViTMAEModel']), vitMaeKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return VIT_MAE;
+  }
+
+  imageEncoder(): ImageEncoder {
+    return vitModelFromMAE(this);
+  }
+
+  imageTower(): ImageTowerLayout {
+    return maeTower(this, '');
+  }
+}
+
+/** The layout of an MAE encoder at `prefix` (empty, or 'vit.' under the decoder's model). */
+function maeTower(vit: ViTMAEModel, prefix: '' | 'vit.'): ImageTowerLayout {
+  return {
+    prefixes: prefix ? ['vit'] : ['embeddings', 'encoder', 'layernorm'],
+    blocks: `${prefix}encoder.layers`,
+    numBlocks: vit.config.numHiddenLayers,
+    after: [`${prefix}layernorm`],
+    modules: [vit],
+  };
 }
 
 /** The pixel decoder (HF's ViTMAEDecoder); its layers are the module's `encoder`. */
@@ -483,7 +410,8 @@ export interface ViTMAEPreTrainingOutput extends Omit<Masking, 'embeddings'> {
 }
 
 /** Encoder + decoder + reconstruction loss (HF's ViTMAEForPreTraining). */
-export class ViTMAEForPreTraining extends Module {
+export class ViTMAEForPreTraining extends Module implements MaskedImageModel {
+  readonly kind = 'masked-image-model';
   readonly vit: ViTMAEModel;
   readonly decoder: ViTMAEDecoder;
 
@@ -549,6 +477,39 @@ export class ViTMAEForPreTraining extends Module {
   savePretrained(dir: string, opts: SaveHFOptions = {}): string[] {
     return savePretrained(dir, this, this.config.toHF(['ViTMAEForPreTraining']), vitMaeKeyToHF, opts);
   }
+
+  get family(): ModelFamily {
+    return VIT_MAE;
+  }
+
+  get imageSize(): readonly [number, number] {
+    return this.config.imageSize;
+  }
+
+  maskedLoss(pixels: Tensor, generator: Generator): Tensor {
+    return this.forward(pixels, { generator }).loss;
+  }
+
+  /** This model when the masking is unchanged, else a copy of its weights under the new mask ratio and loss. */
+  withMasking(maskRatio: number, normPixLoss: boolean): ViTMAEForPreTraining {
+    if (this.config.maskRatio === maskRatio && this.config.normPixLoss === normPixLoss) return this;
+    const raw = { ...this.config.toHF(['ViTMAEForPreTraining']), mask_ratio: maskRatio, norm_pix_loss: normPixLoss };
+    const out = new ViTMAEForPreTraining(ViTMAEConfig.fromHF(raw, 'mae'), { initWeights: false });
+    out.loadStateDict(this.stateDict());
+    return out;
+  }
+
+  imageClassifier(labels: readonly string[], opts: ModuleOptions = {}): ImageClassifier {
+    return vitClassifierFromMAE(this, { ...opts, labels });
+  }
+
+  imageEncoder(): ImageEncoder {
+    return vitModelFromMAE(this);
+  }
+
+  imageTower(): ImageTowerLayout {
+    return maeTower(this.vit, 'vit.');
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -568,13 +529,9 @@ const LABEL_FIELDS = new Set(['id2label', 'label2id', 'num_labels']);
  */
 export function maeEncoderConfig(config: ViTMAEConfig, labels?: readonly string[]): ViTConfig {
   const extra = Object.fromEntries(Object.entries(config.extra).filter(([k]) => !LABEL_FIELDS.has(k)));
-  return new ViTConfig({
-    hiddenSize: config.hiddenSize, numHiddenLayers: config.numHiddenLayers, numAttentionHeads: config.numAttentionHeads,
-    intermediateSize: config.intermediateSize, hiddenAct: config.hiddenAct, hiddenDropoutProb: config.hiddenDropoutProb,
-    attentionProbsDropoutProb: config.attentionProbsDropoutProb, initializerRange: config.initializerRange,
-    layerNormEps: config.layerNormEps, imageSize: config.imageSize, patchSize: config.patchSize,
-    numChannels: config.numChannels, qkvBias: config.qkvBias, labels,
-  }, extra);
+  // The fields both tables have: the encoder's.
+  const shared = Object.keys(ViTConfig.fields).filter((k) => Object.hasOwn(ViTMAEConfig.fields, k));
+  return new ViTConfig({ ...Object.fromEntries(shared.map((k) => [k, config[k as keyof ViTMAEConfig]])), labels }, extra);
 }
 
 /**
@@ -643,3 +600,31 @@ export function vitClassifierFromMAE(source: MAEEncoderSource, opts: MAEClassifi
   zeros_(model.classifier!.bias!);
   return model;
 }
+
+/** config.json of a pre-training model of these sizes (a training config's model.custom). */
+function sizedConfig(s: ModelSizes, label: string): HFConfig {
+  if (s.image_size % s.patch_size !== 0) {
+    throw new Error(`${label}.image_size: ${s.image_size} is not a multiple of the patch size ${s.patch_size} (MAE masks whole patches)`);
+  }
+  if (s.decoder_width % s.decoder_heads !== 0) {
+    throw new Error(`${label}.decoder_heads: decoder_width ${s.decoder_width} is not a multiple of decoder_heads ${s.decoder_heads}`);
+  }
+  const mlp = (w: number) => Math.round(w * s.mlp_ratio);
+  return {
+    architectures: ['ViTMAEForPreTraining'],
+    model_type: 'vit_mae',
+    hidden_size: s.width, num_hidden_layers: s.layers, num_attention_heads: s.heads, intermediate_size: mlp(s.width),
+    image_size: s.image_size, patch_size: s.patch_size,
+    decoder_hidden_size: s.decoder_width, decoder_num_hidden_layers: s.decoder_layers, decoder_num_attention_heads: s.decoder_heads,
+    decoder_intermediate_size: mlp(s.decoder_width),
+  };
+}
+
+export const VIT_MAE: ModelFamily = {
+  modelType: 'vit_mae',
+  title: 'ViT-MAE',
+  config: ViTMAEConfig,
+  architectures: { ViTMAEForPreTraining, ViTMAEModel },
+  imageProcessor: 'vit',
+  sizedConfig,
+};

@@ -18,13 +18,13 @@ export const VIT_MAE: Family = {
         const noise = inputs.noise ?? null;
         if (!noise) throw new Error('parity: ViT-MAE fixtures need a noise input (the masking is random otherwise)');
         const outputs: Record<string, Tensor> = {};
-        if (module instanceof ViTMAEForPreTraining) {
+        if (module.kind === 'masked-image-model') {
           const out = module.forward(pixels, { noise, outputHiddenStates: true });
           Object.assign(outputs, { logits: out.logits, mask: out.mask, ids_restore: out.idsRestore, loss: out.loss });
           out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
           return { outputs, loss: out.loss };
         }
-        const out = (module as ViTMAEModel).forward(pixels, { noise, outputHiddenStates: true });
+        const out = module.forward(pixels, { noise, outputHiddenStates: true });
         Object.assign(outputs, { last_hidden_state: out.lastHiddenState, mask: out.mask, ids_restore: out.idsRestore });
         out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
         return { outputs, loss: null };
