@@ -12,7 +12,7 @@ import { indexSelect } from '../tensor/ops/indexing.js';
 import { softmax } from '../tensor/ops/reduce.js';
 import { dropout, scaledDotProductAttention } from '../tensor/ops/nn.js';
 import type { Generator } from '../tensor/random.js';
-import { Tensor, arange, tensor } from '../tensor/tensor.js';
+import { Tensor, arange, empty, tensor } from '../tensor/tensor.js';
 import { Linear } from './layers.js';
 import { Module, type ModuleOptions } from './module.js';
 
@@ -126,7 +126,7 @@ export class KeyValueCache {
       }
     }
     if (!this.#keys || this.#keys.shape[2]! < need) this.#grow(keys, values, need);
-    const write = (buf: Tensor, x: Tensor) => buf.backend.copy(buf.slice(2, this.#length, need).view('KeyValueCache'), x.view('KeyValueCache'));
+    const write = (buf: Tensor, x: Tensor) => buf.slice(2, this.#length, need).copy_(x, 'KeyValueCache');
     write(this.#keys!, keys);
     write(this.#values!, values);
     this.#length = need;
@@ -138,8 +138,8 @@ export class KeyValueCache {
     const capacity = Math.max(need, 2 * (this.#keys?.shape[2] ?? 0), 16);
     const alloc = (like: Tensor, old: Tensor | null): Tensor => {
       const [B, H, , D] = like.shape as [number, number, number, number];
-      const out = new Tensor(like.backend.empty(like.dtype, B * H * capacity * D), [B, H, capacity, D]);
-      if (old && this.#length > 0) out.backend.copy(out.slice(2, 0, this.#length).view('KeyValueCache'), old.slice(2, 0, this.#length).view('KeyValueCache'));
+      const out = empty([B, H, capacity, D], { dtype: like.dtype, backend: like.backend });
+      if (old && this.#length > 0) out.slice(2, 0, this.#length).copy_(old.slice(2, 0, this.#length), 'KeyValueCache');
       return out;
     };
     this.#keys = alloc(keys, this.#keys);

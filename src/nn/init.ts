@@ -12,7 +12,7 @@ function fillFrom(t: Tensor, op: string, draw: () => number): Tensor {
   if (!isFloat(t.dtype)) throw new TypeError(`${op}: expected a float tensor, got ${t.dtype}`);
   const host: TypedArray = allocHost(t.dtype, t.size);
   for (let i = 0; i < host.length; i++) (host as Float32Array)[i] = draw();
-  noGrad(() => t.backend.copy(t.view(op), tensor(host, { dtype: t.dtype, backend: t.backend, shape: t.shape }).view()));
+  noGrad(() => t.copy_(tensor(host, { dtype: t.dtype, backend: t.backend, shape: t.shape }), op));
   return t;
 }
 
@@ -21,7 +21,7 @@ function gen(g: Generator | undefined): Generator {
 }
 
 export function constant_(t: Tensor, value: number): Tensor {
-  noGrad(() => t.backend.fill(t.view('constant_'), value));
+  noGrad(() => t.fill_(value, 'constant_'));
   return t;
 }
 

@@ -121,8 +121,7 @@ export function siglipLoss(logits: Tensor): Tensor {
 export function clampLogitScale(param: Tensor, max: number = LOGIT_SCALE_MAX): void {
   if (!(max >= 0)) throw new Error(`clampLogitScale: max must be >= 0, got ${max}`);
   noGrad(() => {
-    const clamped = param.clamp(0, max);
-    param.backend.copy(param.view('clampLogitScale'), clamped.view());
+    param.copy_(param.clamp(0, max), 'clampLogitScale');
   });
 }
 

@@ -333,7 +333,7 @@ function copyInto(dst: Tensor, v: StateValue): void {
   let src: Tensor;
   if (v instanceof Tensor) src = v.backend === dst.backend ? v : v.to(dst.backend);
   else src = tensor(v.data, { dtype: v.dtype ?? dtypeOfArray(v.data), shape: v.shape, backend: dst.backend });
-  dst.backend.copy(dst.view('loadStateDict'), src.view('loadStateDict'));
+  dst.copy_(src, 'loadStateDict');
 }
 
 /** A list of modules registered as children '0', '1', ... (as torch.nn.ModuleList). */

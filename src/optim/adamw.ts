@@ -1,6 +1,6 @@
 // AdamW (Loshchilov & Hutter): Adam with weight decay applied to the weights directly rather
 // than through the gradient, as torch.optim.AdamW (amsgrad off, not maximizing).
-import type { Storage } from '../tensor/backend.js';
+import { adamwUpdate_ } from '../tensor/ops/optim.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type ParamGroup, type ParamGroupSpec, type ParamState, Optimizer } from './optimizer.js';
 
@@ -37,11 +37,11 @@ export class AdamW extends Optimizer<AdamWHyper> {
     if (!(g.weightDecay >= 0)) throw new RangeError(`AdamW: weightDecay must be >= 0, got ${g.weightDecay}`);
   }
 
-  protected update(param: Storage, grad: Storage, p: Tensor, group: ParamGroup<AdamWHyper>, state: ParamState): void {
+  protected update(p: Tensor, grad: Tensor, group: ParamGroup<AdamWHyper>, state: ParamState): void {
     const m = this.buffer(state, 'expAvg', p);
     const v = this.buffer(state, 'expAvgSq', p);
     const [beta1, beta2] = group.betas;
-    p.backend.adamw(param, grad, m.storage, v.storage, {
+    adamwUpdate_(p, grad, m, v, {
       lr: group.lr,
       beta1,
       beta2,

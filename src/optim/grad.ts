@@ -26,7 +26,7 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, opts: Cl
     }
     const coef = maxNorm / (total + 1e-6);
     if (coef < 1) {
-      for (const g of grads) g.backend.copy(g.view('clipGradNorm'), g.mul(coef).view());
+      for (const g of grads) g.copy_(g.mul(coef), 'clipGradNorm');
     }
     return total;
   });

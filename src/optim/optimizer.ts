@@ -1,11 +1,10 @@
 // The optimizer base: parameter groups with their own hyperparameters, per-parameter state
 // (step count and buffers such as Adam's moments), and a state dict that resumes training
 // exactly. Subclasses write one update per parameter with the backend's fused in-place kernels.
-import type { Storage } from '../tensor/backend.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { DType, TypedArray } from '../tensor/dtype.js';
 import { dtypeOfArray, isFloat } from '../tensor/dtype.js';
-import { Tensor, tensor } from '../tensor/tensor.js';
+import { Tensor, tensor, zeros } from '../tensor/tensor.js';
 
 /** The hyperparameters every optimizer has. */
 export interface BaseHyper {
@@ -100,17 +99,17 @@ export abstract class Optimizer<H extends BaseHyper> {
           let st = this.state.get(p);
           if (!st) this.state.set(p, (st = { step: 0, buffers: {} }));
           st.step++;
-          this.update(p.storage, grad.storage, p, group, st);
+          this.update(p, grad, group, st);
         });
       });
     });
   }
 
   /**
-   * Updates one parameter in place. `param` and `grad` are dense storages of equal length and
-   * dtype on one backend; state.step already counts this update.
+   * Updates one parameter in place. `p` and `grad` are dense tensors of equal size and dtype on
+   * one backend; state.step already counts this update.
    */
-  protected abstract update(param: Storage, grad: Storage, p: Tensor, group: ParamGroup<H>, state: ParamState): void;
+  protected abstract update(p: Tensor, grad: Tensor, group: ParamGroup<H>, state: ParamState): void;
 
   /** The gradient as a dense storage matching p, copying only when it is not one already. */
   #denseGrad(p: Tensor, where: string): Tensor {
@@ -122,7 +121,7 @@ export abstract class Optimizer<H extends BaseHyper> {
 
   /** A zero buffer like p (dense, same dtype and backend), created on first use. */
   protected buffer(state: ParamState, name: string, p: Tensor): Tensor {
-    return (state.buffers[name] ??= new Tensor(p.backend.alloc(p.dtype, p.size), p.shape));
+    return (state.buffers[name] ??= zeros(p.shape, { dtype: p.dtype, backend: p.backend }));
   }
 
   /** A snapshot (buffers are copies) of the optimizer state, to save with a checkpoint. */
@@ -193,7 +192,5 @@ export abstract class Optimizer<H extends BaseHyper> {
 /** A dense copy of a saved value with p's dtype and backend. */
 function ownedCopy(v: SavedTensor, p: Tensor): Tensor {
   const t = v instanceof Tensor ? v : tensor(v.data, { dtype: v.dtype ?? dtypeOfArray(v.data), shape: v.shape, backend: p.backend });
-  const out = new Tensor(p.backend.alloc(p.dtype, p.size), p.shape);
-  p.backend.copy(out.view(), t.to(p.backend).view('loadStateDict'));
-  return out;
+  return zeros(p.shape, { dtype: p.dtype, backend: p.backend }).copy_(t, 'loadStateDict');
 }

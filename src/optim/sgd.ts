@@ -1,6 +1,6 @@
 // Stochastic gradient descent with momentum, dampening, Nesterov momentum and (coupled) weight
 // decay, as torch.optim.SGD.
-import type { Storage } from '../tensor/backend.js';
+import { sgdUpdate_ } from '../tensor/ops/optim.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { type ParamGroup, type ParamGroupSpec, type ParamState, Optimizer } from './optimizer.js';
 
@@ -37,14 +37,14 @@ export class SGD extends Optimizer<SGDHyper> {
     if (g.nesterov && (g.momentum <= 0 || g.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
   }
 
-  protected update(param: Storage, grad: Storage, p: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
+  protected update(p: Tensor, grad: Tensor, group: ParamGroup<SGDHyper>, state: ParamState): void {
     let buf: Tensor | null = null;
     let firstStep = false;
     if (group.momentum !== 0) {
       firstStep = !state.buffers.momentumBuffer;
       buf = this.buffer(state, 'momentumBuffer', p);
     }
-    p.backend.sgd(param, grad, buf?.storage ?? null, {
+    sgdUpdate_(p, grad, buf, {
       lr: group.lr,
       momentum: group.momentum,
       dampening: group.dampening,

@@ -322,6 +322,12 @@ export function full(shape: Shape, value: number, opts: TensorOptions = {}): Ten
   return finish(t, opts);
 }
 
+/** A tensor whose elements are undefined, for one that is written whole before it is read. */
+export function empty(shape: Shape, opts: TensorOptions = {}): Tensor {
+  const { backend, dtype } = resolve(opts);
+  return finish(new Tensor(backend.empty(dtype, numel(shape)), shape), opts);
+}
+
 export function zeros(shape: Shape, opts: TensorOptions = {}): Tensor {
   return full(shape, 0, opts);
 }

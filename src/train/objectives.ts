@@ -1,0 +1,378 @@
+// The training objectives: what one step computes for a config's `task` (clip, siglip, catlip,
+// ce, mae, mlm) — the loss of a micro-batch (mean over its samples, or over its masked patches /
+// tokens) from the model's forward pass and the losses of nn/losses.ts — and what the objective
+// owns besides (CatLIP's head, MAE's pictures). Each is registered by name with the kind of model
+// it trains; the contrastive objectives also accumulate gradients over micro-batches themselves,
+// so that every image still meets every caption of the whole batch as a negative.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CaptionVocab } from '../data/caption_vocab.js';
+import { Registry, type RegistryEntry } from '../data/registry.js';
+import { type HFConfig, labelFields } from '../io/hf.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import type { DualEncoder, ImageClassifier, MaskedImageModel, MaskedLanguageModel, Model, ModelFamily } from '../models/family.js';
+import { l2Normalize } from '../models/clip.js';
+import { Linear } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { noGrad } from '../tensor/autograd.js';
+import { concat } from '../tensor/ops/indexing.js';
+import { type Generator, getDefaultGenerator } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
+import { ConfigError, type TaskName, type TrainConfig } from './config.js';
+import { catlipLoss, classificationLoss, clampLogitScale } from '../nn/losses.js';
+import type { TrainModel } from './model_setup.js';
+
+/** A batch of images as the data loader gives it (see src/data/loader.ts). */
+export interface ImageBatch {
+  readonly pixelValues: Tensor;
+  readonly captions: readonly (string | undefined)[];
+  readonly labels: readonly (number | undefined)[];
+  readonly keys: readonly string[];
+  readonly position: { readonly epoch: number; readonly batch: number };
+}
+
+/** A batch of packed, masked token sequences (see src/data/mlm.ts). */
+export interface TokenBatch {
+  /** [B, T] int32, with the selected tokens replaced. */
+  readonly inputIds: Tensor;
+  /** [B, T] int32: the original token where one was selected, -100 elsewhere. */
+  readonly labels: Tensor;
+  readonly keys: readonly string[];
+  readonly position: { readonly epoch: number; readonly batch: number };
+}
+
+export type TrainBatch = ImageBatch | TokenBatch;
+
+/** The samples (images or sequences) in a batch. */
+export function batchSize(b: TrainBatch): number {
+  return ('pixelValues' in b ? b.pixelValues : b.inputIds).shape[0]!;
+}
+
+function imagesOf(batch: TrainBatch, task: string): ImageBatch {
+  if (!('pixelValues' in batch)) throw new Error(`${task} task: the data gives token sequences, not images`);
+  return batch;
+}
+
+/** FLIP's patch dropout, as the vision towers take it in training mode. */
+export interface PatchDropout {
+  ratio: number;
+  generator: Generator;
+}
+
+export interface StepContext {
+  /** Null when patch dropout is off. */
+  patchDropout: PatchDropout | null;
+  /** The objective's own randomness (MAE's masking noise); its state is kept in checkpoints. */
+  generator: Generator;
+}
+
+/** A picture the run's report shows. */
+export interface ReportPicture {
+  title: string;
+  file: string;
+}
+
+/** One training objective, made for a run's model. */
+export interface Objective {
+  readonly name: TaskName;
+  /** The mean loss over the micro-batch's samples. */
+  loss(batch: TrainBatch, ctx: StepContext): Tensor;
+  /**
+   * Runs backward for the loss of the whole batch the micro-batches make up, adding into the
+   * parameters' .grad, and returns that loss. For losses that couple the samples of a batch (the
+   * contrastive ones), where the size-weighted mean of micro-batch losses is a different loss.
+   * Absent: the trainer weights and sums the micro-batch losses (accumulateGradients).
+   */
+  accumulate?(micro: readonly TrainBatch[], ctx: StepContext): number;
+  /** After each optimizer step (CLIP/SigLIP: the logit scale is clamped as open_clip does). */
+  afterStep?(): void;
+  /** Modules trained besides the model (CatLIP's head); their parameters join the optimizer. */
+  readonly extraModules?: Record<string, Module>;
+  /** JSON kept in checkpoints to rebuild the objective (CatLIP's vocabulary). */
+  toJSON?(): Record<string, unknown>;
+  /** Writes what the objective owns beside the saved model (CatLIP's head and vocabulary). */
+  saveBeside?(modelDir: string): void;
+  /** Pictures for the report, after an evaluation at `step` (MAE's reconstructions). */
+  reportPictures?(step: number): ReportPicture[];
+}
+
+/** What preparing a built model for an objective may use. */
+export interface PrepareContext {
+  config: TrainConfig;
+  /** The training set's class names (a classifier's labels). */
+  classNames?: readonly string[];
+  generator: Generator;
+  /** Built with fresh weights (a registered name or custom sizes, no weights folder). */
+  fresh: boolean;
+  /** Names the model in errors. */
+  label: string;
+}
+
+export interface MakeObjectiveOptions {
+  /** CatLIP: the training captions the vocabulary is built from (when `saved` has none). */
+  captions?: () => Promise<string[]>;
+  /** An objective's JSON from a checkpoint (CatLIP's vocabulary, so a resumed run keeps its head's meaning). */
+  saved?: Record<string, unknown>;
+  /** Initial weights of objective-owned modules. */
+  generator: Generator;
+  /** The ce objective's label smoothing (0: off). */
+  labelSmoothing?: number;
+  /** Where MAE's evaluation draws its pictures (see reconstructionPicture). */
+  pictureAt?: (step: number) => string;
+}
+
+/** An objective by name: the model it trains, how a built model is made ready for it, and the objective itself. */
+export interface ObjectiveEntry extends RegistryEntry {
+  readonly kind: 'objective';
+  readonly name: TaskName;
+  /** What it trains, for errors ('a CLIP model', ...). */
+  readonly needs: string;
+  accepts(model: Model): boolean;
+  /** The model to train from the one built (MAE fine-tuning's classifier, a run's mask ratio, SigLIP's init). */
+  prepare?(model: Model, ctx: PrepareContext): Model;
+  /** config.json fields over a registered name's when it is built fresh (ViT's classifier head, sized to the labels). */
+  freshConfig?(family: ModelFamily, classNames: readonly string[] | undefined): HFConfig;
+  create(tm: TrainModel, opts: MakeObjectiveOptions): Promise<Objective>;
+}
+
+function captionsOf(batch: TrainBatch, task: string): string[] {
+  return imagesOf(batch, task).captions.map((c, i) => {
+    if (typeof c !== 'string') throw new Error(`${task} task: sample ${batch.keys[i]} has no caption`);
+    return c;
+  });
+}
+
+function labelsOf(batch: ImageBatch): Tensor {
+  const ids = batch.labels.map((l, i) => {
+    if (typeof l !== 'number') throw new Error(`ce task: sample ${batch.keys[i]} has no class label`);
+    return l;
+  });
+  return tensor(Int32Array.from(ids), { shape: [ids.length], dtype: 'int32', backend: batch.pixelValues.backend });
+}
+
+function tokenIds(tm: TrainModel, captions: readonly string[]): Tensor {
+  return tm.tokenizer!.encodeTensors(captions, { contextLength: tm.contextLength, padding: 'max_length' }).inputIds;
+}
+
+/** Whether any parameter of the image tower trains (none of a fully locked LiT tower does). */
+function imageTowerTrains(tm: TrainModel): boolean {
+  const prefixes = tm.imageTower?.prefixes ?? [];
+  return tm.model.namedParameters().some(([name, p]) => p.requiresGrad && prefixes.some((q) => name === q || name.startsWith(`${q}.`)));
+}
+
+/** Every generator a forward pass may draw from, so a second pass can replay the first's draws. */
+function forwardGenerators(tm: TrainModel, ctx: StepContext): Generator[] {
+  const all = [ctx.patchDropout?.generator, tm.generator, getDefaultGenerator()];
+  return [...new Set(all.filter((g): g is Generator => g !== undefined))];
+}
+const saveStates = (gens: readonly Generator[]): number[][] => gens.map((g) => g.getState());
+const restoreStates = (gens: readonly Generator[], states: readonly number[][]): void => gens.forEach((g, i) => g.setState(states[i]!));
+
+/** The contrastive objectives: features of both towers, L2-normalised, then the model's pair loss (InfoNCE or sigmoid). */
+function contrastiveObjective(tm: TrainModel, name: 'clip' | 'siglip'): Objective {
+  const model = tm.model as DualEncoder;
+  const imageEmbeds = (pixels: Tensor, ctx: StepContext) => l2Normalize(model.encodeImage(pixels, { patchDropout: ctx.patchDropout ?? undefined }));
+  const textEmbeds = (ids: Tensor) => l2Normalize(model.encodeText(ids));
+  const objective: Objective = {
+    name,
+    loss(batch, ctx) {
+      const ids = tokenIds(tm, captionsOf(batch, name));
+      return model.pairLoss(imageEmbeds(imagesOf(batch, name).pixelValues, ctx), textEmbeds(ids));
+    },
+    // open_clip's accum_freq, with the loss's backward done once (as GradCache): (1) every
+    // micro-batch's features without a graph; (2) the whole batch's loss on them, whose backward
+    // gives dL/d(features) and the logit scale's and bias's gradients; (3) each micro-batch
+    // again with its graph, its slice of dL/d(features) sent back through the towers. The cached
+    // features are the values step 3 recomputes, so the gradients are the whole batch's; the
+    // price is one more forward per micro-batch.
+    accumulate(micro, ctx) {
+      if (micro.length === 0) throw new Error(`${name} task: no micro-batches to accumulate`);
+      if (micro.length === 1) {
+        const loss = objective.loss(micro[0]!, ctx);
+        loss.backward();
+        return loss.item();
+      }
+      // Patch dropout (and any dropout) draws in the forward: step 3 replays each tower's
+      // forward from the generator states step 1 started it from, so it drops the same patches.
+      const gens = forwardGenerators(tm, ctx);
+      const imageTrains = imageTowerTrains(tm);
+      const cached = noGrad(() => micro.map((b) => {
+        const ids = tokenIds(tm, captionsOf(b, name));
+        const pixels = imagesOf(b, name).pixelValues;
+        const imageRng = saveStates(gens);
+        const img = imageEmbeds(pixels, ctx);
+        const textRng = saveStates(gens);
+        return { ids, pixels, img, imageRng, textRng, txt: textEmbeds(ids) };
+      }));
+      const endRng = saveStates(gens);
+
+      const img = concat(cached.map((c) => c.img), 0).setRequiresGrad(imageTrains);
+      const txt = concat(cached.map((c) => c.txt), 0).setRequiresGrad();
+      const loss = model.pairLoss(img, txt);
+      loss.backward();
+      const value = loss.item();
+
+      let start = 0;
+      for (const c of cached) {
+        const end = start + c.img.shape[0]!;
+        // A locked image tower has no gradient to take: its cached features are all it gives.
+        if (imageTrains) {
+          restoreStates(gens, c.imageRng);
+          imageEmbeds(c.pixels, ctx).backward(img.grad!.slice(0, start, end));
+        }
+        restoreStates(gens, c.textRng);
+        textEmbeds(c.ids).backward(txt.grad!.slice(0, start, end));
+        start = end;
+      }
+      restoreStates(gens, endRng);
+      return value;
+    },
+    afterStep() {
+      clampLogitScale(model.logitScale);
+    },
+  };
+  return objective;
+}
+
+function classificationObjective(tm: TrainModel, labelSmoothing: number): Objective {
+  const model = tm.model as ImageClassifier;
+  return {
+    name: 'ce',
+    loss(batch, ctx) {
+      const images = imagesOf(batch, 'ce');
+      const logits = model.classify(images.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
+      return classificationLoss(logits, labelsOf(images), { labelSmoothing });
+    },
+  };
+}
+
+/** CatLIP's head: the image features onto the caption vocabulary. */
+export class CatlipHead extends Module {
+  readonly proj: Linear;
+  constructor(inFeatures: number, vocabSize: number, generator: Generator) {
+    super();
+    this.proj = this.module('proj', new Linear(inFeatures, vocabSize, { generator }));
+  }
+}
+
+function catlipObjective(tm: TrainModel, vocab: CaptionVocab, generator: Generator): Objective {
+  const model = tm.model as DualEncoder;
+  const head = new CatlipHead(model.imageEmbedDim, vocab.size, generator);
+  const extraModules = { catlip_head: head };
+  return {
+    name: 'catlip',
+    extraModules,
+    loss(batch, ctx) {
+      const images = imagesOf(batch, 'catlip');
+      const targets = vocab.multiHot(captionsOf(images, 'catlip'), { backend: images.pixelValues.backend });
+      const features = model.encodeImage(images.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
+      return catlipLoss(head.proj.forward(features), targets);
+    },
+    toJSON: () => ({ vocab: vocab.toJSON() }),
+    // The vision tower is the product; the head and vocabulary go beside it.
+    saveBeside(dir) {
+      for (const [name, m] of Object.entries(extraModules)) {
+        const tensors = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.contiguous().data() }]));
+        writeSafetensors(path.join(dir, `${name}.safetensors`), tensors);
+      }
+      fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify({ vocab: vocab.toJSON() })}\n`);
+    },
+  };
+}
+
+/** MAE: the normalised-pixel loss on the patches the encoder did not see (the model computes it). */
+function maeObjective(tm: TrainModel, pictureAt: ((step: number) => string) | undefined): Objective {
+  const model = tm.model as MaskedImageModel;
+  return {
+    name: 'mae',
+    loss: (batch, ctx) => model.maskedLoss(imagesOf(batch, 'mae').pixelValues, ctx.generator),
+    reportPictures: (step) => (pictureAt
+      ? [{ title: `reconstructions at step ${step}: original | masked | reconstruction | with the visible patches`, file: pictureAt(step) }]
+      : []),
+  };
+}
+
+/** BERT MLM: cross-entropy on the selected tokens (the loader selected and replaced them). */
+function mlmObjective(tm: TrainModel): Objective {
+  const model = tm.model as MaskedLanguageModel;
+  return {
+    name: 'mlm',
+    loss(batch) {
+      if (!('inputIds' in batch)) throw new Error('mlm task: the data gives images, not token sequences');
+      return model.fillMask(batch.inputIds, batch.labels).loss!;
+    },
+  };
+}
+
+function labelNames(classNames: readonly string[] | undefined): readonly string[] {
+  if (!classNames || classNames.length === 0) throw new ConfigError('data.train', 'the ce task needs a labelled dataset (one with class names)');
+  return classNames;
+}
+
+const isDual = (m: Model, loss?: 'clip' | 'siglip'): m is DualEncoder => m.kind === 'dual-encoder' && (loss === undefined || m.contrastiveLoss === loss);
+
+/** A dual encoder trained from scratch starts where its loss's paper starts it (SigLIP: t = 10, b = -10). */
+function initDual(model: Model, ctx: PrepareContext): Model {
+  if (ctx.fresh && isDual(model)) model.initForTraining();
+  return model;
+}
+
+/** Objectives by name, as a config's `task` names them. */
+export const objectives = new Registry<ObjectiveEntry>('objective');
+
+export function registerObjective(entry: Omit<ObjectiveEntry, 'kind' | 'aliases'> & { aliases?: readonly string[] }): ObjectiveEntry {
+  return objectives.register({ ...entry, kind: 'objective', aliases: entry.aliases ?? [] });
+}
+
+registerObjective({
+  name: 'clip', description: "CLIP's symmetric InfoNCE over image-caption pairs", needs: 'a CLIP model',
+  accepts: (m) => isDual(m, 'clip'), prepare: initDual, create: async (tm) => contrastiveObjective(tm, 'clip'),
+});
+registerObjective({
+  name: 'siglip', description: "SigLIP's pairwise sigmoid loss over image-caption pairs", needs: 'a SigLIP model',
+  accepts: (m) => isDual(m, 'siglip'), prepare: initDual, create: async (tm) => contrastiveObjective(tm, 'siglip'),
+});
+registerObjective({
+  name: 'catlip', description: "CatLIP: the image tower predicts the caption's words (multi-label BCE)",
+  needs: 'a CLIP or SigLIP model (it trains the image tower)', accepts: (m) => isDual(m), prepare: initDual,
+  async create(tm, opts) {
+    let vocab: CaptionVocab;
+    if (opts.saved?.vocab) vocab = CaptionVocab.fromJSON(opts.saved.vocab, 'checkpoint caption vocabulary');
+    else if (opts.captions) vocab = CaptionVocab.build(await opts.captions(), { minCount: 2 });
+    else throw new Error('catlip task: no captions to build the vocabulary from');
+    return catlipObjective(tm, vocab, opts.generator);
+  },
+});
+registerObjective({
+  name: 'ce', description: 'image classification: cross-entropy over class labels', needs: 'an image classifier (ViT, or an MAE folder to fine-tune)',
+  accepts: (m) => m.kind === 'image-classifier',
+  freshConfig: (family, classNames) => (family.imageClassifier
+    ? { architectures: [family.imageClassifier], ...labelFields(labelNames(classNames)) }
+    : {}),
+  prepare(model, ctx) {
+    const labels = labelNames(ctx.classNames);
+    // Fine-tuning from MAE: the encoder's weights, a fresh classifier (HF's ViTForImageClassification.from_pretrained does the same).
+    const m = model.kind === 'masked-image-model' ? model.imageClassifier(labels, { generator: ctx.generator }) : model;
+    if (m.kind === 'image-classifier' && m.labels.length !== labels.length) {
+      throw new ConfigError('model', `${ctx.label} classifies into ${m.labels.length} classes, the data has ${labels.length}`);
+    }
+    return m;
+  },
+  create: async (tm, opts) => classificationObjective(tm, opts.labelSmoothing ?? 0),
+});
+registerObjective({
+  name: 'mae', description: "MAE: reconstruct the pixels of the masked patches", needs: 'a ViT-MAE model',
+  accepts: (m) => m.kind === 'masked-image-model',
+  // The mask ratio and loss are the run's choice, not the folder's.
+  prepare: (model, ctx) => (model.kind === 'masked-image-model' ? model.withMasking(ctx.config.mae.mask_ratio, ctx.config.mae.norm_pix_loss) : model),
+  create: async (tm, opts) => maeObjective(tm, opts.pictureAt),
+});
+registerObjective({
+  name: 'mlm', description: "BERT's masked-language modelling", needs: 'a BERT model with its MLM head (BertForMaskedLM)',
+  accepts: (m) => m.kind === 'masked-lm', create: async (tm) => mlmObjective(tm),
+});
+
+/** The objective a config's task names, made for the run's model. */
+export async function makeObjective(name: TaskName, tm: TrainModel, opts: MakeObjectiveOptions): Promise<Objective> {
+  return objectives.get(name).create(tm, opts);
+}
