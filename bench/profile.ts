@@ -23,15 +23,15 @@ import { type DType, bytesPerElement } from '../src/tensor/dtype.js';
 import { getBackend, reclaimMemory } from '../src/tensor/device.js';
 import { recycledAllocations, withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './timing.js';
-import { clipStep } from './clip_step.js';
+import { anchorThreadEnv, checkPositiveInts, flag, textFlag } from './lib/timing.js';
+import { clipStep } from './lib/clip_step.js';
 import { clipGradNorm } from '../src/optim/grad.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { loadConfig } from '../src/train/config.js';
 import { isTextCorpus, makeLoader, openDatasets } from '../src/train/data.js';
 import { buildTrainModel } from '../src/train/model_setup.js';
-import { makeTask } from '../src/train/tasks.js';
+import { makeObjective } from '../src/train/objectives.js';
 import { trainingOptimizer } from '../src/train/trainer.js';
 
 const ANCHOR_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev');
@@ -104,7 +104,7 @@ async function configStep(file: string): Promise<ProfiledStep> {
   const datasets = await openDatasets(config);
   const trainSet = datasets.trainDataset;
   const tm = await buildTrainModel(config, { classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames });
-  const task = await makeTask(config.task, tm, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
+  const task = await makeObjective(config.task, tm, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
   const loader = makeLoader(trainSet, tm, config, { batchSize: config.batch_size, rank: 0, worldSize: 1 });
   const first = await loader.batches({ epoch: 0, batch: 0 }).next();
   await loader.close();

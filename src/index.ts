@@ -11,7 +11,7 @@ export {
   loadVisionLanguageModel, embedImages, embedTexts, buildZeroShotClassifier, zeroShotClassify, fillTemplate, tokenize, rows, DEFAULT_TEMPLATES,
 } from './tasks/index.js';
 export type {
-  VisionLanguageModel, LoadVisionLanguageOptions, DualEncoderFamily, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
+  VisionLanguageModel, LoadVisionLanguageOptions, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
 } from './tasks/index.js';
 export { maeReconstruction, writeReconstructionGrid } from './tasks/index.js';
 export type { MAEReconstruction, MAEReconstructionOptions, ReconstructionGridOptions } from './tasks/index.js';

@@ -10,7 +10,7 @@ import { tensor, zeros } from '../src/tensor/tensor.js';
 import { resolveConfig, type TrainConfig } from '../src/train/config.js';
 import { makeLoader, openDatasets } from '../src/train/data.js';
 import { buildTrainModel, lockImageTower, type TrainModel } from '../src/train/model_setup.js';
-import { batchSize, type ImageBatch, makeTask, type StepContext, type TrainTask } from '../src/train/tasks.js';
+import { batchSize, type ImageBatch, makeObjective, type Objective, type StepContext } from '../src/train/objectives.js';
 import { train } from '../src/train/trainer.js';
 import { relMaxError, rng, tempDirs } from './helpers.js';
 
@@ -53,7 +53,7 @@ function rows(b: ImageBatch, start: number, end: number): ImageBatch {
 
 interface Setup {
   tm: TrainModel;
-  task: TrainTask;
+  task: Objective;
   ctx: StepContext;
   generators: Generator[];
 }
@@ -68,7 +68,7 @@ async function setup(kind: 'clip' | 'siglip', patchDropout: number): Promise<Set
     const bias = tm.model.logitBias;
     bias.backend.copy(bias.view(), zeros(bias.shape, { backend: bias.backend }).view());
   }
-  const task = await makeTask(kind, tm, { generator: new Generator(1) });
+  const task = await makeObjective(kind, tm, { generator: new Generator(1) });
   const pd = new Generator(11);
   const ctx: StepContext = { patchDropout: patchDropout > 0 ? { ratio: patchDropout, generator: pd } : null, generator: new Generator(12) };
   return { tm, task, ctx, generators: [pd, tm.generator, getDefaultGenerator()] };

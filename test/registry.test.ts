@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  createModel, datasets, getLoss, getModelEntry, listDatasets, listLosses, listModels, models, registerDataset, registerLoss,
-  registerModel,
-} from '../src/models/registry.js';
+import { createModel, getLoss, getModelEntry, listLosses, listModels, models, registerLoss, registerModel } from '../src/models/registry.js';
+import { datasets, listDatasets, registerDataset } from '../src/data/registry.js';
 import { byteTokenizer } from '../src/models/configs.js';
 import { CLIPConfig, CLIPModel } from '../src/models/clip.js';
 import { SiglipModel } from '../src/models/siglip.js';

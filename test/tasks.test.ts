@@ -50,7 +50,7 @@ test('embedTexts: [N, D], unit norm, one row per text whatever the batching', as
   const texts = ['a cat', 'a dog', 'a photo of a very long description that will be cut at the context'];
   for (const vl of [clip, siglip]) {
     const e = await embedTexts(vl, texts);
-    assert.deepEqual(e.shape, [3, vl.family === 'clip' ? 16 : 32]);
+    assert.deepEqual(e.shape, [3, vl.model.contrastiveLoss === 'clip' ? 16 : 32]);
     close(norms(e), [1, 1, 1], 1e-5, 'norms');
     const one = await embedTexts(vl, texts, { batchSize: 1 });
     close(one.toArray(), e.toArray(), 1e-5, 'batch size 1');
@@ -74,7 +74,7 @@ test('embedImages: paths or pixel values, [N, D], unit norm', async () => {
 function direct(vl: VisionLanguageModel, labels: string[], templates: string[], img: Tensor): { classifier: number[][]; probs: number[][] } {
   const classifier = labels.map((label) => {
     const embs = templates.map((t) => {
-      const f = vl.model.getTextFeatures(tokenize(vl, [t.replace('{}', label)])).toArray();
+      const f = vl.model.encodeText(tokenize(vl, [t.replace('{}', label)])).toArray();
       const n = Math.hypot(...f);
       return f.map((x) => x / n);
     });
@@ -83,10 +83,10 @@ function direct(vl: VisionLanguageModel, labels: string[], templates: string[], 
     return mean.map((x) => x / n);
   });
   const scale = Math.exp(vl.model.logitScale.toArray()[0]!);
-  const bias = vl.family === 'siglip' ? (vl.model as unknown as { logitBias: Tensor }).logitBias.toArray()[0]! : 0;
+  const bias = vl.model.logitBias?.toArray()[0] ?? 0;
   const probs = rows(img).map((v) => {
     const logits = classifier.map((c) => scale * c.reduce((s, x, j) => s + x * v[j]!, 0) + bias);
-    if (vl.family === 'siglip') return logits.map((l) => 1 / (1 + Math.exp(-l)));
+    if (vl.model.contrastiveLoss === 'siglip') return logits.map((l) => 1 / (1 + Math.exp(-l)));
     const m = Math.max(...logits);
     const e = logits.map((l) => Math.exp(l - m));
     const z = e.reduce((a, b) => a + b, 0);
@@ -102,17 +102,17 @@ test('zero-shot: prompt ensembling and scores match a direct computation (CLIP s
     const img = await embedImages(vl, images);
     const want = direct(vl, labels, templates, img);
     const classifier = await buildZeroShotClassifier(vl, labels, templates);
-    close(classifier.toArray(), want.classifier.flat(), 1e-5, `${vl.family} classifier`);
+    close(classifier.toArray(), want.classifier.flat(), 1e-5, `${vl.model.contrastiveLoss} classifier`);
     const r = await zeroShotClassify(vl, images, labels, { templates, topK: 2 });
     assert.deepEqual(r.probs.shape, [3, 4]);
-    close(r.probs.toArray(), want.probs.flat(), 1e-5, `${vl.family} probs`);
+    close(r.probs.toArray(), want.probs.flat(), 1e-5, `${vl.model.contrastiveLoss} probs`);
     for (let i = 0; i < 3; i++) {
       const order = labels.map((l, j) => ({ label: l, score: want.probs[i]![j]! })).sort((a, b) => b.score - a.score);
       assert.equal(r.predictions[i]!.length, 2);
       assert.deepEqual(r.predictions[i]!.map((p) => p.label), order.slice(0, 2).map((p) => p.label));
     }
     const sums = rows(r.probs).map((row) => row.reduce((a, b) => a + b, 0));
-    if (vl.family === 'clip') close(sums, [1, 1, 1], 1e-5, 'softmax sums');
+    if (vl.model.contrastiveLoss === 'clip') close(sums, [1, 1, 1], 1e-5, 'softmax sums');
     else assert.ok(sums.some((s) => Math.abs(s - 1) > 1e-3), 'SigLIP scores are independent sigmoids');
   }
   // One template is the plain normalised embedding.

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
-import { type OpenDatasetOptions, openDataset } from '../data/sources.js';
+import { openDataset } from '../data/registry.js';
+import type { OpenDatasetOptions } from '../data/sources.js';
 import { fraction, mapping, positiveInt } from './args.js';
 import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';

@@ -2,7 +2,8 @@
 // with a CLIP or SigLIP model and writes the best-scoring ones as a new WebDataset, with a
 // scores.jsonl of every pair (Data Filtering Networks' recipe).
 import { Command } from 'commander';
-import { type OpenDatasetOptions, openDataset } from '../data/sources.js';
+import { openDataset } from '../data/registry.js';
+import type { OpenDatasetOptions } from '../data/sources.js';
 import { mapping, number, positiveInt } from './args.js';
 import { filterDataset, type FilterReport } from '../eval/filter.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';

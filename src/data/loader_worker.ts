@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Dataset, Sample } from './dataset.js';
 import type { FromWorker, ToWorker, WorkerInit } from './loader.js';
 import { BatchBuilder } from './pipeline.js';
-import { openDataset } from './sources.js';
+import { openDataset } from './registry.js';
 import { errorMessage } from './common.js';
 
 const port = parentPort!;

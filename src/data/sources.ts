@@ -1,6 +1,5 @@
-// openDataset: one string names any source (a built-in dataset, shards, a listing, a folder), and
-// datasetEntries lists the sources for the public registry.
-import fs from 'node:fs';
+// The image dataset sources the registry (registry.ts) lists, and how each opens from the part
+// of a spec after its name (`scenes:train`, `csv:pairs.tsv`, ...).
 import type { Dataset } from './dataset.js';
 import type { CaptionTemplates, WarningSink } from './common.js';
 import { CsvDataset } from './csv.js';
@@ -71,34 +70,3 @@ export const datasetEntries: readonly DatasetSource[] = [
     open: async (o = {}) => ImageFolder.open(needPath('image-folder', o.argument), { captions: o.captions }),
   },
 ];
-
-function entryNamed(name: string): DatasetSource | undefined {
-  const k = name.toLowerCase();
-  return datasetEntries.find((e) => e.name === k || e.aliases.includes(k));
-}
-
-/**
- * Opens the dataset a spec names: `scenes[:split]`, `fashion-mnist[:split]`, any source as
- * `<name>:<argument>` (e.g. `csv:pairs.txt`), or by its shape: WebDataset shards (a .tar file, a
- * brace pattern, several joined with `::`), a .csv/.tsv file, a folder of class sub-folders.
- * A path that does not exist, or holds no usable sample, is an error naming it.
- */
-export async function openDataset(spec: string, options: OpenDatasetOptions = {}): Promise<Dataset> {
-  if (typeof spec !== 'string' || spec.trim() === '') throw new Error('openDataset: empty dataset spec');
-  // A registered name wins over a file of that name (write ./scenes for a folder called scenes).
-  const colon = spec.indexOf(':');
-  const [head, argument] = colon > 0 && spec[colon + 1] !== ':' ? [spec.slice(0, colon), spec.slice(colon + 1)] : [spec, undefined];
-  const named = entryNamed(head);
-  if (named) return named.open({ ...options, argument: argument || undefined });
-  const open = (name: string): Promise<Dataset> => entryNamed(name)!.open({ ...options, argument: spec });
-  if (spec.includes('::') || spec.includes('{') || /\.tar$/i.test(spec)) return open('webdataset');
-  if (/\.(csv|tsv)$/i.test(spec)) {
-    if (!fs.existsSync(spec)) throw new Error(`openDataset: ${spec} does not exist`);
-    return open('csv');
-  }
-  if (fs.existsSync(spec)) {
-    if (fs.statSync(spec).isDirectory()) return open('image-folder');
-    throw new Error(`openDataset: ${spec} is not a dataset this can read (a .tar shard, a .csv/.tsv listing or a folder)`);
-  }
-  throw new Error(`openDataset: ${spec} does not exist (expected ${datasetEntries.map((e) => `${e.name}:<${e.argument}>`).join(', ')}, or a path)`);
-}

@@ -2,7 +2,6 @@
 // classifier of prompt-ensembled class embeddings, logits against it, top-1 and top-5 accuracy;
 // with per-class accuracy and the confusion counts besides.
 import type { Dataset } from '../data/dataset.js';
-import { SiglipModel } from '../models/siglip.js';
 import { buildZeroShotClassifier, DEFAULT_TEMPLATES, loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
 import { type DatasetPassOptions, evaluatedCount, forEachBatch, imageEmbeddingSource, withEvalMode } from './features.js';
@@ -110,15 +109,11 @@ export async function evaluateZeroShot(model: VisionLanguageModel | string, data
   const C = classNames.length;
   const classifier = await withEvalMode(vl.model, () => buildZeroShotClassifier(vl, classNames, templates, { batchSize: options.batchSize }));
   const m = vl.model;
-  const classifierT = classifier.transpose(0, 1);
   const scores = new Float64Array(n * C);
   const labels = new Int32Array(n);
   let done = 0;
   await forEachBatch(dataset, imageEmbeddingSource(vl), options, (samples, img) => {
-    const logits = noGrad(() => {
-      const l = img.matmul(classifierT).mul(m.logitScale.exp());
-      return m instanceof SiglipModel ? l.add(m.logitBias) : l;
-    });
+    const logits = noGrad(() => m.pairLogits(img, classifier).logits);
     scores.set(logits.toArray(), done * C);
     for (const s of samples) {
       if (s.label === undefined) throw new Error(`zero-shot: sample ${s.key} of ${dataset.name} has no label`);

@@ -7,9 +7,8 @@ import type { Dataset, Sample } from '../data/dataset.js';
 import { decodeImage, ImageProcessor, type RgbImage } from '../data/image.js';
 import { readHFConfig } from '../io/hf.js';
 import { l2Normalize } from '../models/clip.js';
+import type { ImageEncoder } from '../models/family.js';
 import { type CreateModelOptions, createModel, models } from '../models/registry.js';
-import { ViTForImageClassification, ViTModel } from '../models/vit.js';
-import { ViTMAEForPreTraining, ViTMAEModel, vitModelFromMAE } from '../models/vit_mae.js';
 import type { Module } from '../nn/module.js';
 import { loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -32,20 +31,20 @@ export function imageEmbeddingSource(vl: VisionLanguageModel): ImageFeatureSourc
   return {
     imageProcessor: vl.imageProcessor,
     module: vl.model,
-    extract: (pixels) => l2Normalize(vl.model.getImageFeatures(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)),
+    extract: (pixels) => l2Normalize(vl.model.encodeImage(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)),
   };
 }
 
 /**
- * A ViT's features for a linear probe: the final CLS token ('cls', after the last layer norm) or
- * the mean of the patch tokens ('mean').
+ * An image encoder's features for a linear probe: the final CLS token ('cls', after the last
+ * layer norm) or the mean of the patch tokens ('mean').
  */
-export function vitFeatureSource(model: ViTModel, imageProcessor: ImageProcessor, pooling: 'cls' | 'mean' = 'cls'): ImageFeatureSource {
+export function vitFeatureSource(model: ImageEncoder, imageProcessor: ImageProcessor, pooling: 'cls' | 'mean' = 'cls'): ImageFeatureSource {
   return {
     imageProcessor,
     module: model,
     extract: (pixels) => {
-      const h = model.forward(pixels).lastHiddenState;
+      const h = model.tokenStates(pixels);
       return pooling === 'cls' ? h.select(1, 0) : h.slice(1, 1).mean(1);
     },
   };
@@ -69,12 +68,10 @@ export async function loadFeatureSource(nameOrDir: string, options: FeatureSourc
   const family = entry ? entry.family : has('config.json') ? readHFConfig(nameOrDir).model_type : has('open_clip_config.json') ? 'clip' : undefined;
   if (family === 'clip' || family === 'siglip') return imageEmbeddingSource(await loadVisionLanguageModel(nameOrDir, options));
   const model = await createModel(nameOrDir, options);
-  const vit = model instanceof ViTForImageClassification ? model.vit
-    : model instanceof ViTMAEForPreTraining || model instanceof ViTMAEModel ? vitModelFromMAE(model)
-    : model;
-  if (!(vit instanceof ViTModel)) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);
+  const vit = model.imageEncoder?.();
+  if (!vit) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);
   const folder = entry ? options.weights : nameOrDir;
-  const [height, width] = vit.config.imageSize;
+  const [height, width] = vit.imageSize;
   const processor = folder !== undefined && fs.existsSync(path.join(folder, 'preprocessor_config.json'))
     ? ImageProcessor.fromPretrained(folder, 'vit')
     : new ImageProcessor('vit', { size: { height, width }, cropSize: { height, width } });

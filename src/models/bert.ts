@@ -20,15 +20,8 @@ import { getDefaultGenerator } from '../tensor/random.js';
 import type { Generator } from '../tensor/random.js';
 import { indexSelect } from '../tensor/ops/indexing.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { type Field, act, bool, configClass, int, num } from './config_table.js';
+import { type Field, act, bool, configClass, int, num, tokenId } from './config_table.js';
 import type { MaskedLanguageModel, ModelFamily, ModelSizes, OtherModel } from './family.js';
-
-/** pad_token_id: HF's default 0 when absent; an explicit null means no padding row. */
-const padId: Field<number | null> = {
-  keys: ['pad_token_id'],
-  read: (c) => (Object.hasOwn(c.raw, 'pad_token_id') && c.raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true)),
-  write: (v) => ({ pad_token_id: v }),
-};
 
 /** position_embedding_type: only 'absolute' is implemented; read and checked, not written back. */
 const absolutePositions: Field<'absolute'> = {
@@ -60,7 +53,7 @@ export class BertConfig extends configClass({
     initializerRange: num('initializer_range', 0.02),
     layerNormEps: num('layer_norm_eps', 1e-12),
     /** The word embedding row that gets no gradient (torch's padding_idx); null for none. */
-    padTokenId: padId,
+    padTokenId: tokenId('pad_token_id', 0),
     /** The MLM decoder shares the word embedding matrix. */
     tieWordEmbeddings: bool('tie_word_embeddings', true),
     /** Causal self-attention (BERT used as a decoder). */

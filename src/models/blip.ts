@@ -27,29 +27,19 @@ import { DecoderCache, composedAttention } from '../nn/attention.js';
 import { type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { BertConfig, BertLayer, type BertLayerCall, BertLMPredictionHead, BertOnlyMLMHead, bertKeyFromHF, layerCalls } from './bert.js';
-import { type Field, act, bool, configClass, int, num, sub } from './config_table.js';
+import { act, bool, configClass, int, num, omitWhen, sub, tokenId } from './config_table.js';
 import type { ImageTowerLayout, ModelFamily, OtherModel } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-/** A nested config's model_type: its class's own, written whatever was read (as HF's to_dict). */
-const typeOf = (type: string): Field<string, never> => ({ keys: ['model_type'], read: () => type, write: () => ({ model_type: type }) });
-
-/** pad_token_id: a non-negative integer (default 0), or null for none. */
-const padId: Field<number | null> = {
-  keys: ['pad_token_id'],
-  read: (c) => (c.raw.pad_token_id === null ? null : c.int('pad_token_id', 0, true)),
-  write: (v) => ({ pad_token_id: v }),
-};
-
 /** The text model's hyperparameters, with HF's BlipTextConfig defaults. */
 export class BlipTextConfig extends configClass({
   name: 'BlipTextConfig',
-  modelType: null,
+  modelType: 'blip_text_model',
+  nested: true,
   fields: {
-    modelType: typeOf('blip_text_model'),
     vocabSize: int('vocab_size', 30524),
     hiddenSize: int('hidden_size', 768),
     /** Width of the image embeddings the cross-attention reads. */
@@ -66,7 +56,7 @@ export class BlipTextConfig extends configClass({
     initializerRange: num('initializer_range', 0.02),
     bosTokenId: int('bos_token_id', 30522, { min: 0 }),
     eosTokenId: int('eos_token_id', 2, { min: 0 }),
-    padTokenId: padId,
+    padTokenId: tokenId('pad_token_id', 0),
     /** Generation stops at this id (HF's BLIP passes sep_token_id as the eos of generate). */
     sepTokenId: int('sep_token_id', 102, { min: 0 }),
     /** Layers get the cross-attention sub-layer (HF's BLIP text layers have it exactly when is_decoder). */
@@ -105,16 +95,16 @@ export type BlipTextConfigOptions = ConstructorParameters<typeof BlipTextConfig>
 /** The vision model's hyperparameters, with HF's BlipVisionConfig defaults. */
 export class BlipVisionConfig extends configClass({
   name: 'BlipVisionConfig',
-  modelType: null,
+  modelType: 'blip_vision_model',
+  nested: true,
   fields: {
-    modelType: typeOf('blip_vision_model'),
     hiddenSize: int('hidden_size', 768),
     intermediateSize: int('intermediate_size', 3072),
     projectionDim: int('projection_dim', 512),
     numHiddenLayers: int('num_hidden_layers', 12),
     numAttentionHeads: int('num_attention_heads', 12),
     /** HF's BLIP vision config has no num_channels (its patch conv takes 3): only other values are written. */
-    numChannels: { ...int('num_channels', 3), write: (v: number) => (v === 3 ? {} : { num_channels: v }) },
+    numChannels: omitWhen(int('num_channels', 3), 3),
     imageSize: int('image_size', 384),
     patchSize: int('patch_size', 16),
     hiddenAct: act('hidden_act', 'gelu'),

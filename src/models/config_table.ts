@@ -59,6 +59,19 @@ export const act = (key: string, fallback: Default<string>): Field<string> =>
     return name;
   });
 
+/** A token id: a non-negative integer, or null (none; an explicit null in config.json). */
+export const tokenId = (key: string, fallback: number | null): Field<number | null> => ({
+  keys: [key],
+  read: (c) => (!c.has(key) && (c.raw[key] === null || fallback === null) ? null : c.int(key, fallback ?? undefined, true)),
+  write: (v) => ({ [key]: v }),
+});
+
+/** A field written only when its value is not `value` (keys HF itself leaves out at their default). */
+export const omitWhen = <T>(field: Field<T>, value: T): Field<T> => ({
+  ...field,
+  write: (v) => (v === value ? {} : field.write(v)),
+});
+
 /** One of a few strings, or null when absent. */
 export const oneOf = <S extends string>(key: string, values: readonly S[]): Field<S | null> => ({
   keys: [key],
@@ -127,8 +140,14 @@ export interface ConfigBase {
 export interface ConfigSpec<F extends Fields> {
   /** The class's name, which labels errors in options given to the constructor. */
   name: string;
-  /** config.json's model_type for a top-level config (checked on read, written back); null for a nested one. */
+  /**
+   * config.json's model_type: a top-level config checks it on read and writes it back with the
+   * architectures; a nested one (`nested`) writes it, whatever was read (siglip_text_model).
+   * Null: a nested config that keeps whatever model_type it read.
+   */
   modelType: string | null;
+  /** A text_config / vision_config inside another config (default: when modelType is null). */
+  nested?: boolean;
   fields: F;
   /** Checks across fields (a width divisible by the heads, ...); `label` names the file or class. */
   check?: (c: ConfigValues<F>, label: string) => void;
@@ -143,7 +162,7 @@ export interface ConfigClass<F extends Fields> {
   readonly fields: F;
 }
 
-/** Keys every config.json may hold that no table owns and that are not written back. */
+/** Keys a top-level config.json may hold that no table owns: HF's saving writes its own. */
 const WRITTEN_BY_SAVE = ['architectures', 'dtype', 'torch_dtype'];
 
 function readAll<F extends Fields>(spec: ConfigSpec<F>, raw: HFConfig, label: string): ConfigValues<F> {
@@ -157,7 +176,12 @@ function readAll<F extends Fields>(spec: ConfigSpec<F>, raw: HFConfig, label: st
 
 /** The config class a table describes; extend it to add derived getters and methods (not fields). */
 export function configClass<F extends Fields>(spec: ConfigSpec<F>): ConfigClass<F> {
-  const owned = new Set([...Object.values(spec.fields).flatMap((f) => f.keys), ...(spec.modelType ? ['model_type', ...WRITTEN_BY_SAVE] : [])]);
+  const nested = spec.nested ?? spec.modelType === null;
+  const owned = new Set([
+    ...Object.values(spec.fields).flatMap((f) => f.keys),
+    ...(spec.modelType ? ['model_type'] : []),
+    ...(nested ? [] : WRITTEN_BY_SAVE),
+  ]);
   class TableConfig {
     static readonly configName = spec.name;
     static readonly modelType = spec.modelType;
@@ -175,7 +199,7 @@ export function configClass<F extends Fields>(spec: ConfigSpec<F>): ConfigClass<
     }
 
     static fromHF<T>(this: new (opts?: ConfigOptions<F>, extra?: HFConfig) => T, raw: HFConfig, label = CONFIG_NAME): T {
-      if (spec.modelType) {
+      if (spec.modelType && !nested) {
         const type = new ConfigReader(raw, label).string('model_type', spec.modelType);
         if (type !== spec.modelType) throw new Error(`${label}: model_type is '${type}', not '${spec.modelType}'`);
       }
@@ -186,10 +210,8 @@ export function configClass<F extends Fields>(spec: ConfigSpec<F>): ConfigClass<
 
     toHF(architectures?: readonly string[]): HFConfig {
       const out: HFConfig = { ...this.extra };
-      if (spec.modelType) {
-        if (architectures) out.architectures = [...architectures];
-        out.model_type = spec.modelType;
-      }
+      if (architectures && !nested) out.architectures = [...architectures];
+      if (spec.modelType) out.model_type = spec.modelType;
       for (const [name, field] of Object.entries(spec.fields)) Object.assign(out, field.write((this as Record<string, unknown>)[name]));
       return out;
     }

@@ -91,6 +91,13 @@ export interface MaskedImageModel extends ModelBase {
   readonly kind: 'masked-image-model';
   /** The reconstruction loss of a batch, masks drawn from `generator`. */
   maskedLoss(pixels: Tensor, generator: Generator): Tensor;
+  /**
+   * The prediction of every patch [B, patches, patch pixels] and the mask [B, patches] (1 =
+   * hidden from the encoder), the masks from `noise` ([B, patches]: the smallest kept) or drawn.
+   */
+  reconstruct(pixels: Tensor, opts: { noise?: Tensor | null; generator?: Generator }): { logits: Tensor; mask: Tensor };
+  /** The patches it masks and predicts: channels, image and patch size, and whether targets are normalised per patch. */
+  readonly patches: { numChannels: number; imageSize: readonly [number, number]; patchSize: readonly [number, number]; normPixLoss: boolean };
   readonly imageSize: readonly [number, number];
   /** The same weights under another mask ratio and loss (the training run's choice). */
   withMasking(maskRatio: number, normPixLoss: boolean): MaskedImageModel;
@@ -156,6 +163,8 @@ export interface ModelFamily {
   readonly config: { fromHF(raw: HFConfig, label?: string): unknown };
   /** The model classes by HF architecture name; the first is built when config.json names none of them. */
   readonly architectures: Readonly<Record<string, ModelClass>>;
+  /** The architecture that puts a classifier on its image encoder (HF's *ForImageClassification), where it has one. */
+  readonly imageClassifier?: string;
   /** Whose preprocessor_config.json defaults its pixels follow; null for text-only models. */
   readonly imageProcessor: ImageFamily | null;
   /** The tokenizer packaged for the family, for a folder without tokenizer.json (CLIP's BPE); absent where none is. */

@@ -1,22 +1,22 @@
 // Model families with Hugging Face parity, one file each.
 export {
-  ViTConfig, ViTModel, ViTForImageClassification, ViTEmbeddings, ViTPatchEmbeddings, ViTPooler, vitKeyToHF, vitKeyFromHF,
+  VIT, ViTConfig, ViTModel, ViTForImageClassification, ViTEmbeddings, ViTPatchEmbeddings, ViTPooler, vitKeyToHF, vitKeyFromHF,
 } from './vit.js';
 export type {
   ViTConfigOptions, ViTOptions, ViTForwardOptions, ViTModelOutput, ViTClassificationOutput, PatchFeatureOptions, ProblemType,
 } from './vit.js';
 export { interpolateBicubic, bicubicMatrix } from './interpolate.js';
 export {
-  SiglipConfig, SiglipTextConfig, SiglipVisionConfig, SiglipModel, SiglipVisionTransformer, SiglipTextTransformer,
+  SIGLIP, SiglipConfig, SiglipTextConfig, SiglipVisionConfig, SiglipModel, SiglipVisionTransformer, SiglipTextTransformer,
   siglipKeyToHF, siglipKeyFromHF,
 } from './siglip.js';
 export type { SiglipOptions, SiglipForwardOptions, SiglipVisionForwardOptions, SiglipOutput, SiglipTowerOutput } from './siglip.js';
 export {
-  BertConfig, BertModel, BertForMaskedLM, BertEncoder, BertLayer, bertKeyToHF, bertKeyFromHF,
+  BERT, BertConfig, BertModel, BertForMaskedLM, BertEncoder, BertLayer, bertKeyToHF, bertKeyFromHF,
 } from './bert.js';
 export type { BertConfigOptions, BertOptions, BertForwardOptions, BertModelOutput, BertMaskedLMOutput, BertLayerOptions } from './bert.js';
 export {
-  CLIPConfig, CLIPTextConfig, CLIPVisionConfig, CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, l2Normalize,
+  CLIP, CLIPConfig, CLIPTextConfig, CLIPVisionConfig, CLIPModel, CLIPTextTransformer, CLIPVisionTransformer, l2Normalize,
   clipKeyFromHF,
 } from './clip.js';
 export type {
@@ -25,14 +25,14 @@ export type {
 export { loadOpenClip, saveOpenClip, clipConfigFromOpenClip } from './openclip.js';
 export type { OpenClipLoadOptions } from './openclip.js';
 export {
-  ViTMAEConfig, ViTMAEModel, ViTMAEForPreTraining, randomMasking, sincosPositionTable, vitMaeKeyToHF, vitMaeKeyFromHF,
+  VIT_MAE, ViTMAEConfig, ViTMAEModel, ViTMAEForPreTraining, randomMasking, sincosPositionTable, vitMaeKeyToHF, vitMaeKeyFromHF,
   maeEncoderConfig, maeEncoderState, vitModelFromMAE, vitClassifierFromMAE,
 } from './vit_mae.js';
 export type {
   ViTMAEConfigOptions, ViTMAEOptions, ViTMAEForwardOptions, ViTMAEModelOutput, ViTMAEPreTrainingOutput, MAEEncoderSource, MAEClassifierOptions,
 } from './vit_mae.js';
 export {
-  BlipConfig, BlipTextConfig, BlipVisionConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipVisionModel,
+  BLIP, BlipConfig, BlipTextConfig, BlipVisionConfig, BlipForImageTextRetrieval, BlipForConditionalGeneration, BlipVisionModel,
   BlipTextModel, BlipTextLMHeadModel, blipKeyFromHF, blipKeyToHF,
 } from './blip.js';
 export type {
@@ -40,11 +40,15 @@ export type {
   BlipCaptionOutput, BlipVisionOutput, BlipTextOutput, BlipLMOutput,
 } from './blip.js';
 export {
-  Registry, models, losses, datasets, registerModel, registerModelFamily, modelFamily, listModels, getModelEntry, createModel,
-  registerLoss, getLoss, listLosses, registerDataset, listDatasets,
+  models, losses, registerModel, registerModelFamily, modelFamily, modelFromConfig, listModels, getModelEntry, createModel, registerLoss, getLoss, listLosses,
 } from './registry.js';
+export type { ModelEntry, CreateModelOptions, LossEntry } from './registry.js';
+/** The field kinds a family's config table is written in (int, num, pair, sub, ...) and configClass. */
+export * as configTable from './config_table.js';
+export { architectureOf } from './family.js';
 export type {
-  RegistryKind, RegistryEntry, ModelEntry, ModelFamily, ModelClass, ConfigClass, CreateModelOptions, LossEntry, DatasetEntry,
-} from './registry.js';
+  Model, ModelKind, ModelBase, ModelClass, ModelFamily, ModelSizes, DualEncoder, ImageEncoder, ImageClassifier, MaskedImageModel,
+  MaskedLanguageModel, OtherModel, ImageTowerLayout, ImageEncodeOptions,
+} from './family.js';
 export { BUILTIN_MODELS, byteTokenizer } from './configs.js';
 export type { BuiltinModel } from './configs.js';

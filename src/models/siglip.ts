@@ -23,16 +23,9 @@ import { conv2d, linear, scaledDotProductAttention } from '../tensor/ops/nn.js';
 import { getDefaultGenerator } from '../tensor/random.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type Field, act, bool, configClass, int, num, sub } from './config_table.js';
+import { act, bool, configClass, int, num, omitWhen, sub } from './config_table.js';
 import type { DualEncoder, ImageEncodeOptions, ImageTowerLayout, ModelFamily, ModelSizes } from './family.js';
 import { interpolateBicubic } from './interpolate.js';
-
-/** HF's bookkeeping keys: read and not written back, save writes its own; a tower writes its model_type. */
-const bookkeeping = (towerType?: string): Field<null> => ({
-  keys: ['model_type', 'architectures', 'dtype', 'torch_dtype', 'transformers_version'],
-  read: () => null,
-  write: () => (towerType ? { model_type: towerType } : {}),
-});
 
 const checkHeads = (c: { hiddenSize: number; numAttentionHeads: number }, label: string): void => {
   if (c.hiddenSize % c.numAttentionHeads !== 0) {
@@ -43,9 +36,9 @@ const checkHeads = (c: { hiddenSize: number; numAttentionHeads: number }, label:
 /** SigLIP's text tower, with HF's defaults (google/siglip-base-patch16-224). */
 export class SiglipTextConfig extends configClass({
   name: 'SiglipTextConfig',
-  modelType: null,
+  modelType: 'siglip_text_model',
+  nested: true,
   fields: {
-    bookkeeping: bookkeeping('siglip_text_model'),
     vocabSize: int('vocab_size', 32000),
     hiddenSize: int('hidden_size', 768),
     intermediateSize: int('intermediate_size', 3072),
@@ -67,9 +60,9 @@ export class SiglipTextConfig extends configClass({
 /** SigLIP's vision tower, with HF's defaults (google/siglip-base-patch16-224). */
 export class SiglipVisionConfig extends configClass({
   name: 'SiglipVisionConfig',
-  modelType: null,
+  modelType: 'siglip_vision_model',
+  nested: true,
   fields: {
-    bookkeeping: bookkeeping('siglip_vision_model'),
     hiddenSize: int('hidden_size', 768),
     intermediateSize: int('intermediate_size', 3072),
     numHiddenLayers: int('num_hidden_layers', 12, { min: 0 }),
@@ -82,7 +75,7 @@ export class SiglipVisionConfig extends configClass({
     layerNormEps: num('layer_norm_eps', 1e-6),
     attentionDropout: num('attention_dropout', 0),
     /** The MAP head (written only when off, as HF). */
-    useHead: { ...bool('vision_use_head', true), write: (v: boolean) => (v ? {} : { vision_use_head: false }) },
+    useHead: omitWhen(bool('vision_use_head', true), true),
   },
   check: (c, label) => {
     checkHeads(c, label);
@@ -107,7 +100,6 @@ export class SiglipConfig extends configClass({
   name: 'SiglipConfig',
   modelType: 'siglip',
   fields: {
-    bookkeeping: bookkeeping(),
     initializerFactor: num('initializer_factor', 1),
     textConfig: sub<SiglipTextConfig, SiglipTextConfigOptions>('text_config', SiglipTextConfig),
     visionConfig: sub<SiglipVisionConfig, SiglipVisionConfigOptions>('vision_config', SiglipVisionConfig),

@@ -518,6 +518,7 @@ export const VIT: ModelFamily = {
   title: 'ViT',
   config: ViTConfig,
   architectures: { ViTModel, ViTForImageClassification },
+  imageClassifier: 'ViTForImageClassification',
   imageProcessor: 'vit',
   sizedConfig,
 };

@@ -490,6 +490,15 @@ export class ViTMAEForPreTraining extends Module implements MaskedImageModel {
     return this.forward(pixels, { generator }).loss;
   }
 
+  reconstruct(pixels: Tensor, opts: { noise?: Tensor | null; generator?: Generator }): { logits: Tensor; mask: Tensor } {
+    return this.forward(pixels, opts);
+  }
+
+  get patches(): MaskedImageModel['patches'] {
+    const { numChannels, imageSize, patchSize, normPixLoss } = this.config;
+    return { numChannels, imageSize, patchSize, normPixLoss };
+  }
+
   /** This model when the masking is unchanged, else a copy of its weights under the new mask ratio and loss. */
   withMasking(maskRatio: number, normPixLoss: boolean): ViTMAEForPreTraining {
     if (this.config.maskRatio === maskRatio && this.config.normPixLoss === normPixLoss) return this;

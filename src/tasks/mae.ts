@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { ImageProcessor, type RgbImage } from '../data/image.js';
-import type { ViTMAEForPreTraining } from '../models/vit_mae.js';
+import type { MaskedImageModel } from '../models/family.js';
 import { noGrad } from '../tensor/autograd.js';
 import type { Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -55,8 +55,8 @@ function byteMapper(processor: ImageProcessor, channel: number): (v: number) => 
  * Runs the MAE on pixel values [B, C, H, W] (as its processor made them) in eval mode without
  * gradients, and gives each image's pictures. C may be 3, or 1 (shown as grey).
  */
-export function maeReconstruction(model: ViTMAEForPreTraining, pixelValues: Tensor, opts: MAEReconstructionOptions = {}): MAEReconstruction[] {
-  const { numChannels: C, imageSize: [H, W], patchSize: [ph, pw], normPixLoss } = model.config;
+export function maeReconstruction(model: MaskedImageModel, pixelValues: Tensor, opts: MAEReconstructionOptions = {}): MAEReconstruction[] {
+  const { numChannels: C, imageSize: [H, W], patchSize: [ph, pw], normPixLoss } = model.patches;
   if (C !== 1 && C !== 3) throw new Error(`maeReconstruction: pictures need 1 or 3 channels, the model has ${C}`);
   if (pixelValues.ndim !== 4 || pixelValues.shape[1] !== C || pixelValues.shape[2] !== H || pixelValues.shape[3] !== W) {
     throw new Error(`maeReconstruction: pixel values must be [B, ${C}, ${H}, ${W}] for this model, got [${pixelValues.shape}]`);
@@ -67,12 +67,12 @@ export function maeReconstruction(model: ViTMAEForPreTraining, pixelValues: Tens
   model.eval();
   let out: { logits: Tensor; mask: Tensor };
   try {
-    out = noGrad(() => model.forward(pixels, { noise: opts.noise, generator: opts.generator }));
+    out = noGrad(() => model.reconstruct(pixels, { noise: opts.noise, generator: opts.generator }));
   } finally {
     if (wasTraining) model.train();
   }
   const B = pixelValues.shape[0]!;
-  const [gh, gw] = model.config.gridSize;
+  const [gh, gw] = [Math.floor(H / ph), Math.floor(W / pw)];
   const L = gh * gw;
   const perPatch = ph * pw * C;
   const values = Float64Array.from(pixelValues.data() as ArrayLike<number>);

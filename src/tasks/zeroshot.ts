@@ -3,24 +3,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ImageFamily, type ImageInput, ImageProcessor } from '../data/image.js';
-import { clipTokenizer } from '../data/tokenizers/clip.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
-import { CLIPModel, l2Normalize } from '../models/clip.js';
-import { SiglipModel } from '../models/siglip.js';
-import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { l2Normalize } from '../models/clip.js';
+import type { DualEncoder } from '../models/family.js';
+import { type CreateModelOptions, createModel, modelFamily, models } from '../models/registry.js';
 import { readHFConfig } from '../io/hf.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-export type DualEncoderFamily = 'clip' | 'siglip';
-
 /** A dual encoder with what it needs to read inputs: its tokenizer and image processor. */
 export interface VisionLanguageModel {
   /** The registered name or the folder it came from. */
   readonly name: string;
-  readonly family: DualEncoderFamily;
-  readonly model: CLIPModel | SiglipModel;
+  readonly model: DualEncoder;
   readonly tokenizer: TextTokenizer;
   readonly imageProcessor: ImageProcessor;
   /** The text tower's context length (texts are padded to it, as the reference processors do). */
@@ -50,27 +46,26 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
   const folder = entry ? options.weights : nameOrDir;
   // Both checks come before building the model, which for a full-size name takes a while.
   const declared = entry?.family ?? (hasFile(folder, 'config.json') ? readHFConfig(folder).model_type : undefined);
-  if (declared !== undefined && declared !== 'clip' && declared !== 'siglip') {
-    throw new Error(`${nameOrDir}: a ${String(declared)} model is not a dual encoder (CLIP or SigLIP), which these tasks need`);
+  const family = typeof declared === 'string' ? modelFamily(declared) : undefined;
+  if (family && family.modelType !== 'clip' && family.modelType !== 'siglip') {
+    throw new Error(`${nameOrDir}: a ${family.modelType} model is not a dual encoder (CLIP or SigLIP), which these tasks need`);
   }
+  const noTokenizer = (title: string) => new Error(`${nameOrDir}: no tokenizer is packaged for ${title}; pass a weights folder with tokenizer.json, or the tokenizer option`);
   let tokenizer: TextTokenizer | undefined;
   if (options.tokenizer !== undefined) tokenizer = loadTokenizer(options.tokenizer);
   else if (hasFile(folder, 'tokenizer.json') || hasFile(folder, 'tokenizer.json.gz')) tokenizer = loadTokenizer(folder);
   else if (entry?.tokenizer) tokenizer = entry.tokenizer();
-  else if (declared === 'siglip') throw new Error(`${nameOrDir}: no tokenizer is packaged for SigLIP; pass a weights folder with tokenizer.json, or the tokenizer option`);
+  else if (family && !family.tokenizer) throw noTokenizer(family.title);
   const model = await createModel(nameOrDir, options);
-  if (!(model instanceof CLIPModel) && !(model instanceof SiglipModel)) {
+  if (model.kind !== 'dual-encoder') {
     throw new Error(`${nameOrDir}: ${model.constructor.name} is not a dual encoder (CLIP or SigLIP), which these tasks need`);
   }
-  const family: DualEncoderFamily = model instanceof CLIPModel ? 'clip' : 'siglip';
   if (!tokenizer) {
-    if (family === 'siglip') throw new Error(`${nameOrDir}: no tokenizer is packaged for SigLIP; pass a folder with tokenizer.json, or the tokenizer option`);
-    tokenizer = clipTokenizer();
+    if (!model.family.tokenizer) throw noTokenizer(model.family.title);
+    tokenizer = model.family.tokenizer();
   }
-  const contextLength = model.config.textConfig.maxPositionEmbeddings;
-  const imageSize = family === 'clip' ? (model as CLIPModel).config.visionConfig.imageSize : (model as SiglipModel).config.visionConfig.imageSize;
-  const imageProcessor = processorFor(family, imageSize, folder);
-  return { name: entry?.name ?? nameOrDir, family, model, tokenizer, imageProcessor, contextLength };
+  const imageProcessor = processorFor(model.family.imageProcessor!, model.imageSize, folder);
+  return { name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor, contextLength: model.contextLength };
 }
 
 type ModelArg = VisionLanguageModel | string;
@@ -101,7 +96,7 @@ export async function embedTexts(model: ModelArg, texts: readonly string[], opti
   const backend = vl.model.parameters()[0]?.backend;
   const parts = batches(texts, options.batchSize ?? 32).map((b) => noGrad(() => {
     const ids = tokenize(vl, b);
-    const feats = vl.model.getTextFeatures(backend && ids.backend !== backend ? ids.to(backend) : ids);
+    const feats = vl.model.encodeText(backend && ids.backend !== backend ? ids.to(backend) : ids);
     return l2Normalize(feats);
   }));
   return parts.length === 1 ? parts[0]! : concat(parts, 0);
@@ -114,7 +109,7 @@ export async function embedTexts(model: ModelArg, texts: readonly string[], opti
 export async function embedImages(model: ModelArg, images: readonly ImageInput[] | Tensor, options: EmbedOptions = {}): Promise<Tensor> {
   const vl = await resolve(model);
   const backend = vl.model.parameters()[0]?.backend;
-  const run = (pixels: Tensor) => noGrad(() => l2Normalize(vl.model.getImageFeatures(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)));
+  const run = (pixels: Tensor) => noGrad(() => l2Normalize(vl.model.encodeImage(backend && pixels.backend !== backend ? pixels.to(backend) : pixels)));
   if (!Array.isArray(images)) {
     const pixels = images as Tensor;
     if (pixels.ndim !== 4) throw new Error(`embedImages: pixel values must be [N, 3, H, W], got [${pixels.shape}]`);
@@ -183,12 +178,7 @@ export async function zeroShotClassify(model: ModelArg, images: readonly ImageIn
   const vl = await resolve(model);
   const classifier = await buildZeroShotClassifier(vl, labels, options.templates ?? DEFAULT_TEMPLATES, options);
   const img = await embedImages(vl, images, options);
-  const { logits, probs } = noGrad(() => {
-    const m = vl.model;
-    let l = img.matmul(classifier.transpose(0, 1)).mul(m.logitScale.exp());
-    if (m instanceof SiglipModel) l = l.add(m.logitBias);
-    return { logits: l, probs: m instanceof SiglipModel ? l.sigmoid() : l.softmax(-1) };
-  });
+  const { logits, probs } = noGrad(() => vl.model.pairLogits(img, classifier));
   const k = Math.min(options.topK ?? 5, labels.length);
   if (!Number.isInteger(k) || k < 1) throw new Error(`zero-shot: topK must be a positive integer, got ${options.topK}`);
   const p = probs.toArray();

@@ -5,12 +5,12 @@ import type { Dataset } from '../data/dataset.js';
 import type { ImageProcessor } from '../data/image.js';
 import { DataLoader, type LoaderPosition } from '../data/loader.js';
 import { type MaskingOptions, packSequences, TokenBatchLoader } from '../data/mlm.js';
-import { openDataset } from '../data/sources.js';
+import { openDataset } from '../data/registry.js';
 import { openTextCorpus, type TextCorpus } from '../data/text.js';
 import type { TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import type { TrainConfig } from './config.js';
 import type { TrainModel } from './model_setup.js';
-import type { TrainBatch } from './tasks.js';
+import type { TrainBatch } from './objectives.js';
 
 /** What the trainer needs of a data loader (src/data/loader.ts's DataLoader is one). */
 export interface BatchSource {

@@ -10,11 +10,7 @@ import type { TextCorpus } from '../data/text.js';
 import { classificationMetrics, evaluateZeroShot } from '../eval/classification.js';
 import { forEachBatch } from '../eval/features.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
-import { CLIPModel } from '../models/clip.js';
-import { SiglipModel } from '../models/siglip.js';
-import { BertForMaskedLM } from '../models/bert.js';
-import { ViTForImageClassification } from '../models/vit.js';
-import { ViTMAEForPreTraining } from '../models/vit_mae.js';
+import type { ImageClassifier, MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
 import { maeReconstruction, writeReconstructionGrid } from '../tasks/mae.js';
 import type { VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -30,9 +26,9 @@ export type EvalMetrics = Record<string, number>;
 /** The dual encoder with what reads its inputs, as src/tasks and src/eval take it. */
 export function visionLanguageModel(tm: TrainModel, name: string): VisionLanguageModel {
   const m = tm.model;
-  if (!(m instanceof CLIPModel) && !(m instanceof SiglipModel)) throw new Error(`${m.constructor.name} is not a dual encoder`);
+  if (m.kind !== 'dual-encoder') throw new Error(`${m.constructor.name} is not a dual encoder`);
   if (!tm.tokenizer) throw new Error(`${name}: no tokenizer`);
-  return { name, family: tm.family as 'clip' | 'siglip', model: m, tokenizer: tm.tokenizer, imageProcessor: tm.imageProcessor!, contextLength: tm.contextLength };
+  return { name, model: m, tokenizer: tm.tokenizer, imageProcessor: tm.imageProcessor!, contextLength: tm.contextLength };
 }
 
 /** Where a run's evaluation happens: the step it follows. */
@@ -51,17 +47,17 @@ const EVAL_MASK_STREAM = 201;
 export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
   const m = tm.model;
   if (isTextCorpus(val)) {
-    if (!(m instanceof BertForMaskedLM)) throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
+    if (m.kind !== 'masked-lm') throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
     return evaluateMaskedLM(tm, m, val, config);
   }
   const opts = { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined };
   const out: EvalMetrics = {};
-  if (m instanceof ViTMAEForPreTraining) return evaluateMAE(tm, m, val, config, at);
-  if (m instanceof ViTForImageClassification) {
+  if (m.kind === 'masked-image-model') return evaluateMAE(tm, m, val, config, at);
+  if (m.kind === 'image-classifier') {
     if (!val.classNames) throw new Error(`evaluation: ${val.name} has no class names`);
     const scores: number[] = [];
     const labels: number[] = [];
-    const source = { imageProcessor: tm.imageProcessor!, module: m, extract: (px: Parameters<typeof m.forward>[0]) => m.forward(px).logits };
+    const source = { imageProcessor: tm.imageProcessor!, module: m, extract: (px: Tensor) => m.classify(px) };
     await forEachBatch(val, source, opts, (samples, logits) => {
       for (const s of samples) {
         if (s.label === undefined) throw new Error(`evaluation: sample ${s.key} of ${val.name} has no label`);
@@ -97,7 +93,7 @@ export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, c
  * every evaluation, and a picture of the first config.mae.pictures reconstructions in
  * <out>/reconstructions/step_<step>.png.
  */
-async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
+async function evaluateMAE(tm: TrainModel, m: MaskedImageModel, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
   const generator = new Generator(mixSeed(EVAL_MASK_STREAM, config.seed));
   const seen: { first: Tensor | null } = { first: null }; // the first batch, for the picture
   let total = 0;
@@ -108,7 +104,7 @@ async function evaluateMAE(tm: TrainModel, m: ViTMAEForPreTraining, val: Dataset
     imageProcessor: tm.imageProcessor!, module: m,
     extract: (pixels: Tensor) => {
       seen.first ??= pixels;
-      return m.forward(pixels, { generator }).loss.reshape([1, 1]).expand(pixels.shape[0]!, 1);
+      return m.maskedLoss(pixels, generator).reshape([1, 1]).expand(pixels.shape[0]!, 1);
     },
   };
   await forEachBatch(val, source, { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined }, (samples, loss) => {
@@ -135,7 +131,7 @@ const packedValidation = new WeakMap<TextCorpus, Int32Array>();
  * A BERT's masked-token accuracy, loss and perplexity (exp of the mean loss per selected token)
  * on held-out text packed as in training, with the same masks at every evaluation.
  */
-function evaluateMaskedLM(tm: TrainModel, m: BertForMaskedLM, val: TextCorpus, config: TrainConfig): EvalMetrics {
+function evaluateMaskedLM(tm: TrainModel, m: MaskedLanguageModel, val: TextCorpus, config: TrainConfig): EvalMetrics {
   const tokenizer = tm.tokenizer!;
   let blocks = packedValidation.get(val);
   if (!blocks) packedValidation.set(val, (blocks = packCorpus(val, tokenizer, tm.contextLength)));
@@ -151,7 +147,7 @@ function evaluateMaskedLM(tm: TrainModel, m: BertForMaskedLM, val: TextCorpus, c
   try {
     noGrad(() => {
       for (const b of batches) {
-        const out = m.forward(b.inputIds, { labels: b.labels });
+        const out = m.fillMask(b.inputIds, b.labels);
         const labels = b.labels.toArray();
         const predicted = out.logits.argmax(-1).toArray();
         let n = 0;

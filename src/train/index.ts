@@ -7,3 +7,5 @@ export { saveCheckpoint, loadCheckpoint, latestCheckpoint } from './checkpoint.j
 export type { Checkpoint, TrainerState } from './checkpoint.js';
 export { renderReport, writeReport, lineChart } from './report.js';
 export type { ReportInput, Series } from './report.js';
+export { objectives, registerObjective, makeObjective } from './objectives.js';
+export type { Objective, ObjectiveEntry, StepContext, TrainBatch } from './objectives.js';

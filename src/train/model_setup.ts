@@ -1,47 +1,22 @@
 // The model a training config describes: built (registered name, folder or custom sizes) with
-// seeded initial weights, with what reads its inputs (tokenizer, image processor), the layout of
-// its image tower (for LiT's locking and layer-wise lr decay), and how to save it as a Hugging
-// Face folder.
+// seeded initial weights and made ready for the run's objective, with what reads its inputs
+// (tokenizer, image processor) and the layout of its image tower (for LiT's locking and
+// layer-wise lr decay), and how to save it as a Hugging Face folder. Nothing here asks a model
+// for its class: its family and kind say what it is and offers.
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ImageFamily, ImageProcessor, type ImageProcessorConfig } from '../data/image.js';
-import { clipTokenizer } from '../data/tokenizers/clip.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
-import type { HFConfig } from '../io/hf.js';
-import { CLIPConfig, CLIPModel } from '../models/clip.js';
-import { byteTokenizer } from '../models/configs.js';
-import { clipConfigFromOpenClip } from '../models/openclip.js';
-import { BertConfig, BertForMaskedLM } from '../models/bert.js';
-import { createModel, models } from '../models/registry.js';
-import { SiglipConfig, SiglipModel } from '../models/siglip.js';
-import { ViTConfig, ViTForImageClassification } from '../models/vit.js';
-import { vitClassifierFromMAE, ViTMAEConfig, ViTMAEForPreTraining } from '../models/vit_mae.js';
 import { trainWordPieceTokenizer } from '../data/tokenizers/wordpiece.js';
-import type { Module } from '../nn/module.js';
-import { noGrad } from '../tensor/autograd.js';
+import { byteTokenizer } from '../models/configs.js';
+import type { ImageTowerLayout, Model, ModelFamily, ModelSizes } from '../models/family.js';
+import { createModel, modelFamily, modelFromConfig, models } from '../models/registry.js';
 import { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
-import { SIGLIP_INIT } from '../nn/losses.js';
 import { ConfigError, type CustomModelConfig, type TrainConfig } from './config.js';
-
-export type TrainFamily = 'clip' | 'siglip' | 'vit' | 'mae' | 'bert';
-
-/** Where the image tower's parameters live, by dotted prefix. */
-export interface ImageTowerLayout {
-  /** Every parameter of the tower starts with one of these. */
-  prefixes: string[];
-  /** The prefix of block i is `${blocks}.${i}`. */
-  blocks: string;
-  numBlocks: number;
-  /** Parameters after the last block (final norm, pooling head, projection): trained with any unlocked block. */
-  after: string[];
-  /** The tower's modules, switched to eval mode when fully locked. */
-  modules: Module[];
-}
+import { objectives } from './objectives.js';
 
 export interface TrainModel {
-  model: CLIPModel | SiglipModel | ViTForImageClassification | ViTMAEForPreTraining | BertForMaskedLM;
-  family: TrainFamily;
+  model: Model;
   /** Null for image-only models. */
   tokenizer: TextTokenizer | null;
   /** Tokens per caption or packed sequence (0 for image-only models). */
@@ -50,101 +25,21 @@ export interface TrainModel {
   imageSize: number | null;
   imageProcessor: ImageProcessor | null;
   imageTower: ImageTowerLayout | null;
-  /** The inverse-temperature parameter clamped after each step (dual encoders). */
-  logitScale: Tensor | null;
   /** Drew the initial weights; the model's dropout layers draw from it next (a checkpoint keeps its state). */
   generator: Generator;
 }
 
-/** The processor evaluation and inference use: the family's defaults at the model's image size. */
-export function processorFor(family: Exclude<TrainFamily, 'bert'>, imageSize: number): ImageProcessor {
-  return ImageProcessor.atSize(family === 'mae' ? 'vit' : family, imageSize); // HF's ViT-MAE uses ViTImageProcessor
-}
+/** config.json's model_type of each family a training config's model.custom names. */
+const CUSTOM_MODEL_TYPE: Record<CustomModelConfig['family'], string> = { clip: 'clip', siglip: 'siglip', vit: 'vit', mae: 'vit_mae', bert: 'bert' };
 
-function customConfig(c: CustomModelConfig, classNames: readonly string[] | undefined): HFConfig {
-  const mlp = (w: number) => Math.round(w * c.mlp_ratio);
+/** The checks every family's custom sizes share (a family checks its own in sizedConfig). */
+function checkCustomSizes(c: CustomModelConfig): void {
   if (c.width % c.heads !== 0) throw new ConfigError('model.custom.heads', `width ${c.width} is not a multiple of heads ${c.heads}`);
-  if (c.family !== 'vit' && c.text_width % c.text_heads !== 0) {
+  if (c.family === 'bert') return;
+  if (c.family !== 'vit' && c.family !== 'mae' && c.text_width % c.text_heads !== 0) {
     throw new ConfigError('model.custom.text_heads', `text_width ${c.text_width} is not a multiple of text_heads ${c.text_heads}`);
   }
   if (c.image_size < c.patch_size) throw new ConfigError('model.custom.patch_size', `patch ${c.patch_size} is larger than the image (${c.image_size})`);
-  if (c.family === 'mae') {
-    if (c.image_size % c.patch_size !== 0) {
-      throw new ConfigError('model.custom.image_size', `${c.image_size} is not a multiple of the patch size ${c.patch_size} (MAE masks whole patches)`);
-    }
-    if (c.decoder_width % c.decoder_heads !== 0) {
-      throw new ConfigError('model.custom.decoder_heads', `decoder_width ${c.decoder_width} is not a multiple of decoder_heads ${c.decoder_heads}`);
-    }
-    return {
-      architectures: ['ViTMAEForPreTraining'],
-      model_type: 'vit_mae',
-      hidden_size: c.width, num_hidden_layers: c.layers, num_attention_heads: c.heads, intermediate_size: mlp(c.width),
-      image_size: c.image_size, patch_size: c.patch_size,
-      decoder_hidden_size: c.decoder_width, decoder_num_hidden_layers: c.decoder_layers, decoder_num_attention_heads: c.decoder_heads,
-      decoder_intermediate_size: mlp(c.decoder_width),
-    };
-  }
-  if (c.family === 'clip') {
-    return clipConfigFromOpenClip({
-      embed_dim: c.embed_dim,
-      vision_cfg: { image_size: c.image_size, patch_size: c.patch_size, width: c.width, layers: c.layers, head_width: c.width / c.heads, mlp_ratio: c.mlp_ratio },
-      text_cfg: { context_length: c.context_length, vocab_size: c.vocab_size, width: c.text_width, heads: c.text_heads, layers: c.text_layers, mlp_ratio: c.mlp_ratio },
-    }, 'model.custom').toHF(['CLIPModel']);
-  }
-  if (c.family === 'siglip') {
-    return {
-      architectures: ['SiglipModel'],
-      model_type: 'siglip',
-      text_config: {
-        vocab_size: c.vocab_size, hidden_size: c.text_width, intermediate_size: mlp(c.text_width), num_hidden_layers: c.text_layers,
-        num_attention_heads: c.text_heads, max_position_embeddings: c.context_length, projection_size: c.width,
-        pad_token_id: 0, bos_token_id: 256, eos_token_id: 257,
-      },
-      vision_config: {
-        hidden_size: c.width, intermediate_size: mlp(c.width), num_hidden_layers: c.layers, num_attention_heads: c.heads,
-        image_size: c.image_size, patch_size: c.patch_size,
-      },
-    };
-  }
-  return {
-    architectures: ['ViTForImageClassification'],
-    model_type: 'vit',
-    hidden_size: c.width, num_hidden_layers: c.layers, num_attention_heads: c.heads, intermediate_size: mlp(c.width),
-    image_size: c.image_size, patch_size: c.patch_size,
-    ...labelConfig(classNames),
-  };
-}
-
-function labelNames(classNames: readonly string[] | undefined): readonly string[] {
-  if (!classNames || classNames.length === 0) throw new ConfigError('data.train', 'the ce task needs a labelled dataset (one with class names)');
-  return classNames;
-}
-
-function labelConfig(names: readonly string[] | undefined): HFConfig {
-  const classNames = labelNames(names);
-  return { id2label: Object.fromEntries(classNames.map((n, i) => [String(i), n])), label2id: Object.fromEntries(classNames.map((n, i) => [n, i])) };
-}
-
-function layoutOf(model: TrainModel['model']): ImageTowerLayout | null {
-  if (model instanceof BertForMaskedLM) return null;
-  if (model instanceof ViTMAEForPreTraining) {
-    return { prefixes: ['vit'], blocks: 'vit.encoder.layers', numBlocks: model.config.numHiddenLayers, after: ['vit.layernorm'], modules: [model.vit] };
-  }
-  if (model instanceof CLIPModel) {
-    return {
-      prefixes: ['vision_model', 'visual_projection'], blocks: 'vision_model.encoder.layers', numBlocks: model.config.visionConfig.numHiddenLayers,
-      after: ['vision_model.post_layernorm', 'visual_projection'], modules: [model.visionModel, model.visualProjection],
-    };
-  }
-  if (model instanceof SiglipModel) {
-    return {
-      prefixes: ['vision_model'], blocks: 'vision_model.encoder.layers', numBlocks: model.config.visionConfig.numHiddenLayers,
-      after: ['vision_model.post_layernorm', ...(model.visionModel.head ? ['vision_model.head'] : [])], modules: [model.visionModel],
-    };
-  }
-  return {
-    prefixes: ['vit'], blocks: 'vit.encoder.layers', numBlocks: model.config.numHiddenLayers, after: ['vit.layernorm'], modules: [model.vit],
-  };
 }
 
 /** What a model is sized or read by, besides the config. */
@@ -157,132 +52,94 @@ export interface TrainModelInputs {
   tokenizerDir?: string;
 }
 
+/** A model of custom sizes, with the tokenizer its texts take (the byte tokenizer, or a WordPiece trained from the corpus). */
+async function customModel(config: TrainConfig, c: CustomModelConfig, inputs: TrainModelInputs, generator: Generator) {
+  checkCustomSizes(c);
+  const family = modelFamily(CUSTOM_MODEL_TYPE[c.family]);
+  if (!family.sizedConfig) throw new ConfigError('model.custom.family', `${family.title} models cannot be built from sizes`);
+  const tokenizer = c.family === 'bert' ? await mlmTokenizer(config, inputs, null)
+    : c.family === 'clip' || c.family === 'siglip' ? byteTokenizer(c.context_length) : null;
+  const sizes: ModelSizes = {
+    ...c,
+    labels: config.task === 'ce' ? inputs.classNames : undefined,
+    ...(c.family === 'bert' && tokenizer ? { vocab_size: tokenizer.vocabSize, pad_token_id: tokenizer.tokenToId('[PAD]') ?? 0 } : {}),
+  };
+  try {
+    return { model: modelFromConfig(family.sizedConfig(sizes, 'config: model.custom'), { generator }, 'model.custom'), tokenizer };
+  } catch (e) {
+    // A family's own checks name the key already ('config: model.custom.image_size: ...').
+    if ((e as Error).message.startsWith('config: ')) throw e;
+    throw new ConfigError('model.custom', (e as Error).message);
+  }
+}
+
 /**
  * Builds the model of `config.model` for `config.task`, its initial weights drawn from a
- * generator seeded with `config.seed`. A classifier (ce) of a registered ViT or of an MAE folder
- * is sized to `inputs.classNames`; from an MAE folder it starts from the MAE encoder.
+ * generator seeded with `config.seed`, and makes it ready for the task's objective (a classifier
+ * sized to `inputs.classNames`, from a ViT name or an MAE folder's encoder; MAE's mask ratio; ...).
  */
 export async function buildTrainModel(config: TrainConfig, inputs: TrainModelInputs = {}): Promise<TrainModel> {
   const generator = new Generator(config.seed);
-  const { classNames } = inputs;
+  const objective = objectives.get(config.task);
   const m = config.model;
-  const task = config.task;
   const label = m.custom ? 'model.custom' : `model '${m.name}'`;
-  let model: Module;
+  let built: Model;
   let tokenizer: TextTokenizer | null = null;
   if (m.custom) {
-    const fam = m.custom.family;
-    if (fam === 'bert') {
-      tokenizer = await mlmTokenizer(config, inputs, null);
-      model = new BertForMaskedLM(BertConfig.fromHF(bertCustomConfig(m.custom, tokenizer), 'model.custom'), { generator });
-    } else {
-      const raw = customConfig(m.custom, task === 'ce' ? classNames : undefined);
-      if (fam === 'clip') model = new CLIPModel(CLIPConfig.fromHF(raw, 'model.custom'), { generator });
-      else if (fam === 'siglip') model = new SiglipModel(SiglipConfig.fromHF(raw, 'model.custom'), { generator });
-      else if (fam === 'mae') model = new ViTMAEForPreTraining(ViTMAEConfig.fromHF(raw, 'model.custom'), { generator });
-      else model = new ViTForImageClassification(ViTConfig.fromHF(raw, 'model.custom'), { generator });
-      if (fam === 'clip' || fam === 'siglip') tokenizer = byteTokenizer(m.custom.context_length);
-    }
+    ({ model: built, tokenizer } = await customModel(config, m.custom, inputs, generator));
   } else {
     const name = m.name!;
     const entry = models.find(name);
     const folder = entry ? m.weights : name;
-    if (task === 'ce' && entry && entry.family === 'vit' && m.weights === null) {
-      // A registered ViT gets a classifier head sized to the training labels.
-      const raw = { ...entry.config, architectures: ['ViTForImageClassification'], ...labelConfig(classNames) };
-      model = new ViTForImageClassification(ViTConfig.fromHF(raw, `model '${entry.name}'`), { generator });
-    } else {
-      model = await createModel(name, { weights: m.weights ?? undefined, generator });
-    }
-    if (task === 'ce' && model instanceof ViTMAEForPreTraining) {
-      // Fine-tuning from MAE: the encoder's weights, a fresh classifier (HF's ViTForImageClassification.from_pretrained does the same).
-      model = vitClassifierFromMAE(model, { labels: labelNames(classNames), generator });
-    }
+    const fresh = entry !== undefined && m.weights === null;
+    const over = fresh && objective.freshConfig ? objective.freshConfig(modelFamily(entry.family), inputs.classNames) : {};
+    built = await createModel(name, { weights: m.weights ?? undefined, generator, ...(Object.keys(over).length ? { config: over } : {}) });
     if (folder !== null && fs.existsSync(path.join(folder, 'tokenizer.json'))) tokenizer = loadTokenizer(folder);
     else if (entry?.tokenizer) tokenizer = entry.tokenizer();
-    else if (model instanceof CLIPModel) tokenizer = clipTokenizer();
-    else if (model instanceof BertForMaskedLM) tokenizer = await mlmTokenizer(config, inputs, model.config.vocabSize);
+    else if (built.family.tokenizer) tokenizer = built.family.tokenizer();
+    else if (built.kind === 'masked-lm') tokenizer = await mlmTokenizer(config, inputs, built.vocabSize);
   }
-  const expected: Record<typeof task, { is: (x: Module) => boolean; what: string }> = {
-    clip: { is: (x) => x instanceof CLIPModel, what: 'a CLIP model' },
-    siglip: { is: (x) => x instanceof SiglipModel, what: 'a SigLIP model' },
-    catlip: { is: (x) => x instanceof CLIPModel || x instanceof SiglipModel, what: 'a CLIP or SigLIP model (it trains the image tower)' },
-    ce: { is: (x) => x instanceof ViTForImageClassification, what: 'an image classifier (ViT, or an MAE folder to fine-tune)' },
-    mae: { is: (x) => x instanceof ViTMAEForPreTraining, what: 'a ViT-MAE model' },
-    mlm: { is: (x) => x instanceof BertForMaskedLM, what: 'a BERT model with its MLM head (BertForMaskedLM)' },
-  };
-  if (!expected[task].is(model)) throw new ConfigError('task', `the ${task} task needs ${expected[task].what}; ${label} is ${model.constructor.name}`);
-  if (model instanceof ViTForImageClassification && task === 'ce' && classNames && model.config.numLabels !== classNames.length) {
-    throw new ConfigError('model', `${label} classifies into ${model.config.numLabels} classes, the data has ${classNames.length}`);
-  }
-  if ((task === 'clip' || task === 'siglip') && !tokenizer) {
-    throw new ConfigError('model', `${label}: no tokenizer (give a folder with tokenizer.json)`);
-  }
-  if (model instanceof ViTMAEForPreTraining) model = withMaskingOf(model, config);
-  const typed = model as TrainModel['model'];
-  let family: TrainFamily;
-  let imageSize: number | null;
-  let contextLength = 0;
-  let logitScale: Tensor | null = null;
-  if (typed instanceof CLIPModel) {
-    family = 'clip';
-    imageSize = typed.config.visionConfig.imageSize;
-    contextLength = typed.config.textConfig.maxPositionEmbeddings;
-    logitScale = typed.logitScale;
-  } else if (typed instanceof SiglipModel) {
-    family = 'siglip';
-    imageSize = typed.config.visionConfig.imageSize;
-    contextLength = typed.config.textConfig.maxPositionEmbeddings;
-    logitScale = typed.logitScale;
-    // Trained from scratch, SigLIP starts at t = 10, b = -10 (the paper's init; HF's init is for loading).
-    const fresh = m.custom !== null || (m.weights === null && models.find(m.name!) !== undefined);
-    if (fresh) {
-      noGrad(() => {
-        typed.logitScale.backend.fill(typed.logitScale.view('siglip init'), SIGLIP_INIT.logitScale);
-        typed.logitBias.backend.fill(typed.logitBias.view('siglip init'), SIGLIP_INIT.logitBias);
-      });
-    }
-  } else if (typed instanceof BertForMaskedLM) {
-    family = 'bert';
-    imageSize = null;
-    contextLength = m.custom ? m.custom.context_length : typed.config.maxPositionEmbeddings;
-    if (contextLength > typed.config.maxPositionEmbeddings) {
-      throw new ConfigError('model', `${label}: sequences of ${contextLength} tokens exceed its ${typed.config.maxPositionEmbeddings} positions`);
-    }
-  } else {
-    family = typed instanceof ViTMAEForPreTraining ? 'mae' : 'vit';
-    const size = typed.config.imageSize;
-    imageSize = size[0];
-    if (size[1] !== imageSize) throw new ConfigError('model', `${label}: training needs a square image size, got [${size}]`);
-  }
+  const fresh = m.custom !== null || (m.weights === null && models.find(m.name!) !== undefined);
+  const model = objective.prepare ? objective.prepare(built, { config, classNames: inputs.classNames, generator, fresh, label }) : built;
+  if (!objective.accepts(model)) throw new ConfigError('task', `the ${config.task} task needs ${objective.needs}; ${label} is ${model.constructor.name}`);
+  const { imageSize, contextLength } = inputSizes(model, config, label);
+  if (model.kind === 'dual-encoder' && !tokenizer) throw new ConfigError('model', `${label}: no tokenizer (give a folder with tokenizer.json)`);
   return {
-    model: typed, family, tokenizer, contextLength, imageSize,
-    imageProcessor: family === 'bert' ? null : processorFor(family, imageSize!),
-    imageTower: layoutOf(typed),
-    logitScale,
+    model, tokenizer, contextLength, imageSize,
+    imageProcessor: imageSize === null ? null : processorFor(model.family, imageSize),
+    imageTower: model.imageTower(),
     generator,
   };
 }
 
-/** The MAE model with config.mae's mask ratio and loss (the training objective is the run's choice, not the folder's). */
-function withMaskingOf(model: ViTMAEForPreTraining, config: TrainConfig): ViTMAEForPreTraining {
-  const { mask_ratio: ratio, norm_pix_loss: normPix } = config.mae;
-  if (model.config.maskRatio === ratio && model.config.normPixLoss === normPix) return model;
-  const raw = { ...model.config.toHF(['ViTMAEForPreTraining']), mask_ratio: ratio, norm_pix_loss: normPix };
-  const out = new ViTMAEForPreTraining(ViTMAEConfig.fromHF(raw, 'mae'), { initWeights: false });
-  out.loadStateDict(model.stateDict());
-  return out;
+/** The square image size and the tokens per text a model trains on. */
+function inputSizes(model: Model, config: TrainConfig, label: string): { imageSize: number | null; contextLength: number } {
+  switch (model.kind) {
+    case 'dual-encoder':
+      return { imageSize: model.imageSize, contextLength: model.contextLength };
+    case 'masked-lm': {
+      const contextLength = config.model.custom ? config.model.custom.context_length : model.maxPositions;
+      if (contextLength > model.maxPositions) {
+        throw new ConfigError('model', `${label}: sequences of ${contextLength} tokens exceed its ${model.maxPositions} positions`);
+      }
+      return { imageSize: null, contextLength };
+    }
+    case 'image-classifier':
+    case 'masked-image-model':
+    case 'image-encoder': {
+      const [h, w] = model.imageSize;
+      if (h !== w) throw new ConfigError('model', `${label}: training needs a square image size, got [${model.imageSize}]`);
+      return { imageSize: h, contextLength: 0 };
+    }
+    default:
+      throw new ConfigError('model', `${label}: ${model.constructor.name} is not a model Glimpse trains`);
+  }
 }
 
-function bertCustomConfig(c: CustomModelConfig, tokenizer: TextTokenizer): HFConfig {
-  if (c.width % c.heads !== 0) throw new ConfigError('model.custom.heads', `width ${c.width} is not a multiple of heads ${c.heads}`);
-  return {
-    architectures: ['BertForMaskedLM'],
-    model_type: 'bert',
-    vocab_size: tokenizer.vocabSize, hidden_size: c.width, num_hidden_layers: c.layers, num_attention_heads: c.heads,
-    intermediate_size: Math.round(c.width * c.mlp_ratio), max_position_embeddings: c.context_length,
-    pad_token_id: tokenizer.tokenToId('[PAD]') ?? 0,
-  };
+/** The processor evaluation and inference use: the family's defaults at the model's image size. */
+export function processorFor(family: ModelFamily, imageSize: number): ImageProcessor {
+  if (family.imageProcessor === null) throw new Error(`${family.title} models take no images`);
+  return ImageProcessor.atSize(family.imageProcessor, imageSize);
 }
 
 /**

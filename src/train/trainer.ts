@@ -1,15 +1,18 @@
-// The training loop: data -> model -> loss -> optimizer, with AdamW under warm-up + cosine,
-// gradient accumulation and clipping, LiT locking and FLIP patch dropout, periodic evaluation,
-// metrics, atomic checkpoints, and exact resumption.
+// The training loop, in phases: set up (or restore from a checkpoint) -> schedule -> steps ->
+// finish. A step is data -> model -> objective's loss -> backward -> gradient sync -> clip ->
+// AdamW; evaluations, metrics and atomic checkpoints happen between steps.
 //
 // Exactness: a run resumed from a checkpoint computes bit-identical losses to one that never
 // stopped. Everything the next step depends on is restored — weights, AdamW's moments and step
 // counts, the schedule (a pure function of the step), the loader's position (batches are a pure
 // function of seed, epoch and index), and the generators of patch dropout and of dropout. A run
 // sized by time_budget_s is the exception: its schedule follows the clock, which no rerun repeats.
+//
+// Data parallelism hooks in at two places: `onGradients` (all-reduce the gradients after
+// backward) and `rank` (only rank 0 writes checkpoints, metrics, the model and the report).
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeSafetensors } from '../io/safetensors.js';
+import { type LoaderPosition, nextPosition } from '../data/sampler.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
@@ -18,15 +21,14 @@ import { constantSchedule, cosineDecay, LRScheduler, type LrSchedule, warmupCosi
 import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
-import { type LoaderPosition, nextPosition } from '../data/sampler.js';
 import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
 import { type EvalMetrics, evaluateModel, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
+import { batchSize, makeObjective, type Objective, type StepContext, type TrainBatch } from './objectives.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
 import { writeReport } from './report.js';
-import { batchSize, makeTask, type StepContext, type TrainBatch, type TrainTask } from './tasks.js';
 
 /** The loss stopped being a finite number; the run ends, its last checkpoint untouched. */
 export class TrainingDivergedError extends Error {
@@ -61,6 +63,8 @@ export interface TrainOptions {
   progress?: ProgressMode | 'auto';
   /** Evaluation (default evaluateModel); tests substitute cheaper ones. */
   evaluate?: (tm: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: { step: number }) => Promise<EvalMetrics>;
+  /** Milliseconds on a monotonic clock (default performance.now); time budgets and rates read it. */
+  clock?: () => number;
 }
 
 export interface TrainResult {
@@ -92,16 +96,24 @@ interface TrainClock {
   warmupEndS: number;
 }
 
-function savedClock(extra: Record<string, unknown> | undefined): TrainClock {
-  const c = extra?.clock as Partial<TrainClock> | undefined;
-  return { trainS: c?.trainS ?? 0, warmupEndS: c?.warmupEndS ?? 0 };
+/** Where a run stands: what a checkpoint saves and restores. */
+interface RunState {
+  step: number;
+  position: LoaderPosition;
+  samplesSeen: number;
+  clock: TrainClock;
 }
 
-const RNG_PATCH_DROPOUT = 'patch_dropout';
-const RNG_TASK = 'task';
-const RNG_MODEL = 'model';
+/** The generators a step draws from, by the names checkpoints keep them under. */
+interface RunGenerators {
+  patch_dropout: Generator;
+  task: Generator;
+  model: Generator;
+  default: Generator;
+}
+
+/** How many training captions CatLIP's vocabulary is built from: word frequencies settle long before a large set is read through. */
 const CATLIP_VOCAB_SAMPLES = 20_000;
-const RNG_DEFAULT = 'default';
 
 /** The config keys that must not change on resume: the saved state would not fit or mean something else. */
 const FIXED_ON_RESUME = ['model', 'task', 'batch_size', 'seed', 'lock_image', 'unlock_last_blocks', 'optim.grad_accum', 'data.train'] as const;
@@ -110,262 +122,40 @@ function keyValue(c: unknown, key: string): unknown {
   return key.split('.').reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<string, unknown>)[k] : undefined), c);
 }
 
-/** Runs (or resumes) the training a config describes; see TrainOptions. */
-export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
-  const rank = options.rank ?? 0;
-  const worldSize = options.worldSize ?? 1;
-  if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
-    throw new Error(`train: rank ${rank} of worldSize ${worldSize} is not a valid process`);
+// ---------------------------------------------------------------------------------------------
+// Phase 1: restore
+
+/** The newest checkpoint of config.out, checked to fit the config; null when not resuming. */
+function checkpointToResume(config: TrainConfig, resume: boolean): Checkpoint | null {
+  if (!resume) return null;
+  const dir = latestCheckpoint(config.out);
+  if (!dir) throw new Error(`resume: no checkpoint in ${path.join(config.out, 'checkpoints')} (start without --resume)`);
+  const checkpoint = loadCheckpoint(dir);
+  for (const k of FIXED_ON_RESUME) {
+    const [a, b] = [JSON.stringify(keyValue(checkpoint.state.config, k)), JSON.stringify(keyValue(config, k))];
+    if (a !== b) throw new ConfigError(k, `differs from the checkpoint's (${a} there, ${b} now); a resumed run must keep it`);
   }
-  const main = rank === 0;
-  const out = config.out;
-  const accum = config.optim.grad_accum;
-  const progress = new Progress(main ? options.progress ?? 'auto' : 'none');
+  return checkpoint;
+}
 
-  // Resume first: the checkpoint must exist and fit before anything is built or written.
-  let checkpoint = null;
-  if (options.resume) {
-    const dir = latestCheckpoint(out);
-    if (!dir) throw new Error(`resume: no checkpoint in ${path.join(out, 'checkpoints')} (start without --resume)`);
-    checkpoint = loadCheckpoint(dir);
-    for (const k of FIXED_ON_RESUME) {
-      const [a, b] = [JSON.stringify(keyValue(checkpoint.state.config, k)), JSON.stringify(keyValue(config, k))];
-      if (a !== b) throw new ConfigError(k, `differs from the checkpoint's (${a} there, ${b} now); a resumed run must keep it`);
-    }
+/** The first CATLIP_VOCAB_SAMPLES training captions (reading a sample may mean decoding its image). */
+async function trainingCaptions(data: TrainData): Promise<string[]> {
+  const ds = data.trainDataset;
+  if (isTextCorpus(ds)) throw new Error('catlip task: the training data is a text corpus, not captioned images');
+  const captions: string[] = [];
+  for (let i = 0; i < Math.min(ds.length, CATLIP_VOCAB_SAMPLES); i++) {
+    const c = (await ds.get(i)).caption;
+    if (c !== undefined) captions.push(c);
   }
-
-  // The data opens first: a classifier is sized by the training set's class names, a BERT by the
-  // vocabulary trained from its corpus (kept in the run folder, so a resumed run reads the same).
-  const datasets = options.data ?? await openDatasets(config);
-  const trainSet = datasets.trainDataset;
-  const tokenizerDir = path.join(out, 'tokenizer');
-  const model = await buildTrainModel(config, {
-    classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames,
-    documents: isTextCorpus(trainSet) ? async () => trainSet.documents : undefined,
-    tokenizerDir: checkpoint ? tokenizerDir : undefined,
-  });
-  if (main && !checkpoint && config.task === 'mlm') model.tokenizer!.save(tokenizerDir);
-  const data: TrainData = options.data
-    ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: config.batch_size / accum, rank, worldSize }) };
-  const generator = new Generator(config.seed + 1);
-  const task = await makeTask(config.task, model, {
-    generator,
-    labelSmoothing: config.label_smoothing,
-    saved: checkpoint?.state.extra?.task as Record<string, unknown> | undefined,
-    captions: async () => {
-      // The vocabulary of the first CATLIP_VOCAB_SAMPLES captions: word frequencies settle long
-      // before a large set is read through (and reading a sample may mean decoding its image).
-      const ds = data.trainDataset;
-      if (isTextCorpus(ds)) throw new Error('catlip task: the training data is a text corpus, not captioned images');
-      const captions: string[] = [];
-      for (let i = 0; i < Math.min(ds.length, CATLIP_VOCAB_SAMPLES); i++) {
-        const c = (await ds.get(i)).caption;
-        if (c !== undefined) captions.push(c);
-      }
-      return captions;
-    },
-  });
-
-  // What is trained: the model (less a locked image tower) and any task-owned head. A locked
-  // tower records no graph (none of its inputs requires a gradient) and runs in eval mode.
-  const frozen = config.lock_image ? lockImageTower(model, config.unlock_last_blocks) : [];
-  const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-  const { root, params, optimizer } = trainingOptimizer(model, task, config);
-  const o = config.optim;
-  if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
-
-  const perEpoch = data.train.batchesPerEpoch;
-  const budgetS = config.time_budget_s;
-  // A time budget has no step count: after the warm-up (in steps) its schedule advances with the
-  // seconds of training steps, so the cosine ends when the budget is spent however the machine's
-  // speed drifts meanwhile (a step count fixed from the first steps' timing missed by up to 10%).
-  const totalSteps = budgetS !== null ? null : config.steps ?? Math.max(1, Math.ceil((config.epochs! * perEpoch) / accum));
-  const w = o.warmup_steps;
-  if (totalSteps !== null && w > totalSteps) throw new ConfigError('optim.warmup_steps', `optim.warmup_steps ${w} exceeds the run's ${totalSteps} steps`);
-  if (budgetS !== null && worldSize > 1) {
-    throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
-  }
-  const clock = savedClock(checkpoint?.state.extra);
-  const schedule: LrSchedule = o.schedule === 'constant' ? constantSchedule({ warmupSteps: w })
-    : totalSteps !== null ? warmupCosineSchedule({ warmupSteps: w, totalSteps, minLrRatio: o.min_lr_ratio })
-    // The cosine of a time budget: how far the clock is from the warm-up's end to the budget.
-    : (s) => (s < w ? s / w : cosineDecay(budgetS! > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budgetS! - clock.warmupEndS) : 1, o.min_lr_ratio));
-  const scheduler = new LRScheduler(optimizer, schedule);
-  /** Whether the run has done its steps, or spent its budget (the warm-up always completes). */
-  const finished = () => (totalSteps !== null ? step >= totalSteps : step >= w && clock.trainS >= budgetS!);
-  /** The run's length for display; a time budget's is estimated from the pace so far. */
-  const displayTotal = () => totalSteps ?? (clock.trainS > 0 ? Math.max(step, w, Math.round((step * budgetS!) / clock.trainS)) : null);
-
-  const pdGenerator = new Generator(config.seed + 2);
-  const taskGenerator = new Generator(config.seed + 3);
-  let step = 0;
-  let position: LoaderPosition = { epoch: 0, batch: 0 };
-  let samplesSeen = 0;
-  if (checkpoint) {
-    root.loadStateDict(checkpoint.model);
-    optimizer.loadStateDict(checkpoint.optimizer);
-    step = checkpoint.state.step;
-    scheduler.loadStateDict({ step, baseLrs: scheduler.baseLrs });
-    position = checkpoint.state.position;
-    samplesSeen = checkpoint.state.samplesSeen;
-    const rng = checkpoint.state.rng;
-    if (rng[RNG_PATCH_DROPOUT]) pdGenerator.setState(rng[RNG_PATCH_DROPOUT]);
-    if (rng[RNG_TASK]) taskGenerator.setState(rng[RNG_TASK]);
-    if (rng[RNG_MODEL]) model.generator.setState(rng[RNG_MODEL]);
-    if (rng[RNG_DEFAULT]) getDefaultGenerator().setState(rng[RNG_DEFAULT]);
-  }
-
-  fs.mkdirSync(out, { recursive: true });
-  const metrics = new MetricsLog(path.join(out, 'metrics.jsonl'));
-  if (main) {
-    if (checkpoint) metrics.truncateAfter(step);
-    else fs.rmSync(metrics.file, { force: true });
-    fs.writeFileSync(path.join(out, 'config.yaml'), configToYAML(config));
-  }
-
-  const setModes = () => {
-    root.train();
-    if (fullyLocked) for (const m of model.imageTower!.modules) m.eval();
-  };
-  setModes();
-  const ctx: StepContext = {
-    patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: pdGenerator } : null,
-    generator: taskGenerator,
-  };
-
-  let lastCheckpoint: string | null = checkpoint?.dir ?? null;
-  const writeCheckpoint = () => {
-    if (!main) return;
-    lastCheckpoint = saveCheckpoint(out, {
-      model: root,
-      optimizer: optimizer.stateDict(),
-      keep: config.checkpoint.keep,
-      state: {
-        step, position, samplesSeen,
-        rng: { [RNG_PATCH_DROPOUT]: pdGenerator.getState(), [RNG_TASK]: taskGenerator.getState(), [RNG_MODEL]: model.generator.getState(), [RNG_DEFAULT]: getDefaultGenerator().getState() },
-        config,
-        extra: { task: task.toJSON?.() ?? {}, clock: { ...clock } },
-      } satisfies TrainerState,
-    });
-  };
-  let lastMetrics: EvalMetrics = {};
-  let lastEvalStep = -1;
-  const writeRunReport = () => writeReport(path.join(out, 'report.html'), {
-    title: `glimpse train: ${describeModel(config)} on ${config.data.train}`, config, records: metrics.read(), final: lastMetrics,
-    pictures: config.task === 'mae' && lastEvalStep >= 0
-      ? [{ title: `reconstructions at step ${lastEvalStep}: original | masked | reconstruction | with the visible patches`, file: reconstructionPicture(config, lastEvalStep) }]
-      : [],
-  });
-  const runEval = async (): Promise<EvalMetrics | null> => {
-    if (!main || !data.val) return null;
-    const t0 = performance.now();
-    const r = await (options.evaluate ?? evaluateModel)(model, data.val, config, { step });
-    lastEvalStep = step;
-    setModes();
-    lastMetrics = r;
-    const summary = Object.entries(r).map(([k, v]) => `${k.replace(/^eval\//, '')} ${v.toFixed(4)}`).join('  ');
-    progress.log(`eval at step ${step}: ${summary || '(no metrics for this task)'} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
-    return r;
-  };
-
-  const losses: { step: number; loss: number }[] = [];
-  const started = performance.now();
-  let windowLoss = 0;
-  let windowSteps = 0;
-  let windowSamples = 0;
-  let windowStart = performance.now();
-  const stopAfter = options.stopAfterStep ?? Infinity;
-  const batches = data.train.batches(position);
-  let interrupted = false;
-  progress.start(displayTotal(), step);
-  if (budgetS !== null && !checkpoint) progress.log(`time budget ${budgetS} s: the lr schedule follows the seconds of training steps; the run ends when they are spent`);
-  try {
-    while (step < stopAfter && !finished()) {
-      const stepStart = performance.now();
-      const micro: TrainBatch[] = [];
-      for (let k = 0; k < accum; k++) {
-        const r = await batches.next();
-        if (r.done) throw new Error('train: the data loader ended early (it should repeat epochs without end)');
-        micro.push(r.value);
-      }
-      // A loss that couples a batch's samples (contrastive) accumulates itself, keeping the whole batch's negatives.
-      const lossValue = task.accumulate ? task.accumulate(micro, ctx) : accumulateGradients(micro, (b) => task.loss(b, ctx), batchSize);
-      if (!Number.isFinite(lossValue)) throw new TrainingDivergedError(step + 1, lossValue, lastCheckpoint);
-      await options.onGradients?.(params);
-      if (o.grad_clip !== null) clipGradNorm(params, o.grad_clip);
-      optimizer.step();
-      optimizer.zeroGrad();
-      task.afterStep?.();
-      await reclaimMemory(); // this step's activations and gradients serve the next one
-      step++;
-      clock.trainS += (performance.now() - stepStart) / 1000;
-      if (step === w) clock.warmupEndS = clock.trainS;
-      scheduler.step(); // the next step's lr, from the clock as it now stands
-      position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
-      const n = micro.reduce((s, b) => s + batchSize(b), 0);
-      samplesSeen += n;
-      losses.push({ step, loss: lossValue });
-      windowLoss += lossValue;
-      windowSteps++;
-      windowSamples += n;
-
-      const logNow = step % config.log_every === 0 || finished();
-      let record: MetricsRecord | null = null;
-      if (logNow) {
-        const now = performance.now();
-        const lr = optimizer.paramGroups[0]!.lr;
-        const sps = (windowSamples * worldSize) / ((now - windowStart) / 1000);
-        record = {
-          step, epoch: position.epoch + position.batch / perEpoch, loss: windowLoss / windowSteps, lr,
-          samples_per_s: sps, elapsed_s: (now - started) / 1000,
-        };
-        progress.update(step, displayTotal(), { loss: record.loss!, lr, samplesPerSec: sps });
-        windowLoss = windowSteps = windowSamples = 0;
-        windowStart = now;
-      } else {
-        progress.update(step, displayTotal(), null);
-      }
-      const evalNow = config.eval.every > 0 && step % config.eval.every === 0 && !finished();
-      if (evalNow) {
-        const r = await runEval();
-        if (r) record = { ...(record ?? { step, epoch: position.epoch + position.batch / perEpoch }), ...r };
-        windowStart = performance.now();
-      }
-      if (record && main) metrics.append(record);
-      // The report follows the run at each evaluation, so a long run can be watched.
-      if (evalNow && main && data.val) writeRunReport();
-      if (config.checkpoint.every > 0 && step % config.checkpoint.every === 0) writeCheckpoint();
-      if (options.timeBudgetSeconds !== undefined && (performance.now() - started) / 1000 >= options.timeBudgetSeconds) break;
-    }
-    if (budgetS !== null && finished()) progress.log(`time budget ${budgetS} s: ${step} steps in ${clock.trainS.toFixed(1)} s of training steps`);
-    interrupted = !finished() && options.timeBudgetSeconds === undefined;
-  } finally {
-    progress.stop();
-    await batches.return(undefined);
-    if (!options.data) await data.train.close();
-  }
-
-  let modelDir: string | null = null;
-  let reportFile: string | null = null;
-  if (!interrupted && main) {
-    if (lastCheckpoint === null || path.basename(lastCheckpoint) !== checkpointName(step)) writeCheckpoint();
-    const r = await runEval();
-    if (r) metrics.append({ step, epoch: position.epoch + position.batch / perEpoch, ...r });
-    modelDir = path.join(out, 'model');
-    saveTrainedModel(model, modelDir);
-    if (task.name === 'catlip') saveTaskModules(task, modelDir);
-    reportFile = path.join(out, 'report.html');
-    writeRunReport();
-  }
-  return { step, totalSteps: totalSteps ?? step, trainSeconds: clock.trainS, losses, metrics: lastMetrics, outDir: out, modelDir, reportFile, checkpoint: lastCheckpoint, model };
+  return captions;
 }
 
 /**
  * What a run trains and how: the module holding it (trainingRoot), its parameters that take
  * gradients, and AdamW over them in the config's groups.
  */
-export function trainingOptimizer(tm: TrainModel, task: TrainTask, config: TrainConfig): { root: Module; params: Tensor[]; optimizer: AdamW } {
-  const root = trainingRoot(tm.model, task);
+export function trainingOptimizer(tm: TrainModel, objective: Objective, config: TrainConfig): { root: Module; params: Tensor[]; optimizer: AdamW } {
+  const root = trainingRoot(tm.model, objective);
   const params = root.parameters().filter((p) => p.requiresGrad);
   if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
   const o = config.optim;
@@ -381,14 +171,9 @@ function layerDecayGroups(tm: TrainModel, o: TrainConfig['optim']) {
   return paramGroupsLayerDecay(tm.model, { weightDecay: o.weight_decay, layerDecay: o.layer_decay, baseLr: o.lr, numLayers: blocks, layerOf: vitLayerOf(blocks) });
 }
 
-/** The model as the report's title names it. */
-function describeModel(c: TrainConfig): string {
-  return c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!;
-}
-
-/** The module holding everything trained: the model itself, or the model and the task's heads. */
-function trainingRoot(model: Module, task: TrainTask): Module {
-  const extra = Object.entries(task.extraModules ?? {});
+/** The module holding everything trained: the model itself, or the model and the objective's heads. */
+function trainingRoot(model: Module, objective: Objective): Module {
+  const extra = Object.entries(objective.extraModules ?? {});
   if (extra.length === 0) return model;
   const root = new TrainingRoot();
   root.add('model', model);
@@ -402,11 +187,323 @@ class TrainingRoot extends Module {
   }
 }
 
-/** CatLIP's head and vocabulary beside the saved model (the vision tower is the product). */
-function saveTaskModules(task: TrainTask, dir: string): void {
-  for (const [name, m] of Object.entries(task.extraModules ?? {})) {
-    const tensors = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.contiguous().data() }]));
-    writeSafetensors(path.join(dir, `${name}.safetensors`), tensors);
+/** The seconds a checkpoint's run had spent, or none. */
+function savedClock(checkpoint: Checkpoint | null): TrainClock {
+  const c = checkpoint?.state.extra?.clock as Partial<TrainClock> | undefined;
+  return { trainS: c?.trainS ?? 0, warmupEndS: c?.warmupEndS ?? 0 };
+}
+
+/** The weights, optimizer state and generators of a checkpoint restored; where the run stands. */
+function restoreState(checkpoint: Checkpoint | null, root: Module, optimizer: AdamW, generators: RunGenerators, clock: TrainClock): RunState {
+  if (!checkpoint) return { step: 0, position: { epoch: 0, batch: 0 }, samplesSeen: 0, clock };
+  root.loadStateDict(checkpoint.model);
+  optimizer.loadStateDict(checkpoint.optimizer);
+  for (const [name, g] of Object.entries(generators)) {
+    const saved = checkpoint.state.rng[name];
+    if (saved) g.setState(saved);
   }
-  fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify(task.toJSON?.() ?? {})}\n`);
+  const { step, position, samplesSeen } = checkpoint.state;
+  return { step, position, samplesSeen, clock };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Phase 2: schedule
+
+/** The run's length in steps, or null for a time budget (which has no step count). */
+function plannedSteps(config: TrainConfig, batchesPerEpoch: number): number | null {
+  if (config.time_budget_s !== null) return null;
+  return config.steps ?? Math.max(1, Math.ceil((config.epochs! * batchesPerEpoch) / config.optim.grad_accum));
+}
+
+/**
+ * The lr multiplier of each step: warm-up then cosine over the planned steps, or constant; for a
+ * time budget the cosine advances with the seconds of training steps after the warm-up, so it
+ * ends when the budget is spent however the machine's pace drifts meanwhile.
+ */
+function lrSchedule(config: TrainConfig, totalSteps: number | null, clock: TrainClock): LrSchedule {
+  const o = config.optim;
+  const w = o.warmup_steps;
+  if (o.schedule === 'constant') return constantSchedule({ warmupSteps: w });
+  if (totalSteps !== null) return warmupCosineSchedule({ warmupSteps: w, totalSteps, minLrRatio: o.min_lr_ratio });
+  const budget = config.time_budget_s!;
+  const progress = () => (budget > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budget - clock.warmupEndS) : 1);
+  return (s) => (s < w ? s / w : cosineDecay(progress(), o.min_lr_ratio));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+
+/** Runs (or resumes) the training a config describes; see TrainOptions. */
+export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
+  const rank = options.rank ?? 0;
+  const worldSize = options.worldSize ?? 1;
+  if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
+    throw new Error(`train: rank ${rank} of worldSize ${worldSize} is not a valid process`);
+  }
+  if (config.time_budget_s !== null && worldSize > 1) {
+    throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
+  }
+  const run = await TrainingRun.start(config, options, rank === 0, { rank, worldSize });
+  try {
+    await run.steps();
+  } finally {
+    await run.closeData();
+  }
+  return run.finish();
+}
+
+/** One run's state between its phases. */
+class TrainingRun {
+  readonly #now: () => number;
+  readonly #metrics: MetricsLog;
+  #lastCheckpoint: string | null;
+  #lastMetrics: EvalMetrics = {};
+  #lastEvalStep = -1;
+  #interrupted = false;
+  readonly losses: { step: number; loss: number }[] = [];
+
+  private constructor(
+    readonly config: TrainConfig,
+    readonly options: TrainOptions,
+    /** Rank 0: the process that writes. */
+    readonly main: boolean,
+    readonly worldSize: number,
+    readonly model: TrainModel,
+    readonly objective: Objective,
+    readonly data: TrainData,
+    readonly root: Module,
+    readonly params: Tensor[],
+    readonly optimizer: AdamW,
+    readonly generators: RunGenerators,
+    readonly state: RunState,
+    readonly totalSteps: number | null,
+    readonly scheduler: LRScheduler,
+    readonly fullyLocked: boolean,
+    readonly progress: Progress,
+    checkpoint: Checkpoint | null,
+  ) {
+    this.#now = options.clock ?? (() => performance.now());
+    this.#lastCheckpoint = checkpoint?.dir ?? null;
+    this.#metrics = new MetricsLog(path.join(config.out, 'metrics.jsonl'));
+    fs.mkdirSync(config.out, { recursive: true });
+    if (main) {
+      if (checkpoint) this.#metrics.truncateAfter(state.step);
+      else fs.rmSync(this.#metrics.file, { force: true });
+      fs.writeFileSync(path.join(config.out, 'config.yaml'), configToYAML(config));
+    }
+  }
+
+  /** Phase 1: the checkpoint (first: it must exist and fit before anything is built), data, model, objective, optimizer. */
+  static async start(config: TrainConfig, options: TrainOptions, main: boolean, shard: { rank: number; worldSize: number }): Promise<TrainingRun> {
+    const checkpoint = checkpointToResume(config, options.resume ?? false);
+    const progress = new Progress(main ? options.progress ?? 'auto' : 'none');
+    // The data opens before the model: a classifier is sized by the training set's class names, a
+    // BERT by the vocabulary trained from its corpus (kept in the run folder, so a resumed run reads the same).
+    const datasets = options.data ?? await openDatasets(config);
+    const trainSet = datasets.trainDataset;
+    const tokenizerDir = path.join(config.out, 'tokenizer');
+    const model = await buildTrainModel(config, {
+      classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames,
+      documents: isTextCorpus(trainSet) ? async () => trainSet.documents : undefined,
+      tokenizerDir: checkpoint ? tokenizerDir : undefined,
+    });
+    if (main && !checkpoint && config.task === 'mlm') model.tokenizer!.save(tokenizerDir);
+    const data: TrainData = options.data
+      ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: config.batch_size / config.optim.grad_accum, ...shard }) };
+    const objective = await makeObjective(config.task, model, {
+      generator: new Generator(config.seed + 1),
+      labelSmoothing: config.label_smoothing,
+      saved: checkpoint?.state.extra?.task as Record<string, unknown> | undefined,
+      captions: () => trainingCaptions(data),
+      pictureAt: (step) => reconstructionPicture(config, step),
+    });
+
+    // What is trained: the model (less a locked image tower) and any objective-owned head. A
+    // locked tower records no graph (none of its inputs requires a gradient) and runs in eval mode.
+    const frozen = config.lock_image ? lockImageTower(model, config.unlock_last_blocks) : [];
+    if (frozen.length) progress.log(`LiT: ${frozen.length} image-tower parameters frozen`);
+    const { root, params, optimizer } = trainingOptimizer(model, objective, config);
+    const generators: RunGenerators = {
+      patch_dropout: new Generator(config.seed + 2), task: new Generator(config.seed + 3), model: model.generator, default: getDefaultGenerator(),
+    };
+
+    // Phase 2: the schedule. Its base lrs are the config's, also on resume (a resumed run may change optim.lr).
+    const totalSteps = plannedSteps(config, data.train.batchesPerEpoch);
+    const w = config.optim.warmup_steps;
+    if (totalSteps !== null && w > totalSteps) throw new ConfigError('optim.warmup_steps', `optim.warmup_steps ${w} exceeds the run's ${totalSteps} steps`);
+    const clock = savedClock(checkpoint);
+    const scheduler = new LRScheduler(optimizer, lrSchedule(config, totalSteps, clock));
+    const state = restoreState(checkpoint, root, optimizer, generators, clock);
+    if (checkpoint) scheduler.loadStateDict({ step: state.step, baseLrs: scheduler.baseLrs });
+    const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
+    return new TrainingRun(config, options, main, shard.worldSize, model, objective, data, root, params, optimizer, generators, state,
+      totalSteps, scheduler, fullyLocked, progress, checkpoint);
+  }
+
+  /** Whether the run has done its steps, or spent its budget (the warm-up always completes). */
+  finished(): boolean {
+    const { step, clock } = this.state;
+    return this.totalSteps !== null ? step >= this.totalSteps : step >= this.config.optim.warmup_steps && clock.trainS >= this.config.time_budget_s!;
+  }
+
+  /** The run's length for display; a time budget's is estimated from the pace so far. */
+  displayTotal(): number | null {
+    const { step, clock } = this.state;
+    if (this.totalSteps !== null) return this.totalSteps;
+    return clock.trainS > 0 ? Math.max(step, this.config.optim.warmup_steps, Math.round((step * this.config.time_budget_s!) / clock.trainS)) : null;
+  }
+
+  setModes(): void {
+    this.root.train();
+    if (this.fullyLocked) for (const m of this.model.imageTower!.modules) m.eval();
+  }
+
+  /** Phase 3: the step loop, with logging, evaluations and checkpoints between steps. */
+  async steps(): Promise<void> {
+    const { config, options, state, progress } = this;
+    const perEpoch = this.data.train.batchesPerEpoch;
+    this.setModes();
+    const ctx: StepContext = {
+      patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: this.generators.patch_dropout } : null,
+      generator: this.generators.task,
+    };
+    const started = this.#now();
+    const window = { loss: 0, steps: 0, samples: 0, start: started };
+    const stopAfter = options.stopAfterStep ?? Infinity;
+    const batches = this.data.train.batches(state.position);
+    const budgetS = config.time_budget_s;
+    progress.start(this.displayTotal(), state.step);
+    if (budgetS !== null && state.step === 0) progress.log(`time budget ${budgetS} s: the lr schedule follows the seconds of training steps; the run ends when they are spent`);
+    try {
+      while (state.step < stopAfter && !this.finished()) {
+        const stepStart = this.#now();
+        const micro: TrainBatch[] = [];
+        for (let k = 0; k < config.optim.grad_accum; k++) {
+          const r = await batches.next();
+          if (r.done) throw new Error('train: the data loader ended early (it should repeat epochs without end)');
+          micro.push(r.value);
+        }
+        const loss = await this.step(micro, ctx);
+        state.step++;
+        state.clock.trainS += (this.#now() - stepStart) / 1000;
+        if (state.step === config.optim.warmup_steps) state.clock.warmupEndS = state.clock.trainS;
+        this.scheduler.step(); // the next step's lr, from the clock as it now stands
+        state.position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
+        const n = micro.reduce((s, b) => s + batchSize(b), 0);
+        state.samplesSeen += n;
+        this.losses.push({ step: state.step, loss });
+        window.loss += loss;
+        window.steps++;
+        window.samples += n;
+
+        let record: MetricsRecord | null = null;
+        const epoch = state.position.epoch + state.position.batch / perEpoch;
+        if (state.step % config.log_every === 0 || this.finished()) {
+          const now = this.#now();
+          const lr = this.optimizer.paramGroups[0]!.lr;
+          const sps = (window.samples * this.worldSize) / ((now - window.start) / 1000);
+          record = { step: state.step, epoch, loss: window.loss / window.steps, lr, samples_per_s: sps, elapsed_s: (now - started) / 1000 };
+          progress.update(state.step, this.displayTotal(), { loss: record.loss!, lr, samplesPerSec: sps });
+          Object.assign(window, { loss: 0, steps: 0, samples: 0, start: now });
+        } else {
+          progress.update(state.step, this.displayTotal(), null);
+        }
+        const evalNow = config.eval.every > 0 && state.step % config.eval.every === 0 && !this.finished();
+        if (evalNow) {
+          const r = await this.evaluate();
+          if (r) record = { ...(record ?? { step: state.step, epoch }), ...r };
+          window.start = this.#now();
+        }
+        if (record && this.main) this.#metrics.append(record);
+        // The report follows the run at each evaluation, so a long run can be watched.
+        if (evalNow && this.main && this.data.val) this.writeReport();
+        if (config.checkpoint.every > 0 && state.step % config.checkpoint.every === 0) this.writeCheckpoint();
+        if (options.timeBudgetSeconds !== undefined && (this.#now() - started) / 1000 >= options.timeBudgetSeconds) break;
+      }
+      if (budgetS !== null && this.finished()) progress.log(`time budget ${budgetS} s: ${state.step} steps in ${state.clock.trainS.toFixed(1)} s of training steps`);
+      this.#interrupted = !this.finished() && options.timeBudgetSeconds === undefined;
+    } finally {
+      progress.stop();
+      await batches.return(undefined);
+    }
+  }
+
+  /** One optimizer step over the micro-batches of a batch; returns its loss. */
+  async step(micro: readonly TrainBatch[], ctx: StepContext): Promise<number> {
+    const objective = this.objective;
+    // A loss that couples a batch's samples (contrastive) accumulates itself, keeping the whole batch's negatives.
+    const loss = objective.accumulate ? objective.accumulate(micro, ctx) : accumulateGradients(micro, (b) => objective.loss(b, ctx), batchSize);
+    if (!Number.isFinite(loss)) throw new TrainingDivergedError(this.state.step + 1, loss, this.#lastCheckpoint);
+    await this.options.onGradients?.(this.params); // data-parallel: the gradients are averaged across ranks here
+    if (this.config.optim.grad_clip !== null) clipGradNorm(this.params, this.config.optim.grad_clip);
+    this.optimizer.step();
+    this.optimizer.zeroGrad();
+    objective.afterStep?.();
+    await reclaimMemory(); // this step's activations and gradients serve the next one
+    return loss;
+  }
+
+  /** Phase 4: evaluation on the validation set (rank 0), the model put back in training mode. */
+  async evaluate(): Promise<EvalMetrics | null> {
+    if (!this.main || !this.data.val) return null;
+    const t0 = this.#now();
+    const step = this.state.step;
+    const r = await (this.options.evaluate ?? evaluateModel)(this.model, this.data.val, this.config, { step });
+    this.#lastEvalStep = step;
+    this.setModes();
+    this.#lastMetrics = r;
+    const summary = Object.entries(r).map(([k, v]) => `${k.replace(/^eval\//, '')} ${v.toFixed(4)}`).join('  ');
+    this.progress.log(`eval at step ${step}: ${summary || '(no metrics for this task)'} (${((this.#now() - t0) / 1000).toFixed(1)} s)`);
+    return r;
+  }
+
+  writeCheckpoint(): void {
+    if (!this.main) return;
+    const { step, position, samplesSeen, clock } = this.state;
+    this.#lastCheckpoint = saveCheckpoint(this.config.out, {
+      model: this.root,
+      optimizer: this.optimizer.stateDict(),
+      keep: this.config.checkpoint.keep,
+      state: {
+        step, position, samplesSeen,
+        rng: Object.fromEntries(Object.entries(this.generators).map(([name, g]) => [name, g.getState()])),
+        config: this.config,
+        extra: { task: this.objective.toJSON?.() ?? {}, clock: { ...clock } },
+      } satisfies TrainerState,
+    });
+  }
+
+  writeReport(): void {
+    const c = this.config;
+    writeReport(path.join(c.out, 'report.html'), {
+      title: `glimpse train: ${c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!} on ${c.data.train}`,
+      config: c, records: this.#metrics.read(), final: this.#lastMetrics,
+      pictures: this.#lastEvalStep >= 0 ? this.objective.reportPictures?.(this.#lastEvalStep) ?? [] : [],
+    });
+  }
+
+  async closeData(): Promise<void> {
+    if (!this.options.data) await this.data.train.close();
+  }
+
+  /** Phase 5: a finished run's last checkpoint, evaluation, model folder and report (rank 0). */
+  async finish(): Promise<TrainResult> {
+    const { step, position } = this.state;
+    let modelDir: string | null = null;
+    let reportFile: string | null = null;
+    if (!this.#interrupted && this.main) {
+      if (this.#lastCheckpoint === null || path.basename(this.#lastCheckpoint) !== checkpointName(step)) this.writeCheckpoint();
+      const r = await this.evaluate();
+      if (r) this.#metrics.append({ step, epoch: position.epoch + position.batch / this.data.train.batchesPerEpoch, ...r });
+      modelDir = path.join(this.config.out, 'model');
+      saveTrainedModel(this.model, modelDir);
+      this.objective.saveBeside?.(modelDir);
+      reportFile = path.join(this.config.out, 'report.html');
+      this.writeReport();
+    }
+    return {
+      step, totalSteps: this.totalSteps ?? step, trainSeconds: this.state.clock.trainS, losses: this.losses, metrics: this.#lastMetrics,
+      outDir: this.config.out, modelDir, reportFile, checkpoint: this.#lastCheckpoint, model: this.model,
+    };
+  }
 }

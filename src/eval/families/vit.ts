@@ -18,7 +18,7 @@ export const VIT: Family = {
         const interpolatePosEncoding = meta.interpolate_pos_encoding === true ||
           pixels.shape[2] !== native[0] || pixels.shape[3] !== native[1];
         const outputs: Record<string, Tensor> = {};
-        if (module instanceof ViTForImageClassification) {
+        if (module.kind === 'image-classifier') {
           const out = module.forward(pixels, { labels: inputs.labels ?? null, interpolatePosEncoding, outputHiddenStates: true });
           outputs.logits = out.logits;
           if (out.loss) outputs.loss = out.loss;
@@ -28,7 +28,7 @@ export const VIT: Family = {
           out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
           return { outputs, loss: out.loss };
         }
-        const out = (module as ViTModel).forward(pixels, { interpolatePosEncoding, outputHiddenStates: true });
+        const out = module.forward(pixels, { interpolatePosEncoding, outputHiddenStates: true });
         outputs.last_hidden_state = out.lastHiddenState;
         if (out.poolerOutput) outputs.pooler_output = out.poolerOutput;
         out.hiddenStates!.forEach((h, i) => { outputs[`hidden_states.${i}`] = h; });
