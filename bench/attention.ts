@@ -11,7 +11,7 @@ import type { AttentionArgs, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides } from '../src/tensor/backend.js';
 import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { flag, timeIt } from './timing.js';
+import { flag, timeIt } from './lib/timing.js';
 
 const SHAPES = [
   { name: 'ViT-B/32 224px', B: 16, H: 12, T: 50, D: 64 },

@@ -12,7 +12,7 @@ import { contiguousStrides } from '../src/tensor/backend.js';
 import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/native.js';
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { flag, timeIt, ofCopy } from './timing.js';
+import { flag, timeIt, ofCopy } from './lib/timing.js';
 
 const SHAPES: [number, number][] = [[800, 3072], [8192, 3072]];
 

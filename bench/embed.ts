@@ -30,7 +30,7 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randn } from '../src/tensor/random.js';
 import { tensor } from '../src/tensor/tensor.js';
-import { anchorThreadEnv, flag, textFlag } from './timing.js';
+import { anchorThreadEnv, flag, textFlag } from './lib/timing.js';
 
 const EXPORT_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/export_clip_vision_onnx.py');
 const CHECK_BATCH = 2;

@@ -27,7 +27,7 @@ import { matmul } from '../src/tensor/ops/linalg.js';
 import { addLayerNorm, layerNorm, linear, scaledDotProductAttention } from '../src/tensor/ops/nn.js';
 import type { Linear } from '../src/nn/layers.js';
 import { TransformerBlock } from '../src/nn/transformer.js';
-import { flag, timeInterleaved } from './timing.js';
+import { flag, timeInterleaved } from './lib/timing.js';
 
 // The op-level paths allocate every result, and when the garbage collector runs depends on what
 // ran before: each call is timed alone, after a full collection (outside the timed region).

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import type { View } from '../src/tensor/backend.js';
 import { createNativeBackend } from '../src/tensor/backends/native.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
-import { flag, timeIt } from './timing.js';
+import { flag, timeIt } from './lib/timing.js';
 
 // M, K, N, and whether B is a row-major weight W [N, K] read transposed (x @ W^T, a linear layer).
 const SHAPES: [number, number, number, boolean][] = [

@@ -9,7 +9,7 @@ import { BlipConfig, BlipForConditionalGeneration } from '../src/models/blip.js'
 import { getModelEntry } from '../src/models/registry.js';
 import { decodeCaptionIds } from '../src/tasks/caption.js';
 import { Generator, randn } from '../src/tensor/random.js';
-import { flag } from './timing.js';
+import { flag } from './lib/timing.js';
 
 export async function run(args: string[]): Promise<unknown> {
   const tokens = flag(args, '--tokens', 20);

@@ -14,7 +14,7 @@ import type { Dataset, Sample } from '../src/data/dataset.js';
 import { ImageProcessor } from '../src/data/image.js';
 import { ScenesDataset } from '../src/data/scenes.js';
 import { WebDataset, writeWebDataset } from '../src/data/webdataset.js';
-import { flag } from './timing.js';
+import { flag } from './lib/timing.js';
 
 async function jpegShards(dir: string, n: number): Promise<string> {
   const samples: Sample[] = [];

@@ -29,8 +29,8 @@ import { getBackend } from '../src/tensor/device.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator, randint, randn } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
-import { blocksFlops, flag, textFlag } from './timing.js';
-import type { Phases, StepTiming } from './clip_step.js';
+import { blocksFlops, flag, textFlag } from './lib/timing.js';
+import type { Phases, StepTiming } from './lib/clip_step.js';
 
 /** The encoder's sizes: one ViT. */
 export interface EncoderSizes {

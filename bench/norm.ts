@@ -12,7 +12,7 @@ import { type NativeBackend, createNativeBackend } from '../src/tensor/backends/
 import { hostData } from '../src/tensor/backends/host.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import * as elementwise from '../src/tensor/backends/native/elementwise.js';
-import { flag, timeInterleaved, ofCopy } from './timing.js';
+import { flag, timeInterleaved, ofCopy } from './lib/timing.js';
 
 const SHAPES: [number, number][] = [[8192, 768], [4096, 3072]];
 

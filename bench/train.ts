@@ -17,8 +17,8 @@ import { getBackend, reclaimMemory } from '../src/tensor/device.js';
 import { withoutRecycling } from '../src/tensor/recycle.js';
 import { loadAddon } from '../src/tensor/backends/native/addon.js';
 import { Generator } from '../src/tensor/random.js';
-import { anchorThreadEnv, blocksFlops, checkPositiveInts, flag, textFlag } from './timing.js';
-import { clipStep, type Phases, type StepTiming } from './clip_step.js';
+import { anchorThreadEnv, blocksFlops, checkPositiveInts, flag, textFlag } from './lib/timing.js';
+import { clipStep, type Phases, type StepTiming } from './lib/clip_step.js';
 
 const ANCHOR_SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../scripts/dev/torch_train_anchor.py');
 

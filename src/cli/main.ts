@@ -111,18 +111,6 @@ const evaluate = program.command('eval').description('evaluate a model: zeroshot
 for (const c of [...evalCommands(), mmbenchCommand()]) evaluate.addCommand(c);
 program.addCommand(filterCommand());
 
-program
-  .command('bench <name> [args...]')
-  .allowUnknownOption() // the benchmark parses its own flags
-  .description('run a benchmark (gemm, elementwise, norm, attention, fused, memory, embed, generate, loader, train, mae, profile) and print JSON')
-  .action(async (name: string, args: string[]) => {
-    if (!/^[a-z0-9_-]+$/.test(name)) throw new Error(`bench: invalid benchmark name '${name}'`);
-    const mod = (await import(`../../bench/${name}.js`).catch(() => {
-      throw new Error(`bench: no benchmark named '${name}'`);
-    })) as { run(args: string[]): Promise<unknown> };
-    console.log(JSON.stringify(await mod.run(args), null, 2));
-  });
-
 program.parseAsync().catch((e: Error) => {
   console.error(`glimpse: ${e.message}`);
   process.exit(1);
