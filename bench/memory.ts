@@ -3,7 +3,7 @@
 // step would show as a steady climb. Prints the curve's start and end and their ratio.
 import { Embedding, Linear, TransformerEncoder, LayerNorm, Module } from '../src/nn/index.js';
 import { AdamW } from '../src/optim/index.js';
-import { Tensor, crossEntropy, manualSeed, randint } from '../src/tensor/index.js';
+import { type Tensor, crossEntropy, manualSeed, randint } from '../src/tensor/index.js';
 
 class TinyClassifier extends Module {
   readonly embed: Embedding;

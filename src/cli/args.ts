@@ -25,7 +25,7 @@ export const mapping = (what: string) => (v: string): Record<string, unknown> =>
   try {
     parsed = YAML.parse(v);
   } catch (e) {
-    throw new Error(`${what}: not YAML or JSON: ${(e as Error).message}`);
+    throw new Error(`${what}: not YAML or JSON: ${(e as Error).message}`, { cause: e });
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${what} must be a mapping such as '{scenes: {length: 512}}', got '${v}'`);
   return parsed as Record<string, unknown>;

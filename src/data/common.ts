@@ -75,6 +75,6 @@ export async function readImageFile(file: string, what: string): Promise<Uint8Ar
   try {
     return await fs.promises.readFile(file);
   } catch (e) {
-    throw new Error(`${what}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new Error(`${what}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   }
 }

@@ -36,7 +36,7 @@ export class CsvDataset implements Dataset {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (e) {
-      throw new Error(`csv: cannot read ${file}: ${(e as Error).message}`);
+      throw new Error(`csv: cannot read ${file}: ${(e as Error).message}`, { cause: e });
     }
     const table = parseDelimited(text, separator, file);
     if (table.header.length === 0) throw new Error(`csv: ${file} is empty`);

@@ -34,7 +34,7 @@ function readIdx(root: string, name: string, dims: number[]): Uint8Array {
     try {
       bytes = zlib.gunzipSync(bytes);
     } catch (e) {
-      throw new Error(`fashion-mnist: cannot decompress ${file}: ${(e as Error).message}`);
+      throw new Error(`fashion-mnist: cannot decompress ${file}: ${(e as Error).message}`, { cause: e });
     }
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -122,7 +122,7 @@ export class BatchBuilder {
         } catch (e) {
           failures[slot]!.push({ key: sample?.key ?? `${datasetName}#${index}`, message: errorMessage(e) });
           if (tries + 1 >= Math.min(MAX_CONSECUTIVE_FAILURES, n)) {
-            throw new Error(`DataLoader: ${tries + 1} samples in a row from index ${job.indices[slot]} of ${datasetName} could not be used (last: ${errorMessage(e)})`);
+            throw new Error(`DataLoader: ${tries + 1} samples in a row from index ${job.indices[slot]} of ${datasetName} could not be used (last: ${errorMessage(e)})`, { cause: e });
           }
           index = (index + 1) % n;
         }

@@ -171,7 +171,7 @@ function readText(file: string): string {
     const text = fs.readFileSync(file, 'utf8');
     return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // a byte-order mark is not text
   } catch (e) {
-    throw new Error(`openTextCorpus: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new Error(`openTextCorpus: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
   }
 }
 

@@ -165,7 +165,7 @@ export class WebDataset implements Dataset {
         try {
           meta = JSON.parse(Buffer.from(await read(e.json)).toString('utf8'));
         } catch (err) {
-          throw new Error(`webdataset: sample ${e.key} in ${shard}: invalid ${e.key}.json (${(err as Error).message})`);
+          throw new Error(`webdataset: sample ${e.key} in ${shard}: invalid ${e.key}.json (${(err as Error).message})`, { cause: err });
         }
         const c = meta && typeof meta === 'object' ? (meta as Record<string, unknown>).caption : undefined;
         if (typeof c === 'string') caption = c.trim();

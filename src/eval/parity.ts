@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Backend } from '../tensor/backend.js';
 import { getBackend, defaultBackend } from '../tensor/device.js';
-import { Tensor, tensor } from '../tensor/tensor.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 import { type HFConfig, readHFConfig } from '../io/hf.js';
 import { type HostTensor, SafetensorsFile } from '../io/safetensors.js';
 import { FAMILIES, type FixtureMeta, type FixtureModel } from './families/index.js';
@@ -80,7 +80,7 @@ function readMeta(dir: string): FixtureMeta {
     if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new Error('must be a JSON object');
     return m as FixtureMeta;
   } catch (e) {
-    throw new Error(`${file}: ${(e as Error).message}`);
+    throw new Error(`${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 

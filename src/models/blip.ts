@@ -16,7 +16,7 @@
 // small layer of its own rather than the engine's TransformerBlock (separate q/k/v); the text
 // layers are BERT's (models/bert.ts), whose names BLIP's checkpoints use unchanged. Every module
 // key is the HF checkpoint key.
-import { HFWeights, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
+import { type HFWeights, type SaveHFOptions, loadPretrained, savePretrained, type CheckpointFormat } from '../io/hf.js';
 import { Dropout, Embedding, LayerNorm, Linear, MLP } from '../nn/layers.js';
 import { Module, ModuleList, type ModuleOptions, paramZeros } from '../nn/module.js';
 import { constant_, normal_, truncNormal_, zeros_ } from '../nn/init.js';

@@ -54,7 +54,7 @@ export const act = (key: string, fallback: Default<string>): Field<string> =>
     try {
       getActivation(name);
     } catch (e) {
-      throw new Error(`${c.label}: ${k}: ${(e as Error).message}`);
+      throw new Error(`${c.label}: ${k}: ${(e as Error).message}`, { cause: e });
     }
     return name;
   });

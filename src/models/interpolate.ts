@@ -4,7 +4,7 @@
 // Along each axis the resize is a fixed linear map, so it is built as an [out, in] matrix and
 // applied with matmul: the forward is exact up to summation order, and the gradient comes from
 // matmul's (a resize is differentiable with respect to its input).
-import { Tensor, tensor } from '../tensor/tensor.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 
 /** PyTorch's cubic convolution kernel constant (upsample_bicubic2d). */
 const A = -0.75;

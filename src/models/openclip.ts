@@ -272,7 +272,7 @@ export function loadOpenClip(dir: string, opts: OpenClipLoadOptions = {}): CLIPM
   try {
     raw = JSON.parse(fs.readFileSync(cfgFile, 'utf8'));
   } catch (e) {
-    throw new Error(`${cfgFile}: not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${cfgFile}: not valid JSON: ${(e as Error).message}`, { cause: e });
   }
   const config = clipConfigFromOpenClip(object(raw, 'the file', cfgFile), cfgFile);
   const strict = opts.strict ?? true;

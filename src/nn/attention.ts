@@ -12,7 +12,7 @@ import { indexSelect } from '../tensor/ops/indexing.js';
 import { softmax } from '../tensor/ops/reduce.js';
 import { dropout, scaledDotProductAttention } from '../tensor/ops/nn.js';
 import type { Generator } from '../tensor/random.js';
-import { Tensor, arange, empty, tensor } from '../tensor/tensor.js';
+import { type Tensor, arange, empty, tensor } from '../tensor/tensor.js';
 import { Linear } from './layers.js';
 import { Module, type ModuleOptions } from './module.js';
 

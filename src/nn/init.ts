@@ -4,8 +4,8 @@
 import { noGrad } from '../tensor/autograd.js';
 import type { TypedArray } from '../tensor/dtype.js';
 import { allocHost, isFloat } from '../tensor/dtype.js';
-import { Generator, getDefaultGenerator } from '../tensor/random.js';
-import { Tensor, tensor } from '../tensor/tensor.js';
+import { type Generator, getDefaultGenerator } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 
 /** Writes draw() into every element of t, in row-major order, without recording a gradient. */
 function fillFrom(t: Tensor, op: string, draw: () => number): Tensor {

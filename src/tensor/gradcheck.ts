@@ -5,7 +5,7 @@ import { noGrad } from './autograd.js';
 import { getBackend } from './device.js';
 import { isFloat } from './dtype.js';
 import { Generator } from './random.js';
-import { Tensor, tensor } from './tensor.js';
+import { type Tensor, tensor } from './tensor.js';
 import { hostData } from './backends/host.js';
 
 export interface GradcheckOptions {

@@ -2,7 +2,7 @@
 // xoshiro128** stream; the same seed gives the same numbers on every backend and machine.
 import type { DType } from './dtype.js';
 import { allocHost } from './dtype.js';
-import { type Shape, type TensorOptions, Tensor, tensor } from './tensor.js';
+import { type Shape, type TensorOptions, type Tensor, tensor } from './tensor.js';
 import { numel } from './backend.js';
 
 export class Generator {

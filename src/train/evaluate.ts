@@ -10,7 +10,7 @@ import type { TextCorpus } from '../data/text.js';
 import { classificationMetrics, evaluateZeroShot } from '../eval/classification.js';
 import { forEachBatch } from '../eval/features.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
-import type { ImageClassifier, MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
+import type { MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
 import { maeReconstruction, writeReconstructionGrid } from '../tasks/mae.js';
 import type { VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';

@@ -114,7 +114,7 @@ export class TextTokenizer {
     try {
       this.hf = new Tokenizer(complete, config);
     } catch (e) {
-      throw new Error(`${origin}: cannot build the tokenizer: ${(e as Error).message}`);
+      throw new Error(`${origin}: cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
     }
     const kind = family(config);
     const fromJson = complete as { padding?: { pad_id?: number; strategy?: unknown } | null; truncation?: { max_length?: number } | null };
@@ -298,12 +298,12 @@ function readJson(path: string): unknown {
     const bytes = readFileSync(path);
     text = (path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
   } catch (e) {
-    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`);
+    throw new Error(`tokenizer: cannot read ${path}: ${(e as Error).message}`, { cause: e });
   }
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`tokenizer: ${path} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -48,7 +48,7 @@ const PUNCT = '\\p{P}!-\\/:-@\\[-`{-~';
 const WORD = new RegExp(`[^\\p{White_Space}${PUNCT}]+|[${PUNCT}]`, 'gu');
 // Printable ASCII with tab/newline/return: no controls, CJK or accents, so only case changes.
 const PLAIN_ASCII = /^[\x20-\x7e\t\n\r]*$/;
-const ASCII_WORD = /[^\s!-\/:-@\[-`{-~]+|[!-\/:-@\[-`{-~]/g;
+const ASCII_WORD = /[^\s!-/:-@[-`{-~]+|[!-/:-@[-`{-~]/g;
 
 /** BertNormalizer: text cleaned, CJK characters spaced, and (when lowercasing) accents stripped and lower-cased. */
 export function bertNormalize(text: string, lowercase = true): string {

@@ -55,7 +55,7 @@ export function readTable(file: string): ReturnType<typeof parseDelimited> {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new Error(`${file}: cannot read (${(e as Error).message})`);
+    throw new Error(`${file}: cannot read (${(e as Error).message})`, { cause: e });
   }
   return parseDelimited(text, file.toLowerCase().endsWith('.csv') ? ',' : '\t', file);
 }
@@ -230,7 +230,7 @@ export function rowImage(data: MMBenchData, row: McqRow): RowImage {
     try {
       bytes = fs.readFileSync(p);
     } catch (e) {
-      throw new Error(`index ${row.index}: cannot read image_path ${p} (${(e as Error).message})`);
+      throw new Error(`index ${row.index}: cannot read image_path ${p} (${(e as Error).message})`, { cause: e });
     }
   } else {
     throw new Error(`index ${row.index}: no image`);

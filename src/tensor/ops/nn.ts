@@ -5,7 +5,7 @@ import type { ActivationOp, View } from '../backend.js';
 import { numel } from '../backend.js';
 import { isGradEnabled, noGrad, record } from '../autograd.js';
 import { isFloat } from '../dtype.js';
-import { Generator, bernoulli, getDefaultGenerator } from '../random.js';
+import { type Generator, bernoulli, getDefaultGenerator } from '../random.js';
 import { Tensor } from '../tensor.js';
 import { cast, erf, gelu, quickGelu, relu, sigmoid, softplus, tanh, where } from './elementwise.js';
 import { gather } from './indexing.js';

@@ -30,7 +30,7 @@ function keptShape(shape: readonly number[], axes: number[], keepdim: boolean): 
 function reduceKernel(op: ReduceOp, x: Tensor, axes: number[], keepdim: boolean): Tensor {
   const outShape = keptShape(x.shape, axes, keepdim);
   const consecutive = axes.every((a, i) => i === 0 || a === axes[i - 1]! + 1);
-  let src = x;
+  let src: Tensor;
   let outer: number, n: number, inner: number;
   if (consecutive && axes.length > 0) {
     src = noGrad(() => x.contiguous());
