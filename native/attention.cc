@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <vector>
 
 #include "common.h"
 #include "vecmath.h"
@@ -269,47 +270,74 @@ void check_view(const Array& a, int64_t offset, const int64_t* dims, const int64
                    " elements");
 }
 
-Array float_arg(napi_env env, napi_value v, size_t pos, const char* what) {
-  Array a = array_arg(env, v, pos);
-  if (a.type != napi_float32_array) throw ArgError(std::string(what) + " must be a Float32Array");
-  return a;
+// The arguments both kernels start with:
+//   q, qOffset, qStrides [3], k, kOffset, kStrides, v, vOffset, vStrides,
+//   keyOk (Uint8Array [B * Tk], 1 = the key may be attended to, or null), dims [B, H, Tq, Tk, D, Dv],
+//   causal, scale
+struct AttentionArgs {
+  Array q;
+  int64_t q_offset;
+  Ints q_strides;
+  Array k;
+  int64_t k_offset;
+  Ints k_strides;
+  Array v;
+  int64_t v_offset;
+  Ints v_strides;
+  Array key_ok;
+  Ints dims;
+  bool causal;
+  double scale;
+};
+
+// The fields of a kernel's arguments S (an AttentionArgs and more): the common ones, then `more`.
+template <class S>
+std::vector<Field<S>> attention_fields(std::initializer_list<Field<S>> more) {
+  std::vector<Field<S>> f = {
+      arg::f32<S>("q", &S::q),
+      arg::integer<S>("qOffset", &S::q_offset),
+      arg::ints<S>("qStrides", &S::q_strides),
+      arg::f32<S>("k", &S::k),
+      arg::integer<S>("kOffset", &S::k_offset),
+      arg::ints<S>("kStrides", &S::k_strides),
+      arg::f32<S>("v", &S::v),
+      arg::integer<S>("vOffset", &S::v_offset),
+      arg::ints<S>("vStrides", &S::v_strides),
+      arg::optional(arg::array<S>("keyOk", &S::key_ok, napi_uint8_array)),
+      arg::ints<S>("dims", &S::dims),
+      arg::flag<S>("causal", &S::causal),
+      arg::number<S>("scale", &S::scale),
+  };
+  f.insert(f.end(), more);
+  return f;
 }
 
-Strided4 view_arg(napi_env env, const std::vector<napi_value>& a, size_t pos, int64_t B, int64_t H, int64_t T,
-                  int64_t D, const char* what) {
-  const Array arr = float_arg(env, a[pos], pos, what);
-  const int64_t offset = int_arg(env, a[pos + 1], pos + 1);
-  const std::vector<int64_t> s = ints_arg(env, a[pos + 2], pos + 2);
+// A [B, H, T, D] view (arr, offset, strides of B, H and T), checked to lie inside arr.
+Strided4 strided4(const Array& arr, int64_t offset, const Ints& s, int64_t B, int64_t H, int64_t T, int64_t D,
+                  const char* what) {
   if (s.size() != 3) throw ArgError(std::string(what) + ": expected 3 strides (batch, head, sequence)");
   const int64_t dims[4] = {B, H, T, D}, strides[4] = {s[0], s[1], s[2], 1};
   check_view(arr, offset, dims, strides, 4, what);
   return {arr.f32() + offset, s[0], s[1], s[2]};
 }
 
-// Argument layout shared by both kernels:
-//   0 q, 1 qOffset, 2 qStrides[3], 3 k, 4 kOffset, 5 kStrides, 6 v, 7 vOffset, 8 vStrides,
-//   9 keyOk (Uint8Array [B*Tk] or null), 10 dims [B, H, Tq, Tk, D, Dv], 11 causal, 12 scale
-constexpr size_t kCommonArgs = 13;
-
-Problem problem_args(napi_env env, const std::vector<napi_value>& a) {
+Problem problem_args(const AttentionArgs& a) {
   Problem p;
-  const std::vector<int64_t> dims = ints_arg(env, a[10], 10);
+  const Ints& dims = a.dims;
   if (dims.size() != 6) throw ArgError("dims must be [B, H, Tq, Tk, D, Dv]");
   for (int64_t d : dims)
     if (d < 0 || d > (int64_t(1) << 31) - 1) throw ArgError("dims must be non-negative 32-bit sizes");
   p.B = dims[0], p.H = dims[1], p.Tq = dims[2], p.Tk = dims[3], p.D = dims[4], p.Dv = dims[5];
-  p.q = view_arg(env, a, 0, p.B, p.H, p.Tq, p.D, "q");
-  p.k = view_arg(env, a, 3, p.B, p.H, p.Tk, p.D, "k");
-  p.v = view_arg(env, a, 6, p.B, p.H, p.Tk, p.Dv, "v");
+  p.q = strided4(a.q, a.q_offset, a.q_strides, p.B, p.H, p.Tq, p.D, "q");
+  p.k = strided4(a.k, a.k_offset, a.k_strides, p.B, p.H, p.Tk, p.D, "k");
+  p.v = strided4(a.v, a.v_offset, a.v_strides, p.B, p.H, p.Tk, p.Dv, "v");
   p.key_ok = nullptr;
-  if (!is_null(env, a[9])) {
-    const Array m = array_arg(env, a[9], 9);
-    if (m.type != napi_uint8_array) throw ArgError("keyOk must be a Uint8Array");
-    if (static_cast<int64_t>(m.length) < p.B * p.Tk) throw ArgError("keyOk must hold B * Tk elements");
-    p.key_ok = m.u8();
+  if (!a.key_ok.null) {
+    if (static_cast<int64_t>(a.key_ok.length) < p.B * p.Tk) throw ArgError("keyOk must hold B * Tk elements");
+    p.key_ok = a.key_ok.u8();
   }
-  p.causal = bool_arg(env, a[11], 11);
-  p.scale = static_cast<float>(number_arg(env, a[12], 12));
+  p.causal = a.causal;
+  p.scale = static_cast<float>(a.scale);
   // Score blocks of up to 64 rows, fewer when rows are long, so a block stays near 256 KiB.
   p.block = std::max<int64_t>(8, std::min<int64_t>(64, 65536 / std::max<int64_t>(p.Tk, 1)));
   p.nblocks = (p.Tq + p.block - 1) / p.block;
@@ -319,15 +347,14 @@ Problem problem_args(napi_env env, const std::vector<napi_value>& a) {
 }
 
 // An output of dims[0] * ... * dims[3] elements (at least).
-Array out_arg(napi_env env, napi_value v, size_t pos, std::initializer_list<int64_t> dims, const char* what) {
-  Array a = float_arg(env, v, pos, what);
+float* out_floats(const Array& a, std::initializer_list<int64_t> dims, const char* what) {
   __int128 needed = 1;
   for (int64_t d : dims) needed *= d;
   if (static_cast<__int128>(a.length) < needed)
     throw ArgError(std::string(what) + " must hold " +
                    (needed <= INT64_MAX ? std::to_string(static_cast<int64_t>(needed)) : std::string("2^63 or more")) +
                    " elements, it has " + std::to_string(a.length));
-  return a;
+  return a.f32();
 }
 
 // A float scratch buffer whose start is aligned to a cache line.
@@ -433,11 +460,18 @@ void probs_row(const Problem& p, int64_t b, int64_t i, float lse, float* row, in
 int64_t block_keys(const Problem& p, int64_t i1) { return p.causal ? std::min(p.Tk, i1) : p.Tk; }
 
 // attentionForward(...common, out, lse): out dense [B, H, Tq, Dv], lse dense [B, H, Tq].
-GLIMPSE_KERNEL(attention_forward) {
-  auto a = args(env, info, kCommonArgs + 2);
-  const Problem p = problem_args(env, a);
-  float* out = out_arg(env, a[kCommonArgs], kCommonArgs, {p.B, p.H, p.Tq, p.Dv}, "out").f32();
-  float* lse = out_arg(env, a[kCommonArgs + 1], kCommonArgs + 1, {p.B, p.H, p.Tq}, "lse").f32();
+struct ForwardArgs : AttentionArgs {
+  Array out, lse;
+};
+const Signature<ForwardArgs> kForward{"attentionForward", attention_fields<ForwardArgs>({
+    arg::f32("out", &ForwardArgs::out),
+    arg::f32("lse", &ForwardArgs::lse),
+})};
+
+napi_value attention_forward(napi_env env, ForwardArgs& a) {
+  const Problem p = problem_args(a);
+  float* out = out_floats(a.out, {p.B, p.H, p.Tq, p.Dv}, "out");
+  float* lse = out_floats(a.lse, {p.B, p.H, p.Tq}, "lse");
 
   const int64_t units = p.B * p.H * p.nblocks;
   const int64_t unit_flops = 2 * std::min(p.block, p.Tq) * p.Tk * (p.D + p.Dv) + 1;
@@ -471,23 +505,40 @@ GLIMPSE_KERNEL(attention_forward) {
   return undefined(env);
 }
 
-// attentionBackward(...common, lse, lseOffset, lseStrides[3], gOut, gOffset, gStrides[3], dq, dk, dv):
+// attentionBackward(...common, lse, lseOffset, lseStrides[3], gOut, gOutOffset, gOutStrides[3], dq, dk, dv):
 // dq dense [B, H, Tq, D], dk dense [B, H, Tk, D], dv dense [B, H, Tk, Dv] are overwritten.
-GLIMPSE_KERNEL(attention_backward) {
-  auto a = args(env, info, kCommonArgs + 9);
-  const Problem p = problem_args(env, a);
-  const size_t c = kCommonArgs;
-  const Array lse_arr = float_arg(env, a[c], c, "lse");
-  const int64_t lse_off = int_arg(env, a[c + 1], c + 1);
-  const std::vector<int64_t> ls = ints_arg(env, a[c + 2], c + 2);
+struct BackwardArgs : AttentionArgs {
+  Array lse;
+  int64_t lse_offset;
+  Ints lse_strides;
+  Array g_out;
+  int64_t g_out_offset;
+  Ints g_out_strides;
+  Array dq, dk, dv;
+};
+const Signature<BackwardArgs> kBackward{"attentionBackward", attention_fields<BackwardArgs>({
+    arg::f32("lse", &BackwardArgs::lse),
+    arg::integer("lseOffset", &BackwardArgs::lse_offset),
+    arg::ints("lseStrides", &BackwardArgs::lse_strides),
+    arg::f32("gOut", &BackwardArgs::g_out),
+    arg::integer("gOutOffset", &BackwardArgs::g_out_offset),
+    arg::ints("gOutStrides", &BackwardArgs::g_out_strides),
+    arg::f32("dq", &BackwardArgs::dq),
+    arg::f32("dk", &BackwardArgs::dk),
+    arg::f32("dv", &BackwardArgs::dv),
+})};
+
+napi_value attention_backward(napi_env env, BackwardArgs& a) {
+  const Problem p = problem_args(a);
+  const Ints& ls = a.lse_strides;
   if (ls.size() != 3) throw ArgError("lse: expected 3 strides");
   const int64_t lse_dims[3] = {p.B, p.H, p.Tq};
-  check_view(lse_arr, lse_off, lse_dims, ls.data(), 3, "lse");
-  const float* lse = lse_arr.f32() + lse_off;
-  const Strided4 go = view_arg(env, a, c + 3, p.B, p.H, p.Tq, p.Dv, "gOut");
-  float* dq = out_arg(env, a[c + 6], c + 6, {p.B, p.H, p.Tq, p.D}, "dq").f32();
-  float* dk = out_arg(env, a[c + 7], c + 7, {p.B, p.H, p.Tk, p.D}, "dk").f32();
-  float* dv = out_arg(env, a[c + 8], c + 8, {p.B, p.H, p.Tk, p.Dv}, "dv").f32();
+  check_view(a.lse, a.lse_offset, lse_dims, ls.data(), 3, "lse");
+  const float* lse = a.lse.f32() + a.lse_offset;
+  const Strided4 go = strided4(a.g_out, a.g_out_offset, a.g_out_strides, p.B, p.H, p.Tq, p.Dv, "gOut");
+  float* dq = out_floats(a.dq, {p.B, p.H, p.Tq, p.D}, "dq");
+  float* dk = out_floats(a.dk, {p.B, p.H, p.Tk, p.D}, "dk");
+  float* dv = out_floats(a.dv, {p.B, p.H, p.Tk, p.Dv}, "dv");
 
   // dK and dV sum over every query row, so one (batch, head) is one unit: no two threads write
   // the same gradient rows, and the sums are deterministic.
@@ -531,8 +582,8 @@ GLIMPSE_KERNEL(attention_backward) {
 }  // namespace
 
 void register_attention(napi_env env, napi_value exports) {
-  export_fn(env, exports, "attentionForward", attention_forward);
-  export_fn(env, exports, "attentionBackward", attention_backward);
+  export_kernel<kForward, attention_forward>(env, exports);
+  export_kernel<kBackward, attention_backward>(env, exports);
 }
 
 }  // namespace glimpse

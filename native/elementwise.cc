@@ -37,18 +37,7 @@ constexpr int64_t kGrainCheap = 1 << 16;   // elements per parallel task: loads/
 constexpr int64_t kGrainMath = 1 << 13;    // the same for transcendental functions
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-// ---------------------------------------------------------------------------------------------
-// Codes shared with src/tensor/backends/native/elementwise.ts (same order there).
-// ---------------------------------------------------------------------------------------------
-
-enum class DT : int { f32 = 0, f64 = 1, i32 = 2, i64 = 3, u8 = 4, boolean = 5 };
-
-enum class UOp : int {
-  neg, abs, sign, exp, log, sqrt, rsqrt, reciprocal, square, sin, cos, tanh, sigmoid, softplus, erf,
-  relu, gelu_erf, gelu_tanh, quick_gelu, count
-};
-enum class AOp : int { relu, gelu_erf, gelu_tanh, quick_gelu, sigmoid, tanh, erf, softplus, count };
-enum class BOp : int { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, logical_and, logical_or, count };
+// The codes DT, UOp, Act and BOp are codes.h's, shared with TypeScript.
 
 bool is_comparison(BOp op) { return op >= BOp::eq && op <= BOp::ge; }
 bool is_logic(BOp op) { return op == BOp::logical_and || op == BOp::logical_or; }
@@ -93,24 +82,15 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-DT dtype_arg(napi_env env, napi_value v, size_t pos) {
-  int64_t c = int_arg(env, v, pos);
-  if (c < 0 || c > static_cast<int64_t>(DT::boolean)) throw ArgError("unknown dtype code " + std::to_string(c));
-  return static_cast<DT>(c);
-}
-
-// A view given as (array, offset, strides) at argument positions pos, pos+1, pos+2, of the given
-// shape; checks the array's type against dtype and that every element the view can reach lies
-// inside the array.
-View view_arg(napi_env env, const std::vector<napi_value>& a, size_t pos, DT dtype,
-              const std::vector<int64_t>& shape, const char* what) {
-  Array arr = array_arg(env, a[pos], pos);
+// A view (arr, offset, strides) of the given shape: checks the array's type against dtype and that
+// every element the view can reach lies inside the array.
+View make_view(const Array& arr, int64_t offset, Ints strides, DT dtype, const Ints& shape, const char* what) {
   if (arr.type != dtype_array(dtype)) throw ArgError(std::string(what) + ": typed array does not match its dtype");
   View v;
   v.base = static_cast<char*>(arr.data);
   v.dtype = dtype;
-  v.offset = int_arg(env, a[pos + 1], pos + 1);
-  v.strides = ints_arg(env, a[pos + 2], pos + 2);
+  v.offset = offset;
+  v.strides = std::move(strides);
   if (v.strides.size() != shape.size()) throw ArgError(std::string(what) + ": strides and shape differ in rank");
   if (numel_of(shape) == 0) return v;
   int64_t lo = v.offset, hi = v.offset;
@@ -126,8 +106,7 @@ View view_arg(napi_env env, const std::vector<napi_value>& a, size_t pos, DT dty
 }
 
 // A whole dense output of n elements.
-View out_arg(napi_env env, napi_value val, size_t pos, DT dtype, const std::vector<int64_t>& shape, const char* what) {
-  Array arr = array_arg(env, val, pos);
+View make_out(const Array& arr, DT dtype, const Ints& shape, const char* what) {
   if (arr.type != dtype_array(dtype)) throw ArgError(std::string(what) + ": typed array does not match its dtype");
   int64_t n = numel_of(shape);
   if (static_cast<int64_t>(arr.length) < n)
@@ -298,15 +277,15 @@ inline float unary_s(float x) {
   else return quick_gelu_s(x);
 }
 
-template <AOp op>
+template <Act op>
 inline float act_grad_s(float x) {
-  if constexpr (op == AOp::relu) return relu_grad_s(x);
-  else if constexpr (op == AOp::gelu_erf) return gelu_erf_grad_s(x);
-  else if constexpr (op == AOp::gelu_tanh) return gelu_tanh_grad_s(x);
-  else if constexpr (op == AOp::quick_gelu) return quick_gelu_grad_s(x);
-  else if constexpr (op == AOp::sigmoid) return sigmoid_grad_s(x);
-  else if constexpr (op == AOp::tanh) return tanh_grad_s(x);
-  else if constexpr (op == AOp::erf) return erf_grad_s(x);
+  if constexpr (op == Act::relu) return relu_grad_s(x);
+  else if constexpr (op == Act::gelu_erf) return gelu_erf_grad_s(x);
+  else if constexpr (op == Act::gelu_tanh) return gelu_tanh_grad_s(x);
+  else if constexpr (op == Act::quick_gelu) return quick_gelu_grad_s(x);
+  else if constexpr (op == Act::sigmoid) return sigmoid_grad_s(x);
+  else if constexpr (op == Act::tanh) return tanh_grad_s(x);
+  else if constexpr (op == Act::erf) return erf_grad_s(x);
   else return softplus_grad_s(x);
 }
 
@@ -379,16 +358,16 @@ GLIMPSE_AVX2 inline __m256 unary_v(__m256 x) {
   else return x;  // not reached: see kUnaryVec
 }
 
-template <AOp op>
+template <Act op>
 GLIMPSE_AVX2 inline __m256 act_grad_v(__m256 x) {
-  if constexpr (op == AOp::relu) {
+  if constexpr (op == Act::relu) {
     return _mm256_and_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_set1_ps(1.0f));
-  } else if constexpr (op == AOp::gelu_erf) return gelu_erf_grad256_ps(x);
-  else if constexpr (op == AOp::gelu_tanh) return gelu_tanh_grad256_ps(x);
-  else if constexpr (op == AOp::quick_gelu) return quick_gelu_grad256_ps(x);
-  else if constexpr (op == AOp::sigmoid) return sigmoid_grad256_ps(x);
-  else if constexpr (op == AOp::tanh) return tanh_grad256_ps(x);
-  else if constexpr (op == AOp::erf) return erf_grad256_ps(x);
+  } else if constexpr (op == Act::gelu_erf) return gelu_erf_grad256_ps(x);
+  else if constexpr (op == Act::gelu_tanh) return gelu_tanh_grad256_ps(x);
+  else if constexpr (op == Act::quick_gelu) return quick_gelu_grad256_ps(x);
+  else if constexpr (op == Act::sigmoid) return sigmoid_grad256_ps(x);
+  else if constexpr (op == Act::tanh) return tanh_grad256_ps(x);
+  else if constexpr (op == Act::erf) return erf_grad256_ps(x);
   else return sigmoid256_ps(x);
 }
 
@@ -432,7 +411,7 @@ struct UnaryF {
   GLIMPSE_AVX2 __m256 part(int64_t i, int64_t m) const { return unary_v<op>(load_tail256(x + i, m)); }
 };
 
-template <AOp op>
+template <Act op>
 struct GradF {
   const float* x;
   const float* g;
@@ -463,7 +442,7 @@ GLIMPSE_AVX2 void unary_avx2(const float* x, float* y, int64_t n) {
   drive<kStream>(y, n, UnaryF<op>{x});
 }
 
-template <AOp op, bool kStream>
+template <Act op, bool kStream>
 GLIMPSE_AVX2 void act_grad_avx2(const float* x, const float* g, float* y, int64_t n) {
   drive<kStream>(y, n, GradF<op>{x, g});
 }
@@ -518,7 +497,7 @@ void unary_portable(const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = unary_s<op>(x[i]);
 }
 
-template <AOp op>
+template <Act op>
 void act_grad_portable(const float* x, const float* g, float* y, int64_t n) {
   for (int64_t i = 0; i < n; i++) y[i] = g[i] * act_grad_s<op>(x[i]);
 }
@@ -538,7 +517,7 @@ UnaryKernel pick_unary() {
   return unary_portable<op>;
 }
 
-template <AOp op, bool kStream>
+template <Act op, bool kStream>
 GradKernel pick_grad() {
 #ifdef GLIMPSE_X86
   if (cpu_has_avx2_fma()) return act_grad_avx2<op, kStream>;
@@ -565,9 +544,9 @@ UnaryKernel unary_kernel(UOp op, bool stream, std::index_sequence<I...>) {
 }
 
 template <size_t... I>
-GradKernel grad_kernel(AOp op, bool stream, std::index_sequence<I...>) {
-  static const GradKernel table[2][sizeof...(I)] = {{pick_grad<static_cast<AOp>(I), false>()...},
-                                                     {pick_grad<static_cast<AOp>(I), true>()...}};
+GradKernel grad_kernel(Act op, bool stream, std::index_sequence<I...>) {
+  static const GradKernel table[2][sizeof...(I)] = {{pick_grad<static_cast<Act>(I), false>()...},
+                                                     {pick_grad<static_cast<Act>(I), true>()...}};
   return table[stream][static_cast<int>(op)];
 }
 
@@ -816,12 +795,34 @@ void fill_rows(const Plan& p, double value) {
 // ---------------------------------------------------------------------------------------------
 
 // ewCopy(dstDtype, dst, dstOffset, dstStrides, srcDtype, src, srcOffset, srcStrides, shape)
-GLIMPSE_KERNEL(ew_copy) {
-  auto a = args(env, info, 9);
-  const std::vector<int64_t> shape = ints_arg(env, a[8], 8);
-  DT dd = dtype_arg(env, a[0], 0), sd = dtype_arg(env, a[4], 4);
-  View dst = view_arg(env, a, 1, dd, shape, "copy destination");
-  View src = view_arg(env, a, 5, sd, shape, "copy source");
+struct CopyArgs {
+  int64_t dst_dtype;
+  Array dst;
+  int64_t dst_offset;
+  Ints dst_strides;
+  int64_t src_dtype;
+  Array src;
+  int64_t src_offset;
+  Ints src_strides;
+  Ints shape;
+};
+const Signature<CopyArgs> kCopy{"ewCopy", {
+    arg::code("dstDtype", &CopyArgs::dst_dtype, kDTypes),
+    arg::array("dst", &CopyArgs::dst),
+    arg::integer("dstOffset", &CopyArgs::dst_offset),
+    arg::ints("dstStrides", &CopyArgs::dst_strides),
+    arg::code("srcDtype", &CopyArgs::src_dtype, kDTypes),
+    arg::array("src", &CopyArgs::src),
+    arg::integer("srcOffset", &CopyArgs::src_offset),
+    arg::ints("srcStrides", &CopyArgs::src_strides),
+    arg::ints("shape", &CopyArgs::shape),
+}};
+
+napi_value ew_copy(napi_env env, CopyArgs& a) {
+  const Ints& shape = a.shape;
+  const DT dd = static_cast<DT>(a.dst_dtype), sd = static_cast<DT>(a.src_dtype);
+  View dst = make_view(a.dst, a.dst_offset, std::move(a.dst_strides), dd, shape, "copy destination");
+  View src = make_view(a.src, a.src_offset, std::move(a.src_strides), sd, shape, "copy source");
   CopyRow row = copy_row_for(sd, dd);
   if (!row) throw ArgError("copy between these dtypes is not supported natively");
   Plan p = make_plan(shape, {&dst, &src});
@@ -867,13 +868,28 @@ GLIMPSE_KERNEL(ew_copy) {
 }
 
 // ewFill(dtype, dst, offset, strides, shape, value)
-GLIMPSE_KERNEL(ew_fill) {
-  auto a = args(env, info, 6);
-  const std::vector<int64_t> shape = ints_arg(env, a[4], 4);
-  DT dt = dtype_arg(env, a[0], 0);
-  View dst = view_arg(env, a, 1, dt, shape, "fill destination");
-  double value = number_arg(env, a[5], 5);
-  Plan p = make_plan(shape, {&dst});
+struct FillArgs {
+  int64_t dtype;
+  Array dst;
+  int64_t offset;
+  Ints strides;
+  Ints shape;
+  double value;
+};
+const Signature<FillArgs> kFill{"ewFill", {
+    arg::code("dtype", &FillArgs::dtype, kDTypes),
+    arg::array("dst", &FillArgs::dst),
+    arg::integer("offset", &FillArgs::offset),
+    arg::ints("strides", &FillArgs::strides),
+    arg::ints("shape", &FillArgs::shape),
+    arg::number("value", &FillArgs::value),
+}};
+
+napi_value ew_fill(napi_env env, FillArgs& a) {
+  const DT dt = static_cast<DT>(a.dtype);
+  const double value = a.value;
+  View dst = make_view(a.dst, a.offset, std::move(a.strides), dt, a.shape, "fill destination");
+  Plan p = make_plan(a.shape, {&dst});
   switch (dt) {
     case DT::f32: fill_rows<DT::f32>(p, value); break;
     case DT::f64: fill_rows<DT::f64>(p, value); break;
@@ -886,15 +902,28 @@ GLIMPSE_KERNEL(ew_fill) {
 }
 
 // ewUnary(op, x, xOffset, xStrides, shape, out)
-GLIMPSE_KERNEL(ew_unary) {
-  auto a = args(env, info, 6);
-  int64_t code = int_arg(env, a[0], 0);
-  if (code < 0 || code >= static_cast<int64_t>(UOp::count)) throw ArgError("unknown unary op");
-  UOp op = static_cast<UOp>(code);
-  const std::vector<int64_t> shape = ints_arg(env, a[4], 4);
-  View x = view_arg(env, a, 1, DT::f32, shape, "unary input");
-  View out = out_arg(env, a[5], 5, DT::f32, shape, "unary output");
-  Plan p = make_plan(shape, {&out, &x});
+struct UnaryArgs {
+  int64_t op;
+  Array x;
+  int64_t x_offset;
+  Ints x_strides;
+  Ints shape;
+  Array out;
+};
+const Signature<UnaryArgs> kUnary{"ewUnary", {
+    arg::code("op", &UnaryArgs::op, kUnaryOps),
+    arg::array("x", &UnaryArgs::x),
+    arg::integer("xOffset", &UnaryArgs::x_offset),
+    arg::ints("xStrides", &UnaryArgs::x_strides),
+    arg::ints("shape", &UnaryArgs::shape),
+    arg::array("out", &UnaryArgs::out),
+}};
+
+napi_value ew_unary(napi_env env, UnaryArgs& a) {
+  const UOp op = static_cast<UOp>(a.op);
+  View x = make_view(a.x, a.x_offset, std::move(a.x_strides), DT::f32, a.shape, "unary input");
+  View out = make_out(a.out, DT::f32, a.shape, "unary output");
+  Plan p = make_plan(a.shape, {&out, &x});
   const bool stream = streams(p);
   UnaryKernel k = unary_kernel(op, stream, std::make_index_sequence<static_cast<size_t>(UOp::count)>());
   run(p, is_transcendental(op) ? kGrainMath : kGrainCheap, [&](int64_t n, char** ptr, const int64_t* st) {
@@ -910,19 +939,38 @@ GLIMPSE_KERNEL(ew_unary) {
 }
 
 // ewUnaryGrad(op, x, xOffset, xStrides, g, gOffset, gStrides, shape, out)
-GLIMPSE_KERNEL(ew_unary_grad) {
-  auto a = args(env, info, 9);
-  int64_t code = int_arg(env, a[0], 0);
-  if (code < 0 || code >= static_cast<int64_t>(AOp::count)) throw ArgError("unknown activation op");
-  AOp op = static_cast<AOp>(code);
-  const std::vector<int64_t> shape = ints_arg(env, a[7], 7);
-  View x = view_arg(env, a, 1, DT::f32, shape, "unaryGrad input");
-  View g = view_arg(env, a, 4, DT::f32, shape, "unaryGrad gradient");
-  View out = out_arg(env, a[8], 8, DT::f32, shape, "unaryGrad output");
-  Plan p = make_plan(shape, {&out, &x, &g});
+struct UnaryGradArgs {
+  int64_t op;
+  Array x;
+  int64_t x_offset;
+  Ints x_strides;
+  Array g;
+  int64_t g_offset;
+  Ints g_strides;
+  Ints shape;
+  Array out;
+};
+const Signature<UnaryGradArgs> kUnaryGrad{"ewUnaryGrad", {
+    arg::code("op", &UnaryGradArgs::op, kActivations),
+    arg::array("x", &UnaryGradArgs::x),
+    arg::integer("xOffset", &UnaryGradArgs::x_offset),
+    arg::ints("xStrides", &UnaryGradArgs::x_strides),
+    arg::array("g", &UnaryGradArgs::g),
+    arg::integer("gOffset", &UnaryGradArgs::g_offset),
+    arg::ints("gStrides", &UnaryGradArgs::g_strides),
+    arg::ints("shape", &UnaryGradArgs::shape),
+    arg::array("out", &UnaryGradArgs::out),
+}};
+
+napi_value ew_unary_grad(napi_env env, UnaryGradArgs& a) {
+  const Act op = static_cast<Act>(a.op);
+  View x = make_view(a.x, a.x_offset, std::move(a.x_strides), DT::f32, a.shape, "unaryGrad input");
+  View g = make_view(a.g, a.g_offset, std::move(a.g_strides), DT::f32, a.shape, "unaryGrad gradient");
+  View out = make_out(a.out, DT::f32, a.shape, "unaryGrad output");
+  Plan p = make_plan(a.shape, {&out, &x, &g});
   const bool stream = streams(p);
-  GradKernel k = grad_kernel(op, stream, std::make_index_sequence<static_cast<size_t>(AOp::count)>());
-  run(p, op == AOp::relu ? kGrainCheap : kGrainMath, [&](int64_t n, char** ptr, const int64_t* st) {
+  GradKernel k = grad_kernel(op, stream, std::make_index_sequence<static_cast<size_t>(Act::count)>());
+  run(p, op == Act::relu ? kGrainCheap : kGrainMath, [&](int64_t n, char** ptr, const int64_t* st) {
     float* y = reinterpret_cast<float*>(ptr[0]);
     if (st[1] == 1 && st[2] == 1)
       return k(reinterpret_cast<const float*>(ptr[1]), reinterpret_cast<const float*>(ptr[2]), y, n);
@@ -991,17 +1039,42 @@ void compare_dispatch(BOp op, const Plan& p) {
 // ewBinary(op, aDtype, a, aOffset, aStrides, bDtype, b, bOffset, bStrides, shape, outDtype, out)
 // Arithmetic: float32 operands and output. Comparisons and logic: operands of one dtype among
 // float32, int32, bool/uint8; output bool/uint8.
-GLIMPSE_KERNEL(ew_binary) {
-  auto a = args(env, info, 12);
-  int64_t code = int_arg(env, a[0], 0);
-  if (code < 0 || code >= static_cast<int64_t>(BOp::count)) throw ArgError("unknown binary op");
-  BOp op = static_cast<BOp>(code);
-  const std::vector<int64_t> shape = ints_arg(env, a[9], 9);
-  DT ad = dtype_arg(env, a[1], 1), bd = dtype_arg(env, a[5], 5), od = dtype_arg(env, a[10], 10);
-  View va = view_arg(env, a, 2, ad, shape, "binary a");
-  View vb = view_arg(env, a, 6, bd, shape, "binary b");
-  View out = out_arg(env, a[11], 11, od, shape, "binary output");
-  Plan p = make_plan(shape, {&out, &va, &vb});
+struct BinaryArgs {
+  int64_t op;
+  int64_t a_dtype;
+  Array a;
+  int64_t a_offset;
+  Ints a_strides;
+  int64_t b_dtype;
+  Array b;
+  int64_t b_offset;
+  Ints b_strides;
+  Ints shape;
+  int64_t out_dtype;
+  Array out;
+};
+const Signature<BinaryArgs> kBinary{"ewBinary", {
+    arg::code("op", &BinaryArgs::op, kBinaryOps),
+    arg::code("aDtype", &BinaryArgs::a_dtype, kDTypes),
+    arg::array("a", &BinaryArgs::a),
+    arg::integer("aOffset", &BinaryArgs::a_offset),
+    arg::ints("aStrides", &BinaryArgs::a_strides),
+    arg::code("bDtype", &BinaryArgs::b_dtype, kDTypes),
+    arg::array("b", &BinaryArgs::b),
+    arg::integer("bOffset", &BinaryArgs::b_offset),
+    arg::ints("bStrides", &BinaryArgs::b_strides),
+    arg::ints("shape", &BinaryArgs::shape),
+    arg::code("outDtype", &BinaryArgs::out_dtype, kDTypes),
+    arg::array("out", &BinaryArgs::out),
+}};
+
+napi_value ew_binary(napi_env env, BinaryArgs& a) {
+  const BOp op = static_cast<BOp>(a.op);
+  const DT ad = static_cast<DT>(a.a_dtype), bd = static_cast<DT>(a.b_dtype), od = static_cast<DT>(a.out_dtype);
+  View va = make_view(a.a, a.a_offset, std::move(a.a_strides), ad, a.shape, "binary a");
+  View vb = make_view(a.b, a.b_offset, std::move(a.b_strides), bd, a.shape, "binary b");
+  View out = make_out(a.out, od, a.shape, "binary output");
+  Plan p = make_plan(a.shape, {&out, &va, &vb});
   if (is_comparison(op) || is_logic(op)) {
     if (od != DT::boolean && od != DT::u8) throw ArgError("comparison output must be bool or uint8");
     bool bytes = [](DT t) { return t == DT::boolean || t == DT::u8; }(ad);
@@ -1050,16 +1123,43 @@ void where_rows(const Plan& p) {
   });
 }
 
-// ewWhere(condDtype, cond, cOffset, cStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
-GLIMPSE_KERNEL(ew_where) {
-  auto a = args(env, info, 12);
-  const std::vector<int64_t> shape = ints_arg(env, a[10], 10);
-  DT cd = dtype_arg(env, a[0], 0);
-  View c = view_arg(env, a, 1, cd, shape, "where condition");
-  View va = view_arg(env, a, 4, DT::f32, shape, "where a");
-  View vb = view_arg(env, a, 7, DT::f32, shape, "where b");
-  View out = out_arg(env, a[11], 11, DT::f32, shape, "where output");
-  Plan p = make_plan(shape, {&out, &c, &va, &vb});
+// ewWhere(condDtype, cond, condOffset, condStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
+struct WhereArgs {
+  int64_t cond_dtype;
+  Array cond;
+  int64_t cond_offset;
+  Ints cond_strides;
+  Array a;
+  int64_t a_offset;
+  Ints a_strides;
+  Array b;
+  int64_t b_offset;
+  Ints b_strides;
+  Ints shape;
+  Array out;
+};
+const Signature<WhereArgs> kWhere{"ewWhere", {
+    arg::code("condDtype", &WhereArgs::cond_dtype, kDTypes),
+    arg::array("cond", &WhereArgs::cond),
+    arg::integer("condOffset", &WhereArgs::cond_offset),
+    arg::ints("condStrides", &WhereArgs::cond_strides),
+    arg::array("a", &WhereArgs::a),
+    arg::integer("aOffset", &WhereArgs::a_offset),
+    arg::ints("aStrides", &WhereArgs::a_strides),
+    arg::array("b", &WhereArgs::b),
+    arg::integer("bOffset", &WhereArgs::b_offset),
+    arg::ints("bStrides", &WhereArgs::b_strides),
+    arg::ints("shape", &WhereArgs::shape),
+    arg::array("out", &WhereArgs::out),
+}};
+
+napi_value ew_where(napi_env env, WhereArgs& a) {
+  const DT cd = static_cast<DT>(a.cond_dtype);
+  View c = make_view(a.cond, a.cond_offset, std::move(a.cond_strides), cd, a.shape, "where condition");
+  View va = make_view(a.a, a.a_offset, std::move(a.a_strides), DT::f32, a.shape, "where a");
+  View vb = make_view(a.b, a.b_offset, std::move(a.b_strides), DT::f32, a.shape, "where b");
+  View out = make_out(a.out, DT::f32, a.shape, "where output");
+  Plan p = make_plan(a.shape, {&out, &c, &va, &vb});
   if (cd == DT::boolean || cd == DT::u8) where_rows<uint8_t>(p);
   else if (cd == DT::f32) where_rows<float>(p);
   else throw ArgError("where condition must be bool, uint8 or float32");
@@ -1069,12 +1169,12 @@ GLIMPSE_KERNEL(ew_where) {
 }  // namespace
 
 void register_elementwise(napi_env env, napi_value exports) {
-  export_fn(env, exports, "ewCopy", ew_copy);
-  export_fn(env, exports, "ewFill", ew_fill);
-  export_fn(env, exports, "ewUnary", ew_unary);
-  export_fn(env, exports, "ewUnaryGrad", ew_unary_grad);
-  export_fn(env, exports, "ewBinary", ew_binary);
-  export_fn(env, exports, "ewWhere", ew_where);
+  export_kernel<kCopy, ew_copy>(env, exports);
+  export_kernel<kFill, ew_fill>(env, exports);
+  export_kernel<kUnary, ew_unary>(env, exports);
+  export_kernel<kUnaryGrad, ew_unary_grad>(env, exports);
+  export_kernel<kBinary, ew_binary>(env, exports);
+  export_kernel<kWhere, ew_where>(env, exports);
 }
 
 }  // namespace glimpse

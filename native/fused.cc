@@ -37,8 +37,7 @@ constexpr int64_t kGrainCheap = 1 << 16;   // elements per parallel task: an add
 constexpr int64_t kGrainMath = 1 << 13;    // the same with a transcendental activation
 constexpr int64_t kPiece = 1 << 15;        // elements per parallel task of addLayerNorm
 
-// Codes shared with src/tensor/backends/native/fused.ts (same order there).
-enum class Act : int { none = -1, relu, gelu_erf, gelu_tanh, quick_gelu, sigmoid, tanh, erf, softplus };
+// Activation codes are codes.h's Act, shared with TypeScript; -1 (Act::none) is none.
 
 int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -62,9 +61,9 @@ float* f32_span(const Array& a, int64_t offset, int64_t count, const char* what)
   return a.f32() + offset;
 }
 
-float* optional_span(napi_env env, napi_value v, napi_value off, size_t pos, int64_t count, const char* what) {
-  if (is_null(env, v)) return nullptr;
-  return f32_span(array_arg(env, v, pos), off ? int_arg(env, off, pos + 1) : 0, count, what);
+// f32_span, or null for an optional array given as null.
+float* optional_span(const Array& a, int64_t offset, int64_t count, const char* what) {
+  return a.null ? nullptr : f32_span(a, offset, count, what);
 }
 
 bool overlap(const float* a, int64_t na, const float* b, int64_t nb) {
@@ -134,10 +133,10 @@ inline void bias_act(const float* x, const float* bias, float* pre, float* out, 
   bias_act_scalar<kAct>(x, bias, pre, out, len);
 }
 
-// Calls f(std::integral_constant<Act, a>{}) for the activation whose code is act (-1 is none).
+// Calls f(std::integral_constant<Act, a>{}) for the activation whose code is act (-1 is none;
+// the code is checked when the arguments are decoded).
 template <class F>
 void with_activation(int64_t act, F&& f) {
-  if (act < -1 || act > static_cast<int64_t>(Act::softplus)) throw ArgError("unknown activation code " + std::to_string(act));
   switch (static_cast<Act>(act)) {
     case Act::none: return f(std::integral_constant<Act, Act::none>{});
     case Act::relu: return f(std::integral_constant<Act, Act::relu>{});
@@ -148,6 +147,7 @@ void with_activation(int64_t act, F&& f) {
     case Act::tanh: return f(std::integral_constant<Act, Act::tanh>{});
     case Act::erf: return f(std::integral_constant<Act, Act::erf>{});
     case Act::softplus: return f(std::integral_constant<Act, Act::softplus>{});
+    case Act::count: break;
   }
 }
 
@@ -174,16 +174,34 @@ void bias_activation(const float* x, const float* bias, float* pre, float* out, 
   });
 }
 
-GLIMPSE_KERNEL(bias_activation_kernel) {
-  auto a = args(env, info, 9);
-  const int64_t act = int_arg(env, a[4], 4);
-  const int64_t rows = int_arg(env, a[5], 5), n = int_arg(env, a[6], 6);
+struct BiasActivationArgs {
+  Array x;
+  int64_t x_offset;
+  Array bias;
+  int64_t bias_offset;
+  int64_t act;
+  int64_t rows, n;
+  Array pre, out;
+};
+const Signature<BiasActivationArgs> kBiasActivation{"biasActivation", {
+    arg::f32("x", &BiasActivationArgs::x),
+    arg::integer("xOffset", &BiasActivationArgs::x_offset),
+    arg::f32("bias", &BiasActivationArgs::bias),
+    arg::integer("biasOffset", &BiasActivationArgs::bias_offset),
+    arg::optional(arg::code("act", &BiasActivationArgs::act, kActivations)),
+    arg::integer("rows", &BiasActivationArgs::rows),
+    arg::integer("n", &BiasActivationArgs::n),
+    arg::optional(arg::f32("pre", &BiasActivationArgs::pre)),
+    arg::f32("out", &BiasActivationArgs::out),
+}};
+
+napi_value bias_activation_kernel(napi_env env, BiasActivationArgs& a) {
+  const int64_t act = a.act, rows = a.rows, n = a.n;
   const int64_t count = checked_mul(rows, n);
-  with_activation(act, [](auto) {});  // an unknown code fails before anything is read
-  const float* x = f32_span(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
-  const float* bias = f32_span(array_arg(env, a[2], 2), int_arg(env, a[3], 3), n, "bias");
-  float* pre = optional_span(env, a[7], nullptr, 7, count, "pre");
-  float* out = f32_span(array_arg(env, a[8], 8), 0, count, "out");
+  const float* x = f32_span(a.x, a.x_offset, count, "x");
+  const float* bias = f32_span(a.bias, a.bias_offset, n, "bias");
+  float* pre = optional_span(a.pre, 0, count, "pre");
+  float* out = f32_span(a.out, 0, count, "out");
   // pre or out may be exactly x (in place); nothing else may overlap, as threads and the
   // vector loops read ahead of where they write.
   if (pre != x) require_disjoint(pre, count, "pre", x, count, "x");
@@ -192,7 +210,7 @@ GLIMPSE_KERNEL(bias_activation_kernel) {
   require_disjoint(pre, count, "pre", bias, n, "bias");
   require_disjoint(out, count, "out", bias, n, "bias");
   if (count == 0) return undefined(env);
-  with_activation(act, [&](auto a) { bias_activation<decltype(a)::value>(x, bias, pre, out, rows, n); });
+  with_activation(act, [&](auto c) { bias_activation<decltype(c)::value>(x, bias, pre, out, rows, n); });
   return undefined(env);
 }
 
@@ -243,19 +261,46 @@ void linear(Reach x, int64_t rsX, int64_t csX, Reach w, int64_t rsW, int64_t csW
   sgemm_epilogue(rows, n, k, x.p, rsX, csX, w.p, csW, rsW, product, n, epilogue);
 }
 
-GLIMPSE_KERNEL(linear_kernel) {
-  auto a = args(env, info, 14);
-  const int64_t act = int_arg(env, a[8], 8);
-  const int64_t rows = int_arg(env, a[9], 9), n = int_arg(env, a[10], 10), k = int_arg(env, a[11], 11);
+struct LinearArgs {
+  Array x;
+  int64_t x_offset;
+  Ints x_strides;
+  Array weight;
+  int64_t weight_offset;
+  Ints weight_strides;
+  Array bias;
+  int64_t bias_offset;
+  int64_t act;
+  int64_t rows, n, k;
+  Array pre, out;
+};
+const Signature<LinearArgs> kLinear{"linear", {
+    arg::f32("x", &LinearArgs::x),
+    arg::integer("xOffset", &LinearArgs::x_offset),
+    arg::ints("xStrides", &LinearArgs::x_strides),
+    arg::f32("weight", &LinearArgs::weight),
+    arg::integer("weightOffset", &LinearArgs::weight_offset),
+    arg::ints("weightStrides", &LinearArgs::weight_strides),
+    arg::f32("bias", &LinearArgs::bias),
+    arg::integer("biasOffset", &LinearArgs::bias_offset),
+    arg::optional(arg::code("act", &LinearArgs::act, kActivations)),
+    arg::integer("rows", &LinearArgs::rows),
+    arg::integer("n", &LinearArgs::n),
+    arg::integer("k", &LinearArgs::k),
+    arg::optional(arg::f32("pre", &LinearArgs::pre)),
+    arg::f32("out", &LinearArgs::out),
+}};
+
+napi_value linear_kernel(napi_env env, LinearArgs& a) {
+  const int64_t act = a.act, rows = a.rows, n = a.n, k = a.k;
   const int64_t count = checked_mul(rows, n);
   if (k < 0) throw ArgError("sizes must be non-negative and not overflow");
-  with_activation(act, [](auto) {});
-  const std::vector<int64_t> xs = ints_arg(env, a[2], 2), ws = ints_arg(env, a[5], 5);
-  const Reach x = matrix_reach(array_arg(env, a[0], 0), int_arg(env, a[1], 1), rows, k, xs, "x");
-  const Reach w = matrix_reach(array_arg(env, a[3], 3), int_arg(env, a[4], 4), n, k, ws, "weight");
-  const float* bias = f32_span(array_arg(env, a[6], 6), int_arg(env, a[7], 7), n, "bias");
-  float* pre = optional_span(env, a[12], nullptr, 12, count, "pre");
-  float* out = f32_span(array_arg(env, a[13], 13), 0, count, "out");
+  const Ints &xs = a.x_strides, &ws = a.weight_strides;
+  const Reach x = matrix_reach(a.x, a.x_offset, rows, k, xs, "x");
+  const Reach w = matrix_reach(a.weight, a.weight_offset, n, k, ws, "weight");
+  const float* bias = f32_span(a.bias, a.bias_offset, n, "bias");
+  float* pre = optional_span(a.pre, 0, count, "pre");
+  float* out = f32_span(a.out, 0, count, "out");
   // The outputs are written while the inputs are still being read, by several threads.
   for (const auto& [o, name] : {std::pair<float*, const char*>{pre, "pre"}, {out, "out"}}) {
     require_disjoint(o, count, name, x.p, x.count, "x");
@@ -304,20 +349,50 @@ GLIMPSE_AVX2 RowStats add_layer_norm_row_avx2(const float* x, const float* r, co
 
 // addLayerNorm(x, xOffset, residual, residualOffset, gamma | null, gammaOffset, beta | null, betaOffset,
 //              rows, n, eps, sum, out, mean, rstd)
-GLIMPSE_KERNEL(add_layer_norm_kernel) {
-  auto a = args(env, info, 15);
-  const int64_t rows = int_arg(env, a[8], 8), n = int_arg(env, a[9], 9);
-  const double eps = number_arg(env, a[10], 10);
+struct AddLayerNormArgs {
+  Array x;
+  int64_t x_offset;
+  Array residual;
+  int64_t residual_offset;
+  Array gamma;
+  int64_t gamma_offset;
+  Array beta;
+  int64_t beta_offset;
+  int64_t rows, n;
+  double eps;
+  Array sum, out, mean, rstd;
+};
+const Signature<AddLayerNormArgs> kAddLayerNorm{"addLayerNorm", {
+    arg::f32("x", &AddLayerNormArgs::x),
+    arg::integer("xOffset", &AddLayerNormArgs::x_offset),
+    arg::f32("residual", &AddLayerNormArgs::residual),
+    arg::integer("residualOffset", &AddLayerNormArgs::residual_offset),
+    arg::optional(arg::f32("gamma", &AddLayerNormArgs::gamma)),
+    arg::integer("gammaOffset", &AddLayerNormArgs::gamma_offset),
+    arg::optional(arg::f32("beta", &AddLayerNormArgs::beta)),
+    arg::integer("betaOffset", &AddLayerNormArgs::beta_offset),
+    arg::integer("rows", &AddLayerNormArgs::rows),
+    arg::integer("n", &AddLayerNormArgs::n),
+    arg::number("eps", &AddLayerNormArgs::eps),
+    arg::f32("sum", &AddLayerNormArgs::sum),
+    arg::f32("out", &AddLayerNormArgs::out),
+    arg::f32("mean", &AddLayerNormArgs::mean),
+    arg::f32("rstd", &AddLayerNormArgs::rstd),
+}};
+
+napi_value add_layer_norm_kernel(napi_env env, AddLayerNormArgs& a) {
+  const int64_t rows = a.rows, n = a.n;
+  const double eps = a.eps;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = f32_span(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
-  const float* res = f32_span(array_arg(env, a[2], 2), int_arg(env, a[3], 3), count, "residual");
-  const float* gamma = optional_span(env, a[4], a[5], 4, n, "gamma");
-  const float* beta = optional_span(env, a[6], a[7], 6, n, "beta");
-  float* sum = f32_span(array_arg(env, a[11], 11), 0, count, "sum");
-  float* y = f32_span(array_arg(env, a[12], 12), 0, count, "out");
-  float* mean = f32_span(array_arg(env, a[13], 13), 0, rows, "mean");
-  float* rstd = f32_span(array_arg(env, a[14], 14), 0, rows, "rstd");
+  const float* x = f32_span(a.x, a.x_offset, count, "x");
+  const float* res = f32_span(a.residual, a.residual_offset, count, "residual");
+  const float* gamma = optional_span(a.gamma, a.gamma_offset, n, "gamma");
+  const float* beta = optional_span(a.beta, a.beta_offset, n, "beta");
+  float* sum = f32_span(a.sum, 0, count, "sum");
+  float* y = f32_span(a.out, 0, count, "out");
+  float* mean = f32_span(a.mean, 0, rows, "mean");
+  float* rstd = f32_span(a.rstd, 0, rows, "rstd");
   const std::pair<const float*, int64_t> ins[] = {{x, count}, {res, count}, {gamma, n}, {beta, n}};
   const std::pair<float*, int64_t> outs[] = {{sum, count}, {y, count}, {mean, rows}, {rstd, rows}};
   for (size_t i = 0; i < 4; i++) {
@@ -346,9 +421,9 @@ GLIMPSE_KERNEL(add_layer_norm_kernel) {
 }  // namespace
 
 void register_fused(napi_env env, napi_value exports) {
-  export_fn(env, exports, "biasActivation", bias_activation_kernel);
-  export_fn(env, exports, "linear", linear_kernel);
-  export_fn(env, exports, "addLayerNorm", add_layer_norm_kernel);
+  export_kernel<kBiasActivation, bias_activation_kernel>(env, exports);
+  export_kernel<kLinear, linear_kernel>(env, exports);
+  export_kernel<kAddLayerNorm, add_layer_norm_kernel>(env, exports);
 }
 
 }  // namespace glimpse

@@ -941,22 +941,38 @@ void check_sizes(std::initializer_list<int64_t> sizes) {
     if (d < 0 || d > kMaxDim) throw ArgError("sizes must be in [0, 2^40]");
 }
 
-Array f32_arg(napi_env env, napi_value v, size_t pos) {
-  Array a = array_arg(env, v, pos);
-  if (a.type != napi_float32_array) throw ArgError("argument " + std::to_string(pos) + " must be a Float32Array");
-  return a;
-}
-
 // matmul(a, aOffset, aStrides, b, bOffset, bStrides, out, batch, M, N, K): for p < batch,
 // out[p] = a[p] @ b[p] with a: [batch, M, K], b: [batch, K, N] read through offsets and
 // [batch, row, column] strides (0 broadcasts), out dense [batch, M, N] from index 0. All float32.
-GLIMPSE_KERNEL(matmul) {
-  auto v = args(env, info, 11);
-  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), out = f32_arg(env, v[6], 6);
-  const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4);
-  const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5);
-  const int64_t batch = int_arg(env, v[7], 7), M = int_arg(env, v[8], 8), N = int_arg(env, v[9], 9),
-                K = int_arg(env, v[10], 10);
+struct MatmulArgs {
+  Array a;
+  int64_t a_offset;
+  Ints a_strides;
+  Array b;
+  int64_t b_offset;
+  Ints b_strides;
+  Array out;
+  int64_t batch, M, N, K;
+};
+const Signature<MatmulArgs> kMatmul{"matmul", {
+    arg::f32("a", &MatmulArgs::a),
+    arg::integer("aOffset", &MatmulArgs::a_offset),
+    arg::ints("aStrides", &MatmulArgs::a_strides),
+    arg::f32("b", &MatmulArgs::b),
+    arg::integer("bOffset", &MatmulArgs::b_offset),
+    arg::ints("bStrides", &MatmulArgs::b_strides),
+    arg::f32("out", &MatmulArgs::out),
+    arg::integer("batch", &MatmulArgs::batch),
+    arg::integer("M", &MatmulArgs::M),
+    arg::integer("N", &MatmulArgs::N),
+    arg::integer("K", &MatmulArgs::K),
+}};
+
+napi_value matmul(napi_env env, MatmulArgs& args) {
+  const Array &a = args.a, &b = args.b, &out = args.out;
+  const int64_t a_off = args.a_offset, b_off = args.b_offset;
+  const Ints &as = args.a_strides, &bs = args.b_strides;
+  const int64_t batch = args.batch, M = args.M, N = args.N, K = args.K;
   check_sizes({batch, M, N, K});
   check_reach(a, a_off, {batch, M, K}, as, "a");
   check_reach(b, b_off, {batch, K, N}, bs, "b");
@@ -973,14 +989,43 @@ GLIMPSE_KERNEL(matmul) {
 // sgemm(a, aOffset, [rsA, csA], b, bOffset, [rsB, csB], c, cOffset, [rsC, csC], M, N, K, alpha, beta):
 // the C++ sgemm_strided on typed arrays, c = alpha * a @ b + beta * c, for tests of the API that
 // other kernels call. c's strides must be positive and keep its elements apart.
-GLIMPSE_KERNEL(sgemm_js) {
-  auto v = args(env, info, 14);
-  Array a = f32_arg(env, v[0], 0), b = f32_arg(env, v[3], 3), c = f32_arg(env, v[6], 6);
-  const int64_t a_off = int_arg(env, v[1], 1), b_off = int_arg(env, v[4], 4), c_off = int_arg(env, v[7], 7);
-  const std::vector<int64_t> as = ints_arg(env, v[2], 2), bs = ints_arg(env, v[5], 5), cs = ints_arg(env, v[8], 8);
-  const int64_t M = int_arg(env, v[9], 9), N = int_arg(env, v[10], 10), K = int_arg(env, v[11], 11);
-  const float alpha = static_cast<float>(number_arg(env, v[12], 12));
-  const float beta = static_cast<float>(number_arg(env, v[13], 13));
+struct SgemmArgs {
+  Array a;
+  int64_t a_offset;
+  Ints a_strides;
+  Array b;
+  int64_t b_offset;
+  Ints b_strides;
+  Array c;
+  int64_t c_offset;
+  Ints c_strides;
+  int64_t M, N, K;
+  double alpha, beta;
+};
+const Signature<SgemmArgs> kSgemm{"sgemm", {
+    arg::f32("a", &SgemmArgs::a),
+    arg::integer("aOffset", &SgemmArgs::a_offset),
+    arg::ints("aStrides", &SgemmArgs::a_strides),
+    arg::f32("b", &SgemmArgs::b),
+    arg::integer("bOffset", &SgemmArgs::b_offset),
+    arg::ints("bStrides", &SgemmArgs::b_strides),
+    arg::f32("c", &SgemmArgs::c),
+    arg::integer("cOffset", &SgemmArgs::c_offset),
+    arg::ints("cStrides", &SgemmArgs::c_strides),
+    arg::integer("M", &SgemmArgs::M),
+    arg::integer("N", &SgemmArgs::N),
+    arg::integer("K", &SgemmArgs::K),
+    arg::number("alpha", &SgemmArgs::alpha),
+    arg::number("beta", &SgemmArgs::beta),
+}};
+
+napi_value sgemm_js(napi_env env, SgemmArgs& args) {
+  const Array &a = args.a, &b = args.b, &c = args.c;
+  const int64_t a_off = args.a_offset, b_off = args.b_offset, c_off = args.c_offset;
+  const Ints &as = args.a_strides, &bs = args.b_strides, &cs = args.c_strides;
+  const int64_t M = args.M, N = args.N, K = args.K;
+  const float alpha = static_cast<float>(args.alpha);
+  const float beta = static_cast<float>(args.beta);
   check_sizes({M, N, K});
   check_reach(a, a_off, {M, K}, as, "a");
   check_reach(b, b_off, {K, N}, bs, "b");
@@ -1028,8 +1073,8 @@ void sgemm_batched(bool transA, bool transB, int64_t batch, int64_t M, int64_t N
 }
 
 void register_gemm(napi_env env, napi_value exports) {
-  export_fn(env, exports, "matmul", matmul);
-  export_fn(env, exports, "sgemm", sgemm_js);
+  export_kernel<kMatmul, matmul>(env, exports);
+  export_kernel<kSgemm, sgemm_js>(env, exports);
 }
 
 }  // namespace glimpse

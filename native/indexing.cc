@@ -20,26 +20,6 @@
 namespace glimpse {
 namespace {
 
-// A bad index value; surfaces as a RangeError, the type the reference backend throws.
-struct IndexError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Like GLIMPSE_KERNEL, but a bad index value becomes a RangeError, and messages carry the JS name.
-#define INDEX_KERNEL(name, js_name)                                                         \
-  static napi_value name##_impl(napi_env env, napi_callback_info info);                     \
-  static napi_value name(napi_env env, napi_callback_info info) {                           \
-    try {                                                                                   \
-      return name##_impl(env, info);                                                        \
-    } catch (const IndexError& e) {                                                         \
-      napi_throw_range_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str()); \
-    } catch (const std::exception& e) {                                                     \
-      napi_throw_error(env, nullptr, (std::string(js_name ": ") + e.what()).c_str());       \
-    }                                                                                       \
-    return nullptr;                                                                         \
-  }                                                                                         \
-  static napi_value name##_impl(napi_env env, napi_callback_info info)
-
 size_t element_size(napi_typedarray_type t) {
   switch (t) {
     case napi_int8_array:
@@ -73,8 +53,7 @@ int64_t count3(int64_t a, int64_t b, int64_t c) {
   return abc;
 }
 
-int64_t dim_arg(napi_env env, napi_value v, size_t pos, const char* what) {
-  const int64_t d = int_arg(env, v, pos);
+int64_t dim(int64_t d, const char* what) {
   if (d < 0 || d > std::numeric_limits<int32_t>::max())
     throw ArgError(std::string(what) + " must be a non-negative 32-bit size");
   return d;
@@ -87,10 +66,9 @@ struct Index {
   int32_t operator[](int64_t t) const { return base[t * stride]; }
 };
 
-// The index vector of `count` values arr[offset + t * stride], checked to lie inside arr.
-Index index_arg(napi_env env, napi_value arr_v, int64_t offset, int64_t stride, int64_t count, size_t pos) {
-  const Array arr = array_arg(env, arr_v, pos);
-  if (arr.type != napi_int32_array) throw ArgError("index must be an Int32Array");
+// The index vector of `count` values arr[offset + t * stride] of an Int32Array, checked to lie
+// inside arr.
+Index index_view(const Array& arr, int64_t offset, int64_t stride, int64_t count) {
   if (count > 0) {
     const int64_t last = offset + (count - 1) * stride;
     if (offset < 0 || last < 0 || std::max(offset, last) >= static_cast<int64_t>(arr.length))
@@ -163,14 +141,39 @@ void add_row(float* dst, const float* src, int64_t n) {
 
 // indexSelect(x, xOffset, index, indexOffset, indexStride, m, outer, n, inner, out)
 // out[o, j, :] = x[o, index[j], :]; x and out are any typed arrays of the same element type.
-INDEX_KERNEL(index_select, "indexSelect") {
-  auto a = args(env, info, 10);
-  const Array x = array_arg(env, a[0], 0);
-  const int64_t x_off = int_arg(env, a[1], 1);
-  const int64_t m = dim_arg(env, a[5], 5, "m"), outer = dim_arg(env, a[6], 6, "outer");
-  const int64_t n = dim_arg(env, a[7], 7, "n"), inner = dim_arg(env, a[8], 8, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
-  const Array out = array_arg(env, a[9], 9);
+// indexAdd(g, gOffset, index, indexOffset, indexStride, m, outer, n, inner, out): float32;
+// out[o, index[j], :] += g[o, j, :].
+struct IndexArgs {
+  Array x;  // g for indexAdd
+  int64_t x_offset;
+  Array index;
+  int64_t index_offset, index_stride;
+  int64_t m, outer, n, inner;
+  Array out;
+};
+std::vector<Field<IndexArgs>> index_fields(const char* x, const char* x_offset) {
+  return {
+      arg::array(x, &IndexArgs::x),
+      arg::integer(x_offset, &IndexArgs::x_offset),
+      arg::array("index", &IndexArgs::index, napi_int32_array),
+      arg::integer("indexOffset", &IndexArgs::index_offset),
+      arg::integer("indexStride", &IndexArgs::index_stride),
+      arg::integer("m", &IndexArgs::m),
+      arg::integer("outer", &IndexArgs::outer),
+      arg::integer("n", &IndexArgs::n),
+      arg::integer("inner", &IndexArgs::inner),
+      arg::array("out", &IndexArgs::out),
+  };
+}
+const Signature<IndexArgs> kIndexSelect{"indexSelect", index_fields("x", "xOffset")};
+const Signature<IndexArgs> kIndexAdd{"indexAdd", index_fields("g", "gOffset")};
+
+napi_value index_select(napi_env env, IndexArgs& a) {
+  const Array& x = a.x;
+  const int64_t x_off = a.x_offset;
+  const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
+  const Index idx = index_view(a.index, a.index_offset, a.index_stride, m);
+  const Array& out = a.out;
   if (out.type != x.type) throw ArgError("out must have the element type of x");
   need(x, x_off, count3(outer, n, inner), "x");
   need(out, 0, count3(outer, m, inner), "out");
@@ -188,16 +191,12 @@ INDEX_KERNEL(index_select, "indexSelect") {
   return undefined(env);
 }
 
-// indexAdd(g, gOffset, index, indexOffset, indexStride, m, outer, n, inner, out): float32;
-// out[o, index[j], :] += g[o, j, :].
-INDEX_KERNEL(index_add, "indexAdd") {
-  auto a = args(env, info, 10);
-  const Array g = array_arg(env, a[0], 0);
-  const int64_t g_off = int_arg(env, a[1], 1);
-  const int64_t m = dim_arg(env, a[5], 5, "m"), outer = dim_arg(env, a[6], 6, "outer");
-  const int64_t n = dim_arg(env, a[7], 7, "n"), inner = dim_arg(env, a[8], 8, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), int_arg(env, a[4], 4), m, 2);
-  const Array out = array_arg(env, a[9], 9);
+napi_value index_add(napi_env env, IndexArgs& a) {
+  const Array& g = a.x;
+  const int64_t g_off = a.x_offset;
+  const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
+  const Index idx = index_view(a.index, a.index_offset, a.index_stride, m);
+  const Array& out = a.out;
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
   need(g, g_off, count3(outer, m, inner), "g");
   need(out, 0, count3(outer, n, inner), "out");
@@ -219,14 +218,38 @@ INDEX_KERNEL(index_add, "indexAdd") {
 
 // gather(x, xOffset, index, indexOffset, m, outer, n, inner, out): out[o, j, i] = x[o, index[o, j, i], i]
 // for a dense index [outer, m, inner]; x and out share any element type.
-INDEX_KERNEL(gather, "gather") {
-  auto a = args(env, info, 9);
-  const Array x = array_arg(env, a[0], 0);
-  const int64_t x_off = int_arg(env, a[1], 1);
-  const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
-  const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, count3(outer, m, inner), 2);
-  const Array out = array_arg(env, a[8], 8);
+// scatterAdd(g, gOffset, index, indexOffset, m, outer, n, inner, out): float32;
+// out[o, index[o, j, i], i] += g[o, j, i] for a dense index [outer, m, inner].
+struct GatherArgs {
+  Array x;  // g for scatterAdd
+  int64_t x_offset;
+  Array index;
+  int64_t index_offset;
+  int64_t m, outer, n, inner;
+  Array out;
+};
+std::vector<Field<GatherArgs>> gather_fields(const char* x, const char* x_offset) {
+  return {
+      arg::array(x, &GatherArgs::x),
+      arg::integer(x_offset, &GatherArgs::x_offset),
+      arg::array("index", &GatherArgs::index, napi_int32_array),
+      arg::integer("indexOffset", &GatherArgs::index_offset),
+      arg::integer("m", &GatherArgs::m),
+      arg::integer("outer", &GatherArgs::outer),
+      arg::integer("n", &GatherArgs::n),
+      arg::integer("inner", &GatherArgs::inner),
+      arg::array("out", &GatherArgs::out),
+  };
+}
+const Signature<GatherArgs> kGather{"gather", gather_fields("x", "xOffset")};
+const Signature<GatherArgs> kScatterAdd{"scatterAdd", gather_fields("g", "gOffset")};
+
+napi_value gather(napi_env env, GatherArgs& a) {
+  const Array& x = a.x;
+  const int64_t x_off = a.x_offset;
+  const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
+  const Index idx = index_view(a.index, a.index_offset, 1, count3(outer, m, inner));
+  const Array& out = a.out;
   if (out.type != x.type) throw ArgError("out must have the element type of x");
   need(x, x_off, count3(outer, n, inner), "x");
   need(out, 0, count3(outer, m, inner), "out");
@@ -248,16 +271,12 @@ INDEX_KERNEL(gather, "gather") {
   return undefined(env);
 }
 
-// scatterAdd(g, gOffset, index, indexOffset, m, outer, n, inner, out): float32;
-// out[o, index[o, j, i], i] += g[o, j, i] for a dense index [outer, m, inner].
-INDEX_KERNEL(scatter_add, "scatterAdd") {
-  auto a = args(env, info, 9);
-  const Array g = array_arg(env, a[0], 0);
-  const int64_t g_off = int_arg(env, a[1], 1);
-  const int64_t m = dim_arg(env, a[4], 4, "m"), outer = dim_arg(env, a[5], 5, "outer");
-  const int64_t n = dim_arg(env, a[6], 6, "n"), inner = dim_arg(env, a[7], 7, "inner");
-  const Index idx = index_arg(env, a[2], int_arg(env, a[3], 3), 1, count3(outer, m, inner), 2);
-  const Array out = array_arg(env, a[8], 8);
+napi_value scatter_add(napi_env env, GatherArgs& a) {
+  const Array& g = a.x;
+  const int64_t g_off = a.x_offset;
+  const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
+  const Index idx = index_view(a.index, a.index_offset, 1, count3(outer, m, inner));
+  const Array& out = a.out;
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
   need(g, g_off, count3(outer, m, inner), "g");
   need(out, 0, count3(outer, n, inner), "out");
@@ -347,13 +366,28 @@ class RowSorter {
 
 // sort(x, xOffset, rows, n, descending, values, indices): stable per-row sort of float32 rows;
 // indices is an Int32Array or BigInt64Array.
-INDEX_KERNEL(sort_rows, "sort") {
-  auto a = args(env, info, 7);
-  const Array x = array_arg(env, a[0], 0);
-  const int64_t x_off = int_arg(env, a[1], 1);
-  const int64_t rows = dim_arg(env, a[2], 2, "rows"), n = dim_arg(env, a[3], 3, "n");
-  const bool descending = bool_arg(env, a[4], 4);
-  const Array values = array_arg(env, a[5], 5), indices = array_arg(env, a[6], 6);
+struct SortArgs {
+  Array x;
+  int64_t x_offset, rows, n;
+  bool descending;
+  Array values, indices;
+};
+const Signature<SortArgs> kSort{"sort", {
+    arg::array("x", &SortArgs::x),
+    arg::integer("xOffset", &SortArgs::x_offset),
+    arg::integer("rows", &SortArgs::rows),
+    arg::integer("n", &SortArgs::n),
+    arg::flag("descending", &SortArgs::descending),
+    arg::array("values", &SortArgs::values),
+    arg::array("indices", &SortArgs::indices),
+}};
+
+napi_value sort_rows(napi_env env, SortArgs& a) {
+  const Array& x = a.x;
+  const int64_t x_off = a.x_offset;
+  const int64_t rows = dim(a.rows, "rows"), n = dim(a.n, "n");
+  const bool descending = a.descending;
+  const Array &values = a.values, &indices = a.indices;
   if (x.type != napi_float32_array || values.type != napi_float32_array) throw ArgError("x and values must be Float32Arrays");
   if (indices.type != napi_int32_array && indices.type != napi_bigint64_array)
     throw ArgError("indices must be an Int32Array or a BigInt64Array");
@@ -387,11 +421,11 @@ INDEX_KERNEL(sort_rows, "sort") {
 }  // namespace
 
 void register_indexing(napi_env env, napi_value exports) {
-  export_fn(env, exports, "indexSelect", index_select);
-  export_fn(env, exports, "indexAdd", index_add);
-  export_fn(env, exports, "gather", gather);
-  export_fn(env, exports, "scatterAdd", scatter_add);
-  export_fn(env, exports, "sort", sort_rows);
+  export_kernel<kIndexSelect, index_select>(env, exports);
+  export_kernel<kIndexAdd, index_add>(env, exports);
+  export_kernel<kGather, gather>(env, exports);
+  export_kernel<kScatterAdd, scatter_add>(env, exports);
+  export_kernel<kSort, sort_rows>(env, exports);
 }
 
 }  // namespace glimpse

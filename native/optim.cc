@@ -103,28 +103,42 @@ __attribute__((target("avx2"))) void sgd_avx2(const Sgd& h, float* p, const floa
 // Memory-bound loops: threads only pay off on large tensors.
 constexpr int64_t kGrain = 1 << 15;
 
-Array f32_arg(napi_env env, napi_value v, size_t pos, const char* what, int64_t length) {
-  Array a = array_arg(env, v, pos);
-  if (a.type != napi_float32_array) throw ArgError(std::string(what) + " must be a Float32Array");
-  if (length >= 0 && static_cast<int64_t>(a.length) != length)
+// a's data, checked to hold as many elements as the parameter.
+float* same_length(const Array& a, int64_t length, const char* what) {
+  if (static_cast<int64_t>(a.length) != length)
     throw ArgError(std::string(what) + " has " + std::to_string(a.length) + " elements, the parameter has " +
                    std::to_string(length));
-  return a;
+  return a.f32();
 }
 
 // adamw(param, grad, m, v, lr, beta1, beta2, eps, weightDecay, biasCorrection1, biasCorrection2)
-GLIMPSE_KERNEL(adamw) {
-  auto a = args(env, info, 11);
-  const Array p = f32_arg(env, a[0], 0, "param", -1);
-  const int64_t n = p.length;
-  float* g = f32_arg(env, a[1], 1, "grad", n).f32();
-  float* m = f32_arg(env, a[2], 2, "m", n).f32();
-  float* v = f32_arg(env, a[3], 3, "v", n).f32();
-  const double lr = number_arg(env, a[4], 4), beta1 = number_arg(env, a[5], 5), beta2 = number_arg(env, a[6], 6);
-  const double eps = number_arg(env, a[7], 7), wd = number_arg(env, a[8], 8);
-  const double bc1 = number_arg(env, a[9], 9), bc2 = number_arg(env, a[10], 10);
+struct AdamWArgs {
+  Array param, grad, m, v;
+  double lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2;
+};
+const Signature<AdamWArgs> kAdamW{"adamw", {
+    arg::f32("param", &AdamWArgs::param),
+    arg::f32("grad", &AdamWArgs::grad),
+    arg::f32("m", &AdamWArgs::m),
+    arg::f32("v", &AdamWArgs::v),
+    arg::number("lr", &AdamWArgs::lr),
+    arg::number("beta1", &AdamWArgs::beta1),
+    arg::number("beta2", &AdamWArgs::beta2),
+    arg::number("eps", &AdamWArgs::eps),
+    arg::number("weightDecay", &AdamWArgs::weight_decay),
+    arg::number("biasCorrection1", &AdamWArgs::bias_correction1),
+    arg::number("biasCorrection2", &AdamWArgs::bias_correction2),
+}};
+
+napi_value adamw(napi_env env, AdamWArgs& a) {
+  const int64_t n = a.param.length;
+  float* g = same_length(a.grad, n, "grad");
+  float* m = same_length(a.m, n, "m");
+  float* v = same_length(a.v, n, "v");
+  const double lr = a.lr, beta1 = a.beta1, beta2 = a.beta2, eps = a.eps, wd = a.weight_decay;
+  const double bc1 = a.bias_correction1, bc2 = a.bias_correction2;
   const AdamW h{1 - lr * wd, 1 - beta1, beta2, 1 - beta2, lr / bc1, std::sqrt(bc2), eps};
-  float* pp = p.f32();
+  float* pp = a.param.f32();
   [[maybe_unused]] const bool avx = cpu_has_avx2_fma();
   parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
 #ifdef GLIMPSE_OPTIM_X86
@@ -136,15 +150,29 @@ GLIMPSE_KERNEL(adamw) {
 }
 
 // sgd(param, grad, momentumBuf | null, lr, momentum, dampening, weightDecay, nesterov, firstStep)
-GLIMPSE_KERNEL(sgd) {
-  auto a = args(env, info, 9);
-  const Array p = f32_arg(env, a[0], 0, "param", -1);
-  const int64_t n = p.length;
-  float* g = f32_arg(env, a[1], 1, "grad", n).f32();
-  float* buf = is_null(env, a[2]) ? nullptr : f32_arg(env, a[2], 2, "momentumBuf", n).f32();
-  const Sgd h{number_arg(env, a[3], 3), number_arg(env, a[4], 4), 1 - number_arg(env, a[5], 5),
-              number_arg(env, a[6], 6), bool_arg(env, a[7], 7), bool_arg(env, a[8], 8)};
-  float* pp = p.f32();
+struct SgdArgs {
+  Array param, grad, momentum_buf;
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov, first_step;
+};
+const Signature<SgdArgs> kSgd{"sgd", {
+    arg::f32("param", &SgdArgs::param),
+    arg::f32("grad", &SgdArgs::grad),
+    arg::optional(arg::f32("momentumBuf", &SgdArgs::momentum_buf)),
+    arg::number("lr", &SgdArgs::lr),
+    arg::number("momentum", &SgdArgs::momentum),
+    arg::number("dampening", &SgdArgs::dampening),
+    arg::number("weightDecay", &SgdArgs::weight_decay),
+    arg::flag("nesterov", &SgdArgs::nesterov),
+    arg::flag("firstStep", &SgdArgs::first_step),
+}};
+
+napi_value sgd(napi_env env, SgdArgs& a) {
+  const int64_t n = a.param.length;
+  float* g = same_length(a.grad, n, "grad");
+  float* buf = a.momentum_buf.null ? nullptr : same_length(a.momentum_buf, n, "momentumBuf");
+  const Sgd h{a.lr, a.momentum, 1 - a.dampening, a.weight_decay, a.nesterov, a.first_step};
+  float* pp = a.param.f32();
   [[maybe_unused]] const bool avx = cpu_has_avx2_fma();
   parallel_for(n, kGrain, [&](int64_t begin, int64_t end) {
 #ifdef GLIMPSE_OPTIM_X86
@@ -158,8 +186,8 @@ GLIMPSE_KERNEL(sgd) {
 }  // namespace
 
 void register_optim(napi_env env, napi_value exports) {
-  export_fn(env, exports, "adamw", adamw);
-  export_fn(env, exports, "sgd", sgd);
+  export_kernel<kAdamW, adamw>(env, exports);
+  export_kernel<kSgd, sgd>(env, exports);
 }
 
 }  // namespace glimpse

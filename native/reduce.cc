@@ -32,8 +32,6 @@ constexpr int64_t kGradRowBlock = 32;   // rows summed in float into dgamma/dbet
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-enum Op : int { kSum = 0, kMax = 1, kMin = 2, kArgMax = 3, kArgMin = 4 };
-
 int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Rows per parallel chunk so that a chunk holds about kPiece elements.
@@ -438,17 +436,29 @@ void reduce_op(bool avx, const float* x, int64_t outer, int64_t n, int64_t inner
   else reduce_columns<kOp>(avx, x, outer, n, inner, out);
 }
 
-// reduce(op, x, xOffset, outer, n, inner, out): op 0..4 = sum, max, min, argmax, argmin.
-GLIMPSE_KERNEL(reduce_kernel) {
-  auto a = args(env, info, 7);
-  const int64_t op = int_arg(env, a[0], 0);
-  const Array xa = array_arg(env, a[1], 1);
-  const int64_t off = int_arg(env, a[2], 2), outer = int_arg(env, a[3], 3), n = int_arg(env, a[4], 4),
-                inner = int_arg(env, a[5], 5);
-  const Array out = array_arg(env, a[6], 6);
-  if (op < kSum || op > kArgMin) throw ArgError("unknown reduce op " + std::to_string(op));
+// reduce(op, x, xOffset, outer, n, inner, out): op is a ReduceOp (codes.h); out is an Int32Array
+// for argmax and argmin.
+struct ReduceArgs {
+  int64_t op;
+  Array x;
+  int64_t x_offset, outer, n, inner;
+  Array out;
+};
+const Signature<ReduceArgs> kReduce{"reduce", {
+    arg::code("op", &ReduceArgs::op, kReduceOps),
+    arg::f32("x", &ReduceArgs::x),
+    arg::integer("xOffset", &ReduceArgs::x_offset),
+    arg::integer("outer", &ReduceArgs::outer),
+    arg::integer("n", &ReduceArgs::n),
+    arg::integer("inner", &ReduceArgs::inner),
+    arg::array("out", &ReduceArgs::out),
+}};
+
+napi_value reduce_kernel(napi_env env, ReduceArgs& a) {
+  const int64_t op = a.op, outer = a.outer, n = a.n, inner = a.inner;
+  const Array& out = a.out;
   const int64_t count = checked_mul(checked_mul(outer, n), inner);
-  const float* x = in_f32(xa, off, count, "x");
+  const float* x = in_f32(a.x, a.x_offset, count, "x");
   const bool arg = is_arg(static_cast<int>(op));
   check_span(out, arg ? napi_int32_array : napi_float32_array, 0, checked_mul(outer, inner), "out");
   if (op != kSum && n == 0 && outer * inner > 0) throw ArgError("cannot take a max, min or arg over an empty axis");
@@ -620,16 +630,28 @@ void softmax_grad_row(bool avx, const float* y, const float* g, float* dx, int64
 }
 
 // softmax(x, xOffset, out, rows, n, log)
-GLIMPSE_KERNEL(softmax_kernel) {
-  auto a = args(env, info, 6);
-  const Array xa = array_arg(env, a[0], 0);
-  const int64_t off = int_arg(env, a[1], 1);
-  const Array outa = array_arg(env, a[2], 2);
-  const int64_t rows = int_arg(env, a[3], 3), n = int_arg(env, a[4], 4);
-  const bool log = bool_arg(env, a[5], 5);
+struct SoftmaxArgs {
+  Array x;
+  int64_t x_offset;
+  Array out;
+  int64_t rows, n;
+  bool log;
+};
+const Signature<SoftmaxArgs> kSoftmax{"softmax", {
+    arg::f32("x", &SoftmaxArgs::x),
+    arg::integer("xOffset", &SoftmaxArgs::x_offset),
+    arg::f32("out", &SoftmaxArgs::out),
+    arg::integer("rows", &SoftmaxArgs::rows),
+    arg::integer("n", &SoftmaxArgs::n),
+    arg::flag("log", &SoftmaxArgs::log),
+}};
+
+napi_value softmax_kernel(napi_env env, SoftmaxArgs& a) {
+  const int64_t rows = a.rows, n = a.n;
+  const bool log = a.log;
   const int64_t count = checked_mul(rows, n);
-  const float* x = in_f32(xa, off, count, "x");
-  float* y = out_f32(outa, count, "out");
+  const float* x = in_f32(a.x, a.x_offset, count, "x");
+  float* y = out_f32(a.out, count, "out");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
     std::vector<float> scratch(avx ? n : 0);
@@ -640,19 +662,33 @@ GLIMPSE_KERNEL(softmax_kernel) {
 }
 
 // softmaxGrad(y, yOffset, g, gOffset, out, rows, n, log)
-GLIMPSE_KERNEL(softmax_grad_kernel) {
-  auto a = args(env, info, 8);
-  const Array ya = array_arg(env, a[0], 0);
-  const int64_t yoff = int_arg(env, a[1], 1);
-  const Array ga = array_arg(env, a[2], 2);
-  const int64_t goff = int_arg(env, a[3], 3);
-  const Array outa = array_arg(env, a[4], 4);
-  const int64_t rows = int_arg(env, a[5], 5), n = int_arg(env, a[6], 6);
-  const bool log = bool_arg(env, a[7], 7);
+struct SoftmaxGradArgs {
+  Array y;
+  int64_t y_offset;
+  Array g;
+  int64_t g_offset;
+  Array out;
+  int64_t rows, n;
+  bool log;
+};
+const Signature<SoftmaxGradArgs> kSoftmaxGrad{"softmaxGrad", {
+    arg::f32("y", &SoftmaxGradArgs::y),
+    arg::integer("yOffset", &SoftmaxGradArgs::y_offset),
+    arg::f32("g", &SoftmaxGradArgs::g),
+    arg::integer("gOffset", &SoftmaxGradArgs::g_offset),
+    arg::f32("out", &SoftmaxGradArgs::out),
+    arg::integer("rows", &SoftmaxGradArgs::rows),
+    arg::integer("n", &SoftmaxGradArgs::n),
+    arg::flag("log", &SoftmaxGradArgs::log),
+}};
+
+napi_value softmax_grad_kernel(napi_env env, SoftmaxGradArgs& a) {
+  const int64_t rows = a.rows, n = a.n;
+  const bool log = a.log;
   const int64_t count = checked_mul(rows, n);
-  const float* y = in_f32(ya, yoff, count, "y");
-  const float* g = in_f32(ga, goff, count, "g");
-  float* dx = out_f32(outa, count, "out");
+  const float* y = in_f32(a.y, a.y_offset, count, "y");
+  const float* g = in_f32(a.g, a.g_offset, count, "g");
+  float* dx = out_f32(a.out, count, "out");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) softmax_grad_row(avx, y + r * n, g + r * n, dx + r * n, n, log, stream);
@@ -735,20 +771,43 @@ void layer_norm_grad_row(bool avx, const float* x, const float* g, const float* 
 }
 
 // layerNorm(x, xOffset, gamma | null, gammaOffset, beta | null, betaOffset, rows, n, eps, out, mean, rstd)
-GLIMPSE_KERNEL(layer_norm_kernel) {
-  auto a = args(env, info, 12);
-  const Array xa = array_arg(env, a[0], 0);
-  const int64_t xoff = int_arg(env, a[1], 1);
-  const int64_t rows = int_arg(env, a[6], 6), n = int_arg(env, a[7], 7);
-  const double eps = number_arg(env, a[8], 8);
+struct LayerNormArgs {
+  Array x;
+  int64_t x_offset;
+  Array gamma;
+  int64_t gamma_offset;
+  Array beta;
+  int64_t beta_offset;
+  int64_t rows, n;
+  double eps;
+  Array out, mean, rstd;
+};
+const Signature<LayerNormArgs> kLayerNorm{"layerNorm", {
+    arg::f32("x", &LayerNormArgs::x),
+    arg::integer("xOffset", &LayerNormArgs::x_offset),
+    arg::optional(arg::f32("gamma", &LayerNormArgs::gamma)),
+    arg::integer("gammaOffset", &LayerNormArgs::gamma_offset),
+    arg::optional(arg::f32("beta", &LayerNormArgs::beta)),
+    arg::integer("betaOffset", &LayerNormArgs::beta_offset),
+    arg::integer("rows", &LayerNormArgs::rows),
+    arg::integer("n", &LayerNormArgs::n),
+    arg::number("eps", &LayerNormArgs::eps),
+    arg::f32("out", &LayerNormArgs::out),
+    arg::f32("mean", &LayerNormArgs::mean),
+    arg::f32("rstd", &LayerNormArgs::rstd),
+}};
+
+napi_value layer_norm_kernel(napi_env env, LayerNormArgs& a) {
+  const int64_t rows = a.rows, n = a.n;
+  const double eps = a.eps;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = in_f32(xa, xoff, count, "x");
-  const float* gamma = is_null(env, a[2]) ? nullptr : in_f32(array_arg(env, a[2], 2), int_arg(env, a[3], 3), n, "gamma");
-  const float* beta = is_null(env, a[4]) ? nullptr : in_f32(array_arg(env, a[4], 4), int_arg(env, a[5], 5), n, "beta");
-  float* y = out_f32(array_arg(env, a[9], 9), count, "out");
-  float* mean = out_f32(array_arg(env, a[10], 10), rows, "mean");
-  float* rstd = out_f32(array_arg(env, a[11], 11), rows, "rstd");
+  const float* x = in_f32(a.x, a.x_offset, count, "x");
+  const float* gamma = a.gamma.null ? nullptr : in_f32(a.gamma, a.gamma_offset, n, "gamma");
+  const float* beta = a.beta.null ? nullptr : in_f32(a.beta, a.beta_offset, n, "beta");
+  float* y = out_f32(a.out, count, "out");
+  float* mean = out_f32(a.mean, rows, "mean");
+  float* rstd = out_f32(a.rstd, rows, "rstd");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; r++) {
@@ -767,19 +826,50 @@ GLIMPSE_KERNEL(layer_norm_kernel) {
 // dgamma and dbeta sum over all rows. The rows are cut into one chunk per thread; each chunk sums
 // blocks of kGradRowBlock rows in float, adds them into its own double partial, and the partials
 // are added in chunk order: deterministic for a given thread count.
-GLIMPSE_KERNEL(layer_norm_grad_kernel) {
-  auto a = args(env, info, 15);
-  const int64_t rows = int_arg(env, a[10], 10), n = int_arg(env, a[11], 11);
+struct LayerNormGradArgs {
+  Array x;
+  int64_t x_offset;
+  Array g;
+  int64_t g_offset;
+  Array gamma;
+  int64_t gamma_offset;
+  Array mean;
+  int64_t mean_offset;
+  Array rstd;
+  int64_t rstd_offset;
+  int64_t rows, n;
+  Array dx, dgamma, dbeta;
+};
+const Signature<LayerNormGradArgs> kLayerNormGrad{"layerNormGrad", {
+    arg::f32("x", &LayerNormGradArgs::x),
+    arg::integer("xOffset", &LayerNormGradArgs::x_offset),
+    arg::f32("g", &LayerNormGradArgs::g),
+    arg::integer("gOffset", &LayerNormGradArgs::g_offset),
+    arg::optional(arg::f32("gamma", &LayerNormGradArgs::gamma)),
+    arg::integer("gammaOffset", &LayerNormGradArgs::gamma_offset),
+    arg::f32("mean", &LayerNormGradArgs::mean),
+    arg::integer("meanOffset", &LayerNormGradArgs::mean_offset),
+    arg::f32("rstd", &LayerNormGradArgs::rstd),
+    arg::integer("rstdOffset", &LayerNormGradArgs::rstd_offset),
+    arg::integer("rows", &LayerNormGradArgs::rows),
+    arg::integer("n", &LayerNormGradArgs::n),
+    arg::f32("dx", &LayerNormGradArgs::dx),
+    arg::optional(arg::f32("dgamma", &LayerNormGradArgs::dgamma)),
+    arg::optional(arg::f32("dbeta", &LayerNormGradArgs::dbeta)),
+}};
+
+napi_value layer_norm_grad_kernel(napi_env env, LayerNormGradArgs& a) {
+  const int64_t rows = a.rows, n = a.n;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = in_f32(array_arg(env, a[0], 0), int_arg(env, a[1], 1), count, "x");
-  const float* g = in_f32(array_arg(env, a[2], 2), int_arg(env, a[3], 3), count, "g");
-  const float* gamma = is_null(env, a[4]) ? nullptr : in_f32(array_arg(env, a[4], 4), int_arg(env, a[5], 5), n, "gamma");
-  const float* mean = in_f32(array_arg(env, a[6], 6), int_arg(env, a[7], 7), rows, "mean");
-  const float* rstd = in_f32(array_arg(env, a[8], 8), int_arg(env, a[9], 9), rows, "rstd");
-  float* dx = out_f32(array_arg(env, a[12], 12), count, "dx");
-  float* dgamma = is_null(env, a[13]) ? nullptr : out_f32(array_arg(env, a[13], 13), n, "dgamma");
-  float* dbeta = is_null(env, a[14]) ? nullptr : out_f32(array_arg(env, a[14], 14), n, "dbeta");
+  const float* x = in_f32(a.x, a.x_offset, count, "x");
+  const float* g = in_f32(a.g, a.g_offset, count, "g");
+  const float* gamma = a.gamma.null ? nullptr : in_f32(a.gamma, a.gamma_offset, n, "gamma");
+  const float* mean = in_f32(a.mean, a.mean_offset, rows, "mean");
+  const float* rstd = in_f32(a.rstd, a.rstd_offset, rows, "rstd");
+  float* dx = out_f32(a.dx, count, "dx");
+  float* dgamma = a.dgamma.null ? nullptr : out_f32(a.dgamma, n, "dgamma");
+  float* dbeta = a.dbeta.null ? nullptr : out_f32(a.dbeta, n, "dbeta");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
 
   const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(num_threads(), div_up(rows, row_grain(n))));
@@ -819,11 +909,11 @@ GLIMPSE_KERNEL(layer_norm_grad_kernel) {
 }  // namespace
 
 void register_reduce(napi_env env, napi_value exports) {
-  export_fn(env, exports, "reduce", reduce_kernel);
-  export_fn(env, exports, "softmax", softmax_kernel);
-  export_fn(env, exports, "softmaxGrad", softmax_grad_kernel);
-  export_fn(env, exports, "layerNorm", layer_norm_kernel);
-  export_fn(env, exports, "layerNormGrad", layer_norm_grad_kernel);
+  export_kernel<kReduce, reduce_kernel>(env, exports);
+  export_kernel<kSoftmax, softmax_kernel>(env, exports);
+  export_kernel<kSoftmaxGrad, softmax_grad_kernel>(env, exports);
+  export_kernel<kLayerNorm, layer_norm_kernel>(env, exports);
+  export_kernel<kLayerNormGrad, layer_norm_grad_kernel>(env, exports);
 }
 
 }  // namespace glimpse

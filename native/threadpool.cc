@@ -159,31 +159,35 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   if (error) std::rethrow_exception(error);
 }
 
-GLIMPSE_KERNEL(get_num_threads) { return make_number(env, num_threads()); }
+namespace {
 
-GLIMPSE_KERNEL(set_threads) {
-  auto a = args(env, info, 1);
-  set_num_threads(static_cast<int>(int_arg(env, a[0], 0)));
+struct NoArgs {};
+struct SetThreadsArgs {
+  int64_t n;
+};
+
+const Signature<NoArgs> kNumThreads{"numThreads", {}};
+const Signature<SetThreadsArgs> kSetNumThreads{"setNumThreads", {arg::integer("n", &SetThreadsArgs::n)}};
+const Signature<NoArgs> kHasAvx2Fma{"hasAvx2Fma", {}};
+const Signature<NoArgs> kHasAvx512f{"hasAvx512f", {}};
+
+napi_value get_num_threads(napi_env env, NoArgs&) { return make_number(env, num_threads()); }
+
+napi_value set_threads(napi_env env, SetThreadsArgs& a) {
+  set_num_threads(static_cast<int>(a.n));
   return undefined(env);
 }
 
-GLIMPSE_KERNEL(has_avx2) {
-  napi_value v;
-  napi_get_boolean(env, cpu_has_avx2_fma(), &v);
-  return v;
-}
+napi_value has_avx2(napi_env env, NoArgs&) { return make_boolean(env, cpu_has_avx2_fma()); }
+napi_value has_avx512(napi_env env, NoArgs&) { return make_boolean(env, cpu_has_avx512f()); }
 
-GLIMPSE_KERNEL(has_avx512) {
-  napi_value v;
-  napi_get_boolean(env, cpu_has_avx512f(), &v);
-  return v;
-}
+}  // namespace
 
 void register_threadpool(napi_env env, napi_value exports) {
-  export_fn(env, exports, "numThreads", get_num_threads);
-  export_fn(env, exports, "setNumThreads", set_threads);
-  export_fn(env, exports, "hasAvx2Fma", has_avx2);
-  export_fn(env, exports, "hasAvx512f", has_avx512);
+  export_kernel<kNumThreads, get_num_threads>(env, exports);
+  export_kernel<kSetNumThreads, set_threads>(env, exports);
+  export_kernel<kHasAvx2Fma, has_avx2>(env, exports);
+  export_kernel<kHasAvx512f, has_avx512>(env, exports);
 }
 
 }  // namespace glimpse

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { codeMismatch } from './codes.js';
 
 /** The addon's functions; each kernel family's wrapper (this folder) declares what it calls. */
 export type Addon = Record<string, (...args: any[]) => any>;
@@ -20,7 +21,10 @@ function packageRoot(): string {
 let cached: Addon | null | undefined;
 let loadError: Error | undefined;
 
-/** The addon, or null when it is not built (then the reference backend is used). */
+/**
+ * The addon, or null when it is not built or its op codes differ from codes.ts (then the reference
+ * backend is used, and addonLoadError says why).
+ */
 export function loadAddon(): Addon | null {
   if (cached !== undefined) return cached;
   // GLIMPSE_ADDON points at another build of the addon (used by development builds).
@@ -29,6 +33,16 @@ export function loadAddon(): Addon | null {
     cached = createRequire(import.meta.url)(path) as Addon;
   } catch (e) {
     loadError = e as Error;
+    cached = null;
+    return cached;
+  }
+  // The numeric codes the wrappers pass must be the ones the kernels were built with. A stale or
+  // foreign build is refused (with a warning, as the default backend then quietly becomes the
+  // reference one) rather than run with codes that name other ops.
+  const mismatch = codeMismatch((cached as unknown as { codes?: unknown }).codes);
+  if (mismatch) {
+    loadError = new Error(`the native addon at ${path} does not match this build's op codes: ${mismatch}; rebuild it (npm install)`);
+    process.emitWarning(`glimpse: ${loadError.message}`);
     cached = null;
   }
   return cached;

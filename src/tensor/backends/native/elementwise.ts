@@ -5,20 +5,7 @@ import type { ActivationOp, BinaryOp, Storage, UnaryOp, View } from '../../backe
 import type { DType } from '../../dtype.js';
 import { HostStorage } from '../host.js';
 import type { Addon } from './addon.js';
-
-// Codes shared with native/elementwise.cc: keep the same order there.
-const DTYPE_CODE: Record<DType, number> = { float32: 0, float64: 1, int32: 2, int64: 3, uint8: 4, bool: 5 };
-const UNARY_CODE: Record<UnaryOp, number> = {
-  neg: 0, abs: 1, sign: 2, exp: 3, log: 4, sqrt: 5, rsqrt: 6, reciprocal: 7, square: 8, sin: 9, cos: 10,
-  tanh: 11, sigmoid: 12, softplus: 13, erf: 14, relu: 15, gelu_erf: 16, gelu_tanh: 17, quick_gelu: 18,
-};
-const ACTIVATION_CODE: Record<ActivationOp, number> = {
-  relu: 0, gelu_erf: 1, gelu_tanh: 2, quick_gelu: 3, sigmoid: 4, tanh: 5, erf: 6, softplus: 7,
-};
-const BINARY_CODE: Record<BinaryOp, number> = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6,
-  eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12, and: 13, or: 14,
-};
+import { ACTIVATION_CODE, BINARY_CODE, DTYPE_CODE, UNARY_CODE } from './codes.js';
 
 const MAX_DIMS = 16; // kMaxDims in elementwise.cc
 

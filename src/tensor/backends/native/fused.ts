@@ -7,11 +7,7 @@ import type { ActivationOp, Storage, View } from '../../backend.js';
 import { isDense, numel } from '../../backend.js';
 import { hostData, viewData } from '../host.js';
 import type { Addon } from './addon.js';
-
-// Codes shared with native/fused.cc (same order there); null is -1.
-const ACTIVATION_CODE: Record<ActivationOp, number> = {
-  relu: 0, gelu_erf: 1, gelu_tanh: 2, quick_gelu: 3, sigmoid: 4, tanh: 5, erf: 6, softplus: 7,
-};
+import { ACTIVATION_CODE } from './codes.js';
 
 /** Each view is null or dense float32 with `size` elements; the storages are null or float32. */
 function takes(size: number, views: (View | null)[], outs: (Storage | null)[] = []): boolean {

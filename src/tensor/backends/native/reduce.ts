@@ -6,8 +6,7 @@ import type { ReduceOp, Storage, View } from '../../backend.js';
 import { isDense, numel } from '../../backend.js';
 import { hostData, viewData } from '../host.js';
 import type { Addon } from './addon.js';
-
-const OPS: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, argmax: 3, argmin: 4 };
+import { REDUCE_CODE } from './codes.js';
 
 /** Each view is null or dense float32 with `size` elements, as are the storages. */
 function takes(size: number, views: (View | null)[], outs: (Storage | null)[] = []): boolean {
@@ -18,7 +17,7 @@ function takes(size: number, views: (View | null)[], outs: (Storage | null)[] = 
 export function reduce(addon: Addon, op: ReduceOp, x: View, outer: number, n: number, inner: number, out: Storage): boolean {
   if (!takes(outer * n * inner, [x]) || n === 0) return false;
   if (out.dtype !== (op === 'argmax' || op === 'argmin' ? 'int32' : 'float32')) return false;
-  addon.reduce!(OPS[op], viewData(x), x.offset, outer, n, inner, hostData(out));
+  addon.reduce!(REDUCE_CODE[op], viewData(x), x.offset, outer, n, inner, hostData(out));
   return true;
 }
 
