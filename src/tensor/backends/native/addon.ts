@@ -22,8 +22,8 @@ let cached: Addon | null | undefined;
 let loadError: Error | undefined;
 
 /**
- * The addon, or null when it is not built or its op codes differ from codes.ts (then the reference
- * backend is used, and addonLoadError says why).
+ * The addon, or null when it is not built (then the reference backend is used, and
+ * addonLoadError says why). An addon whose op codes differ from codes.ts is an error.
  */
 export function loadAddon(): Addon | null {
   if (cached !== undefined) return cached;
@@ -36,14 +36,13 @@ export function loadAddon(): Addon | null {
     cached = null;
     return cached;
   }
-  // The numeric codes the wrappers pass must be the ones the kernels were built with. A stale or
-  // foreign build is refused (with a warning, as the default backend then quietly becomes the
-  // reference one) rather than run with codes that name other ops.
+  // The numeric codes the wrappers pass must be the ones the kernels were built with: a stale or
+  // foreign build is refused rather than run with codes that name other ops, or quietly replaced
+  // by the slow reference backend.
   const mismatch = codeMismatch((cached as unknown as { codes?: unknown }).codes);
   if (mismatch) {
-    loadError = new Error(`the native addon at ${path} does not match this build's op codes: ${mismatch}; rebuild it (npm install)`);
-    process.emitWarning(`glimpse: ${loadError.message}`);
-    cached = null;
+    cached = undefined;
+    throw new Error(`glimpse: the native addon at ${path} does not match this build's op codes: ${mismatch}; rebuild it (npm install)`);
   }
   return cached;
 }

@@ -2,10 +2,10 @@
 // op code tables (native/codes.h) against the TypeScript ones (src/tensor/backends/native/codes.ts).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadAddon } from '../src/tensor/backends/native/addon.js';
+import { loadAddon } from '../../src/tensor/backends/native/addon.js';
 import {
   ACTIVATION_CODE, BINARY_CODE, DTYPE_CODE, REDUCE_CODE, UNARY_CODE, codeMismatch,
-} from '../src/tensor/backends/native/codes.js';
+} from '../../src/tensor/backends/native/codes.js';
 
 const addon = loadAddon();
 const skip = addon ? false : 'the native addon is not built';
