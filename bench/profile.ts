@@ -103,13 +103,13 @@ async function configStep(file: string): Promise<ProfiledStep> {
   const config = loadConfig(file);
   const datasets = await openDatasets(config);
   const trainSet = datasets.trainDataset;
-  const tm = await buildTrainModel(config, { classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames });
-  const task = await makeObjective(config.task, tm, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
-  const loader = makeLoader(trainSet, tm, config, { batchSize: config.batch_size, rank: 0, worldSize: 1 });
+  const setup = await buildTrainModel(config, { classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames });
+  const task = await makeObjective(config.task, setup, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
+  const loader = makeLoader(trainSet, setup, config, { batchSize: config.batch_size, rank: 0, worldSize: 1 });
   const first = await loader.batches({ epoch: 0, batch: 0 }).next();
   await loader.close();
   if (first.done) throw new Error(`bench profile: ${config.data.train} gave no batch`);
-  const { root, params, optimizer } = trainingOptimizer(tm, task, config);
+  const { root, params, optimizer } = trainingOptimizer(setup, task, config);
   root.train();
   const ctx = {
     patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: new Generator(config.seed + 2) } : null,

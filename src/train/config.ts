@@ -4,6 +4,7 @@
 // overrides, in errors and in the config saved with each checkpoint.
 import fs from 'node:fs';
 import YAML from 'yaml';
+import { editDistance, isNear } from '../data/registry.js';
 
 // ---------------------------------------------------------------------------------------------
 // The schema
@@ -211,16 +212,6 @@ export class ConfigError extends Error {
   }
 }
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
 /** The known key closest to `name` (within a third of its length, at least 2 edits), if any. */
 function didYouMean(name: string, known: readonly string[]): string {
   let best: string | undefined;
@@ -229,7 +220,7 @@ function didYouMean(name: string, known: readonly string[]): string {
     const d = editDistance(name.toLowerCase(), k.toLowerCase());
     if (d < bestD) [best, bestD] = [k, d];
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? `; did you mean '${best}'?` : '';
+  return best !== undefined && isNear(name, bestD) ? `; did you mean '${best}'?` : '';
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -62,14 +62,14 @@ export async function openDatasets(config: TrainConfig): Promise<Omit<TrainData,
 }
 
 /** The training loader of a run: images (makeTrainLoader) or packed, masked token sequences. */
-export function makeLoader(data: Dataset | TextCorpus, tm: TrainModel, config: TrainConfig, opts: Omit<OpenTrainDataOptions, 'processor'>): BatchSource {
+export function makeLoader(data: Dataset | TextCorpus, setup: TrainModel, config: TrainConfig, opts: Omit<OpenTrainDataOptions, 'processor'>): BatchSource {
   if (!isTextCorpus(data)) {
-    if (!tm.imageProcessor) throw new Error(`data.train: ${tm.model.constructor.name} takes text, but ${data.name} is an image dataset`);
-    return makeTrainLoader(data, config, { ...opts, processor: tm.imageProcessor });
+    if (!setup.imageProcessor) throw new Error(`data.train: ${setup.model.constructor.name} takes text, but ${data.name} is an image dataset`);
+    return makeTrainLoader(data, config, { ...opts, processor: setup.imageProcessor });
   }
-  if (!tm.tokenizer || tm.imageProcessor) throw new Error(`data.train: ${data.name} is a text corpus, which ${tm.model.constructor.name} does not train on`);
-  return new TokenBatchLoader(packCorpus(data, tm.tokenizer, tm.contextLength), {
-    batchSize: opts.batchSize, contextLength: tm.contextLength, masking: maskingFor(tm.tokenizer, config),
+  if (!setup.tokenizer || setup.imageProcessor) throw new Error(`data.train: ${data.name} is a text corpus, which ${setup.model.constructor.name} does not train on`);
+  return new TokenBatchLoader(packCorpus(data, setup.tokenizer, setup.contextLength), {
+    batchSize: opts.batchSize, contextLength: setup.contextLength, masking: maskingFor(setup.tokenizer, config),
     seed: config.seed, rank: opts.rank, worldSize: opts.worldSize,
   });
 }

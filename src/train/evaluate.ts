@@ -24,11 +24,11 @@ import type { TrainModel } from './model_setup.js';
 export type EvalMetrics = Record<string, number>;
 
 /** The dual encoder with what reads its inputs, as src/tasks and src/eval take it. */
-export function visionLanguageModel(tm: TrainModel, name: string): VisionLanguageModel {
-  const m = tm.model;
+export function visionLanguageModel(setup: TrainModel, name: string): VisionLanguageModel {
+  const m = setup.model;
   if (m.kind !== 'dual-encoder') throw new Error(`${m.constructor.name} is not a dual encoder`);
-  if (!tm.tokenizer) throw new Error(`${name}: no tokenizer`);
-  return { name, model: m, tokenizer: tm.tokenizer, imageProcessor: tm.imageProcessor!, contextLength: tm.contextLength };
+  if (!setup.tokenizer) throw new Error(`${name}: no tokenizer`);
+  return { name, model: m, tokenizer: setup.tokenizer, imageProcessor: setup.imageProcessor!, contextLength: setup.contextLength };
 }
 
 /** Where a run's evaluation happens: the step it follows. */
@@ -44,20 +44,20 @@ const EVAL_MASK_STREAM = 201;
  * classes or more); for a dual encoder `eval/zeroshot_top1`(/`top5`) and the retrieval recalls
  * `eval/i2t_R@k`, `eval/t2i_R@k`. The model is left in the mode it was in.
  */
-export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
-  const m = tm.model;
+export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
+  const m = setup.model;
   if (isTextCorpus(val)) {
     if (m.kind !== 'masked-lm') throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
-    return evaluateMaskedLM(tm, m, val, config);
+    return evaluateMaskedLM(setup, m, val, config);
   }
   const opts = { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined };
   const out: EvalMetrics = {};
-  if (m.kind === 'masked-image-model') return evaluateMAE(tm, m, val, config, at);
+  if (m.kind === 'masked-image-model') return evaluateMAE(setup, m, val, config, at);
   if (m.kind === 'image-classifier') {
     if (!val.classNames) throw new Error(`evaluation: ${val.name} has no class names`);
     const scores: number[] = [];
     const labels: number[] = [];
-    const source = { imageProcessor: tm.imageProcessor!, module: m, extract: (px: Tensor) => m.classify(px) };
+    const source = { imageProcessor: setup.imageProcessor!, module: m, extract: (px: Tensor) => m.classify(px) };
     await forEachBatch(val, source, opts, (samples, logits) => {
       for (const s of samples) {
         if (s.label === undefined) throw new Error(`evaluation: sample ${s.key} of ${val.name} has no label`);
@@ -71,7 +71,7 @@ export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, c
     return out;
   }
   if (config.task === 'catlip') return out;
-  const vl = visionLanguageModel(tm, 'trained model');
+  const vl = visionLanguageModel(setup, 'trained model');
   if (val.classNames && val.classNames.length > 0) {
     const r = await evaluateZeroShot(vl, val, { ...opts, templates: config.eval.templates });
     out['eval/zeroshot_top1'] = r.top1;
@@ -93,7 +93,7 @@ export async function evaluateModel(tm: TrainModel, val: Dataset | TextCorpus, c
  * every evaluation, and a picture of the first config.mae.pictures reconstructions in
  * <out>/reconstructions/step_<step>.png.
  */
-async function evaluateMAE(tm: TrainModel, m: MaskedImageModel, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
+async function evaluateMAE(setup: TrainModel, m: MaskedImageModel, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
   const generator = new Generator(mixSeed(EVAL_MASK_STREAM, config.seed));
   const seen: { first: Tensor | null } = { first: null }; // the first batch, for the picture
   let total = 0;
@@ -101,7 +101,7 @@ async function evaluateMAE(tm: TrainModel, m: MaskedImageModel, val: Dataset, co
   // The loss is a mean over the batch's masked patches; every image has as many, so weighting
   // each batch's loss by its images gives the mean over the whole set.
   const source = {
-    imageProcessor: tm.imageProcessor!, module: m,
+    imageProcessor: setup.imageProcessor!, module: m,
     extract: (pixels: Tensor) => {
       seen.first ??= pixels;
       return m.maskedLoss(pixels, generator).reshape([1, 1]).expand(pixels.shape[0]!, 1);
@@ -114,7 +114,7 @@ async function evaluateMAE(tm: TrainModel, m: MaskedImageModel, val: Dataset, co
   const pictures = Math.min(config.mae.pictures, seen.first?.shape[0] ?? 0);
   if (pictures > 0) {
     const pixels = seen.first!.slice(0, 0, pictures);
-    const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: tm.imageProcessor! }));
+    const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: setup.imageProcessor! }));
     await writeReconstructionGrid(reconstructionPicture(config, at.step), rows);
   }
   return { 'eval/mae_loss': total / count };
@@ -131,11 +131,11 @@ const packedValidation = new WeakMap<TextCorpus, Int32Array>();
  * A BERT's masked-token accuracy, loss and perplexity (exp of the mean loss per selected token)
  * on held-out text packed as in training, with the same masks at every evaluation.
  */
-function evaluateMaskedLM(tm: TrainModel, m: MaskedLanguageModel, val: TextCorpus, config: TrainConfig): EvalMetrics {
-  const tokenizer = tm.tokenizer!;
+function evaluateMaskedLM(setup: TrainModel, m: MaskedLanguageModel, val: TextCorpus, config: TrainConfig): EvalMetrics {
+  const tokenizer = setup.tokenizer!;
   let blocks = packedValidation.get(val);
-  if (!blocks) packedValidation.set(val, (blocks = packCorpus(val, tokenizer, tm.contextLength)));
-  const T = tm.contextLength;
+  if (!blocks) packedValidation.set(val, (blocks = packCorpus(val, tokenizer, setup.contextLength)));
+  const T = setup.contextLength;
   const limit = config.eval.max_samples;
   if (limit !== null && limit * T < blocks.length) blocks = blocks.subarray(0, limit * T);
   const batches = maskedEvalBatches(blocks, { batchSize: config.eval.batch_size, contextLength: T, masking: maskingFor(tokenizer, config), seed: config.seed });

@@ -81,25 +81,24 @@ async function customModel(config: TrainConfig, c: CustomModelConfig, inputs: Tr
 export async function buildTrainModel(config: TrainConfig, inputs: TrainModelInputs = {}): Promise<TrainModel> {
   const generator = new Generator(config.seed);
   const objective = objectives.get(config.task);
-  const m = config.model;
-  const label = m.custom ? 'model.custom' : `model '${m.name}'`;
+  const spec = config.model;
+  const label = spec.custom ? 'model.custom' : `model '${spec.name}'`;
+  const entry = spec.name !== null ? models.find(spec.name) : undefined;
+  const fresh = spec.custom !== null || (entry !== undefined && spec.weights === null);
   let built: Model;
   let tokenizer: TextTokenizer | null = null;
-  if (m.custom) {
-    ({ model: built, tokenizer } = await customModel(config, m.custom, inputs, generator));
+  if (spec.custom) {
+    ({ model: built, tokenizer } = await customModel(config, spec.custom, inputs, generator));
   } else {
-    const name = m.name!;
-    const entry = models.find(name);
-    const folder = entry ? m.weights : name;
-    const fresh = entry !== undefined && m.weights === null;
-    const over = fresh && objective.freshConfig ? objective.freshConfig(modelFamily(entry.family), inputs.classNames) : {};
-    built = await createModel(name, { weights: m.weights ?? undefined, generator, ...(Object.keys(over).length ? { config: over } : {}) });
+    const name = spec.name!;
+    const folder = entry ? spec.weights : name;
+    const over = fresh && objective.freshConfig ? objective.freshConfig(modelFamily(entry!.family), inputs.classNames) : undefined;
+    built = await createModel(name, { weights: spec.weights ?? undefined, generator, config: over });
     if (folder !== null && fs.existsSync(path.join(folder, 'tokenizer.json'))) tokenizer = loadTokenizer(folder);
     else if (entry?.tokenizer) tokenizer = entry.tokenizer();
     else if (built.family.tokenizer) tokenizer = built.family.tokenizer();
     else if (built.kind === 'masked-lm') tokenizer = await mlmTokenizer(config, inputs, built.vocabSize);
   }
-  const fresh = m.custom !== null || (m.weights === null && models.find(m.name!) !== undefined);
   const model = objective.prepare ? objective.prepare(built, { config, classNames: inputs.classNames, generator, fresh, label }) : built;
   if (!objective.accepts(model)) throw new ConfigError('task', `the ${config.task} task needs ${objective.needs}; ${label} is ${model.constructor.name}`);
   const { imageSize, contextLength } = inputSizes(model, config, label);
@@ -159,9 +158,9 @@ async function mlmTokenizer(config: TrainConfig, inputs: TrainModelInputs, model
  * LiT: freezes the image tower except its last `unlockLastBlocks` blocks and what follows them.
  * Returns the frozen parameter names. A fully locked tower is put in eval mode by the trainer.
  */
-export function lockImageTower(tm: TrainModel, unlockLastBlocks: number): string[] {
-  const t = tm.imageTower;
-  if (!t) throw new ConfigError('lock_image', `${tm.model.constructor.name} has no image tower to lock`);
+export function lockImageTower(setup: TrainModel, unlockLastBlocks: number): string[] {
+  const t = setup.imageTower;
+  if (!t) throw new ConfigError('lock_image', `${setup.model.constructor.name} has no image tower to lock`);
   if (unlockLastBlocks > t.numBlocks) {
     throw new ConfigError('unlock_last_blocks', `the image tower has ${t.numBlocks} blocks, cannot unlock ${unlockLastBlocks}`);
   }
@@ -171,7 +170,7 @@ export function lockImageTower(tm: TrainModel, unlockLastBlocks: number): string
   ];
   const under = (name: string, prefixes: readonly string[]) => prefixes.some((p) => name === p || name.startsWith(`${p}.`));
   const frozen: string[] = [];
-  for (const [name, p] of tm.model.namedParameters()) {
+  for (const [name, p] of setup.model.namedParameters()) {
     if (!under(name, t.prefixes) || under(name, unlocked)) continue;
     p.setRequiresGrad(false);
     p.grad = null;
@@ -203,8 +202,8 @@ export function preprocessorJson(p: ImageProcessor): Record<string, unknown> {
  * preprocessor_config.json and, for dual encoders, tokenizer.json + tokenizer_config.json), so
  * `glimpse classify/embed` and HF's from_pretrained load it.
  */
-export function saveTrainedModel(tm: TrainModel, dir: string): void {
-  tm.model.savePretrained(dir);
-  if (tm.imageProcessor) fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), `${JSON.stringify(preprocessorJson(tm.imageProcessor), null, 2)}\n`);
-  tm.tokenizer?.save(dir);
+export function saveTrainedModel(setup: TrainModel, dir: string): void {
+  setup.model.savePretrained(dir);
+  if (setup.imageProcessor) fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), `${JSON.stringify(preprocessorJson(setup.imageProcessor), null, 2)}\n`);
+  setup.tokenizer?.save(dir);
 }

@@ -132,7 +132,7 @@ export interface ObjectiveEntry extends RegistryEntry {
   prepare?(model: Model, ctx: PrepareContext): Model;
   /** config.json fields over a registered name's when it is built fresh (ViT's classifier head, sized to the labels). */
   freshConfig?(family: ModelFamily, classNames: readonly string[] | undefined): HFConfig;
-  create(tm: TrainModel, opts: MakeObjectiveOptions): Promise<Objective>;
+  create(setup: TrainModel, opts: MakeObjectiveOptions): Promise<Objective>;
 }
 
 function captionsOf(batch: TrainBatch, task: string): string[] {
@@ -150,33 +150,33 @@ function labelsOf(batch: ImageBatch): Tensor {
   return tensor(Int32Array.from(ids), { shape: [ids.length], dtype: 'int32', backend: batch.pixelValues.backend });
 }
 
-function tokenIds(tm: TrainModel, captions: readonly string[]): Tensor {
-  return tm.tokenizer!.encodeTensors(captions, { contextLength: tm.contextLength, padding: 'max_length' }).inputIds;
+function tokenIds(setup: TrainModel, captions: readonly string[]): Tensor {
+  return setup.tokenizer!.encodeTensors(captions, { contextLength: setup.contextLength, padding: 'max_length' }).inputIds;
 }
 
 /** Whether any parameter of the image tower trains (none of a fully locked LiT tower does). */
-function imageTowerTrains(tm: TrainModel): boolean {
-  const prefixes = tm.imageTower?.prefixes ?? [];
-  return tm.model.namedParameters().some(([name, p]) => p.requiresGrad && prefixes.some((q) => name === q || name.startsWith(`${q}.`)));
+function imageTowerTrains(setup: TrainModel): boolean {
+  const prefixes = setup.imageTower?.prefixes ?? [];
+  return setup.model.namedParameters().some(([name, p]) => p.requiresGrad && prefixes.some((q) => name === q || name.startsWith(`${q}.`)));
 }
 
 /** Every generator a forward pass may draw from, so a second pass can replay the first's draws. */
-function forwardGenerators(tm: TrainModel, ctx: StepContext): Generator[] {
-  const all = [ctx.patchDropout?.generator, tm.generator, getDefaultGenerator()];
+function forwardGenerators(setup: TrainModel, ctx: StepContext): Generator[] {
+  const all = [ctx.patchDropout?.generator, setup.generator, getDefaultGenerator()];
   return [...new Set(all.filter((g): g is Generator => g !== undefined))];
 }
 const saveStates = (gens: readonly Generator[]): number[][] => gens.map((g) => g.getState());
 const restoreStates = (gens: readonly Generator[], states: readonly number[][]): void => gens.forEach((g, i) => g.setState(states[i]!));
 
 /** The contrastive objectives: features of both towers, L2-normalised, then the model's pair loss (InfoNCE or sigmoid). */
-function contrastiveObjective(tm: TrainModel, name: 'clip' | 'siglip'): Objective {
-  const model = tm.model as DualEncoder;
+function contrastiveObjective(setup: TrainModel, name: 'clip' | 'siglip'): Objective {
+  const model = setup.model as DualEncoder;
   const imageEmbeds = (pixels: Tensor, ctx: StepContext) => l2Normalize(model.encodeImage(pixels, { patchDropout: ctx.patchDropout ?? undefined }));
   const textEmbeds = (ids: Tensor) => l2Normalize(model.encodeText(ids));
   const objective: Objective = {
     name,
     loss(batch, ctx) {
-      const ids = tokenIds(tm, captionsOf(batch, name));
+      const ids = tokenIds(setup, captionsOf(batch, name));
       return model.pairLoss(imageEmbeds(imagesOf(batch, name).pixelValues, ctx), textEmbeds(ids));
     },
     // open_clip's accum_freq, with the loss's backward done once (as GradCache): (1) every
@@ -194,10 +194,10 @@ function contrastiveObjective(tm: TrainModel, name: 'clip' | 'siglip'): Objectiv
       }
       // Patch dropout (and any dropout) draws in the forward: step 3 replays each tower's
       // forward from the generator states step 1 started it from, so it drops the same patches.
-      const gens = forwardGenerators(tm, ctx);
-      const imageTrains = imageTowerTrains(tm);
+      const gens = forwardGenerators(setup, ctx);
+      const imageTrains = imageTowerTrains(setup);
       const cached = noGrad(() => micro.map((b) => {
-        const ids = tokenIds(tm, captionsOf(b, name));
+        const ids = tokenIds(setup, captionsOf(b, name));
         const pixels = imagesOf(b, name).pixelValues;
         const imageRng = saveStates(gens);
         const img = imageEmbeds(pixels, ctx);
@@ -234,8 +234,8 @@ function contrastiveObjective(tm: TrainModel, name: 'clip' | 'siglip'): Objectiv
   return objective;
 }
 
-function classificationObjective(tm: TrainModel, labelSmoothing: number): Objective {
-  const model = tm.model as ImageClassifier;
+function classificationObjective(setup: TrainModel, labelSmoothing: number): Objective {
+  const model = setup.model as ImageClassifier;
   return {
     name: 'ce',
     loss(batch, ctx) {
@@ -255,8 +255,8 @@ export class CatlipHead extends Module {
   }
 }
 
-function catlipObjective(tm: TrainModel, vocab: CaptionVocab, generator: Generator): Objective {
-  const model = tm.model as DualEncoder;
+function catlipObjective(setup: TrainModel, vocab: CaptionVocab, generator: Generator): Objective {
+  const model = setup.model as DualEncoder;
   const head = new CatlipHead(model.imageEmbedDim, vocab.size, generator);
   const extraModules = { catlip_head: head };
   return {
@@ -281,8 +281,8 @@ function catlipObjective(tm: TrainModel, vocab: CaptionVocab, generator: Generat
 }
 
 /** MAE: the normalised-pixel loss on the patches the encoder did not see (the model computes it). */
-function maeObjective(tm: TrainModel, pictureAt: ((step: number) => string) | undefined): Objective {
-  const model = tm.model as MaskedImageModel;
+function maeObjective(setup: TrainModel, pictureAt: ((step: number) => string) | undefined): Objective {
+  const model = setup.model as MaskedImageModel;
   return {
     name: 'mae',
     loss: (batch, ctx) => model.maskedLoss(imagesOf(batch, 'mae').pixelValues, ctx.generator),
@@ -293,8 +293,8 @@ function maeObjective(tm: TrainModel, pictureAt: ((step: number) => string) | un
 }
 
 /** BERT MLM: cross-entropy on the selected tokens (the loader selected and replaced them). */
-function mlmObjective(tm: TrainModel): Objective {
-  const model = tm.model as MaskedLanguageModel;
+function mlmObjective(setup: TrainModel): Objective {
+  const model = setup.model as MaskedLanguageModel;
   return {
     name: 'mlm',
     loss(batch) {
@@ -326,21 +326,21 @@ export function registerObjective(entry: Omit<ObjectiveEntry, 'kind' | 'aliases'
 
 registerObjective({
   name: 'clip', description: "CLIP's symmetric InfoNCE over image-caption pairs", needs: 'a CLIP model',
-  accepts: (m) => isDual(m, 'clip'), prepare: initDual, create: async (tm) => contrastiveObjective(tm, 'clip'),
+  accepts: (m) => isDual(m, 'clip'), prepare: initDual, create: async (setup) => contrastiveObjective(setup, 'clip'),
 });
 registerObjective({
   name: 'siglip', description: "SigLIP's pairwise sigmoid loss over image-caption pairs", needs: 'a SigLIP model',
-  accepts: (m) => isDual(m, 'siglip'), prepare: initDual, create: async (tm) => contrastiveObjective(tm, 'siglip'),
+  accepts: (m) => isDual(m, 'siglip'), prepare: initDual, create: async (setup) => contrastiveObjective(setup, 'siglip'),
 });
 registerObjective({
   name: 'catlip', description: "CatLIP: the image tower predicts the caption's words (multi-label BCE)",
   needs: 'a CLIP or SigLIP model (it trains the image tower)', accepts: (m) => isDual(m), prepare: initDual,
-  async create(tm, opts) {
+  async create(setup, opts) {
     let vocab: CaptionVocab;
     if (opts.saved?.vocab) vocab = CaptionVocab.fromJSON(opts.saved.vocab, 'checkpoint caption vocabulary');
     else if (opts.captions) vocab = CaptionVocab.build(await opts.captions(), { minCount: 2 });
     else throw new Error('catlip task: no captions to build the vocabulary from');
-    return catlipObjective(tm, vocab, opts.generator);
+    return catlipObjective(setup, vocab, opts.generator);
   },
 });
 registerObjective({
@@ -358,21 +358,21 @@ registerObjective({
     }
     return m;
   },
-  create: async (tm, opts) => classificationObjective(tm, opts.labelSmoothing ?? 0),
+  create: async (setup, opts) => classificationObjective(setup, opts.labelSmoothing ?? 0),
 });
 registerObjective({
   name: 'mae', description: "MAE: reconstruct the pixels of the masked patches", needs: 'a ViT-MAE model',
   accepts: (m) => m.kind === 'masked-image-model',
   // The mask ratio and loss are the run's choice, not the folder's.
   prepare: (model, ctx) => (model.kind === 'masked-image-model' ? model.withMasking(ctx.config.mae.mask_ratio, ctx.config.mae.norm_pix_loss) : model),
-  create: async (tm, opts) => maeObjective(tm, opts.pictureAt),
+  create: async (setup, opts) => maeObjective(setup, opts.pictureAt),
 });
 registerObjective({
   name: 'mlm', description: "BERT's masked-language modelling", needs: 'a BERT model with its MLM head (BertForMaskedLM)',
-  accepts: (m) => m.kind === 'masked-lm', create: async (tm) => mlmObjective(tm),
+  accepts: (m) => m.kind === 'masked-lm', create: async (setup) => mlmObjective(setup),
 });
 
 /** The objective a config's task names, made for the run's model. */
-export async function makeObjective(name: TaskName, tm: TrainModel, opts: MakeObjectiveOptions): Promise<Objective> {
-  return objectives.get(name).create(tm, opts);
+export async function makeObjective(name: TaskName, setup: TrainModel, opts: MakeObjectiveOptions): Promise<Objective> {
+  return objectives.get(name).create(setup, opts);
 }

@@ -62,7 +62,7 @@ export interface TrainOptions {
   /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
   progress?: ProgressMode | 'auto';
   /** Evaluation (default evaluateModel); tests substitute cheaper ones. */
-  evaluate?: (tm: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: { step: number }) => Promise<EvalMetrics>;
+  evaluate?: (setup: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: { step: number }) => Promise<EvalMetrics>;
   /** Milliseconds on a monotonic clock (default performance.now); time budgets and rates read it. */
   clock?: () => number;
 }
@@ -154,21 +154,17 @@ async function trainingCaptions(data: TrainData): Promise<string[]> {
  * What a run trains and how: the module holding it (trainingRoot), its parameters that take
  * gradients, and AdamW over them in the config's groups.
  */
-export function trainingOptimizer(tm: TrainModel, objective: Objective, config: TrainConfig): { root: Module; params: Tensor[]; optimizer: AdamW } {
-  const root = trainingRoot(tm.model, objective);
+export function trainingOptimizer(setup: TrainModel, objective: Objective, config: TrainConfig): { root: Module; params: Tensor[]; optimizer: AdamW } {
+  const root = trainingRoot(setup.model, objective);
   const params = root.parameters().filter((p) => p.requiresGrad);
   if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
-  const o = config.optim;
+  const { lr, betas, eps, weight_decay: weightDecay, layer_decay: layerDecay } = config.optim;
   // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
-  const groups = (o.layer_decay < 1 ? layerDecayGroups(tm, o) : paramGroupsNoDecay(root, { weightDecay: o.weight_decay }))
-    .filter((g) => g.params.length > 0);
-  return { root, params, optimizer: new AdamW(groups, { lr: o.lr, betas: o.betas, eps: o.eps }) };
-}
-
-/** Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce). */
-function layerDecayGroups(tm: TrainModel, o: TrainConfig['optim']) {
-  const blocks = tm.imageTower!.numBlocks;
-  return paramGroupsLayerDecay(tm.model, { weightDecay: o.weight_decay, layerDecay: o.layer_decay, baseLr: o.lr, numLayers: blocks, layerOf: vitLayerOf(blocks) });
+  const groups = layerDecay < 1
+    // Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce).
+    ? paramGroupsLayerDecay(setup.model, { weightDecay, layerDecay, baseLr: lr, numLayers: setup.imageTower!.numBlocks, layerOf: vitLayerOf(setup.imageTower!.numBlocks) })
+    : paramGroupsNoDecay(root, { weightDecay });
+  return { root, params, optimizer: new AdamW(groups.filter((g) => g.params.length > 0), { lr, betas, eps }) };
 }
 
 /** The module holding everything trained: the model itself, or the model and the objective's heads. */

@@ -52,7 +52,7 @@ function rows(b: ImageBatch, start: number, end: number): ImageBatch {
 }
 
 interface Setup {
-  tm: TrainModel;
+  modelSetup: TrainModel;
   task: Objective;
   ctx: StepContext;
   generators: Generator[];
@@ -60,18 +60,18 @@ interface Setup {
 
 async function setup(kind: 'clip' | 'siglip', patchDropout: number): Promise<Setup> {
   const c = config(kind);
-  const tm = await buildTrainModel(c);
-  tm.model.train();
+  const modelSetup = await buildTrainModel(c);
+  modelSetup.model.train();
   // SigLIP's initial bias (-10) makes every negative's term almost nothing, so the loss hardly
   // depends on how many there are; at 0 (as after some training) it does.
-  if (tm.model instanceof SiglipModel) {
-    const bias = tm.model.logitBias;
+  if (modelSetup.model instanceof SiglipModel) {
+    const bias = modelSetup.model.logitBias;
     bias.backend.copy(bias.view(), zeros(bias.shape, { backend: bias.backend }).view());
   }
-  const task = await makeObjective(kind, tm, { generator: new Generator(1) });
+  const task = await makeObjective(kind, modelSetup, { generator: new Generator(1) });
   const pd = new Generator(11);
   const ctx: StepContext = { patchDropout: patchDropout > 0 ? { ratio: patchDropout, generator: pd } : null, generator: new Generator(12) };
-  return { tm, task, ctx, generators: [pd, tm.generator, getDefaultGenerator()] };
+  return { modelSetup, task, ctx, generators: [pd, modelSetup.generator, getDefaultGenerator()] };
 }
 
 interface StepResult {
@@ -83,9 +83,9 @@ interface StepResult {
 /** Runs fn from the given generator states on zeroed gradients; what it computed and left behind. */
 function fromState(s: Setup, states: number[][], fn: () => number): StepResult {
   s.generators.forEach((g, i) => g.setState(states[i]!));
-  for (const p of s.tm.model.parameters()) p.zeroGrad();
+  for (const p of s.modelSetup.model.parameters()) p.zeroGrad();
   const loss = fn();
-  const grads = new Map(s.tm.model.namedParameters().map(([k, p]) => [k, p.grad ? Float32Array.from(p.grad.contiguous().data() as Float32Array) : null]));
+  const grads = new Map(s.modelSetup.model.namedParameters().map(([k, p]) => [k, p.grad ? Float32Array.from(p.grad.contiguous().data() as Float32Array) : null]));
   return { loss, grads, rngAfter: s.generators.map((g) => g.getState()) };
 }
 
@@ -140,7 +140,7 @@ for (const kind of ['clip', 'siglip'] as const) {
 test('a LiT-locked image tower: the text tower, logit scale and unlocked blocks get the whole batch\'s gradients', async () => {
   for (const unlock of [0, 1]) {
     const s = await setup('clip', 0.5);
-    lockImageTower(s.tm, unlock);
+    lockImageTower(s.modelSetup, unlock);
     const batch = randomBatch(BATCH, 3);
     const start = s.generators.map((g) => g.getState());
     const whole = fromState(s, start, () => {
@@ -168,8 +168,8 @@ test('the trainer: grad_accum 2 trains as one batch (losses per step), with patc
   const run = async (accum: number) => {
     const c = config('clip', { patch_dropout: 0.5, optim: { lr: 2e-3, warmup_steps: 0, grad_accum: accum } });
     const data = await openDatasets(c);
-    const tm = await buildTrainModel(c);
-    const loader = makeLoader(data.trainDataset, tm, c, { batchSize: BATCH / accum, rank: 0, worldSize: 1 });
+    const modelSetup = await buildTrainModel(c);
+    const loader = makeLoader(data.trainDataset, modelSetup, c, { batchSize: BATCH / accum, rank: 0, worldSize: 1 });
     try {
       return (await train(c, { progress: 'none', data: { ...data, train: loader } })).losses.map((l) => l.loss);
     } finally {

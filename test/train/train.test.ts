@@ -90,8 +90,8 @@ test('a NaN loss stops the run with its step number and keeps the last good chec
   const out = newDir();
   const config = clipConfig(out, { checkpoint: { every: 2, keep: 1 } });
   const datasets = await openDatasets(config);
-  const tm = await buildTrainModel(config);
-  const loader = makeLoader(datasets.trainDataset, tm, config, { batchSize: 8, rank: 0, worldSize: 1 });
+  const setup = await buildTrainModel(config);
+  const loader = makeLoader(datasets.trainDataset, setup, config, { batchSize: 8, rank: 0, worldSize: 1 });
   const err = await train(config, { progress: 'none', data: { ...datasets, train: poisoned(loader, 4) } }).then(() => null, (e: unknown) => e);
   assert.ok(err instanceof TrainingDivergedError, String(err));
   assert.equal(err.step, 5);
@@ -188,8 +188,8 @@ test('ce: gradient accumulation gives the loss of the whole batch; accuracy is e
       model: 'test-vit', task: 'ce', steps: 2, batch_size: 8, log_every: 1, seed: 1, out: newDir(),
       data: { train: 'unused', workers: 0 }, optim: { lr: 1e-3, grad_accum: accum },
     });
-    const tm = await buildTrainModel(config, { classNames: ds.classNames });
-    const loader = makeLoader(ds, tm, config, { batchSize: 8 / accum, rank: 0, worldSize: 1 });
+    const setup = await buildTrainModel(config, { classNames: ds.classNames });
+    const loader = makeLoader(ds, setup, config, { batchSize: 8 / accum, rank: 0, worldSize: 1 });
     try {
       return await train(config, { progress: 'none', data: { trainDataset: ds, train: loader, val: ds } });
     } finally {
@@ -265,8 +265,8 @@ test('glimpse train: a config file, dotted and --set overrides, --json', async (
 
 test('siglip: starts at t = 10, b = -10; FLIP patch dropout changes what the step sees', async () => {
   const config = clipConfig(newDir(), { model: 'test-siglip', task: 'siglip', steps: 2 });
-  const tm = await buildTrainModel(config);
-  const m = tm.model as unknown as { logitScale: { item(): number }; logitBias: { item(): number } };
+  const setup = await buildTrainModel(config);
+  const m = setup.model as unknown as { logitScale: { item(): number }; logitBias: { item(): number } };
   assert.ok(Math.abs(m.logitScale.item() - Math.log(10)) < 1e-6);
   assert.equal(m.logitBias.item(), -10);
   const plain = await train(config, { progress: 'none' });

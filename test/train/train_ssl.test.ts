@@ -87,11 +87,11 @@ test('mae -> classifier: fine-tuning starts from the MAE encoder; a probe reads 
     optim: { layer_decay: 0.75 }, out: newDir(),
   });
   const classes = ['a', 'b', 'c'];
-  const tm = await buildTrainModel(config, { classNames: classes });
-  assert.ok(tm.model instanceof ViTForImageClassification);
-  assert.equal(tm.model.config.numLabels, 3);
+  const setup = await buildTrainModel(config, { classNames: classes });
+  assert.ok(setup.model instanceof ViTForImageClassification);
+  assert.equal(setup.model.config.numLabels, 3);
   const mae = (await createModel(pre.modelDir!)).stateDict();
-  const encoder = Object.entries(tm.model.stateDict()).filter(([k]) => k.startsWith('vit.'));
+  const encoder = Object.entries(setup.model.stateDict()).filter(([k]) => k.startsWith('vit.'));
   assert.equal(encoder.length, Object.keys(mae).filter((k) => k.startsWith('vit.')).length);
   for (const [k, t] of encoder) assert.deepEqual(t.toArray(), mae[k]!.toArray(), k);
   const source = await loadFeatureSource(pre.modelDir!, { pooling: 'mean' });
