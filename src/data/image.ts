@@ -137,7 +137,7 @@ function computeTaps(inSize: number, outSize: number, resample: 'bilinear' | 'bi
     }
     if (total !== 0) {
       for (let j = 0; j < n; j++) {
-        w[i * ksize + j] /= total;
+        w[i * ksize + j]! /= total;
         wMax = Math.max(wMax, w[i * ksize + j]!);
       }
     }
@@ -199,7 +199,7 @@ function resampleVertical(s: Uint8Array, width: number, row0: number, outH: numb
     for (let j = 0, n = count[y]!; j < n; j++) {
       const k = weights[wBase + j]!;
       const base = (start[y]! - row0 + j) * stride;
-      for (let c = 0; c < stride; c++) acc[c] += s[base + c]! * k;
+      for (let c = 0; c < stride; c++) acc[c]! += s[base + c]! * k;
     }
     const o = y * stride;
     for (let c = 0; c < stride; c++) out[o + c] = clampByte(Math.floor(acc[c]! * inv));
@@ -384,7 +384,7 @@ function parseSize(v: unknown, squareByDefault: boolean, what: string, where: st
 function parseTriple(v: unknown, what: string, where: string): Triple {
   const ok = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
   if (ok(v)) return [v, v, v];
-  if (Array.isArray(v) && v.length === 3 && v.every(ok)) return [v[0], v[1], v[2]];
+  if (Array.isArray(v) && v.length === 3 && v.every(ok)) return [v[0]!, v[1]!, v[2]!];
   throw new Error(`${where}: ${what} must be a number or three numbers, got ${JSON.stringify(v)}`);
 }
 

@@ -92,16 +92,16 @@ function objective(theta: Float64Array, grad: Float64Array, x: LabelledFeatures,
       const g = p[c]! / z - (c === y ? 1 : 0);
       if (g === 0) continue;
       const w = c * dim;
-      for (let k = 0; k < dim; k++) grad[w + k] += g * features[row + k]!;
-      grad[biasAt + c] += g;
+      for (let k = 0; k < dim; k++) grad[w + k]! += g * features[row + k]!;
+      grad[biasAt + c]! += g;
     }
   }
   let penalty = 0;
   for (let j = 0; j < theta.length; j++) {
-    grad[j] /= count;
+    grad[j]! /= count;
     if (j < biasAt) {
       penalty += theta[j]! * theta[j]!;
-      grad[j] += lambda * theta[j]!;
+      grad[j]! += lambda * theta[j]!;
     }
   }
   return loss / count + 0.5 * lambda * penalty;
@@ -143,14 +143,14 @@ export function fitLogisticRegression(x: LabelledFeatures, classes: number, opti
     for (let k = S.length - 1; k >= 0; k--) {
       alpha[k] = rho[k]! * dot(S[k]!, dir);
       const yk = Y[k]!;
-      for (let j = 0; j < size; j++) dir[j] -= alpha[k]! * yk[j]!;
+      for (let j = 0; j < size; j++) dir[j]! -= alpha[k]! * yk[j]!;
     }
     const gamma = S.length ? dot(S[S.length - 1]!, Y[Y.length - 1]!) / dot(Y[Y.length - 1]!, Y[Y.length - 1]!) : 1 / Math.max(1, gradMax(grad));
-    for (let j = 0; j < size; j++) dir[j] *= gamma;
+    for (let j = 0; j < size; j++) dir[j]! *= gamma;
     for (let k = 0; k < S.length; k++) {
       const beta = rho[k]! * dot(Y[k]!, dir);
       const sk = S[k]!;
-      for (let j = 0; j < size; j++) dir[j] += (alpha[k]! - beta) * sk[j]!;
+      for (let j = 0; j < size; j++) dir[j]! += (alpha[k]! - beta) * sk[j]!;
     }
     let slope = dot(grad, dir);
     if (!(slope < 0)) {

@@ -77,7 +77,7 @@ export class ConfigReader {
     const v = this.has(key) ? this.raw[key] : fallback;
     const ok = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x > 0;
     if (ok(v)) return [v, v];
-    if (Array.isArray(v) && v.length === 2 && v.every(ok)) return [v[0], v[1]];
+    if (Array.isArray(v) && v.length === 2 && v.every(ok)) return [v[0]!, v[1]!];
     return this.#fail(key, 'a positive integer or a pair of them');
   }
 

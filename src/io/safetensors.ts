@@ -349,7 +349,7 @@ function parseEntry(name: string, entry: unknown, fail: (msg: string) => never):
   if (!Array.isArray(shape) || !shape.every(isIndex)) {
     fail(`${where}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
   }
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[1] < offsets[0]) {
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[1]! < offsets[0]!) {
     fail(`${where}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offsets)}`);
   }
   const [begin, end] = offsets as number[];

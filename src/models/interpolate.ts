@@ -33,7 +33,7 @@ export function bicubicMatrix(inSize: number, outSize: number, scale = inSize / 
     const w = [far(t + 1), near(t), near(1 - t), far(2 - t)];
     for (let k = 0; k < 4; k++) {
       const j = Math.min(Math.max(base - 1 + k, 0), inSize - 1);
-      m[i * inSize + j] += w[k]!;
+      m[i * inSize + j]! += w[k]!;
     }
   }
   return m;

@@ -97,7 +97,7 @@ test('captions name every object correctly, and stated relations hold in the pix
     }
     const rel = new RegExp(`(${PHRASE}) (to the left of|to the right of|above|below) an? (${PHRASE})`).exec(scene.caption);
     if (!rel) continue;
-    const [a, b] = [[rel[3], rel[4]], [rel[8], rel[9]]] as [string, string][];
+    const [a, b] = [[rel[3], rel[4]], [rel[8], rel[9]]] as [[string, string], [string, string]];
     const objA = scene.objects.filter((o) => o.colour === a[0] && o.shape === a[1]);
     const objB = scene.objects.filter((o) => o.colour === b[0] && o.shape === b[1]);
     // The pixel check finds each object by its colour: only where no other object shares it.

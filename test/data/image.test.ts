@@ -183,7 +183,7 @@ test('corrupt, truncated, empty and missing files give errors naming the file', 
   }
   // A PNG whose compressed pixel data is damaged (its signature and header intact).
   const png = Buffer.from(encoded[0]![1]);
-  for (let i = png.length >> 1; i < png.length - 12; i++) png[i] ^= 0xa5;
+  for (let i = png.length >> 1; i < png.length - 12; i++) png[i]! ^= 0xa5;
   const damaged = tmpFile('damaged.png', png);
   await assert.rejects(decodeImage(damaged), new RegExp(`cannot decode ${escape(damaged)}: `));
 
@@ -266,7 +266,7 @@ test('resizing agrees with antialiased resampling from its definition, within ro
 test('resizing keeps flat images flat, leaves equal sizes alone and takes nearest pixels exactly', () => {
   const img = { width: 23, height: 17, data: new Uint8Array(23 * 17 * 3).fill(200) };
   for (const resample of ['bilinear', 'bicubic'] as const) {
-    for (const [w, h] of [[7, 5], [64, 3], [23, 40]]) {
+    for (const [w, h] of [[7, 5], [64, 3], [23, 40]] as const) {
       const out = resizeImage(img, w, h, resample);
       assert.ok(out.data.every((v) => Math.abs(v - 200) <= 1), `${resample} ${w}x${h}`);
     }

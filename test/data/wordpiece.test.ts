@@ -241,7 +241,7 @@ test('the tokenizer.json has the sections and fields of a BERT tokenizer.json sa
   assert.deepEqual(ours.normalizer, { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true });
   assert.deepEqual(ours.pre_tokenizer, { type: 'BertPreTokenizer' });
   assert.deepEqual(ours.decoder, { type: 'WordPiece', prefix: '##', cleanup: true });
-  assert.deepEqual(Object.keys(ours.model), ['type', 'unk_token', 'continuing_subword_prefix', 'max_input_chars_per_word', 'vocab']);
+  assert.deepEqual(Object.keys(ours.model!), ['type', 'unk_token', 'continuing_subword_prefix', 'max_input_chars_per_word', 'vocab']);
   if (!fixture) {
     t.skip('no shared BERT tokenizer.json fixture to compare the structure with');
     return;

@@ -60,8 +60,8 @@ test('logistic regression: the solution is stationary (gradient by hand) and det
     const sum = e.reduce((a, b) => a + b, 0);
     for (let c = 0; c < 4; c++) {
       const d = (e[c]! / sum - (x.labels[i] === c ? 1 : 0)) / x.count;
-      gb[c] += d;
-      for (let k = 0; k < 6; k++) gW[c * 6 + k] += d * x.features[i * 6 + k]!;
+      gb[c]! += d;
+      for (let k = 0; k < 6; k++) gW[c * 6 + k]! += d * x.features[i * 6 + k]!;
     }
   }
   for (let j = 0; j < gW.length; j++) assert.ok(Math.abs(gW[j]! + lambda * m.weights[j]!) <= 1e-6, `dW[${j}]`);
@@ -90,7 +90,7 @@ test('linear probe: separable Gaussian clusters reach 100% on held-out data; the
   const train = clusters(5, 30, 8, 4, 1);
   const test = clusters(5, 20, 8, 4, 1); // same centres (same seed), fresh noise below
   const g = new Generator(99);
-  for (let i = 0; i < test.features.length; i++) test.features[i] += g.normal() * 0.1;
+  for (let i = 0; i < test.features.length; i++) test.features[i]! += g.normal() * 0.1;
   const res = linearProbe(train, test, { weightDecays: [1e-4, 1e-2, 1] });
   assert.equal(res.testAccuracy, 1);
   assert.equal(res.trainAccuracy, 1);

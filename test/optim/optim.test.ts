@@ -40,12 +40,12 @@ test('AdamW follows PyTorch: decoupled decay, moments, bias correction', () => {
   GRADS.forEach((g, s) => {
     const t = s + 1;
     for (let i = 0; i < want.length; i++) {
-      want[i] *= 1 - lr * wd;
+      want[i]! *= 1 - lr * wd;
       m[i] = b1 * m[i] + (1 - b1) * g[i]!;
       v[i] = b2 * v[i] + (1 - b2) * g[i]! ** 2;
       const mhat = m[i] / (1 - b1 ** t);
       const vhat = v[i] / (1 - b2 ** t);
-      want[i] -= (lr * mhat) / (Math.sqrt(vhat) + eps);
+      want[i]! -= (lr * mhat) / (Math.sqrt(vhat) + eps);
     }
   });
   assertClose(p.toArray(), want, 1e-5, 1e-7, 'AdamW');

@@ -416,7 +416,7 @@ test('copy between random strided views, including into a strided destination', 
 
 test('copy between overlapping views of one storage reads the old values', { skip }, () => {
   const data = Float32Array.from({ length: 40 }, (_, i) => i);
-  for (const [dOff, sOff, dStride, sStride] of [[1, 0, 1, 1], [0, 1, 1, 1], [0, 0, 1, -1], [3, 0, 2, 1]]) {
+  for (const [dOff, sOff, dStride, sStride] of [[1, 0, 1, 1], [0, 1, 1, 1], [0, 0, 1, -1], [3, 0, 2, 1]] as const) {
     const views = both().map((b) => b.fromHost(data, 'float32'));
     const n = 12;
     const at = (st: HostStorage | unknown, off: number, stride: number): View =>

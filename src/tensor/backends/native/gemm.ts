@@ -22,6 +22,6 @@ export function matmul(addon: Addon, a: View, b: View, out: Storage): boolean {
     rows = batch * M;
     count = 1;
   }
-  addon.matmul(viewData(a), a.offset, aStrides, viewData(b), b.offset, b.strides, hostData(out), count, rows, N, K);
+  addon.matmul!(viewData(a), a.offset, aStrides, viewData(b), b.offset, b.strides, hostData(out), count, rows, N, K);
   return true;
 }
