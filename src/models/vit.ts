@@ -24,25 +24,30 @@ import { interpolateBicubic } from './interpolate.js';
 
 const PROBLEM_TYPES = ['regression', 'single_label_classification', 'multi_label_classification'] as const;
 
-/** ViT's hyperparameters: HF's config.json keys and defaults (google/vit-base-patch16-224). */
+/** The encoder's fields, which ViT-MAE's config shares: HF's keys and defaults (google/vit-base-patch16-224). */
+export const VIT_ENCODER_FIELDS = {
+  hiddenSize: int('hidden_size', 768),
+  numHiddenLayers: int('num_hidden_layers', 12),
+  numAttentionHeads: int('num_attention_heads', 12),
+  intermediateSize: int('intermediate_size', 3072),
+  hiddenAct: act('hidden_act', 'gelu'),
+  hiddenDropoutProb: num('hidden_dropout_prob', 0),
+  attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
+  initializerRange: num('initializer_range', 0.02),
+  layerNormEps: num('layer_norm_eps', 1e-12),
+  /** Pixels, square or [height, width]. */
+  imageSize: pair('image_size', 224),
+  patchSize: pair('patch_size', 16),
+  numChannels: int('num_channels', 3),
+  qkvBias: bool('qkv_bias', true),
+};
+
+/** ViT's hyperparameters: the encoder's, the pooler's and the classifier's. */
 export class ViTConfig extends configClass({
   name: 'ViTConfig',
   modelType: 'vit',
   fields: {
-    hiddenSize: int('hidden_size', 768),
-    numHiddenLayers: int('num_hidden_layers', 12),
-    numAttentionHeads: int('num_attention_heads', 12),
-    intermediateSize: int('intermediate_size', 3072),
-    hiddenAct: act('hidden_act', 'gelu'),
-    hiddenDropoutProb: num('hidden_dropout_prob', 0),
-    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
-    initializerRange: num('initializer_range', 0.02),
-    layerNormEps: num('layer_norm_eps', 1e-12),
-    /** Pixels, square or [height, width]. */
-    imageSize: pair('image_size', 224),
-    patchSize: pair('patch_size', 16),
-    numChannels: int('num_channels', 3),
-    qkvBias: bool('qkv_bias', true),
+    ...VIT_ENCODER_FIELDS,
     /** ViTModel's pooler: output width and activation. */
     poolerOutputSize: int('pooler_output_size', (c) => c.hiddenSize),
     poolerAct: act('pooler_act', 'tanh'),

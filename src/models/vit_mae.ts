@@ -21,9 +21,9 @@ import { argsort, concat, gather } from '../tensor/ops/indexing.js';
 import { cast } from '../tensor/ops/elementwise.js';
 import { type Generator, getDefaultGenerator, rand } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
-import { type Field, act, bool, configClass, int, num, pair } from './config_table.js';
+import { type Field, bool, configClass, int } from './config_table.js';
 import type { ImageClassifier, ImageEncoder, ImageTowerLayout, MaskedImageModel, ModelFamily, ModelSizes, OtherModel } from './family.js';
-import { ViTConfig, ViTForImageClassification, ViTModel, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
+import { VIT_ENCODER_FIELDS, ViTConfig, ViTForImageClassification, ViTModel, ViTPatchEmbeddings, vitKeyFromHF, vitKeyToHF } from './vit.js';
 
 /** mask_ratio, strictly between 0 and 1: any number (NaN too) that is not gets this range error. */
 const maskRatio: Field<number> = {
@@ -41,21 +41,8 @@ export class ViTMAEConfig extends configClass({
   name: 'ViTMAEConfig',
   modelType: 'vit_mae',
   fields: {
-    hiddenSize: int('hidden_size', 768),
-    numHiddenLayers: int('num_hidden_layers', 12),
-    numAttentionHeads: int('num_attention_heads', 12),
-    intermediateSize: int('intermediate_size', 3072),
-    /** Used by encoder and decoder. */
-    hiddenAct: act('hidden_act', 'gelu'),
-    hiddenDropoutProb: num('hidden_dropout_prob', 0),
-    attentionProbsDropoutProb: num('attention_probs_dropout_prob', 0),
-    initializerRange: num('initializer_range', 0.02),
-    layerNormEps: num('layer_norm_eps', 1e-12),
-    /** Pixels, square or [height, width]; a whole number of patches each way. */
-    imageSize: pair('image_size', 224),
-    patchSize: pair('patch_size', 16),
-    numChannels: int('num_channels', 3),
-    qkvBias: bool('qkv_bias', true),
+    // The encoder's (hidden_act also serves the decoder); images a whole number of patches each way.
+    ...VIT_ENCODER_FIELDS,
     decoderNumAttentionHeads: int('decoder_num_attention_heads', 16),
     decoderHiddenSize: int('decoder_hidden_size', 512),
     decoderNumHiddenLayers: int('decoder_num_hidden_layers', 8, { min: 0 }),
@@ -538,9 +525,8 @@ const LABEL_FIELDS = new Set(['id2label', 'label2id', 'num_labels']);
  */
 export function maeEncoderConfig(config: ViTMAEConfig, labels?: readonly string[]): ViTConfig {
   const extra = Object.fromEntries(Object.entries(config.extra).filter(([k]) => !LABEL_FIELDS.has(k)));
-  // The fields both tables have: the encoder's.
-  const shared = Object.keys(ViTConfig.fields).filter((k) => Object.hasOwn(ViTMAEConfig.fields, k));
-  return new ViTConfig({ ...Object.fromEntries(shared.map((k) => [k, config[k as keyof ViTMAEConfig]])), labels }, extra);
+  const encoder = Object.keys(VIT_ENCODER_FIELDS).map((k) => [k, config[k as keyof typeof VIT_ENCODER_FIELDS]]);
+  return new ViTConfig({ ...Object.fromEntries(encoder), labels }, extra);
 }
 
 /**
