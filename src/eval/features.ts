@@ -5,12 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Dataset, Sample } from '../data/dataset.js';
 import { decodeImage, ImageProcessor, type RgbImage } from '../data/image.js';
-import { readHFConfig } from '../io/hf.js';
 import { l2Normalize } from '../models/clip.js';
 import type { ImageEncoder } from '../models/family.js';
 import { type CreateModelOptions, createModel, models } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
-import { loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
+import { dualEncoderProcessor, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 
@@ -26,7 +25,7 @@ export interface ImageFeatureSource {
 }
 
 /** A dual encoder's L2-normalised image embeddings (what zero-shot, retrieval and filtering compare). */
-export function imageEmbeddingSource(vl: VisionLanguageModel): ImageFeatureSource {
+export function imageEmbeddingSource(vl: Pick<VisionLanguageModel, 'model' | 'imageProcessor'>): ImageFeatureSource {
   const backend = vl.model.parameters()[0]?.backend;
   return {
     imageProcessor: vl.imageProcessor,
@@ -63,19 +62,17 @@ export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights'
  * family's at the model's size.
  */
 export async function loadFeatureSource(nameOrDir: string, options: FeatureSourceOptions = {}): Promise<ImageFeatureSource> {
-  const entry = models.find(nameOrDir);
-  const has = (f: string) => fs.existsSync(path.join(nameOrDir, f));
-  const family = entry ? entry.family : has('config.json') ? readHFConfig(nameOrDir).model_type : has('open_clip_config.json') ? 'clip' : undefined;
-  if (family === 'clip' || family === 'siglip') return imageEmbeddingSource(await loadVisionLanguageModel(nameOrDir, options));
-  const model = await createModel(nameOrDir, options);
+  const { pooling, ...createOptions } = options;
+  const model = await createModel(nameOrDir, createOptions);
+  const folder = models.find(nameOrDir) ? options.weights : nameOrDir;
+  if (model.kind === 'dual-encoder') return imageEmbeddingSource({ model, imageProcessor: dualEncoderProcessor(model, folder) });
   const vit = model.imageEncoder?.();
   if (!vit) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);
-  const folder = entry ? options.weights : nameOrDir;
   const [height, width] = vit.imageSize;
   const processor = folder !== undefined && fs.existsSync(path.join(folder, 'preprocessor_config.json'))
     ? ImageProcessor.fromPretrained(folder, 'vit')
     : new ImageProcessor('vit', { size: { height, width }, cropSize: { height, width } });
-  return vitFeatureSource(vit, processor, options.pooling ?? 'cls');
+  return vitFeatureSource(vit, processor, pooling ?? 'cls');
 }
 
 /** The decoded RGB image of a sample. */

@@ -2,7 +2,7 @@
 // zero-shot classification with prompt ensembling, as open_clip builds its zero-shot classifier.
 import fs from 'node:fs';
 import path from 'node:path';
-import { type ImageFamily, type ImageInput, ImageProcessor } from '../data/image.js';
+import { type ImageInput, ImageProcessor } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { l2Normalize } from '../models/clip.js';
 import type { DualEncoder } from '../models/family.js';
@@ -30,9 +30,11 @@ export interface LoadVisionLanguageOptions extends CreateModelOptions {
 
 const hasFile = (dir: string | undefined, file: string): dir is string => dir !== undefined && fs.existsSync(path.join(dir, file));
 
-function processorFor(family: ImageFamily, imageSize: number, dir: string | undefined): ImageProcessor {
+/** A dual encoder's image processor: its folder's preprocessor_config.json, else its family's defaults at its size. */
+export function dualEncoderProcessor(model: DualEncoder, dir: string | undefined): ImageProcessor {
+  const family = model.family.imageProcessor!;
   if (hasFile(dir, 'preprocessor_config.json')) return ImageProcessor.fromPretrained(dir, family);
-  return ImageProcessor.atSize(family, imageSize);
+  return ImageProcessor.atSize(family, model.imageSize);
 }
 
 /**
@@ -64,8 +66,7 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
     if (!model.family.tokenizer) throw noTokenizer(model.family.title);
     tokenizer = model.family.tokenizer();
   }
-  const imageProcessor = processorFor(model.family.imageProcessor!, model.imageSize, folder);
-  return { name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor, contextLength: model.contextLength };
+  return { name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor: dualEncoderProcessor(model, folder), contextLength: model.contextLength };
 }
 
 type ModelArg = VisionLanguageModel | string;
