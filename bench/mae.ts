@@ -2,7 +2,7 @@
 // dropped before the encoder, decoder, norm-pix reconstruction loss, backward, AdamW step) against
 // a full-sequence training step of the same encoder, same batch, same run. The MAE paper reports
 // pre-training at least 3x faster than running the encoder on every patch; the target here is 2.5x.
-//   glimpse bench mae [--preset vit-b|fmnist] [--batch B] [--mask-ratio 0.75] [--decoder-layers N]
+//   npm run bench -- mae [--preset vit-b|fmnist] [--batch B] [--mask-ratio 0.75] [--decoder-layers N]
 //                     [--decoder-width W] [--threads 2] [--rounds 3] [--steps 2]
 // Presets: vit-b is ViT-B/16 at 224 px, timed with MAE's default decoder (8 blocks x 512) and with
 // a light one (1 block x 512); fmnist is the small ViT on 28x28 grey images (patch 4, 49 patches,

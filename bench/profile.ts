@@ -2,8 +2,8 @@
 // wrapped with a timer, and one step's forward and backward are timed per kernel (name plus the
 // argument that tells cases apart: the unary op, the GEMM's shape and layout...). The rest of each
 // phase (autograd, views, allocation, GC) is reported as "outside kernels".
-//   glimpse bench profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle] [--no-reclaim]
-//   glimpse bench profile --config configs/x.yaml [--threads 2] [--steps 3] [--top 40]
+//   npm run bench -- profile [--preset tiny-clip] [--batch 64] [--threads 1] [--steps 3] [--top 40] [--torch] [--no-recycle] [--no-reclaim]
+//   npm run bench -- profile --config configs/x.yaml [--threads 2] [--steps 3] [--top 40]
 // --config profiles the step `glimpse train` runs for that config (its model, task, patch dropout,
 // gradient clipping and AdamW groups, with any task-owned head) on one real batch of its training data, at its batch size.
 // Figures are those of the step with the least total time (the least disturbed on a shared machine).

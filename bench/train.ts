@@ -1,7 +1,7 @@
 // Samples per second of one CLIP training step (forward, symmetric InfoNCE loss, backward, AdamW
 // step) on random images and token ids, with and without FLIP patch dropout, against PyTorch
 // running the same architecture on the same machine in the same run.
-//   glimpse bench train [--preset tiny-clip] [--batch 64] [--threads 2] [--flip 0.5] [--rounds 3] [--steps 3] [--json] [--no-recycle] [--no-reclaim]
+//   npm run bench -- train [--preset tiny-clip] [--batch 64] [--threads 2] [--flip 0.5] [--rounds 3] [--steps 3] [--json] [--no-recycle] [--no-reclaim]
 // The anchor is scripts/dev/torch_train_anchor.py under /usr/bin/python3 (a dev tool, never a
 // project dependency); it is reported as null with the reason when it cannot run. Each round
 // runs `steps` Glimpse steps without patch dropout, `steps` with, then PyTorch's `steps` in each of

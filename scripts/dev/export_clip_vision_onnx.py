@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""CLIP's image tower in plain PyTorch, for the anchors of `glimpse bench embed` (dev tool only).
+"""CLIP's image tower in plain PyTorch, for the anchors of `npm run bench -- embed` (dev tool only).
 
 Loads the vision tower and visual projection from a safetensors file by Hugging Face's names
 (what Glimpse's CLIPModel.stateDict() writes), then, on request:

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The tiny CLIP training step in plain PyTorch, the anchor of `glimpse bench train` (dev tool only).
+"""The tiny CLIP training step in plain PyTorch, the anchor of `npm run bench -- train` (dev tool only).
 
 The architecture of Glimpse's `tiny-clip` (HF CLIP layout, exact GELU): vision 64 px, patch 8,
 width 256, 4 pre-LN layers of 4 heads, MLP 1024, class-token pooling; text context 32, vocab
