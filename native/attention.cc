@@ -275,15 +275,7 @@ void check_view(const Array& a, int64_t offset, const int64_t* dims, const int64
 //   keyOk (Uint8Array [B * Tk], 1 = the key may be attended to, or null), dims [B, H, Tq, Tk, D, Dv],
 //   causal, scale
 struct AttentionArgs {
-  Array q;
-  int64_t q_offset;
-  Ints q_strides;
-  Array k;
-  int64_t k_offset;
-  Ints k_strides;
-  Array v;
-  int64_t v_offset;
-  Ints v_strides;
+  StridedArg q, k, v;
   Array key_ok;
   Ints dims;
   bool causal;
@@ -294,15 +286,9 @@ struct AttentionArgs {
 template <class S>
 std::vector<Field<S>> attention_fields(std::initializer_list<Field<S>> more) {
   std::vector<Field<S>> f = {
-      arg::f32<S>("q", &S::q),
-      arg::integer<S>("qOffset", &S::q_offset),
-      arg::ints<S>("qStrides", &S::q_strides),
-      arg::f32<S>("k", &S::k),
-      arg::integer<S>("kOffset", &S::k_offset),
-      arg::ints<S>("kStrides", &S::k_strides),
-      arg::f32<S>("v", &S::v),
-      arg::integer<S>("vOffset", &S::v_offset),
-      arg::ints<S>("vStrides", &S::v_strides),
+      arg::f32_strided<S>("q", &S::q),
+      arg::f32_strided<S>("k", &S::k),
+      arg::f32_strided<S>("v", &S::v),
       arg::optional(arg::array<S>("keyOk", &S::key_ok, napi_uint8_array)),
       arg::ints<S>("dims", &S::dims),
       arg::flag<S>("causal", &S::causal),
@@ -312,13 +298,13 @@ std::vector<Field<S>> attention_fields(std::initializer_list<Field<S>> more) {
   return f;
 }
 
-// A [B, H, T, D] view (arr, offset, strides of B, H and T), checked to lie inside arr.
-Strided4 strided4(const Array& arr, int64_t offset, const Ints& s, int64_t B, int64_t H, int64_t T, int64_t D,
-                  const char* what) {
+// The [B, H, T, D] view x (strides of B, H and T), checked to lie inside its array.
+Strided4 strided4(const StridedArg& x, int64_t B, int64_t H, int64_t T, int64_t D, const char* what) {
+  const Ints& s = x.strides;
   if (s.size() != 3) throw ArgError(std::string(what) + ": expected 3 strides (batch, head, sequence)");
   const int64_t dims[4] = {B, H, T, D}, strides[4] = {s[0], s[1], s[2], 1};
-  check_view(arr, offset, dims, strides, 4, what);
-  return {arr.f32() + offset, s[0], s[1], s[2]};
+  check_view(x.data, x.offset, dims, strides, 4, what);
+  return {x.data.f32() + x.offset, s[0], s[1], s[2]};
 }
 
 Problem problem_args(const AttentionArgs& a) {
@@ -328,9 +314,9 @@ Problem problem_args(const AttentionArgs& a) {
   for (int64_t d : dims)
     if (d < 0 || d > (int64_t(1) << 31) - 1) throw ArgError("dims must be non-negative 32-bit sizes");
   p.B = dims[0], p.H = dims[1], p.Tq = dims[2], p.Tk = dims[3], p.D = dims[4], p.Dv = dims[5];
-  p.q = strided4(a.q, a.q_offset, a.q_strides, p.B, p.H, p.Tq, p.D, "q");
-  p.k = strided4(a.k, a.k_offset, a.k_strides, p.B, p.H, p.Tk, p.D, "k");
-  p.v = strided4(a.v, a.v_offset, a.v_strides, p.B, p.H, p.Tk, p.Dv, "v");
+  p.q = strided4(a.q, p.B, p.H, p.Tq, p.D, "q");
+  p.k = strided4(a.k, p.B, p.H, p.Tk, p.D, "k");
+  p.v = strided4(a.v, p.B, p.H, p.Tk, p.Dv, "v");
   p.key_ok = nullptr;
   if (!a.key_ok.null) {
     if (static_cast<int64_t>(a.key_ok.length) < p.B * p.Tk) throw ArgError("keyOk must hold B * Tk elements");
@@ -508,21 +494,12 @@ napi_value attention_forward(napi_env env, ForwardArgs& a) {
 // attentionBackward(...common, lse, lseOffset, lseStrides[3], gOut, gOutOffset, gOutStrides[3], dq, dk, dv):
 // dq dense [B, H, Tq, D], dk dense [B, H, Tk, D], dv dense [B, H, Tk, Dv] are overwritten.
 struct BackwardArgs : AttentionArgs {
-  Array lse;
-  int64_t lse_offset;
-  Ints lse_strides;
-  Array g_out;
-  int64_t g_out_offset;
-  Ints g_out_strides;
+  StridedArg lse, g_out;
   Array dq, dk, dv;
 };
 const Signature<BackwardArgs> kBackward{"attentionBackward", attention_fields<BackwardArgs>({
-    arg::f32("lse", &BackwardArgs::lse),
-    arg::integer("lseOffset", &BackwardArgs::lse_offset),
-    arg::ints("lseStrides", &BackwardArgs::lse_strides),
-    arg::f32("gOut", &BackwardArgs::g_out),
-    arg::integer("gOutOffset", &BackwardArgs::g_out_offset),
-    arg::ints("gOutStrides", &BackwardArgs::g_out_strides),
+    arg::f32_strided("lse", &BackwardArgs::lse),
+    arg::f32_strided("gOut", &BackwardArgs::g_out),
     arg::f32("dq", &BackwardArgs::dq),
     arg::f32("dk", &BackwardArgs::dk),
     arg::f32("dv", &BackwardArgs::dv),
@@ -530,12 +507,12 @@ const Signature<BackwardArgs> kBackward{"attentionBackward", attention_fields<Ba
 
 napi_value attention_backward(napi_env env, BackwardArgs& a) {
   const Problem p = problem_args(a);
-  const Ints& ls = a.lse_strides;
+  const Ints& ls = a.lse.strides;
   if (ls.size() != 3) throw ArgError("lse: expected 3 strides");
   const int64_t lse_dims[3] = {p.B, p.H, p.Tq};
-  check_view(a.lse, a.lse_offset, lse_dims, ls.data(), 3, "lse");
-  const float* lse = a.lse.f32() + a.lse_offset;
-  const Strided4 go = strided4(a.g_out, a.g_out_offset, a.g_out_strides, p.B, p.H, p.Tq, p.Dv, "gOut");
+  check_view(a.lse.data, a.lse.offset, lse_dims, ls.data(), 3, "lse");
+  const float* lse = a.lse.data.f32() + a.lse.offset;
+  const Strided4 go = strided4(a.g_out, p.B, p.H, p.Tq, p.Dv, "gOut");
   float* dq = out_floats(a.dq, {p.B, p.H, p.Tq, p.D}, "dq");
   float* dk = out_floats(a.dk, {p.B, p.H, p.Tk, p.D}, "dk");
   float* dv = out_floats(a.dv, {p.B, p.H, p.Tk, p.Dv}, "dv");

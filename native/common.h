@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "codes.h"
@@ -36,82 +37,120 @@ struct Array {
 
 using Ints = std::vector<int64_t>;  // a JS number[]
 
+// Tensors usually arrive as consecutive JS arguments that a composite field decodes into one member:
+// a typed array and the offset of the tensor's element 0 in it (x, xOffset: a SpanArg), and for a
+// strided view also its strides in elements (x, xOffset, xStrides: a StridedArg).
+struct SpanArg {
+  Array data;
+  int64_t offset = 0;
+};
+struct StridedArg {
+  Array data;
+  int64_t offset = 0;
+  Ints strides;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Kernel arguments. Each kernel takes its JS arguments as one struct S, declared next to it with a
-// Signature: the kernel's name on the exports and one Field per JS argument, in call order, naming
+// Signature: the kernel's name on the exports and one Field per argument, in call order, naming
 // the argument, its kind and the member of S it fills. Each kind's constructor (arg::f32,
-// arg::integer, ...) takes a member of that kind's type only (Array, int64_t, double, bool, Ints),
-// so a table cannot decode an argument into the wrong type; an array may require one typed array
-// type, an integer may be a code of a CodeTable (codes.h). kernel_entry decodes a call into S before
-// the kernel runs, and a wrong count or type becomes a JS Error naming the kernel and the argument.
-// The TypeScript wrappers (src/tensor/backends/native/*.ts) pass the arguments in declared order.
+// arg::integer, arg::strided, ...) takes a member of that kind's type only (Array, int64_t, double,
+// bool, Ints, SpanArg, StridedArg), so a table cannot decode an argument into the wrong type; an
+// array may require one typed array type, an integer may be a code of a CodeTable (codes.h). A
+// span or strided field stands for two or three JS arguments, named after its array ("x",
+// "xOffset", "xStrides") unless arg::part_names says otherwise. kernel_entry decodes a call into S
+// before the kernel runs, and a wrong count or type becomes a JS Error naming the kernel and the
+// JS argument. The TypeScript wrappers (src/tensor/backends/native/*.ts) pass the arguments in
+// declared order.
 // ---------------------------------------------------------------------------------------------
 
-enum class ArgKind { array, integer, code, number, flag, ints };
+enum class ArgKind { array, integer, code, number, flag, ints, span, strided };
 constexpr int kAnyArray = -1;  // Field::array_type: any typed array
 constexpr size_t kMaxArgs = 24;
 
 template <class S>
 struct Field {
-  const char* name;                  // as the TypeScript wrapper calls it: "xOffset"
+  const char* name;                  // as the TypeScript wrapper calls it: "x"
   ArgKind kind;
   Array S::*array = nullptr;         // kind array
   int64_t S::*integer = nullptr;     // kinds integer and code
   double S::*number = nullptr;       // kind number
   bool S::*flag = nullptr;           // kind flag
   Ints S::*ints = nullptr;           // kind ints
-  int array_type = kAnyArray;        // kind array: the napi_typedarray_type required
+  SpanArg S::*span = nullptr;        // kind span
+  StridedArg S::*strided = nullptr;  // kind strided
+  int array_type = kAnyArray;        // kinds array, span, strided: the napi_typedarray_type required
   const CodeTable* codes = nullptr;  // kind code: the valid codes
   bool optional = false;             // an array may be null (Array::null), a code -1 (none)
+  std::string offset_name{}, strides_name{};  // kinds span and strided: "xOffset", "xStrides"
+
+  // How many JS arguments the field takes.
+  size_t width() const { return kind == ArgKind::strided ? 3 : kind == ArgKind::span ? 2 : 1; }
 };
 
 template <class S>
 struct Signature {
   using Args = S;
   const char* name;              // the kernel's name on the addon's exports
-  std::vector<Field<S>> fields;  // one per JS argument, in call order
+  std::vector<Field<S>> fields;  // in call order
+  size_t count = 0;              // JS arguments: a span field takes two, a strided one three
+
+  Signature(const char* kernel, std::vector<Field<S>> f) : name(kernel), fields(std::move(f)) {
+    for (const Field<S>& x : fields) count += x.width();
+  }
 };
 
 // Field constructors, one per kind: arg::f32("x", &SoftmaxArgs::x).
 namespace arg {
+// A field of the given kind that fills member m through Field's pointer `slot` for that kind.
+template <class S, class M>
+Field<S> field(const char* name, ArgKind kind, M S::*Field<S>::*slot, M S::*m, int type = kAnyArray) {
+  Field<S> f{name, kind};
+  f.*slot = m;
+  f.array_type = type;
+  if (kind == ArgKind::span || kind == ArgKind::strided) f.offset_name = std::string(name) + "Offset";
+  if (kind == ArgKind::strided) f.strides_name = std::string(name) + "Strides";
+  return f;
+}
 template <class S>
 Field<S> array(const char* name, Array S::*m, int type = kAnyArray) {
-  Field<S> f{name, ArgKind::array};
-  f.array = m;
-  f.array_type = type;
-  return f;
+  return field(name, ArgKind::array, &Field<S>::array, m, type);
 }
 template <class S>
 Field<S> f32(const char* name, Array S::*m) { return array(name, m, napi_float32_array); }
 template <class S>
-Field<S> integer(const char* name, int64_t S::*m) {
-  Field<S> f{name, ArgKind::integer};
-  f.integer = m;
-  return f;
-}
+Field<S> integer(const char* name, int64_t S::*m) { return field(name, ArgKind::integer, &Field<S>::integer, m); }
 template <class S>
 Field<S> code(const char* name, int64_t S::*m, const CodeTable& codes) {
-  Field<S> f{name, ArgKind::code};
-  f.integer = m;
+  Field<S> f = field(name, ArgKind::code, &Field<S>::integer, m);
   f.codes = &codes;
   return f;
 }
 template <class S>
-Field<S> number(const char* name, double S::*m) {
-  Field<S> f{name, ArgKind::number};
-  f.number = m;
-  return f;
+Field<S> number(const char* name, double S::*m) { return field(name, ArgKind::number, &Field<S>::number, m); }
+template <class S>
+Field<S> flag(const char* name, bool S::*m) { return field(name, ArgKind::flag, &Field<S>::flag, m); }
+template <class S>
+Field<S> ints(const char* name, Ints S::*m) { return field(name, ArgKind::ints, &Field<S>::ints, m); }
+// x, xOffset: an array and the offset of the tensor in it.
+template <class S>
+Field<S> span(const char* name, SpanArg S::*m, int type = kAnyArray) {
+  return field(name, ArgKind::span, &Field<S>::span, m, type);
 }
 template <class S>
-Field<S> flag(const char* name, bool S::*m) {
-  Field<S> f{name, ArgKind::flag};
-  f.flag = m;
-  return f;
+Field<S> f32_span(const char* name, SpanArg S::*m) { return span(name, m, napi_float32_array); }
+// x, xOffset, xStrides: a strided view.
+template <class S>
+Field<S> strided(const char* name, StridedArg S::*m, int type = kAnyArray) {
+  return field(name, ArgKind::strided, &Field<S>::strided, m, type);
 }
 template <class S>
-Field<S> ints(const char* name, Ints S::*m) {
-  Field<S> f{name, ArgKind::ints};
-  f.ints = m;
+Field<S> f32_strided(const char* name, StridedArg S::*m) { return strided(name, m, napi_float32_array); }
+// A span or strided field whose offset (and strides) arguments have names of their own.
+template <class S>
+Field<S> part_names(Field<S> f, const char* offset, const char* strides = "") {
+  f.offset_name = offset;
+  f.strides_name = strides;
   return f;
 }
 // An array that may be null, or a code that may be -1 (none).
@@ -140,14 +179,18 @@ void decode_args(napi_env env, napi_callback_info info, const Signature<S>& sig,
   napi_value argv[kMaxArgs];
   size_t argc = kMaxArgs;
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  const size_t n = sig.fields.size();
+  const size_t n = sig.count;
   if (argc != n) {
     std::vector<const char*> names;
-    for (const Field<S>& f : sig.fields) names.push_back(f.name);
+    for (const Field<S>& f : sig.fields) {
+      names.push_back(f.name);
+      if (f.width() > 1) names.push_back(f.offset_name.c_str());
+      if (f.width() > 2) names.push_back(f.strides_name.c_str());
+    }
     wrong_count(names, argc);
   }
-  for (size_t i = 0; i < n; i++) {
-    const Field<S>& f = sig.fields[i];
+  size_t i = 0;
+  for (const Field<S>& f : sig.fields) {
     const ArgAt at{f.name, i, n};
     switch (f.kind) {
       case ArgKind::array: out.*f.array = decode_array(env, argv[i], f.array_type, f.optional, at); break;
@@ -156,7 +199,17 @@ void decode_args(napi_env env, napi_callback_info info, const Signature<S>& sig,
       case ArgKind::number: out.*f.number = decode_number(env, argv[i], at); break;
       case ArgKind::flag: out.*f.flag = decode_flag(env, argv[i], at); break;
       case ArgKind::ints: out.*f.ints = decode_ints(env, argv[i], at); break;
+      case ArgKind::span:
+        (out.*f.span).data = decode_array(env, argv[i], f.array_type, f.optional, at);
+        (out.*f.span).offset = decode_integer(env, argv[i + 1], {f.offset_name.c_str(), i + 1, n});
+        break;
+      case ArgKind::strided:
+        (out.*f.strided).data = decode_array(env, argv[i], f.array_type, f.optional, at);
+        (out.*f.strided).offset = decode_integer(env, argv[i + 1], {f.offset_name.c_str(), i + 1, n});
+        (out.*f.strided).strides = decode_ints(env, argv[i + 2], {f.strides_name.c_str(), i + 2, n});
+        break;
     }
+    i += f.width();
   }
 }
 
@@ -187,7 +240,7 @@ void check_signature(const char* name, size_t count);  // at most kMaxArgs argum
 // Registers a kernel on exports under sig.name: export_kernel<kSoftmax, softmax>(env, exports).
 template <const auto& sig, auto body>
 void export_kernel(napi_env env, napi_value exports) {
-  check_signature(sig.name, sig.fields.size());
+  check_signature(sig.name, sig.count);
   export_fn(env, exports, sig.name, kernel_entry<sig, body>);
 }
 

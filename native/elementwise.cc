@@ -82,15 +82,16 @@ int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
-// A view (arr, offset, strides) of the given shape: checks the array's type against dtype and that
-// every element the view can reach lies inside the array.
-View make_view(const Array& arr, int64_t offset, Ints strides, DT dtype, const Ints& shape, const char* what) {
+// The view x of the given shape (its strides move into the view): checks the array's type against
+// dtype and that every element the view can reach lies inside the array.
+View make_view(StridedArg& x, DT dtype, const Ints& shape, const char* what) {
+  const Array& arr = x.data;
   if (arr.type != dtype_array(dtype)) throw ArgError(std::string(what) + ": typed array does not match its dtype");
   View v;
   v.base = static_cast<char*>(arr.data);
   v.dtype = dtype;
-  v.offset = offset;
-  v.strides = std::move(strides);
+  v.offset = x.offset;
+  v.strides = std::move(x.strides);
   if (v.strides.size() != shape.size()) throw ArgError(std::string(what) + ": strides and shape differ in rank");
   if (numel_of(shape) == 0) return v;
   int64_t lo = v.offset, hi = v.offset;
@@ -797,32 +798,24 @@ void fill_rows(const Plan& p, double value) {
 // ewCopy(dstDtype, dst, dstOffset, dstStrides, srcDtype, src, srcOffset, srcStrides, shape)
 struct CopyArgs {
   int64_t dst_dtype;
-  Array dst;
-  int64_t dst_offset;
-  Ints dst_strides;
+  StridedArg dst;
   int64_t src_dtype;
-  Array src;
-  int64_t src_offset;
-  Ints src_strides;
+  StridedArg src;
   Ints shape;
 };
 const Signature<CopyArgs> kCopy{"ewCopy", {
     arg::code("dstDtype", &CopyArgs::dst_dtype, kDTypes),
-    arg::array("dst", &CopyArgs::dst),
-    arg::integer("dstOffset", &CopyArgs::dst_offset),
-    arg::ints("dstStrides", &CopyArgs::dst_strides),
+    arg::strided("dst", &CopyArgs::dst),
     arg::code("srcDtype", &CopyArgs::src_dtype, kDTypes),
-    arg::array("src", &CopyArgs::src),
-    arg::integer("srcOffset", &CopyArgs::src_offset),
-    arg::ints("srcStrides", &CopyArgs::src_strides),
+    arg::strided("src", &CopyArgs::src),
     arg::ints("shape", &CopyArgs::shape),
 }};
 
 napi_value ew_copy(napi_env env, CopyArgs& a) {
   const Ints& shape = a.shape;
   const DT dd = static_cast<DT>(a.dst_dtype), sd = static_cast<DT>(a.src_dtype);
-  View dst = make_view(a.dst, a.dst_offset, std::move(a.dst_strides), dd, shape, "copy destination");
-  View src = make_view(a.src, a.src_offset, std::move(a.src_strides), sd, shape, "copy source");
+  View dst = make_view(a.dst, dd, shape, "copy destination");
+  View src = make_view(a.src, sd, shape, "copy source");
   CopyRow row = copy_row_for(sd, dd);
   if (!row) throw ArgError("copy between these dtypes is not supported natively");
   Plan p = make_plan(shape, {&dst, &src});
@@ -870,17 +863,13 @@ napi_value ew_copy(napi_env env, CopyArgs& a) {
 // ewFill(dtype, dst, offset, strides, shape, value)
 struct FillArgs {
   int64_t dtype;
-  Array dst;
-  int64_t offset;
-  Ints strides;
+  StridedArg dst;
   Ints shape;
   double value;
 };
 const Signature<FillArgs> kFill{"ewFill", {
     arg::code("dtype", &FillArgs::dtype, kDTypes),
-    arg::array("dst", &FillArgs::dst),
-    arg::integer("offset", &FillArgs::offset),
-    arg::ints("strides", &FillArgs::strides),
+    arg::part_names(arg::strided("dst", &FillArgs::dst), "offset", "strides"),
     arg::ints("shape", &FillArgs::shape),
     arg::number("value", &FillArgs::value),
 }};
@@ -888,7 +877,7 @@ const Signature<FillArgs> kFill{"ewFill", {
 napi_value ew_fill(napi_env env, FillArgs& a) {
   const DT dt = static_cast<DT>(a.dtype);
   const double value = a.value;
-  View dst = make_view(a.dst, a.offset, std::move(a.strides), dt, a.shape, "fill destination");
+  View dst = make_view(a.dst, dt, a.shape, "fill destination");
   Plan p = make_plan(a.shape, {&dst});
   switch (dt) {
     case DT::f32: fill_rows<DT::f32>(p, value); break;
@@ -904,24 +893,20 @@ napi_value ew_fill(napi_env env, FillArgs& a) {
 // ewUnary(op, x, xOffset, xStrides, shape, out)
 struct UnaryArgs {
   int64_t op;
-  Array x;
-  int64_t x_offset;
-  Ints x_strides;
+  StridedArg x;
   Ints shape;
   Array out;
 };
 const Signature<UnaryArgs> kUnary{"ewUnary", {
     arg::code("op", &UnaryArgs::op, kUnaryOps),
-    arg::array("x", &UnaryArgs::x),
-    arg::integer("xOffset", &UnaryArgs::x_offset),
-    arg::ints("xStrides", &UnaryArgs::x_strides),
+    arg::strided("x", &UnaryArgs::x),
     arg::ints("shape", &UnaryArgs::shape),
     arg::array("out", &UnaryArgs::out),
 }};
 
 napi_value ew_unary(napi_env env, UnaryArgs& a) {
   const UOp op = static_cast<UOp>(a.op);
-  View x = make_view(a.x, a.x_offset, std::move(a.x_strides), DT::f32, a.shape, "unary input");
+  View x = make_view(a.x, DT::f32, a.shape, "unary input");
   View out = make_out(a.out, DT::f32, a.shape, "unary output");
   Plan p = make_plan(a.shape, {&out, &x});
   const bool stream = streams(p);
@@ -941,31 +926,22 @@ napi_value ew_unary(napi_env env, UnaryArgs& a) {
 // ewUnaryGrad(op, x, xOffset, xStrides, g, gOffset, gStrides, shape, out)
 struct UnaryGradArgs {
   int64_t op;
-  Array x;
-  int64_t x_offset;
-  Ints x_strides;
-  Array g;
-  int64_t g_offset;
-  Ints g_strides;
+  StridedArg x, g;
   Ints shape;
   Array out;
 };
 const Signature<UnaryGradArgs> kUnaryGrad{"ewUnaryGrad", {
     arg::code("op", &UnaryGradArgs::op, kActivations),
-    arg::array("x", &UnaryGradArgs::x),
-    arg::integer("xOffset", &UnaryGradArgs::x_offset),
-    arg::ints("xStrides", &UnaryGradArgs::x_strides),
-    arg::array("g", &UnaryGradArgs::g),
-    arg::integer("gOffset", &UnaryGradArgs::g_offset),
-    arg::ints("gStrides", &UnaryGradArgs::g_strides),
+    arg::strided("x", &UnaryGradArgs::x),
+    arg::strided("g", &UnaryGradArgs::g),
     arg::ints("shape", &UnaryGradArgs::shape),
     arg::array("out", &UnaryGradArgs::out),
 }};
 
 napi_value ew_unary_grad(napi_env env, UnaryGradArgs& a) {
   const Act op = static_cast<Act>(a.op);
-  View x = make_view(a.x, a.x_offset, std::move(a.x_strides), DT::f32, a.shape, "unaryGrad input");
-  View g = make_view(a.g, a.g_offset, std::move(a.g_strides), DT::f32, a.shape, "unaryGrad gradient");
+  View x = make_view(a.x, DT::f32, a.shape, "unaryGrad input");
+  View g = make_view(a.g, DT::f32, a.shape, "unaryGrad gradient");
   View out = make_out(a.out, DT::f32, a.shape, "unaryGrad output");
   Plan p = make_plan(a.shape, {&out, &x, &g});
   const bool stream = streams(p);
@@ -1042,13 +1018,9 @@ void compare_dispatch(BOp op, const Plan& p) {
 struct BinaryArgs {
   int64_t op;
   int64_t a_dtype;
-  Array a;
-  int64_t a_offset;
-  Ints a_strides;
+  StridedArg a;
   int64_t b_dtype;
-  Array b;
-  int64_t b_offset;
-  Ints b_strides;
+  StridedArg b;
   Ints shape;
   int64_t out_dtype;
   Array out;
@@ -1056,13 +1028,9 @@ struct BinaryArgs {
 const Signature<BinaryArgs> kBinary{"ewBinary", {
     arg::code("op", &BinaryArgs::op, kBinaryOps),
     arg::code("aDtype", &BinaryArgs::a_dtype, kDTypes),
-    arg::array("a", &BinaryArgs::a),
-    arg::integer("aOffset", &BinaryArgs::a_offset),
-    arg::ints("aStrides", &BinaryArgs::a_strides),
+    arg::strided("a", &BinaryArgs::a),
     arg::code("bDtype", &BinaryArgs::b_dtype, kDTypes),
-    arg::array("b", &BinaryArgs::b),
-    arg::integer("bOffset", &BinaryArgs::b_offset),
-    arg::ints("bStrides", &BinaryArgs::b_strides),
+    arg::strided("b", &BinaryArgs::b),
     arg::ints("shape", &BinaryArgs::shape),
     arg::code("outDtype", &BinaryArgs::out_dtype, kDTypes),
     arg::array("out", &BinaryArgs::out),
@@ -1071,8 +1039,8 @@ const Signature<BinaryArgs> kBinary{"ewBinary", {
 napi_value ew_binary(napi_env env, BinaryArgs& a) {
   const BOp op = static_cast<BOp>(a.op);
   const DT ad = static_cast<DT>(a.a_dtype), bd = static_cast<DT>(a.b_dtype), od = static_cast<DT>(a.out_dtype);
-  View va = make_view(a.a, a.a_offset, std::move(a.a_strides), ad, a.shape, "binary a");
-  View vb = make_view(a.b, a.b_offset, std::move(a.b_strides), bd, a.shape, "binary b");
+  View va = make_view(a.a, ad, a.shape, "binary a");
+  View vb = make_view(a.b, bd, a.shape, "binary b");
   View out = make_out(a.out, od, a.shape, "binary output");
   Plan p = make_plan(a.shape, {&out, &va, &vb});
   if (is_comparison(op) || is_logic(op)) {
@@ -1126,38 +1094,24 @@ void where_rows(const Plan& p) {
 // ewWhere(condDtype, cond, condOffset, condStrides, a, aOffset, aStrides, b, bOffset, bStrides, shape, out)
 struct WhereArgs {
   int64_t cond_dtype;
-  Array cond;
-  int64_t cond_offset;
-  Ints cond_strides;
-  Array a;
-  int64_t a_offset;
-  Ints a_strides;
-  Array b;
-  int64_t b_offset;
-  Ints b_strides;
+  StridedArg cond, a, b;
   Ints shape;
   Array out;
 };
 const Signature<WhereArgs> kWhere{"ewWhere", {
     arg::code("condDtype", &WhereArgs::cond_dtype, kDTypes),
-    arg::array("cond", &WhereArgs::cond),
-    arg::integer("condOffset", &WhereArgs::cond_offset),
-    arg::ints("condStrides", &WhereArgs::cond_strides),
-    arg::array("a", &WhereArgs::a),
-    arg::integer("aOffset", &WhereArgs::a_offset),
-    arg::ints("aStrides", &WhereArgs::a_strides),
-    arg::array("b", &WhereArgs::b),
-    arg::integer("bOffset", &WhereArgs::b_offset),
-    arg::ints("bStrides", &WhereArgs::b_strides),
+    arg::strided("cond", &WhereArgs::cond),
+    arg::strided("a", &WhereArgs::a),
+    arg::strided("b", &WhereArgs::b),
     arg::ints("shape", &WhereArgs::shape),
     arg::array("out", &WhereArgs::out),
 }};
 
 napi_value ew_where(napi_env env, WhereArgs& a) {
   const DT cd = static_cast<DT>(a.cond_dtype);
-  View c = make_view(a.cond, a.cond_offset, std::move(a.cond_strides), cd, a.shape, "where condition");
-  View va = make_view(a.a, a.a_offset, std::move(a.a_strides), DT::f32, a.shape, "where a");
-  View vb = make_view(a.b, a.b_offset, std::move(a.b_strides), DT::f32, a.shape, "where b");
+  View c = make_view(a.cond, cd, a.shape, "where condition");
+  View va = make_view(a.a, DT::f32, a.shape, "where a");
+  View vb = make_view(a.b, DT::f32, a.shape, "where b");
   View out = make_out(a.out, DT::f32, a.shape, "where output");
   Plan p = make_plan(a.shape, {&out, &c, &va, &vb});
   if (cd == DT::boolean || cd == DT::u8) where_rows<uint8_t>(p);

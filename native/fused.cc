@@ -61,9 +61,11 @@ float* f32_span(const Array& a, int64_t offset, int64_t count, const char* what)
   return a.f32() + offset;
 }
 
+float* f32_span(const SpanArg& a, int64_t count, const char* what) { return f32_span(a.data, a.offset, count, what); }
+
 // f32_span, or null for an optional array given as null.
-float* optional_span(const Array& a, int64_t offset, int64_t count, const char* what) {
-  return a.null ? nullptr : f32_span(a, offset, count, what);
+float* optional_span(const SpanArg& a, int64_t count, const char* what) {
+  return a.data.null ? nullptr : f32_span(a, count, what);
 }
 
 bool overlap(const float* a, int64_t na, const float* b, int64_t nb) {
@@ -175,19 +177,14 @@ void bias_activation(const float* x, const float* bias, float* pre, float* out, 
 }
 
 struct BiasActivationArgs {
-  Array x;
-  int64_t x_offset;
-  Array bias;
-  int64_t bias_offset;
+  SpanArg x, bias;
   int64_t act;
   int64_t rows, n;
   Array pre, out;
 };
 const Signature<BiasActivationArgs> kBiasActivation{"biasActivation", {
-    arg::f32("x", &BiasActivationArgs::x),
-    arg::integer("xOffset", &BiasActivationArgs::x_offset),
-    arg::f32("bias", &BiasActivationArgs::bias),
-    arg::integer("biasOffset", &BiasActivationArgs::bias_offset),
+    arg::f32_span("x", &BiasActivationArgs::x),
+    arg::f32_span("bias", &BiasActivationArgs::bias),
     arg::optional(arg::code("act", &BiasActivationArgs::act, kActivations)),
     arg::integer("rows", &BiasActivationArgs::rows),
     arg::integer("n", &BiasActivationArgs::n),
@@ -198,9 +195,9 @@ const Signature<BiasActivationArgs> kBiasActivation{"biasActivation", {
 napi_value bias_activation_kernel(napi_env env, BiasActivationArgs& a) {
   const int64_t act = a.act, rows = a.rows, n = a.n;
   const int64_t count = checked_mul(rows, n);
-  const float* x = f32_span(a.x, a.x_offset, count, "x");
-  const float* bias = f32_span(a.bias, a.bias_offset, n, "bias");
-  float* pre = optional_span(a.pre, 0, count, "pre");
+  const float* x = f32_span(a.x, count, "x");
+  const float* bias = f32_span(a.bias, n, "bias");
+  float* pre = a.pre.null ? nullptr : f32_span(a.pre, 0, count, "pre");
   float* out = f32_span(a.out, 0, count, "out");
   // pre or out may be exactly x (in place); nothing else may overlap, as threads and the
   // vector loops read ahead of where they write.
@@ -225,10 +222,12 @@ struct Reach {
   int64_t count;
 };
 
-// A [rows, cols] view at offset with non-negative strides (rs, cs) into a Float32Array: throws
-// unless every element it reaches lies inside the array.
-Reach matrix_reach(const Array& a, int64_t offset, int64_t rows, int64_t cols, const std::vector<int64_t>& strides,
-                   const char* what) {
+// The [rows, cols] view x with non-negative strides (rs, cs) into a Float32Array: throws unless
+// every element it reaches lies inside the array.
+Reach matrix_reach(const StridedArg& x, int64_t rows, int64_t cols, const char* what) {
+  const Array& a = x.data;
+  const int64_t offset = x.offset;
+  const Ints& strides = x.strides;
   if (a.type != napi_float32_array) throw ArgError(std::string(what) + " must be a Float32Array");
   if (strides.size() != 2) throw ArgError(std::string(what) + ": expected 2 strides (row, column)");
   const int64_t rs = strides[0], cs = strides[1];
@@ -262,27 +261,16 @@ void linear(Reach x, int64_t rsX, int64_t csX, Reach w, int64_t rsW, int64_t csW
 }
 
 struct LinearArgs {
-  Array x;
-  int64_t x_offset;
-  Ints x_strides;
-  Array weight;
-  int64_t weight_offset;
-  Ints weight_strides;
-  Array bias;
-  int64_t bias_offset;
+  StridedArg x, weight;
+  SpanArg bias;
   int64_t act;
   int64_t rows, n, k;
   Array pre, out;
 };
 const Signature<LinearArgs> kLinear{"linear", {
-    arg::f32("x", &LinearArgs::x),
-    arg::integer("xOffset", &LinearArgs::x_offset),
-    arg::ints("xStrides", &LinearArgs::x_strides),
-    arg::f32("weight", &LinearArgs::weight),
-    arg::integer("weightOffset", &LinearArgs::weight_offset),
-    arg::ints("weightStrides", &LinearArgs::weight_strides),
-    arg::f32("bias", &LinearArgs::bias),
-    arg::integer("biasOffset", &LinearArgs::bias_offset),
+    arg::f32_strided("x", &LinearArgs::x),
+    arg::f32_strided("weight", &LinearArgs::weight),
+    arg::f32_span("bias", &LinearArgs::bias),
     arg::optional(arg::code("act", &LinearArgs::act, kActivations)),
     arg::integer("rows", &LinearArgs::rows),
     arg::integer("n", &LinearArgs::n),
@@ -295,11 +283,11 @@ napi_value linear_kernel(napi_env env, LinearArgs& a) {
   const int64_t act = a.act, rows = a.rows, n = a.n, k = a.k;
   const int64_t count = checked_mul(rows, n);
   if (k < 0) throw ArgError("sizes must be non-negative and not overflow");
-  const Ints &xs = a.x_strides, &ws = a.weight_strides;
-  const Reach x = matrix_reach(a.x, a.x_offset, rows, k, xs, "x");
-  const Reach w = matrix_reach(a.weight, a.weight_offset, n, k, ws, "weight");
-  const float* bias = f32_span(a.bias, a.bias_offset, n, "bias");
-  float* pre = optional_span(a.pre, 0, count, "pre");
+  const Ints &xs = a.x.strides, &ws = a.weight.strides;
+  const Reach x = matrix_reach(a.x, rows, k, "x");
+  const Reach w = matrix_reach(a.weight, n, k, "weight");
+  const float* bias = f32_span(a.bias, n, "bias");
+  float* pre = a.pre.null ? nullptr : f32_span(a.pre, 0, count, "pre");
   float* out = f32_span(a.out, 0, count, "out");
   // The outputs are written while the inputs are still being read, by several threads.
   for (const auto& [o, name] : {std::pair<float*, const char*>{pre, "pre"}, {out, "out"}}) {
@@ -349,46 +337,17 @@ GLIMPSE_AVX2 RowStats add_layer_norm_row_avx2(const float* x, const float* r, co
 
 // addLayerNorm(x, xOffset, residual, residualOffset, gamma | null, gammaOffset, beta | null, betaOffset,
 //              rows, n, eps, sum, out, mean, rstd)
-struct AddLayerNormArgs {
-  Array x;
-  int64_t x_offset;
-  Array residual;
-  int64_t residual_offset;
-  Array gamma;
-  int64_t gamma_offset;
-  Array beta;
-  int64_t beta_offset;
-  int64_t rows, n;
-  double eps;
-  Array sum, out, mean, rstd;
-};
-const Signature<AddLayerNormArgs> kAddLayerNorm{"addLayerNorm", {
-    arg::f32("x", &AddLayerNormArgs::x),
-    arg::integer("xOffset", &AddLayerNormArgs::x_offset),
-    arg::f32("residual", &AddLayerNormArgs::residual),
-    arg::integer("residualOffset", &AddLayerNormArgs::residual_offset),
-    arg::optional(arg::f32("gamma", &AddLayerNormArgs::gamma)),
-    arg::integer("gammaOffset", &AddLayerNormArgs::gamma_offset),
-    arg::optional(arg::f32("beta", &AddLayerNormArgs::beta)),
-    arg::integer("betaOffset", &AddLayerNormArgs::beta_offset),
-    arg::integer("rows", &AddLayerNormArgs::rows),
-    arg::integer("n", &AddLayerNormArgs::n),
-    arg::number("eps", &AddLayerNormArgs::eps),
-    arg::f32("sum", &AddLayerNormArgs::sum),
-    arg::f32("out", &AddLayerNormArgs::out),
-    arg::f32("mean", &AddLayerNormArgs::mean),
-    arg::f32("rstd", &AddLayerNormArgs::rstd),
-}};
+const Signature<LayerNormArgs> kAddLayerNorm{"addLayerNorm", layer_norm_fields(true)};
 
-napi_value add_layer_norm_kernel(napi_env env, AddLayerNormArgs& a) {
+napi_value add_layer_norm_kernel(napi_env env, LayerNormArgs& a) {
   const int64_t rows = a.rows, n = a.n;
   const double eps = a.eps;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = f32_span(a.x, a.x_offset, count, "x");
-  const float* res = f32_span(a.residual, a.residual_offset, count, "residual");
-  const float* gamma = optional_span(a.gamma, a.gamma_offset, n, "gamma");
-  const float* beta = optional_span(a.beta, a.beta_offset, n, "beta");
+  const float* x = f32_span(a.x, count, "x");
+  const float* res = f32_span(a.residual, count, "residual");
+  const float* gamma = optional_span(a.gamma, n, "gamma");
+  const float* beta = optional_span(a.beta, n, "beta");
   float* sum = f32_span(a.sum, 0, count, "sum");
   float* y = f32_span(a.out, 0, count, "out");
   float* mean = f32_span(a.mean, 0, rows, "mean");

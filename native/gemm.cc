@@ -911,14 +911,15 @@ void gemm_batched(int64_t batch, int64_t M, int64_t N, int64_t K, float alpha, O
 
 constexpr int64_t kMaxDim = int64_t(1) << 40;
 
-// Throws unless every element a view of these sizes and strides can reach lies inside arr.
-void check_reach(const Array& arr, int64_t offset, const std::vector<int64_t>& sizes,
-                 const std::vector<int64_t>& strides, const char* what) {
+// Throws unless every element the view x of these sizes can reach lies inside its array.
+void check_reach(const StridedArg& x, const std::vector<int64_t>& sizes, const char* what) {
+  const int64_t offset = x.offset;
+  const Ints& strides = x.strides;
   if (strides.size() != sizes.size())
     throw ArgError(std::string(what) + ": expected " + std::to_string(sizes.size()) + " strides");
   for (int64_t n : sizes)
     if (n == 0) return;  // nothing is read or written
-  const int64_t len = static_cast<int64_t>(arr.length);
+  const int64_t len = static_cast<int64_t>(x.data.length);
   const std::string err = std::string(what) + ": view (offset " + std::to_string(offset) +
                           ") reaches outside its array of " + std::to_string(len) + " elements";
   if (offset < 0 || offset >= len) throw ArgError(err);
@@ -945,22 +946,13 @@ void check_sizes(std::initializer_list<int64_t> sizes) {
 // out[p] = a[p] @ b[p] with a: [batch, M, K], b: [batch, K, N] read through offsets and
 // [batch, row, column] strides (0 broadcasts), out dense [batch, M, N] from index 0. All float32.
 struct MatmulArgs {
-  Array a;
-  int64_t a_offset;
-  Ints a_strides;
-  Array b;
-  int64_t b_offset;
-  Ints b_strides;
+  StridedArg a, b;
   Array out;
   int64_t batch, M, N, K;
 };
 const Signature<MatmulArgs> kMatmul{"matmul", {
-    arg::f32("a", &MatmulArgs::a),
-    arg::integer("aOffset", &MatmulArgs::a_offset),
-    arg::ints("aStrides", &MatmulArgs::a_strides),
-    arg::f32("b", &MatmulArgs::b),
-    arg::integer("bOffset", &MatmulArgs::b_offset),
-    arg::ints("bStrides", &MatmulArgs::b_strides),
+    arg::f32_strided("a", &MatmulArgs::a),
+    arg::f32_strided("b", &MatmulArgs::b),
     arg::f32("out", &MatmulArgs::out),
     arg::integer("batch", &MatmulArgs::batch),
     arg::integer("M", &MatmulArgs::M),
@@ -969,20 +961,20 @@ const Signature<MatmulArgs> kMatmul{"matmul", {
 }};
 
 napi_value matmul(napi_env env, MatmulArgs& args) {
-  const Array &a = args.a, &b = args.b, &out = args.out;
-  const int64_t a_off = args.a_offset, b_off = args.b_offset;
-  const Ints &as = args.a_strides, &bs = args.b_strides;
+  const StridedArg &a = args.a, &b = args.b;
+  const Array& out = args.out;
+  const Ints &as = a.strides, &bs = b.strides;
   const int64_t batch = args.batch, M = args.M, N = args.N, K = args.K;
   check_sizes({batch, M, N, K});
-  check_reach(a, a_off, {batch, M, K}, as, "a");
-  check_reach(b, b_off, {batch, K, N}, bs, "b");
+  check_reach(a, {batch, M, K}, "a");
+  check_reach(b, {batch, K, N}, "b");
   if (batch > 0 && M > 0 && N > 0) {
     const int64_t len = static_cast<int64_t>(out.length);
     if (M > len / N || batch > len / (M * N)) throw ArgError("out is shorter than batch * M * N");
   }
   const bool reads = batch > 0 && M > 0 && N > 0 && K > 0;
-  gemm_batched(batch, M, N, K, 1.0f, {a.f32() + (reads ? a_off : 0), as[1], as[2]}, as[0],
-               {b.f32() + (reads ? b_off : 0), bs[1], bs[2]}, bs[0], 0.0f, out.f32(), N, 1, M * N);
+  gemm_batched(batch, M, N, K, 1.0f, {a.data.f32() + (reads ? a.offset : 0), as[1], as[2]}, as[0],
+               {b.data.f32() + (reads ? b.offset : 0), bs[1], bs[2]}, bs[0], 0.0f, out.f32(), N, 1, M * N);
   return undefined(env);
 }
 
@@ -990,28 +982,14 @@ napi_value matmul(napi_env env, MatmulArgs& args) {
 // the C++ sgemm_strided on typed arrays, c = alpha * a @ b + beta * c, for tests of the API that
 // other kernels call. c's strides must be positive and keep its elements apart.
 struct SgemmArgs {
-  Array a;
-  int64_t a_offset;
-  Ints a_strides;
-  Array b;
-  int64_t b_offset;
-  Ints b_strides;
-  Array c;
-  int64_t c_offset;
-  Ints c_strides;
+  StridedArg a, b, c;
   int64_t M, N, K;
   double alpha, beta;
 };
 const Signature<SgemmArgs> kSgemm{"sgemm", {
-    arg::f32("a", &SgemmArgs::a),
-    arg::integer("aOffset", &SgemmArgs::a_offset),
-    arg::ints("aStrides", &SgemmArgs::a_strides),
-    arg::f32("b", &SgemmArgs::b),
-    arg::integer("bOffset", &SgemmArgs::b_offset),
-    arg::ints("bStrides", &SgemmArgs::b_strides),
-    arg::f32("c", &SgemmArgs::c),
-    arg::integer("cOffset", &SgemmArgs::c_offset),
-    arg::ints("cStrides", &SgemmArgs::c_strides),
+    arg::f32_strided("a", &SgemmArgs::a),
+    arg::f32_strided("b", &SgemmArgs::b),
+    arg::f32_strided("c", &SgemmArgs::c),
     arg::integer("M", &SgemmArgs::M),
     arg::integer("N", &SgemmArgs::N),
     arg::integer("K", &SgemmArgs::K),
@@ -1020,16 +998,15 @@ const Signature<SgemmArgs> kSgemm{"sgemm", {
 }};
 
 napi_value sgemm_js(napi_env env, SgemmArgs& args) {
-  const Array &a = args.a, &b = args.b, &c = args.c;
-  const int64_t a_off = args.a_offset, b_off = args.b_offset, c_off = args.c_offset;
-  const Ints &as = args.a_strides, &bs = args.b_strides, &cs = args.c_strides;
+  const StridedArg &a = args.a, &b = args.b, &c = args.c;
+  const Ints &as = a.strides, &bs = b.strides, &cs = c.strides;
   const int64_t M = args.M, N = args.N, K = args.K;
   const float alpha = static_cast<float>(args.alpha);
   const float beta = static_cast<float>(args.beta);
   check_sizes({M, N, K});
-  check_reach(a, a_off, {M, K}, as, "a");
-  check_reach(b, b_off, {K, N}, bs, "b");
-  check_reach(c, c_off, {M, N}, cs, "c");
+  check_reach(a, {M, K}, "a");
+  check_reach(b, {K, N}, "b");
+  check_reach(c, {M, N}, "c");
   {
     // Each element of c must have its own address: the larger stride steps over the other axis.
     std::vector<std::pair<int64_t, int64_t>> axes;  // (stride, size) of the axes longer than 1
@@ -1042,8 +1019,9 @@ napi_value sgemm_js(napi_env env, SgemmArgs& args) {
   }
   const bool reads = M > 0 && N > 0 && K > 0;
   const bool writes = M > 0 && N > 0;
-  gemm(kernels(), true, M, N, K, alpha, {a.f32() + (reads ? a_off : 0), as[0], as[1]},
-       {b.f32() + (reads ? b_off : 0), bs[0], bs[1]}, beta, c.f32() + (writes ? c_off : 0), cs[0], cs[1]);
+  gemm(kernels(), true, M, N, K, alpha, {a.data.f32() + (reads ? a.offset : 0), as[0], as[1]},
+       {b.data.f32() + (reads ? b.offset : 0), bs[0], bs[1]}, beta, c.data.f32() + (writes ? c.offset : 0), cs[0],
+       cs[1]);
   return undefined(env);
 }
 

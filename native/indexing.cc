@@ -66,9 +66,11 @@ struct Index {
   int32_t operator[](int64_t t) const { return base[t * stride]; }
 };
 
-// The index vector of `count` values arr[offset + t * stride] of an Int32Array, checked to lie
-// inside arr.
-Index index_view(const Array& arr, int64_t offset, int64_t stride, int64_t count) {
+// The index vector of `count` values arr[offset + t * stride] of an Int32Array (arr, offset),
+// checked to lie inside arr.
+Index index_view(const SpanArg& index, int64_t stride, int64_t count) {
+  const Array& arr = index.data;
+  const int64_t offset = index.offset;
   if (count > 0) {
     const int64_t last = offset + (count - 1) * stride;
     if (offset < 0 || last < 0 || std::max(offset, last) >= static_cast<int64_t>(arr.length))
@@ -143,36 +145,39 @@ void add_row(float* dst, const float* src, int64_t n) {
 // out[o, j, :] = x[o, index[j], :]; x and out are any typed arrays of the same element type.
 // indexAdd(g, gOffset, index, indexOffset, indexStride, m, outer, n, inner, out): float32;
 // out[o, index[j], :] += g[o, j, :].
+// gather and scatterAdd (below) take the same arguments but indexStride: their index is dense.
 struct IndexArgs {
-  Array x;  // g for indexAdd
-  int64_t x_offset;
-  Array index;
-  int64_t index_offset, index_stride;
+  SpanArg x;  // g for indexAdd and scatterAdd
+  SpanArg index;
+  int64_t index_stride = 1;  // indexSelect and indexAdd only
   int64_t m, outer, n, inner;
   Array out;
 };
-std::vector<Field<IndexArgs>> index_fields(const char* x, const char* x_offset) {
-  return {
-      arg::array(x, &IndexArgs::x),
-      arg::integer(x_offset, &IndexArgs::x_offset),
-      arg::array("index", &IndexArgs::index, napi_int32_array),
-      arg::integer("indexOffset", &IndexArgs::index_offset),
-      arg::integer("indexStride", &IndexArgs::index_stride),
+std::vector<Field<IndexArgs>> index_fields(const char* x, bool index_stride) {
+  std::vector<Field<IndexArgs>> f = {
+      arg::span(x, &IndexArgs::x),
+      arg::span("index", &IndexArgs::index, napi_int32_array),
+  };
+  if (index_stride) f.push_back(arg::integer("indexStride", &IndexArgs::index_stride));
+  f.insert(f.end(), {
       arg::integer("m", &IndexArgs::m),
       arg::integer("outer", &IndexArgs::outer),
       arg::integer("n", &IndexArgs::n),
       arg::integer("inner", &IndexArgs::inner),
       arg::array("out", &IndexArgs::out),
-  };
+  });
+  return f;
 }
-const Signature<IndexArgs> kIndexSelect{"indexSelect", index_fields("x", "xOffset")};
-const Signature<IndexArgs> kIndexAdd{"indexAdd", index_fields("g", "gOffset")};
+const Signature<IndexArgs> kIndexSelect{"indexSelect", index_fields("x", true)};
+const Signature<IndexArgs> kIndexAdd{"indexAdd", index_fields("g", true)};
+const Signature<IndexArgs> kGather{"gather", index_fields("x", false)};
+const Signature<IndexArgs> kScatterAdd{"scatterAdd", index_fields("g", false)};
 
 napi_value index_select(napi_env env, IndexArgs& a) {
-  const Array& x = a.x;
-  const int64_t x_off = a.x_offset;
+  const Array& x = a.x.data;
+  const int64_t x_off = a.x.offset;
   const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
-  const Index idx = index_view(a.index, a.index_offset, a.index_stride, m);
+  const Index idx = index_view(a.index, a.index_stride, m);
   const Array& out = a.out;
   if (out.type != x.type) throw ArgError("out must have the element type of x");
   need(x, x_off, count3(outer, n, inner), "x");
@@ -192,10 +197,10 @@ napi_value index_select(napi_env env, IndexArgs& a) {
 }
 
 napi_value index_add(napi_env env, IndexArgs& a) {
-  const Array& g = a.x;
-  const int64_t g_off = a.x_offset;
+  const Array& g = a.x.data;
+  const int64_t g_off = a.x.offset;
   const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
-  const Index idx = index_view(a.index, a.index_offset, a.index_stride, m);
+  const Index idx = index_view(a.index, a.index_stride, m);
   const Array& out = a.out;
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
   need(g, g_off, count3(outer, m, inner), "g");
@@ -220,35 +225,11 @@ napi_value index_add(napi_env env, IndexArgs& a) {
 // for a dense index [outer, m, inner]; x and out share any element type.
 // scatterAdd(g, gOffset, index, indexOffset, m, outer, n, inner, out): float32;
 // out[o, index[o, j, i], i] += g[o, j, i] for a dense index [outer, m, inner].
-struct GatherArgs {
-  Array x;  // g for scatterAdd
-  int64_t x_offset;
-  Array index;
-  int64_t index_offset;
-  int64_t m, outer, n, inner;
-  Array out;
-};
-std::vector<Field<GatherArgs>> gather_fields(const char* x, const char* x_offset) {
-  return {
-      arg::array(x, &GatherArgs::x),
-      arg::integer(x_offset, &GatherArgs::x_offset),
-      arg::array("index", &GatherArgs::index, napi_int32_array),
-      arg::integer("indexOffset", &GatherArgs::index_offset),
-      arg::integer("m", &GatherArgs::m),
-      arg::integer("outer", &GatherArgs::outer),
-      arg::integer("n", &GatherArgs::n),
-      arg::integer("inner", &GatherArgs::inner),
-      arg::array("out", &GatherArgs::out),
-  };
-}
-const Signature<GatherArgs> kGather{"gather", gather_fields("x", "xOffset")};
-const Signature<GatherArgs> kScatterAdd{"scatterAdd", gather_fields("g", "gOffset")};
-
-napi_value gather(napi_env env, GatherArgs& a) {
-  const Array& x = a.x;
-  const int64_t x_off = a.x_offset;
+napi_value gather(napi_env env, IndexArgs& a) {
+  const Array& x = a.x.data;
+  const int64_t x_off = a.x.offset;
   const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
-  const Index idx = index_view(a.index, a.index_offset, 1, count3(outer, m, inner));
+  const Index idx = index_view(a.index, 1, count3(outer, m, inner));
   const Array& out = a.out;
   if (out.type != x.type) throw ArgError("out must have the element type of x");
   need(x, x_off, count3(outer, n, inner), "x");
@@ -271,11 +252,11 @@ napi_value gather(napi_env env, GatherArgs& a) {
   return undefined(env);
 }
 
-napi_value scatter_add(napi_env env, GatherArgs& a) {
-  const Array& g = a.x;
-  const int64_t g_off = a.x_offset;
+napi_value scatter_add(napi_env env, IndexArgs& a) {
+  const Array& g = a.x.data;
+  const int64_t g_off = a.x.offset;
   const int64_t m = dim(a.m, "m"), outer = dim(a.outer, "outer"), n = dim(a.n, "n"), inner = dim(a.inner, "inner");
-  const Index idx = index_view(a.index, a.index_offset, 1, count3(outer, m, inner));
+  const Index idx = index_view(a.index, 1, count3(outer, m, inner));
   const Array& out = a.out;
   if (g.type != napi_float32_array || out.type != napi_float32_array) throw ArgError("g and out must be Float32Arrays");
   need(g, g_off, count3(outer, m, inner), "g");
@@ -367,14 +348,13 @@ class RowSorter {
 // sort(x, xOffset, rows, n, descending, values, indices): stable per-row sort of float32 rows;
 // indices is an Int32Array or BigInt64Array.
 struct SortArgs {
-  Array x;
-  int64_t x_offset, rows, n;
+  SpanArg x;
+  int64_t rows, n;
   bool descending;
   Array values, indices;
 };
 const Signature<SortArgs> kSort{"sort", {
-    arg::array("x", &SortArgs::x),
-    arg::integer("xOffset", &SortArgs::x_offset),
+    arg::span("x", &SortArgs::x),
     arg::integer("rows", &SortArgs::rows),
     arg::integer("n", &SortArgs::n),
     arg::flag("descending", &SortArgs::descending),
@@ -383,8 +363,8 @@ const Signature<SortArgs> kSort{"sort", {
 }};
 
 napi_value sort_rows(napi_env env, SortArgs& a) {
-  const Array& x = a.x;
-  const int64_t x_off = a.x_offset;
+  const Array& x = a.x.data;
+  const int64_t x_off = a.x.offset;
   const int64_t rows = dim(a.rows, "rows"), n = dim(a.n, "n");
   const bool descending = a.descending;
   const Array &values = a.values, &indices = a.indices;

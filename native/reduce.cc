@@ -64,9 +64,9 @@ void check_span(const Array& a, napi_typedarray_type type, int64_t offset, int64
   }
 }
 
-const float* in_f32(const Array& a, int64_t offset, int64_t count, const char* what) {
-  check_span(a, napi_float32_array, offset, count, what);
-  return a.f32() + offset;
+const float* in_f32(const SpanArg& a, int64_t count, const char* what) {
+  check_span(a.data, napi_float32_array, a.offset, count, what);
+  return a.data.f32() + a.offset;
 }
 
 float* out_f32(const Array& a, int64_t count, const char* what) {
@@ -440,14 +440,13 @@ void reduce_op(bool avx, const float* x, int64_t outer, int64_t n, int64_t inner
 // for argmax and argmin.
 struct ReduceArgs {
   int64_t op;
-  Array x;
-  int64_t x_offset, outer, n, inner;
+  SpanArg x;
+  int64_t outer, n, inner;
   Array out;
 };
 const Signature<ReduceArgs> kReduce{"reduce", {
     arg::code("op", &ReduceArgs::op, kReduceOps),
-    arg::f32("x", &ReduceArgs::x),
-    arg::integer("xOffset", &ReduceArgs::x_offset),
+    arg::f32_span("x", &ReduceArgs::x),
     arg::integer("outer", &ReduceArgs::outer),
     arg::integer("n", &ReduceArgs::n),
     arg::integer("inner", &ReduceArgs::inner),
@@ -458,7 +457,7 @@ napi_value reduce_kernel(napi_env env, ReduceArgs& a) {
   const int64_t op = a.op, outer = a.outer, n = a.n, inner = a.inner;
   const Array& out = a.out;
   const int64_t count = checked_mul(checked_mul(outer, n), inner);
-  const float* x = in_f32(a.x, a.x_offset, count, "x");
+  const float* x = in_f32(a.x, count, "x");
   const bool arg = is_arg(static_cast<int>(op));
   check_span(out, arg ? napi_int32_array : napi_float32_array, 0, checked_mul(outer, inner), "out");
   if (op != kSum && n == 0 && outer * inner > 0) throw ArgError("cannot take a max, min or arg over an empty axis");
@@ -631,15 +630,13 @@ void softmax_grad_row(bool avx, const float* y, const float* g, float* dx, int64
 
 // softmax(x, xOffset, out, rows, n, log)
 struct SoftmaxArgs {
-  Array x;
-  int64_t x_offset;
+  SpanArg x;
   Array out;
   int64_t rows, n;
   bool log;
 };
 const Signature<SoftmaxArgs> kSoftmax{"softmax", {
-    arg::f32("x", &SoftmaxArgs::x),
-    arg::integer("xOffset", &SoftmaxArgs::x_offset),
+    arg::f32_span("x", &SoftmaxArgs::x),
     arg::f32("out", &SoftmaxArgs::out),
     arg::integer("rows", &SoftmaxArgs::rows),
     arg::integer("n", &SoftmaxArgs::n),
@@ -650,7 +647,7 @@ napi_value softmax_kernel(napi_env env, SoftmaxArgs& a) {
   const int64_t rows = a.rows, n = a.n;
   const bool log = a.log;
   const int64_t count = checked_mul(rows, n);
-  const float* x = in_f32(a.x, a.x_offset, count, "x");
+  const float* x = in_f32(a.x, count, "x");
   float* y = out_f32(a.out, count, "out");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
@@ -663,19 +660,14 @@ napi_value softmax_kernel(napi_env env, SoftmaxArgs& a) {
 
 // softmaxGrad(y, yOffset, g, gOffset, out, rows, n, log)
 struct SoftmaxGradArgs {
-  Array y;
-  int64_t y_offset;
-  Array g;
-  int64_t g_offset;
+  SpanArg y, g;
   Array out;
   int64_t rows, n;
   bool log;
 };
 const Signature<SoftmaxGradArgs> kSoftmaxGrad{"softmaxGrad", {
-    arg::f32("y", &SoftmaxGradArgs::y),
-    arg::integer("yOffset", &SoftmaxGradArgs::y_offset),
-    arg::f32("g", &SoftmaxGradArgs::g),
-    arg::integer("gOffset", &SoftmaxGradArgs::g_offset),
+    arg::f32_span("y", &SoftmaxGradArgs::y),
+    arg::f32_span("g", &SoftmaxGradArgs::g),
     arg::f32("out", &SoftmaxGradArgs::out),
     arg::integer("rows", &SoftmaxGradArgs::rows),
     arg::integer("n", &SoftmaxGradArgs::n),
@@ -686,8 +678,8 @@ napi_value softmax_grad_kernel(napi_env env, SoftmaxGradArgs& a) {
   const int64_t rows = a.rows, n = a.n;
   const bool log = a.log;
   const int64_t count = checked_mul(rows, n);
-  const float* y = in_f32(a.y, a.y_offset, count, "y");
-  const float* g = in_f32(a.g, a.g_offset, count, "g");
+  const float* y = in_f32(a.y, count, "y");
+  const float* g = in_f32(a.g, count, "g");
   float* dx = out_f32(a.out, count, "out");
   const bool avx = cpu_has_avx2_fma(), stream = avx && stream_output(count);
   parallel_for(rows, row_grain(n), [&](int64_t b, int64_t e) {
@@ -771,40 +763,16 @@ void layer_norm_grad_row(bool avx, const float* x, const float* g, const float* 
 }
 
 // layerNorm(x, xOffset, gamma | null, gammaOffset, beta | null, betaOffset, rows, n, eps, out, mean, rstd)
-struct LayerNormArgs {
-  Array x;
-  int64_t x_offset;
-  Array gamma;
-  int64_t gamma_offset;
-  Array beta;
-  int64_t beta_offset;
-  int64_t rows, n;
-  double eps;
-  Array out, mean, rstd;
-};
-const Signature<LayerNormArgs> kLayerNorm{"layerNorm", {
-    arg::f32("x", &LayerNormArgs::x),
-    arg::integer("xOffset", &LayerNormArgs::x_offset),
-    arg::optional(arg::f32("gamma", &LayerNormArgs::gamma)),
-    arg::integer("gammaOffset", &LayerNormArgs::gamma_offset),
-    arg::optional(arg::f32("beta", &LayerNormArgs::beta)),
-    arg::integer("betaOffset", &LayerNormArgs::beta_offset),
-    arg::integer("rows", &LayerNormArgs::rows),
-    arg::integer("n", &LayerNormArgs::n),
-    arg::number("eps", &LayerNormArgs::eps),
-    arg::f32("out", &LayerNormArgs::out),
-    arg::f32("mean", &LayerNormArgs::mean),
-    arg::f32("rstd", &LayerNormArgs::rstd),
-}};
+const Signature<LayerNormArgs> kLayerNorm{"layerNorm", layer_norm_fields(false)};
 
 napi_value layer_norm_kernel(napi_env env, LayerNormArgs& a) {
   const int64_t rows = a.rows, n = a.n;
   const double eps = a.eps;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = in_f32(a.x, a.x_offset, count, "x");
-  const float* gamma = a.gamma.null ? nullptr : in_f32(a.gamma, a.gamma_offset, n, "gamma");
-  const float* beta = a.beta.null ? nullptr : in_f32(a.beta, a.beta_offset, n, "beta");
+  const float* x = in_f32(a.x, count, "x");
+  const float* gamma = a.gamma.data.null ? nullptr : in_f32(a.gamma, n, "gamma");
+  const float* beta = a.beta.data.null ? nullptr : in_f32(a.beta, n, "beta");
   float* y = out_f32(a.out, count, "out");
   float* mean = out_f32(a.mean, rows, "mean");
   float* rstd = out_f32(a.rstd, rows, "rstd");
@@ -827,30 +795,16 @@ napi_value layer_norm_kernel(napi_env env, LayerNormArgs& a) {
 // blocks of kGradRowBlock rows in float, adds them into its own double partial, and the partials
 // are added in chunk order: deterministic for a given thread count.
 struct LayerNormGradArgs {
-  Array x;
-  int64_t x_offset;
-  Array g;
-  int64_t g_offset;
-  Array gamma;
-  int64_t gamma_offset;
-  Array mean;
-  int64_t mean_offset;
-  Array rstd;
-  int64_t rstd_offset;
+  SpanArg x, g, gamma, mean, rstd;
   int64_t rows, n;
   Array dx, dgamma, dbeta;
 };
 const Signature<LayerNormGradArgs> kLayerNormGrad{"layerNormGrad", {
-    arg::f32("x", &LayerNormGradArgs::x),
-    arg::integer("xOffset", &LayerNormGradArgs::x_offset),
-    arg::f32("g", &LayerNormGradArgs::g),
-    arg::integer("gOffset", &LayerNormGradArgs::g_offset),
-    arg::optional(arg::f32("gamma", &LayerNormGradArgs::gamma)),
-    arg::integer("gammaOffset", &LayerNormGradArgs::gamma_offset),
-    arg::f32("mean", &LayerNormGradArgs::mean),
-    arg::integer("meanOffset", &LayerNormGradArgs::mean_offset),
-    arg::f32("rstd", &LayerNormGradArgs::rstd),
-    arg::integer("rstdOffset", &LayerNormGradArgs::rstd_offset),
+    arg::f32_span("x", &LayerNormGradArgs::x),
+    arg::f32_span("g", &LayerNormGradArgs::g),
+    arg::optional(arg::f32_span("gamma", &LayerNormGradArgs::gamma)),
+    arg::f32_span("mean", &LayerNormGradArgs::mean),
+    arg::f32_span("rstd", &LayerNormGradArgs::rstd),
     arg::integer("rows", &LayerNormGradArgs::rows),
     arg::integer("n", &LayerNormGradArgs::n),
     arg::f32("dx", &LayerNormGradArgs::dx),
@@ -862,11 +816,11 @@ napi_value layer_norm_grad_kernel(napi_env env, LayerNormGradArgs& a) {
   const int64_t rows = a.rows, n = a.n;
   const int64_t count = checked_mul(rows, n);
   if (n == 0) throw ArgError("cannot normalise rows of 0 elements");
-  const float* x = in_f32(a.x, a.x_offset, count, "x");
-  const float* g = in_f32(a.g, a.g_offset, count, "g");
-  const float* gamma = a.gamma.null ? nullptr : in_f32(a.gamma, a.gamma_offset, n, "gamma");
-  const float* mean = in_f32(a.mean, a.mean_offset, rows, "mean");
-  const float* rstd = in_f32(a.rstd, a.rstd_offset, rows, "rstd");
+  const float* x = in_f32(a.x, count, "x");
+  const float* g = in_f32(a.g, count, "g");
+  const float* gamma = a.gamma.data.null ? nullptr : in_f32(a.gamma, n, "gamma");
+  const float* mean = in_f32(a.mean, rows, "mean");
+  const float* rstd = in_f32(a.rstd, rows, "rstd");
   float* dx = out_f32(a.dx, count, "dx");
   float* dgamma = a.dgamma.null ? nullptr : out_f32(a.dgamma, n, "dgamma");
   float* dbeta = a.dbeta.null ? nullptr : out_f32(a.dbeta, n, "dbeta");

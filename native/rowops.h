@@ -1,7 +1,8 @@
 // Row primitives for kernels that work on dense float32 rows held in cache: 8-lane loops with
 // masked tails, blocked float/double sums, streaming row writes, and layer norm's row statistics
 // and normalisation. Shared by the layer norm kernels (reduce.cc) and the fused ones (fused.cc),
-// so that a fused layer norm is the same arithmetic as the plain one, bit for bit.
+// so that a fused layer norm is the same arithmetic as the plain one, bit for bit; so are their
+// arguments (LayerNormArgs, at the end).
 //
 // Sums accumulate in float vector lanes within blocks of kSumBlock elements and add the block
 // sums in double: that stays within a few float ulps of a float64 sum of their (positive or
@@ -11,7 +12,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
+#include "common.h"
 #include "vecmath.h"
 
 namespace glimpse {
@@ -207,6 +210,30 @@ GLIMPSE_AVX2 inline void layer_norm_row_avx2(const float* x, const float* gamma,
   });
 }
 #endif  // GLIMPSE_X86
+
+// The arguments of layerNorm (reduce.cc) and of addLayerNorm (fused.cc), which takes residual
+// after x and returns sum = x + residual (before out) besides.
+struct LayerNormArgs {
+  SpanArg x, residual, gamma, beta;  // residual: addLayerNorm only
+  int64_t rows, n;
+  double eps;
+  Array sum, out, mean, rstd;  // sum: addLayerNorm only
+};
+inline std::vector<Field<LayerNormArgs>> layer_norm_fields(bool add) {
+  using A = LayerNormArgs;
+  std::vector<Field<A>> f = {arg::f32_span("x", &A::x)};
+  if (add) f.push_back(arg::f32_span("residual", &A::residual));
+  f.insert(f.end(), {
+      arg::optional(arg::f32_span("gamma", &A::gamma)),
+      arg::optional(arg::f32_span("beta", &A::beta)),
+      arg::integer("rows", &A::rows),
+      arg::integer("n", &A::n),
+      arg::number("eps", &A::eps),
+  });
+  if (add) f.push_back(arg::f32("sum", &A::sum));
+  f.insert(f.end(), {arg::f32("out", &A::out), arg::f32("mean", &A::mean), arg::f32("rstd", &A::rstd)});
+  return f;
+}
 
 }  // namespace rowops
 }  // namespace glimpse
