@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // The glimpse command line. Each subcommand is a thin layer over the library.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
@@ -14,8 +17,18 @@ import { mmbenchCommand } from './mmbench.js';
 import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
 
+/** The version in the package's package.json, found upwards from this module (it runs from src/ or dist/src/). */
+function packageVersion(): string {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}
+
 const program = new Command();
-program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate');
+program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate')
+  .version(packageVersion(), '-V, --version', 'print the version');
 
 program
   .command('info')
