@@ -326,7 +326,12 @@ class TrainingRun {
     // Phase 2: the schedule. Its base lrs are the config's, also on resume (a resumed run may change optim.lr).
     const totalSteps = plannedSteps(config, data.train.batchesPerEpoch);
     const w = config.optim.warmup_steps;
-    if (totalSteps !== null && w > totalSteps) throw new ConfigError('optim.warmup_steps', `optim.warmup_steps ${w} exceeds the run's ${totalSteps} steps`);
+    if (totalSteps !== null && w > totalSteps) {
+      // HF and open_clip accept a warm-up longer than the run too; here it ends with the run, and
+      // the run's config.yaml records the warm-up that ran.
+      progress.log(`optim.warmup_steps ${w} is longer than the run's ${totalSteps} steps: warming up over all ${totalSteps}`);
+      config = { ...config, optim: { ...config.optim, warmup_steps: totalSteps } };
+    }
     const clock = savedClock(checkpoint);
     const scheduler = new LRScheduler(optimizer, lrSchedule(config, totalSteps, clock));
     const state = restoreState(checkpoint, root, optimizer, generators, clock);

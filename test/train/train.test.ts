@@ -331,3 +331,20 @@ test('time_budget_s: the schedule follows the seconds of training steps, and the
   const resumed = await train(budget(resumedOut, 3600), { progress: 'none', resume: true, stopAfterStep: 23, clock, onGradients: step });
   assert.ok(Math.abs(resumed.trainSeconds - (saved.trainS + 0.06)) < 1e-9, 'the resumed run goes on with the saved clock');
 });
+
+test('a warm-up longer than the run is clamped to the run, with a note, and config.yaml records it', async () => {
+  const out = newDir();
+  const lines: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((chunk: string | Uint8Array) => lines.push(String(chunk)) > 0) as typeof process.stderr.write;
+  try {
+    await train(clipConfig(out, { steps: 3, checkpoint: { every: 0 }, optim: { lr: 2e-3, warmup_steps: 10 } }), { progress: 'lines' });
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.ok(lines.some((l) => l.includes("optim.warmup_steps 10 is longer than the run's 3 steps: warming up over all 3")), lines.join(''));
+  const lrs = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).lr as number);
+  // Each record holds the lr after its step: 1/3 and 2/3 of the peak in the warm-up, then the cosine's end.
+  assert.deepEqual(lrs.map((lr) => +(lr / 2e-3).toFixed(6)), [0.333333, 0.666667, 0]);
+  assert.equal(YAML.parse(fs.readFileSync(path.join(out, 'config.yaml'), 'utf8')).optim.warmup_steps, 3);
+});
