@@ -279,6 +279,21 @@ test('scoring: circular needs every rotation right; vanilla the first; exact mat
   await assert.rejects(scoreMMBench(set, partial, { judge: null }), /no prediction for 1 rows \(indices 2000001\)/);
 });
 
+test('predictions for the original rows only: the error names the rotations they lack and how to write them', async () => {
+  const dir = tmp();
+  const plain = await writeFixtureTSV(dir);
+  const originals = new Map(QUESTIONS.map((q) => [q.index, 'A']));
+  const err = await runMMBench({ data: plain, predictions: originals, judge: null }).then(() => null, (e: Error) => e.message);
+  assert.match(err ?? '', /^mmbench: no prediction for 13 rows \(indices 1000001, 2000001, 3000001, 1000002, /);
+  assert.match(err ?? '', /6 questions lack predictions for their rotated copies \(question 1: 1000001, 2000001, 3000001; question 2: 1000002; question 3: 1000003, 2000003; /);
+  assert.match(err ?? '', /glimpse eval mmbench --data <plain\.tsv> --circularize <circular\.tsv>.*writeCircularTSV/);
+  // A data file that already holds the rotations: every row of it needs a prediction.
+  const circular = path.join(dir, 'circular.tsv');
+  writeCircularTSV(plain, circular);
+  const onCircular = await runMMBench({ data: circular, predictions: originals, judge: null }).then(() => null, (e: Error) => e.message);
+  assert.match(onCircular ?? '', /6 questions lack predictions for their rotated copies .*: predict every row of the data file, its rotated copies included$/);
+});
+
 test('extractAnswer: the judge gets 3 tries; failed calls count as tries; Z-only pool when Z is an option', async () => {
   const row = { index: 11, question: 'q', options: [['A', 'x'], ['B', 'y']] } as McqRow;
   let n = 0;

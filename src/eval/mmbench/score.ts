@@ -117,7 +117,7 @@ export async function scoreMMBench(set: CircularSet, predictions: ReadonlyMap<nu
     }
   }
   if (noAnswer.length) throw new Error(`mmbench: ${noAnswer.length} rows have no answer (indices ${head(noAnswer)}); scoring needs the answer column (the test split has none)`);
-  if (missing.length) throw new Error(`mmbench: no prediction for ${missing.length} rows (indices ${head(missing)})`);
+  if (missing.length) throw new Error(missingPredictionsMessage(set, predictions, missing));
 
   const seed = options.seed ?? 0;
   const counts = { questions: set.groups.length, rows: 0, heuristic: 0, judge: 0, random: 0, unresolved: 0 };
@@ -191,6 +191,25 @@ export async function scoreMMBench(set: CircularSet, predictions: ReadonlyMap<nu
     counts,
     questions: results,
   };
+}
+
+/**
+ * The error for rows without a prediction. Questions whose original row has a prediction but whose
+ * rotated copies lack some are named with those copies: such predictions were likely made on the
+ * plain file, and the message says how to write the rotated rows to predict.
+ */
+function missingPredictionsMessage(set: CircularSet, predictions: ReadonlyMap<number, string>, missing: readonly number[]): string {
+  const message = `mmbench: no prediction for ${missing.length} rows (indices ${head(missing)})`;
+  const lacking = set.groups.filter((g) => predictions.has(g.main.index) && g.copies.some((c) => !predictions.has(c.index)));
+  if (lacking.length === 0) return message;
+  const named = lacking.slice(0, 5).map((g) => `question ${g.main.index}: ${g.copies.filter((c) => !predictions.has(c.index)).map((c) => c.index).join(', ')}`);
+  const how = set.wasCircular
+    ? 'predict every row of the data file, its rotated copies included'
+    : 'the data file is plain, so its rotations were made here: write them with '
+      + '`glimpse eval mmbench --data <plain.tsv> --circularize <circular.tsv>` (writeCircularTSV in the library), '
+      + 'predict every row of that file, and score with it as --data (docs/MMBENCH.md)';
+  return `${message}. CircularEval asks each question once per rotation of its options, and ${lacking.length} questions `
+    + `lack predictions for their rotated copies (${named.join('; ')}${lacking.length > 5 ? '; ...' : ''}): ${how}`;
 }
 
 const head = (xs: readonly number[]): string => `${xs.slice(0, 10).join(', ')}${xs.length > 10 ? ', ...' : ''}`;
