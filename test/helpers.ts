@@ -134,17 +134,28 @@ export function tempDirs(prefix: string): () => string {
 }
 
 /**
- * A folder of the shared test data (`sub`, e.g. 'fixtures/hf/vit') that holds `marker`, looked for
- * in GLIMPSE_SHARED, ./shared, ../shared and beside the package; null when shared/ is absent.
+ * The folders where the shared test data (shared/: fixtures made by the reference implementations)
+ * is looked for, in order: GLIMPSE_SHARED, ./shared, ../shared, and beside the package.
  */
-export function findShared(sub: string, marker: string): string | null {
+export function sharedRoots(): string[] {
   const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-  for (const root of [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')]) {
-    if (!root) continue;
-    const dir = path.resolve(root, sub);
+  const roots = [process.env.GLIMPSE_SHARED, 'shared', '../shared', path.join(repoRoot, 'shared'), path.join(repoRoot, '../shared')];
+  return [...new Set(roots.filter((r) => r).map((r) => path.resolve(r!)))];
+}
+
+/** A folder of the shared test data (`sub`, e.g. 'fixtures/hf/vit') that holds `marker`; null when shared/ is absent. */
+export function findShared(sub: string, marker: string): string | null {
+  for (const root of sharedRoots()) {
+    const dir = path.join(root, sub);
     if (fs.existsSync(path.join(dir, marker))) return dir;
   }
   return null;
+}
+
+/** The skip message of a test whose shared data is absent: where it was looked for, and how to point at it. */
+export function sharedNotFound(): string {
+  return `shared fixtures not found in ${sharedRoots().join(', ')}: set GLIMPSE_SHARED to the shared/ folder `
+    + '(fixtures made by the reference implementations; see README.md)';
 }
 
 /** An HF fixture folder (../shared/fixtures/hf/<name>), or null. */

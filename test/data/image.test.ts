@@ -10,7 +10,7 @@ import {
 } from '../../src/data/image.js';
 import type { RgbImage } from '../../src/data/image.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
-import { randInt, rng, findShared } from '../helpers.js';
+import { randInt, rng, findShared, sharedNotFound } from '../helpers.js';
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-img-'));
 process.on('exit', () => fs.rmSync(tmpDir, { recursive: true, force: true }));
@@ -42,7 +42,7 @@ const FIXTURE_CONFIGS: Record<string, object> = {
 
 test('matches transformers\' CLIP, SigLIP and ViT processors on three photos', async (t) => {
   const dir = findFixtures();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const pre = path.join(dir, 'preprocess');
   const { tensors } = loadSafetensors(path.join(pre, 'pixel_values.safetensors'));
   const photos = ['astronaut', 'chelsea', 'coffee'];

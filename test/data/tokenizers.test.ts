@@ -10,7 +10,7 @@ import { clipTokenizerFiles } from '../../src/data/tokenizers/build-clip.js';
 import { assetPath } from '../../src/data/tokenizers/assets.js';
 import { tokenizeCommand } from '../../src/cli/tokenize.js';
 import { byteTokenizer } from '../../src/models/configs.js';
-import { findShared, tempDirs } from '../helpers.js';
+import { findShared, tempDirs, sharedNotFound } from '../helpers.js';
 
 interface ClipFixture {
   context_length: number;
@@ -36,7 +36,7 @@ function tmpDir(): string {
 
 test('the packaged CLIP tokenizer reproduces open_clip ids exactly (padding and truncation included)', (t) => {
   const fx = clipFixture();
-  if (!fx) return t.skip('shared fixtures not found');
+  if (!fx) return t.skip(sharedNotFound());
   const tok = clipTokenizer();
   assert.equal(tok.settings.contextLength, fx.context_length);
   assert.equal(tok.tokenToId('<|startoftext|>'), fx.sot);
@@ -53,7 +53,7 @@ test('the packaged CLIP tokenizer reproduces open_clip ids exactly (padding and 
 
 test('the shipped CLIP tokenizer files are what build-clip writes from the vocabulary in ../shared', (t) => {
   const dir = findShared('data/clip-bpe', 'bpe_simple_vocab_16e6.txt.gz');
-  if (!dir) return t.skip('shared vocabulary not found');
+  if (!dir) return t.skip(sharedNotFound());
   const built = clipTokenizerFiles(path.join(dir, 'bpe_simple_vocab_16e6.txt.gz'));
   const shippedJson = gunzipSync(fs.readFileSync(assetPath('tokenizers/clip/tokenizer.json.gz'))).toString('utf8');
   assert.ok(shippedJson === built['tokenizer.json'], 'assets/tokenizers/clip/tokenizer.json.gz differs from a fresh build');

@@ -8,7 +8,7 @@ import {
   f16BitsToF32, bf16BitsToF32, f32BitsToF16, f32BitsToBf16, MAX_HEADER_SIZE,
 } from '../../src/io/safetensors.js';
 import type { TensorToWrite } from '../../src/io/safetensors.js';
-import { rng, findShared } from '../helpers.js';
+import { rng, findShared, sharedNotFound } from '../helpers.js';
 
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-st-'));
 process.on('exit', () => fs.rmSync(tmpDir, { recursive: true, force: true }));
@@ -349,7 +349,7 @@ const findFixtures = (): string | null => findShared('fixtures/hf', 'README.md')
 
 test('reads the Hugging Face fixture files', (t) => {
   const dir = findFixtures();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const files = fs.readdirSync(dir).flatMap((d) => {
     const sub = path.join(dir, d);
     return fs.statSync(sub).isDirectory()

@@ -12,7 +12,7 @@ import { StateDictError } from '../../src/nn/module.js';
 import { defaultBackend } from '../../src/tensor/device.js';
 import { Generator, randint, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findFixture, floats, maxDiff } from '../helpers.js';
+import { tempDirs, findFixture, floats, maxDiff, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('bert');
 
@@ -77,7 +77,7 @@ function batch(config: BertConfig, B: number, T: number, seed: number) {
 
 test('HF parity: BertForMaskedLM logits, loss and every gradient match transformers', (t) => {
   const dir = findFixture('bert_mlm');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const report = runParity(dir);
   assert.ok(report.ok, formatParityReport(report));
   assert.equal(report.family, 'bert');
@@ -94,7 +94,7 @@ test('HF parity: BertForMaskedLM logits, loss and every gradient match transform
 
 test('HF parity: the fixture checkpoint loads as a bare BertModel (head dropped, no pooler)', (t) => {
   const dir = findFixture('bert_mlm');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const mlm = BertForMaskedLM.fromPretrained(dir);
   const bare = BertModel.fromPretrained(dir);
   assert.equal(bare.pooler, null);
@@ -380,7 +380,7 @@ test('untied decoder: its own bias as transformers 5 has it, or the shared one o
 
 test('maskedLMLoss: the head on scored positions only gives forward\'s loss and gradients', (t) => {
   const dir = findFixture('bert_mlm');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = BertForMaskedLM.fromPretrained(dir).eval();
   const inputs = SafetensorsFile.open(path.join(dir, 'inputs.safetensors')).readAll();
   const t64 = (k: string) => tensor(inputs[k]!.data, { dtype: 'int64', shape: inputs[k]!.shape });

@@ -9,7 +9,7 @@ import { StateDictError } from '../../src/nn/module.js';
 import { constant_ } from '../../src/nn/init.js';
 import { Generator, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findShared, floats, assertConfigKept } from '../helpers.js';
+import { tempDirs, findShared, floats, assertConfigKept, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('blip');
 
@@ -46,7 +46,7 @@ function assertSameState(a: { stateDict(): Record<string, Tensor> }, b: { stateD
 
 test('HF parity: BlipForImageTextRetrieval ITM logits, ITC similarity and every gradient (both backends)', (t) => {
   const dir = itmFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   for (const backend of ['native', 'reference']) {
     const report = runParity(dir, { backend });
     assert.ok(report.ok, formatParityReport(report));
@@ -59,7 +59,7 @@ test('HF parity: BlipForImageTextRetrieval ITM logits, ITC similarity and every 
 
 test('HF parity: BlipForConditionalGeneration logits, LM loss, generated ids and every gradient (both backends)', (t) => {
   const dir = captionFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   for (const backend of ['native', 'reference']) {
     const report = runParity(dir, { backend });
     assert.ok(report.ok, formatParityReport(report));
@@ -70,7 +70,7 @@ test('HF parity: BlipForConditionalGeneration logits, LM loss, generated ids and
 
 test('generate: greedy ids equal transformers\' generate(max_new_tokens=6), bos first', (t) => {
   const dir = captionFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = BlipForConditionalGeneration.fromPretrained(dir);
   const inputs = readAll(path.join(dir, 'inputs.safetensors'));
   const ref = readAll(path.join(dir, 'outputs.safetensors')).generated_ids!;
@@ -161,7 +161,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
       o.close();
       assertConfigKept(saved, orig, ['projection_dim', 'image_text_hidden_size', 'logit_scale_init_value', 'transformers_version', 'label_smoothing']);
     } else {
-      t.diagnostic('shared fixtures not found: round trip of random models only');
+      t.diagnostic(`${sharedNotFound()}; round trip of random models only`);
     }
   }
 });

@@ -12,7 +12,7 @@ import { StateDictError } from '../../src/nn/module.js';
 import { getBackend } from '../../src/tensor/device.js';
 import { Generator, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findShared, floats, maxAbs, maxDiff, assertConfigKept } from '../helpers.js';
+import { tempDirs, findShared, floats, maxAbs, maxDiff, assertConfigKept, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('clip');
 
@@ -57,7 +57,7 @@ const ids = (rows: number[][]): Tensor => tensor(BigInt64Array.from(rows.flat(),
 
 test('HF parity: CLIPModel outputs, loss and every gradient match transformers (both backends)', (t) => {
   const dir = hfFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   for (const backend of ['native', 'reference']) {
     const report = runParity(dir, { backend });
     assert.ok(report.ok, formatParityReport(report));
@@ -72,7 +72,7 @@ test('HF parity: CLIPModel outputs, loss and every gradient match transformers (
 
 test('HF parity: a wrong reference fails on that tensor alone', (t) => {
   const src = hfFixture();
-  if (!src) return t.skip('shared fixtures not found');
+  if (!src) return t.skip(sharedNotFound());
   const dir = copyFixture(src);
   const all = readAll(path.join(dir, 'outputs.safetensors'));
   (all.text_pooler_output!.data as Float32Array)[5]! += 1e-3;
@@ -83,7 +83,7 @@ test('HF parity: a wrong reference fails on that tensor alone', (t) => {
 
 test('open_clip parity: encode_image / encode_text, ClipLoss, SigLipLoss and every gradient', (t) => {
   const dir = openClipFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = loadOpenClip(dir);
   const inputs = readAll(path.join(dir, 'inputs.safetensors'));
   const ref = readAll(path.join(dir, 'outputs.safetensors'));
@@ -114,7 +114,7 @@ test('open_clip parity: encode_image / encode_text, ClipLoss, SigLipLoss and eve
 
 test('open_clip -> HF layout -> CLIPModel gives the same features; open_clip round trip is exact', (t) => {
   const dir = openClipFixture();
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = loadOpenClip(dir);
   // argmax pooling is written as HF's legacy eos_token_id 2.
   assert.equal(model.config.textConfig.eosTokenId, 2);
@@ -173,7 +173,7 @@ test('open_clip: CustomTextCLIP prefix, key errors and unsupported configs', (t)
   assert.throws(() => clipConfigFromOpenClip({ embed_dim: 8, text_cfg: { pool_type: 'eos', eos_id: 2 } }), /eos_id 2 is not supported/);
   const eos = clipConfigFromOpenClip({ embed_dim: 8, text_cfg: { pool_type: 'eos', eos_id: 7 } });
   assert.equal(eos.textConfig.eosTokenId, 7);
-  if (!openClipFixture()) t.diagnostic('shared fixtures not found: open_clip checks on a random model only');
+  if (!openClipFixture()) t.diagnostic(`${sharedNotFound()}; open_clip checks on a random model only`);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
     o.close();
     assertConfigKept(saved, orig, ['projection_dim', 'logit_scale_init_value', 'transformers_version']);
   } else {
-    t.diagnostic('shared fixtures not found: round trip of a random model only');
+    t.diagnostic(`${sharedNotFound()}; round trip of a random model only`);
   }
 });
 

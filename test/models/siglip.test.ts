@@ -14,7 +14,7 @@ import { MultiHeadAttention } from '../../src/nn/attention.js';
 import { StateDictError } from '../../src/nn/module.js';
 import { Generator, randint, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findFixture, floats, maxDiff } from '../helpers.js';
+import { tempDirs, findFixture, floats, maxDiff, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('siglip');
 
@@ -50,7 +50,7 @@ function assertSameState(a: SiglipModel, b: SiglipModel): void {
 
 test('HF parity: SiglipModel outputs, loss and every gradient match transformers (native and reference backends)', (t) => {
   const dir = findFixture('siglip');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const report = runParity(dir);
   assert.ok(report.ok, formatParityReport(report));
   const outputs = report.checks.filter((c) => c.kind === 'output').map((c) => c.name).sort();
@@ -68,7 +68,7 @@ test('HF parity: SiglipModel outputs, loss and every gradient match transformers
 
 test('a fixture whose reference is off by 1e-3 fails on that output alone', (t) => {
   const src = findFixture('siglip');
-  if (!src) return t.skip('shared fixtures not found');
+  if (!src) return t.skip(sharedNotFound());
   const dir = tmpDir();
   fs.cpSync(src, dir, { recursive: true });
   fs.chmodSync(dir, 0o755);
@@ -187,7 +187,7 @@ test('save -> load round trip: same keys as the HF checkpoint, bit-identical wei
       for (const k of Object.keys(b)) if (k !== 'dtype') assert.deepEqual(a[k], b[k], `${part}.${k}`);
     }
   } else {
-    t.diagnostic('shared fixtures not found: round trip of a random model only');
+    t.diagnostic(`${sharedNotFound()}; round trip of a random model only`);
   }
 });
 

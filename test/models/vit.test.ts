@@ -13,7 +13,7 @@ import { getBackend } from '../../src/tensor/device.js';
 import { gradcheck } from '../../src/tensor/gradcheck.js';
 import { Generator, randint, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findFixture, floats, maxDiff } from '../helpers.js';
+import { tempDirs, findFixture, floats, maxDiff, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('vit');
 
@@ -67,7 +67,7 @@ function writeTensors(file: string, tensors: Record<string, Tensor>): void {
 
 test('HF parity: ViTForImageClassification outputs and every gradient match transformers', (t) => {
   const dir = findFixture('vit');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const report = runParity(dir);
   assert.ok(report.ok, formatParityReport(report));
   const outputs = report.checks.filter((c) => c.kind === 'output').map((c) => c.name).sort();
@@ -85,7 +85,7 @@ test('HF parity: a different family is "not supported yet"; a failing tensor is 
     /LlavaForConditionalGeneration \(model_type 'llava'\) is not supported yet; supported: vit/);
   assert.throws(() => detectFamily({ architectures: ['ViTForMaskedImageModeling'], model_type: 'vit' }), /not supported yet/);
   const vit = findFixture('vit');
-  if (!vit) return t.skip('shared fixtures not found');
+  if (!vit) return t.skip(sharedNotFound());
   // A copy whose reference logits are off by 1e-3 in one element must fail on logits alone.
   const dir = tmpDir();
   fs.cpSync(vit, dir, { recursive: true });
@@ -135,7 +135,7 @@ test('save -> load round trip: same keys, bit-identical weights, same outputs; c
       assert.deepEqual(saved[k], cfg[k], k);
     }
   } else {
-    t.diagnostic('shared fixtures not found: round trip of a random model only');
+    t.diagnostic(`${sharedNotFound()}; round trip of a random model only`);
   }
   header.close();
 });
@@ -230,7 +230,7 @@ test('F16 and BF16 checkpoints load as float32 (the values rounded as stored)', 
 
 test('an F16 copy of the HF fixture loads and stays close to the reference', (t) => {
   const src = findFixture('vit');
-  if (!src) return t.skip('shared fixtures not found');
+  if (!src) return t.skip(sharedNotFound());
   const dir = tmpDir();
   fs.mkdirSync(dir);
   fs.copyFileSync(path.join(src, 'config.json'), path.join(dir, 'config.json'));

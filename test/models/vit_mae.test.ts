@@ -11,7 +11,7 @@ import { formatParityReport, runParity } from '../../src/eval/parity.js';
 import { StateDictError } from '../../src/nn/module.js';
 import { Generator, rand, randn } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { tempDirs, findFixture, floats } from '../helpers.js';
+import { tempDirs, findFixture, floats, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('vit-mae');
 
@@ -53,7 +53,7 @@ function rewriteWeights(dir: string, edit: (key: string) => string | null): void
 
 test('HF parity: ViTMAEForPreTraining logits, mask, ids_restore, loss and every gradient match transformers', (t) => {
   const dir = findFixture('vit_mae');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   for (const backend of ['native', 'reference']) {
     const report = runParity(dir, { backend });
     assert.ok(report.ok, formatParityReport(report));
@@ -73,7 +73,7 @@ test('HF parity: ViTMAEForPreTraining logits, mask, ids_restore, loss and every 
 
 test('the fixture checkpoint loads under every naming of the decoder layers', (t) => {
   const src = findFixture('vit_mae');
-  if (!src) return t.skip('shared fixtures not found');
+  if (!src) return t.skip(sharedNotFound());
   const ref = ViTMAEForPreTraining.fromPretrained(src);
   const old = tmpDir();
   ref.savePretrained(old);

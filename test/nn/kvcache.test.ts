@@ -14,7 +14,7 @@ import { concat, indexSelect } from '../../src/tensor/ops/indexing.js';
 import { scaledDotProductAttention } from '../../src/tensor/ops/nn.js';
 import { Generator, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { findShared, floats } from '../helpers.js';
+import { findShared, floats, sharedNotFound } from '../helpers.js';
 
 function maxDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual(a.shape, b.shape);
@@ -253,7 +253,7 @@ test('BlipForConditionalGeneration.generate: the cache changes no id, with a pro
 
 test('on transformers\' blip_caption fixture: cached and uncached generation both give its generated_ids', (t) => {
   const dir = findShared('fixtures/hf/blip_caption', 'config.json');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = BlipForConditionalGeneration.fromPretrained(dir);
   const inputs = loadSafetensors(path.join(dir, 'inputs.safetensors')).tensors;
   const ref = loadSafetensors(path.join(dir, 'outputs.safetensors')).tensors.generated_ids!;

@@ -14,7 +14,7 @@ import { getBackend } from '../../src/tensor/device.js';
 import { gradcheck } from '../../src/tensor/gradcheck.js';
 import { Generator, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { assertClose, findShared, rng } from '../helpers.js';
+import { assertClose, findShared, rng, sharedNotFound } from '../helpers.js';
 
 const ref = getBackend('reference');
 
@@ -38,7 +38,7 @@ test('CLIP loss: the features form equals the logits form, and open_clip\'s Clip
   assert.ok(clipContrastiveLoss(img, img, LOGIT_SCALE_MAX).item() < clipContrastiveLoss(img, txt, LOGIT_SCALE_MAX).item());
 
   const dir = findShared('fixtures/open_clip', 'open_clip_config.json');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = loadOpenClip(dir);
   const out = loadSafetensors(path.join(dir, 'outputs.safetensors')).tensors;
   const f = (name: string) => l2Normalize(tensor(out[name]!.data, { shape: out[name]!.shape }));

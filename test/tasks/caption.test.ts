@@ -13,7 +13,7 @@ import { getModelEntry } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { Generator, randn } from '../../src/tensor/random.js';
 import { type Tensor, tensor } from '../../src/tensor/tensor.js';
-import { findShared, tempDirs } from '../helpers.js';
+import { findShared, tempDirs, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('caption');
 
@@ -39,7 +39,7 @@ const padRows = (rows: number[][], pad: number, len = Math.max(...rows.map((r) =
 
 test('greedy, beams=1 and topP->0 reproduce transformers\' generated_ids on the fixture', (t) => {
   const dir = findShared('fixtures/hf/blip_caption', 'config.json');
-  if (!dir) return t.skip('shared fixtures not found');
+  if (!dir) return t.skip(sharedNotFound());
   const model = BlipForConditionalGeneration.fromPretrained(dir);
   const read = (file: string) => {
     const f = SafetensorsFile.open(path.join(dir, file));
