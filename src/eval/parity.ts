@@ -72,6 +72,28 @@ export function detectFamily(config: HFConfig, metaClass?: string): { family: st
   return { family: family.name, architecture };
 }
 
+/** What a fixture folder holds (the file comment has the details), for the errors of folders that are not one. */
+const FIXTURE_LAYOUT = 'a parity fixture folder holds a checkpoint as HF save_pretrained writes it (config.json, model.safetensors), '
+  + "the forward's inputs (inputs.safetensors), HF's outputs on them (outputs.safetensors), and optionally the loss's "
+  + 'gradients (grads.safetensors) and meta.json';
+/** The files every fixture folder has. */
+const FIXTURE_FILES = ['config.json', 'inputs.safetensors', 'outputs.safetensors'];
+
+/**
+ * Checks that `dir` is a fixture folder holding `needed`; the error names what it lacks and any
+ * sub-folders that are fixtures.
+ */
+function checkFixtureDir(dir: string, needed = FIXTURE_FILES): void {
+  if (!fs.existsSync(dir)) throw new Error(`parity: ${dir} does not exist; ${FIXTURE_LAYOUT}`);
+  if (!fs.statSync(dir).isDirectory()) throw new Error(`parity: ${dir} is not a folder; ${FIXTURE_LAYOUT}`);
+  const lacking = needed.filter((f) => !fs.existsSync(path.join(dir, f)));
+  if (lacking.length === 0) return;
+  const isFixture = (d: string) => FIXTURE_FILES.every((f) => fs.existsSync(path.join(d, f)));
+  const inside = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isDirectory() && isFixture(path.join(dir, f))).sort();
+  const hint = inside.length ? `. Its sub-folders ${inside.join(', ')} are fixtures` : '';
+  throw new Error(`parity: ${dir} is not a parity fixture folder (it lacks ${lacking.join(', ')}); ${FIXTURE_LAYOUT}${hint}`);
+}
+
 function readMeta(dir: string): FixtureMeta {
   const file = path.join(dir, 'meta.json');
   if (!fs.existsSync(file)) return {};
@@ -118,6 +140,8 @@ export function evaluateFixture(dir: string, opts: { backend?: Backend | string 
   outputs: Record<string, Tensor>;
   gradients: Record<string, Tensor>;
 } {
+  // Its outputs are what a fixture made from this implementation would hold: none are read.
+  checkFixtureDir(dir, ['config.json', 'inputs.safetensors']);
   const backend = resolveBackend(opts.backend);
   const meta = readMeta(dir);
   const { model } = loadFixtureModel(dir, backend, meta);
@@ -177,6 +201,7 @@ const hostNumbers = (t: Tensor): ArrayLike<number> => {
  * loss. Returns a check per tensor; `ok` is true when all pass.
  */
 export function runParity(dir: string, opts: ParityOptions = {}): ParityReport {
+  checkFixtureDir(dir);
   const backend = resolveBackend(opts.backend);
   const outTol = opts.outputTolerance ?? OUTPUT_TOLERANCE;
   const gradTol = opts.gradientTolerance ?? GRADIENT_TOLERANCE;
