@@ -137,7 +137,7 @@ export async function run(args: string[]): Promise<object> {
   if ((addon.numThreads!() as number) !== threads) addon.setNumThreads!(threads);
   const backend = getBackend('native');
 
-  const model = (await createModel(modelName, { backend })) as CLIPModel;
+  const model = (await createModel(modelName, { backend, init: 'random' })) as CLIPModel;
   if (typeof model.getImageFeatures !== 'function') throw new Error(`bench embed: ${modelName} has no getImageFeatures`);
   model.eval();
   const vc = model.config.visionConfig;

@@ -28,7 +28,7 @@ export interface ClipStep {
 
 /** A registered CLIP in training mode, AdamW over it, and one random batch of images and token ids. */
 export async function clipStep(preset: string, batch: number, backend: Backend, where: string): Promise<ClipStep> {
-  const model = (await createModel(preset, { backend })) as CLIPModel;
+  const model = (await createModel(preset, { backend, init: 'random' })) as CLIPModel;
   if (typeof model.getImageFeatures !== 'function' || !model.config?.visionConfig) throw new Error(`${where}: ${preset} is not a CLIP model`);
   model.train();
   const vc = model.config.visionConfig;

@@ -1,4 +1,6 @@
-// Parsers of command-line option values shared by the commands: each names the option in its error.
+// Parsers of command-line option values shared by the commands (each names the option in its
+// error), and the model-loading options every command that takes --model declares.
+import type { Command } from 'commander';
 import YAML from 'yaml';
 
 export const positiveInt = (what: string) => (v: string): number => {
@@ -30,3 +32,35 @@ export const mapping = (what: string) => (v: string): Record<string, unknown> =>
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${what} must be a mapping such as '{scenes: {length: 512}}', got '${v}'`);
   return parsed as Record<string, unknown>;
 };
+
+/** How a command's --model is loaded: the options addModelOptions declares, as commander parses them. */
+export interface ModelLoadingOptions {
+  /** Weights folder for a registered name. */
+  weights?: string;
+  /** A folder with tokenizer.json, overriding the model's. */
+  tokenizer?: string;
+  /** Build a registered name untrained (random weights). */
+  randomInit?: boolean;
+}
+
+/**
+ * Declares --weights, --tokenizer and --random-init on a command that takes --model, so every
+ * such command loads models the same way. `tokenizer: false` leaves --tokenizer out, for a
+ * command that reads no text.
+ */
+export function addModelOptions(cmd: Command, opts: { tokenizer?: boolean } = {}): Command {
+  cmd
+    .option('--weights <folder>', 'weights for a registered name: a Hugging Face folder (config.json + model.safetensors)')
+    .option('--random-init', 'build a registered name with random weights (an untrained model; its outputs mean nothing)');
+  if (opts.tokenizer !== false) cmd.option('--tokenizer <folder>', "folder with tokenizer.json (default: the model folder's, else the one packaged for the name)");
+  return cmd;
+}
+
+/** The library's loading options (loadVisionLanguageModel's, loadBlipModel's, createModel's) from the parsed ones. */
+export function modelLoadOptions(o: ModelLoadingOptions): { weights?: string; tokenizer?: string; init?: 'random' } {
+  return {
+    ...(o.weights !== undefined ? { weights: o.weights } : {}),
+    ...(o.tokenizer !== undefined ? { tokenizer: o.tokenizer } : {}),
+    ...(o.randomInit ? { init: 'random' as const } : {}),
+  };
+}

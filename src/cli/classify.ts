@@ -1,9 +1,10 @@
 // `glimpse classify`: zero-shot classification of images (paths or globs) against labels.
 import fs from 'node:fs';
 import { DEFAULT_TEMPLATES, loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
+import { type ModelLoadingOptions, modelLoadOptions } from './args.js';
 import { expandPaths } from './embed.js';
 
-export interface ClassifyCommandOptions {
+export interface ClassifyCommandOptions extends ModelLoadingOptions {
   /** A registered model name or a model folder (CLIP or SigLIP). */
   model: string;
   /** The class names; or labelsFile. */
@@ -12,8 +13,6 @@ export interface ClassifyCommandOptions {
   labelsFile?: string;
   /** Prompt templates with {} for the class name (default 'a photo of a {}.'). */
   templates?: readonly string[];
-  /** Weights folder for a registered name. */
-  weights?: string;
   /** Labels shown per image (default 5). */
   topK?: number;
   json?: boolean;
@@ -36,7 +35,7 @@ function readLabels(o: ClassifyCommandOptions): string[] {
 export async function classifyCommand(images: readonly string[], options: ClassifyCommandOptions): Promise<string> {
   const labels = readLabels(options);
   const paths = expandPaths(images);
-  const vl = await loadVisionLanguageModel(options.model, { weights: options.weights });
+  const vl = await loadVisionLanguageModel(options.model, modelLoadOptions(options));
   const { predictions } = await zeroShotClassify(vl, paths, labels, {
     templates: options.templates && options.templates.length ? options.templates : DEFAULT_TEMPLATES,
     topK: options.topK,

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { embedImages, embedTexts, loadVisionLanguageModel, rows } from '../tasks/zeroshot.js';
+import { type ModelLoadingOptions, modelLoadOptions } from './args.js';
 
 const GLOB = /[*?[]/;
 
@@ -73,11 +74,9 @@ export function expandPaths(patterns: readonly string[]): string[] {
   return [...new Set(out)];
 }
 
-export interface EmbedCommandOptions {
+export interface EmbedCommandOptions extends ModelLoadingOptions {
   /** A registered model name or a model folder (CLIP or SigLIP). */
   model: string;
-  /** Weights folder for a registered name. */
-  weights?: string;
   /** Embed these texts (the positional arguments are then texts, not images). */
   text?: boolean;
   json?: boolean;
@@ -90,7 +89,7 @@ export interface EmbedCommandOptions {
  */
 export async function embedCommand(inputs: readonly string[], options: EmbedCommandOptions): Promise<string> {
   if (inputs.length === 0) throw new Error('embed: no inputs');
-  const vl = await loadVisionLanguageModel(options.model, { weights: options.weights });
+  const vl = await loadVisionLanguageModel(options.model, modelLoadOptions(options));
   const names = options.text ? [...inputs] : expandPaths(inputs);
   const emb = options.text
     ? await embedTexts(vl, names, { batchSize: options.batchSize })

@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/registry.js';
 import type { OpenDatasetOptions } from '../data/sources.js';
-import { fraction, mapping, positiveInt } from './args.js';
+import { addModelOptions, fraction, mapping, type ModelLoadingOptions, modelLoadOptions, positiveInt } from './args.js';
 import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
@@ -14,11 +14,9 @@ import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.j
 import { DEFAULT_TEMPLATES, loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
 /** Options every evaluation takes. */
-export interface EvalCommandOptions {
+export interface EvalCommandOptions extends ModelLoadingOptions {
   /** A registered model name or a model folder. */
   model: string;
-  /** Weights folder for a registered name. */
-  weights?: string;
   /** A dataset spec (see openDataset). */
   data: string;
   /** The split when the spec names none (default: the evaluation's). */
@@ -60,7 +58,7 @@ export interface ZeroShotCommandOptions extends EvalCommandOptions {
 
 export async function runZeroShot(o: ZeroShotCommandOptions): Promise<ZeroShotEvalResult> {
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
-  const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
+  const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
   return evaluateZeroShot(vl, dataset, {
     templates: o.templates?.length ? o.templates : DEFAULT_TEMPLATES, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
   });
@@ -92,7 +90,7 @@ export interface RetrievalCommandOptions extends EvalCommandOptions {
 
 export async function runRetrieval(o: RetrievalCommandOptions): Promise<RetrievalEvalResult> {
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
-  const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
+  const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
   return evaluateRetrieval(vl, dataset, { batchSize: o.batchSize, limit: o.limit, groupImages: o.groupImages });
 }
 
@@ -124,7 +122,8 @@ export interface LinearProbeCommandOptions extends EvalCommandOptions {
 }
 
 export async function runLinearProbe(o: LinearProbeCommandOptions): Promise<LinearProbeEvalResult> {
-  const source = await loadFeatureSource(o.model, { weights: o.weights, pooling: o.pooling });
+  const { weights, init } = modelLoadOptions(o);
+  const source = await loadFeatureSource(o.model, { weights, init, pooling: o.pooling });
   const train = await open(o.data, o.split ?? 'train', o.dataOptions);
   const test = await open(o.testData ?? o.data, o.testSplit ?? 'test', o.dataOptions);
   return evaluateLinearProbe(source, train, test, {
@@ -152,10 +151,8 @@ export function formatLinearProbe(r: LinearProbeEvalResult, json: boolean): stri
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-function common(cmd: Command, defaultSplit: string): Command {
-  return cmd
-    .requiredOption('--model <name>', 'registered model name or a model folder')
-    .option('--weights <dir>', 'weights folder for a registered name')
+function common(cmd: Command, defaultSplit: string, opts: { tokenizer?: boolean } = {}): Command {
+  return addModelOptions(cmd.requiredOption('--model <name>', 'registered model name or a model folder'), opts)
     .requiredOption('--data <spec>', 'dataset: scenes[:split], fashion-mnist[:split], shards (.tar, {..} patterns), a .csv/.tsv listing or a folder')
     .option('--split <name>', `split when the spec names none (default ${defaultSplit})`)
     .option('--data-options <yaml>', "options for opening the data, e.g. '{scenes: {length: 512}}'", mapping('--data-options'))
@@ -191,7 +188,8 @@ export function retrievalCommand(): Command {
 
 /** `linear-probe`: logistic regression on frozen image features, weight decay chosen on a validation split. */
 export function linearProbeCommand(): Command {
-  return common(new Command('linear-probe'), 'train')
+  // A probe reads image features only: no tokenizer.
+  return common(new Command('linear-probe'), 'train', { tokenizer: false })
     .description('linear probe: L2-regularised logistic regression on frozen image features (CLIP/SigLIP embeddings or ViT tokens)')
     .option('--test-data <spec>', 'the test set (default: --data with --test-split)')
     .option('--test-split <name>', 'split of the test set (default test)')

@@ -4,13 +4,12 @@
 import { Command } from 'commander';
 import { openDataset } from '../data/registry.js';
 import type { OpenDatasetOptions } from '../data/sources.js';
-import { mapping, number, positiveInt } from './args.js';
+import { addModelOptions, mapping, type ModelLoadingOptions, modelLoadOptions, number, positiveInt } from './args.js';
 import { filterDataset, type FilterReport } from '../eval/filter.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
-export interface FilterCommandOptions {
+export interface FilterCommandOptions extends ModelLoadingOptions {
   model: string;
-  weights?: string;
   data: string;
   /** Split when the spec names none (default train). */
   split?: string;
@@ -28,7 +27,7 @@ export interface FilterCommandOptions {
 export async function runFilter(o: FilterCommandOptions): Promise<FilterReport> {
   if ((o.keep === undefined) === (o.threshold === undefined)) throw new Error('filter: give exactly one of --keep <fraction> and --threshold <cosine>');
   const dataset = await openDataset(o.data, { ...o.dataOptions, split: o.split ?? 'train' });
-  const vl = await loadVisionLanguageModel(o.model, { weights: o.weights });
+  const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
   return filterDataset(vl, dataset, {
     keepFraction: o.keep, threshold: o.threshold, out: o.out, batchSize: o.batchSize, limit: o.limit, samplesPerShard: o.samplesPerShard,
   });
@@ -57,10 +56,9 @@ export function formatFilter(r: FilterReport, json: boolean): string {
 
 /** The commander `filter` command, for the CLI to mount. */
 export function filterCommand(): Command {
-  return new Command('filter')
+  return addModelOptions(new Command('filter')
     .description('keep the image-caption pairs a CLIP/SigLIP model scores best (cosine similarity); write them as WebDataset shards')
-    .requiredOption('--model <name>', 'registered model name or a model folder (CLIP or SigLIP)')
-    .option('--weights <dir>', 'weights folder for a registered name')
+    .requiredOption('--model <name>', 'registered model name or a model folder (CLIP or SigLIP)'))
     .requiredOption('--data <spec>', 'dataset with captions: scenes[:split], shards (.tar, {..} patterns), a .csv/.tsv listing, ...')
     .option('--split <name>', 'split when the spec names none (default train)')
     .option('--data-options <yaml>', "options for opening the data, e.g. '{scenes: {length: 10000, corruptCaptions: 0.3}}'", mapping('--data-options'))

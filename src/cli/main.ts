@@ -6,9 +6,10 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
+import { addModelOptions } from './args.js';
 import { tokenizeCommand } from './tokenize.js';
-import { classifyCommand } from './classify.js';
-import { embedCommand } from './embed.js';
+import { type ClassifyCommandOptions, classifyCommand } from './classify.js';
+import { type EmbedCommandOptions, embedCommand } from './embed.js';
 import { type CaptionCommandOptions, captionCommand } from './caption.js';
 import { formatParityReport, runParity } from '../eval/parity.js';
 import { evalCommands } from './eval.js';
@@ -60,39 +61,34 @@ program
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-program
+addModelOptions(program
   .command('classify <images...>')
   .description('zero-shot classification of images (paths or globs) against labels')
-  .requiredOption('--model <name>', 'registered model name (ViT-B-32, ...) or a model folder')
+  .requiredOption('--model <name>', 'registered model name (ViT-B-32, ...) or a model folder'))
   .option('--labels <labels...>', 'class names (comma-separated or repeated)')
   .option('--labels-file <file>', 'a file with one class name per line')
   .option('--template <t>', "prompt template with {} for the class name (repeatable; default 'a photo of a {}.')", collect)
-  .option('--weights <dir>', 'weights folder for a registered name')
   .option('--top-k <n>', 'labels shown per image (default 5)', (v) => parseInt(v, 10))
   .option('--json', 'print JSON')
-  .action(async (images: string[], o: { model: string; labels?: string[]; labelsFile?: string; template?: string[];
-    weights?: string; topK?: number; json?: boolean }) => {
+  .action(async (images: string[], o: Omit<ClassifyCommandOptions, 'templates'> & { template?: string[] }) => {
     console.log(await classifyCommand(images, { ...o, templates: o.template }));
   });
 
-program
+addModelOptions(program
   .command('embed <inputs...>')
   .description('L2-normalised embeddings of images (paths or globs), or of texts with --text')
-  .requiredOption('--model <name>', 'registered model name or a model folder')
+  .requiredOption('--model <name>', 'registered model name or a model folder'))
   .option('--text', 'the inputs are texts')
-  .option('--weights <dir>', 'weights folder for a registered name')
   .option('--batch-size <n>', 'inputs per forward pass', (v) => parseInt(v, 10))
   .option('--json', 'print JSON')
-  .action(async (inputs: string[], o: { model: string; text?: boolean; weights?: string; batchSize?: number; json?: boolean }) => {
+  .action(async (inputs: string[], o: EmbedCommandOptions) => {
     console.log(await embedCommand(inputs, o));
   });
 
-program
+addModelOptions(program
   .command('caption <images...>')
   .description('BLIP captions of images (paths or globs)')
-  .requiredOption('--model <name>', 'registered model name (BLIP-base, ...) or a BLIP folder')
-  .option('--weights <dir>', 'weights folder for a registered name')
-  .option('--tokenizer <dir>', "folder with tokenizer.json (default: the model folder's)")
+  .requiredOption('--model <name>', 'registered model name (BLIP-base, ...) or a BLIP folder'))
   .option('--prompt <text>', "text the caption continues, e.g. 'a picture of'")
   .option('--max-tokens <n>', 'new tokens at most (default 20)', (v) => parseInt(v, 10))
   .option('--beams <n>', 'beam search width (default 1: greedy)', (v) => parseInt(v, 10))

@@ -1,22 +1,22 @@
 // `glimpse eval mmbench`: MMBench with CircularEval, over a predictions file or a model.
+import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { models } from '../models/registry.js';
-import { readHFConfig } from '../io/hf.js';
+import { looksLikePath, models, modelSource } from '../models/registry.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 import { loadBlipModel } from '../tasks/caption.js';
 import { AnswerCache, ChatClient, JUDGE_ALIASES, chatJudge } from '../eval/mmbench/client.js';
 import { type McqPredictor, blipItmPredictor, dualEncoderPredictor, endpointPredictor, readPredictions } from '../eval/mmbench/models.js';
 import { formatTable } from '../eval/mmbench/report.js';
 import { runMMBench, writeCircularTSV } from '../eval/mmbench/run.js';
+import { addModelOptions, type ModelLoadingOptions, modelLoadOptions } from './args.js';
 
-export interface MMBenchCommandOptions {
+export interface MMBenchCommandOptions extends ModelLoadingOptions {
   data: string;
   predictions?: string;
   model?: string;
   baseUrl?: string;
   apiKey?: string;
-  weights?: string;
   template?: string;
   judge: string;
   judgeBaseUrl?: string;
@@ -68,7 +68,10 @@ const seconds = (name: string) => (v: string): number => {
 /** The model under test: an endpoint (`openai:<name>`, or any name with --base-url), else a Glimpse model by name or folder. */
 async function predictorFor(o: MMBenchCommandOptions, io: CommandIO): Promise<McqPredictor> {
   const spec = o.model!;
+  const loading = modelLoadOptions(o);
   if (spec.startsWith('openai:') || o.baseUrl) {
+    const given = Object.keys(loading).map((k) => (k === 'init' ? '--random-init' : `--${k}`));
+    if (given.length) throw new Error(`--model ${spec}: ${given.join(', ')} apply to a Glimpse model, not an endpoint`);
     const baseUrl = o.baseUrl ?? process.env.OPENAI_BASE_URL;
     if (!baseUrl) throw new Error(`--model ${spec}: an endpoint model needs --base-url (or OPENAI_BASE_URL)`);
     const client = new ChatClient({
@@ -79,17 +82,18 @@ async function predictorFor(o: MMBenchCommandOptions, io: CommandIO): Promise<Mc
       cache: AnswerCache.open(path.join(o.out, 'answers.jsonl')), concurrency: o.concurrency, onProgress: throttled('asked', io.progress),
     });
   }
-  const entry = models.find(spec);
-  const family = entry?.family ?? (() => {
-    try {
-      return readHFConfig(spec).model_type;
-    } catch {
-      throw new Error(`--model ${spec}: not a registered model, a model folder, or openai:<name>`);
+  if (!models.find(spec) && !fs.existsSync(spec) && !looksLikePath(spec)) {
+    const close = models.closeMatches(spec);
+    const hint = close.length ? `; did you mean ${close.map((n) => `'${n}'`).join(', ')}?` : '';
+    throw new Error(`--model ${spec}: not a registered model, a model folder, or openai:<name>${hint}`);
+  }
+  const { modelType } = modelSource(spec, loading, (type) => {
+    if (type !== 'clip' && type !== 'siglip' && type !== 'blip') {
+      throw new Error(`--model ${spec}: a ${type} model cannot answer multiple-choice questions (CLIP, SigLIP or BLIP retrieval can)`);
     }
-  })();
-  if (family === 'clip' || family === 'siglip') return dualEncoderPredictor(await loadVisionLanguageModel(spec, { weights: o.weights }), { template: o.template });
-  if (family === 'blip') return blipItmPredictor(await loadBlipModel(spec, { weights: o.weights }), { template: o.template });
-  throw new Error(`--model ${spec}: a ${String(family)} model cannot answer multiple-choice questions (CLIP, SigLIP or BLIP retrieval can)`);
+  });
+  if (modelType === 'blip') return blipItmPredictor(await loadBlipModel(spec, loading), { template: o.template });
+  return dualEncoderPredictor(await loadVisionLanguageModel(spec, loading), { template: o.template });
 }
 
 /** Runs the command with parsed options; what it prints goes to `io`. */
@@ -133,14 +137,13 @@ export function mmbenchCommand(io: CommandIO = {
   err: (l) => console.error(l),
   progress: process.stderr.isTTY ? (l) => console.error(l) : undefined,
 }): Command {
-  return new Command('mmbench')
+  return addModelOptions(new Command('mmbench')
     .description('MMBench with CircularEval (as VLMEvalKit scores it) over a predictions file or a model')
     .requiredOption('--data <file>', 'MMBench TSV (plain or circular; index, question, hint, A..., answer, category, l2-category, split, image)')
     .option('--predictions <file>', 'predictions made elsewhere: TSV, CSV or JSONL with index and prediction')
     .option('--model <name>', 'openai:<name> (or any name with --base-url) for a chat endpoint; or a CLIP/SigLIP/BLIP-retrieval name or folder')
     .option('--base-url <url>', 'endpoint of the model under test (default OPENAI_BASE_URL)')
-    .option('--api-key <key>', 'API key of the model under test (default OPENAI_API_KEY)')
-    .option('--weights <dir>', 'weights folder for a registered Glimpse model')
+    .option('--api-key <key>', 'API key of the model under test (default OPENAI_API_KEY)'))
     .option('--template <t>', "text scored for each option by CLIP/SigLIP/BLIP, {} for the option (default '{}')")
     .option('--judge <model>', "'exact' (heuristics only) or the judge's model name (VLMEvalKit's short names such as chatgpt-0125 work)", 'exact')
     .option('--judge-base-url <url>', 'judge endpoint (default GLIMPSE_JUDGE_BASE_URL, then OPENAI_BASE_URL)')

@@ -7,7 +7,7 @@ import type { Dataset, Sample } from '../data/dataset.js';
 import { decodeImage, ImageProcessor, type RgbImage } from '../data/image.js';
 import { l2Normalize } from '../models/clip.js';
 import type { ImageEncoder } from '../models/family.js';
-import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { type CreateModelOptions, createModel, modelSource } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
 import { dualEncoderProcessor, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
@@ -49,7 +49,7 @@ export function vitFeatureSource(model: ImageEncoder, imageProcessor: ImageProce
   };
 }
 
-export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights' | 'backend'> {
+export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights' | 'init' | 'backend'> {
   /** For a ViT: the final CLS token (default) or the mean of the patch tokens. */
   pooling?: 'cls' | 'mean';
 }
@@ -63,8 +63,8 @@ export interface FeatureSourceOptions extends Pick<CreateModelOptions, 'weights'
  */
 export async function loadFeatureSource(nameOrDir: string, options: FeatureSourceOptions = {}): Promise<ImageFeatureSource> {
   const { pooling, ...createOptions } = options;
+  const { folder } = modelSource(nameOrDir, createOptions);
   const model = await createModel(nameOrDir, createOptions);
-  const folder = models.find(nameOrDir) ? options.weights : nameOrDir;
   if (model.kind === 'dual-encoder') return imageEmbeddingSource({ model, imageProcessor: dualEncoderProcessor(model, folder) });
   const vit = model.imageEncoder?.();
   if (!vit) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);

@@ -9,11 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type ImageInput, ImageProcessor } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
-import { readHFConfig } from '../io/hf.js';
 import type { BlipForConditionalGeneration, BlipForImageTextRetrieval } from '../models/blip.js';
 import { byteTokenizer } from '../models/configs.js';
 import type { Model } from '../models/family.js';
-import { type CreateModelOptions, createModel, models } from '../models/registry.js';
+import { type CreateModelOptions, createModel, modelSource } from '../models/registry.js';
 import type { DecoderCache } from '../nn/attention.js';
 import { noGrad } from '../tensor/autograd.js';
 import { indexSelect } from '../tensor/ops/indexing.js';
@@ -38,16 +37,15 @@ export interface LoadBlipOptions extends CreateModelOptions {
 const hasFile = (dir: string | undefined, file: string): dir is string => dir !== undefined && fs.existsSync(path.join(dir, file));
 
 /**
- * A BLIP captioner or retrieval model by registered name (random weights unless `weights`) or HF
- * folder. The tokenizer is `options.tokenizer`, else the folder's tokenizer.json, else the
- * entry's packaged one; a model following the tiny models' byte-tokenizer convention (bos 256,
- * sep 257) gets the byte tokenizer.
+ * A BLIP captioner or retrieval model by registered name (with `weights`, or untrained with
+ * `init: 'random'`) or HF folder. The tokenizer is `options.tokenizer`, else the folder's
+ * tokenizer.json, else the entry's packaged one; a model following the tiny models'
+ * byte-tokenizer convention (bos 256, sep 257) gets the byte tokenizer.
  */
 export async function loadBlipModel(nameOrDir: string, options: LoadBlipOptions = {}): Promise<BlipTaskModel> {
-  const entry = models.find(nameOrDir);
-  const folder = entry ? options.weights : nameOrDir;
-  const declared = entry?.family ?? (hasFile(folder, 'config.json') ? readHFConfig(folder).model_type : undefined);
-  if (declared !== undefined && declared !== 'blip') throw new Error(`${nameOrDir}: a ${String(declared)} model is not BLIP, which captioning and ITM need`);
+  const { entry, folder } = modelSource(nameOrDir, options, (modelType) => {
+    if (modelType !== 'blip') throw new Error(`${nameOrDir}: a ${modelType} model is not BLIP, which captioning and ITM need`);
+  });
   const { tokenizer: tok, ...createOptions } = options;
   const created = (await createModel(nameOrDir, createOptions)) as Model;
   if (created.kind !== 'captioner' && created.kind !== 'image-text-matcher') {

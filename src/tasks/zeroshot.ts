@@ -6,8 +6,7 @@ import { type ImageInput, ImageProcessor } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { l2Normalize } from '../models/clip.js';
 import type { DualEncoder } from '../models/family.js';
-import { type CreateModelOptions, createModel, modelFamily, models } from '../models/registry.js';
-import { readHFConfig } from '../io/hf.js';
+import { type CreateModelOptions, createModel, modelFamily, modelSource } from '../models/registry.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -38,27 +37,26 @@ export function dualEncoderProcessor(model: DualEncoder, dir: string | undefined
 }
 
 /**
- * A CLIP or SigLIP model ready for the tasks: by registered name (random weights unless
- * `weights`), by HF folder, or an already built model (wrapped with a tokenizer and processor).
- * The tokenizer is `options.tokenizer`'s, else the folder's tokenizer.json, else the packaged
- * one for the name (CLIP's BPE; the byte tokenizer of the tiny models).
+ * A CLIP or SigLIP model ready for the tasks: by registered name (with `weights`, or untrained
+ * with `init: 'random'`), by HF or open_clip folder, or an already built model (wrapped with a
+ * tokenizer and processor). The tokenizer is `options.tokenizer`'s, else the folder's
+ * tokenizer.json, else the one packaged for the name or the family (CLIP's BPE; the byte
+ * tokenizer of the tiny models).
  */
 export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVisionLanguageOptions = {}): Promise<VisionLanguageModel> {
-  const entry = models.find(nameOrDir);
-  const folder = entry ? options.weights : nameOrDir;
-  // Both checks come before building the model, which for a full-size name takes a while.
-  const declared = entry?.family ?? (hasFile(folder, 'config.json') ? readHFConfig(folder).model_type : undefined);
-  const family = typeof declared === 'string' ? modelFamily(declared) : undefined;
-  if (family && family.modelType !== 'clip' && family.modelType !== 'siglip') {
-    throw new Error(`${nameOrDir}: a ${family.modelType} model is not a dual encoder (CLIP or SigLIP), which these tasks need`);
-  }
+  // These checks come before building the model, which for a full-size name takes a while.
+  const { entry, folder, modelType } = modelSource(nameOrDir, options, (type) => {
+    if (type !== 'clip' && type !== 'siglip') throw new Error(`${nameOrDir}: a ${type} model is not a dual encoder (CLIP or SigLIP), which these tasks need`);
+  });
+  const family = modelFamily(modelType);
   const noTokenizer = (title: string) => new Error(`${nameOrDir}: no tokenizer is packaged for ${title}; pass a weights folder with tokenizer.json, or the tokenizer option`);
   let tokenizer: TextTokenizer | undefined;
   if (options.tokenizer !== undefined) tokenizer = loadTokenizer(options.tokenizer);
   else if (hasFile(folder, 'tokenizer.json') || hasFile(folder, 'tokenizer.json.gz')) tokenizer = loadTokenizer(folder);
   else if (entry?.tokenizer) tokenizer = entry.tokenizer();
-  else if (family && !family.tokenizer) throw noTokenizer(family.title);
-  const model = await createModel(nameOrDir, options);
+  else if (!family.tokenizer) throw noTokenizer(family.title);
+  const { tokenizer: _tokenizer, ...createOptions } = options;
+  const model = await createModel(nameOrDir, createOptions);
   if (model.kind !== 'dual-encoder') {
     throw new Error(`${nameOrDir}: ${model.constructor.name} is not a dual encoder (CLIP or SigLIP), which these tasks need`);
   }

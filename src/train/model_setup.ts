@@ -93,7 +93,7 @@ export async function buildTrainModel(config: TrainConfig, inputs: TrainModelInp
     const name = spec.name!;
     const folder = entry ? spec.weights : name;
     const over = fresh && objective.freshConfig ? objective.freshConfig(modelFamily(entry!.family), inputs.classNames) : undefined;
-    built = await createModel(name, { weights: spec.weights ?? undefined, generator, config: over });
+    built = await createModel(name, { weights: spec.weights ?? undefined, init: fresh ? 'random' : undefined, generator, config: over });
     if (folder !== null && fs.existsSync(path.join(folder, 'tokenizer.json'))) tokenizer = loadTokenizer(folder);
     else if (entry?.tokenizer) tokenizer = entry.tokenizer();
     else if (built.family.tokenizer) tokenizer = built.family.tokenizer();

@@ -24,7 +24,7 @@ const CLASSES = ['cat', 'dog', 'car', 'tree', 'boat', 'house'];
 
 for (const modelName of ['test-clip', 'test-siglip']) {
   test(`zero-shot over a dataset (${modelName}): labels built from the model's own ranking give known accuracies`, async () => {
-    const vl = await loadVisionLanguageModel(modelName);
+    const vl = await loadVisionLanguageModel(modelName, { init: 'random' });
     const images = await pngs(8, 40, 1);
     const templates = ['a photo of a {}.', 'a picture of the {}'];
     // The independent path: zeroShotClassify on the encoded images, through ImageProcessor.preprocess.
@@ -51,7 +51,7 @@ for (const modelName of ['test-clip', 'test-siglip']) {
 }
 
 test('retrieval over a dataset: repeated images are one image with several captions; equals the matrix form', async () => {
-  const vl = await loadVisionLanguageModel('test-clip');
+  const vl = await loadVisionLanguageModel('test-clip', { init: 'random' });
   const [a, b, c, d] = await pngs(4, 36, 2);
   const order = [a!, b!, c!, a!, d!, b!, a!];
   const captions = ['a red cat', 'a blue car', 'green trees', 'a cat on a mat', 'the sea', 'cars parked', 'one more cat'];

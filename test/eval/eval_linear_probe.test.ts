@@ -109,7 +109,7 @@ test('linear probe: separable Gaussian clusters reach 100% on held-out data; the
 });
 
 test('linear probe over datasets: a ViT\'s CLS features of dark vs bright images', async () => {
-  const vit = (await createModel('test-vit')) as ViTModel;
+  const vit = (await createModel('test-vit', { init: 'random' })) as ViTModel;
   const size = vit.config.imageSize[0];
   const r = rng(5);
   const make = (n: number, tag: string): Dataset => {

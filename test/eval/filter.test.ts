@@ -27,7 +27,7 @@ test('topFraction: the best round(f * n) by score, ties by index, at least one',
 });
 
 test('filterDataset: cosine scores, the kept shards read back, scores.jsonl, clean precision and recall', async () => {
-  const vl = await loadVisionLanguageModel('test-clip');
+  const vl = await loadVisionLanguageModel('test-clip', { init: 'random' });
   const scenes = new ScenesDataset('train', { size: 32, length: 10, corruptCaptions: 0.5, seed: 3, supersample: 1 });
   const out = tmp();
   const report = await filterDataset(vl, scenes, { keepFraction: 0.6, out, batchSize: 4, samplesPerShard: 4 });
@@ -75,7 +75,7 @@ test('filterDataset: cosine scores, the kept shards read back, scores.jsonl, cle
 });
 
 test('filterDataset: a threshold, no output folder, and the errors', async () => {
-  const vl = await loadVisionLanguageModel('test-clip');
+  const vl = await loadVisionLanguageModel('test-clip', { init: 'random' });
   const scenes = new ScenesDataset('val', { size: 32, length: 5, supersample: 1 });
   const all = await filterDataset(vl, scenes, { keepFraction: 1 });
   const mid = [...all.scores].sort((a, b) => a - b)[2]!;
@@ -94,7 +94,7 @@ test('filterDataset: a threshold, no output folder, and the errors', async () =>
 test('glimpse filter: --data-options opens the dataset as a config would (corrupted scene captions)', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-filter-cli-'));
   try {
-    const r = await runFilter({ model: 'test-clip', data: 'scenes', dataOptions: { scenes: { length: 40, size: 32, corruptCaptions: 0.3 } }, keep: 0.5, out });
+    const r = await runFilter({ model: 'test-clip', randomInit: true, data: 'scenes', dataOptions: { scenes: { length: 40, size: 32, corruptCaptions: 0.3 } }, keep: 0.5, out });
     assert.equal(r.samples, 40);
     assert.equal(r.kept, 20);
     assert.ok(r.clean, 'corrupted captions carry clean flags, so precision and recall are reported');

@@ -344,7 +344,7 @@ test('CLIP and SigLIP as multiple-choice scorers: the argmax of image-text simil
   const rows = set.groups.flatMap((g) => g.copies);
   const expanded = { ...data, byIndex: new Map(rows.map((r) => [r.index, r])) };
   for (const name of ['test-clip', 'test-siglip']) {
-    const vl = await loadVisionLanguageModel(name);
+    const vl = await loadVisionLanguageModel(name, { init: 'random' });
     const preds = await dualEncoderPredictor(vl).predict(expanded, rows);
     for (const g of set.groups) {
       const img = tensorRows(await embedImages(vl, [rowImage(expanded, g.main).bytes]))[0]!;
@@ -390,7 +390,7 @@ test('an undecodable image stops a model run with its index', async () => {
   const broken = Buffer.from(good, 'base64').subarray(0, 60).toString('base64'); // a PNG signature and a cut-off header
   const file = path.join(dir, 'broken.tsv');
   fs.writeFileSync(file, `index\tquestion\tA\tB\tanswer\timage\n1\tq\tx\ty\tA\t${good}\n2\tq\tx\ty\tB\t${broken}\n`);
-  const vl = await loadVisionLanguageModel('test-clip');
+  const vl = await loadVisionLanguageModel('test-clip', { init: 'random' });
   await assert.rejects(runMMBench({ data: file, predictor: dualEncoderPredictor(vl), judge: null }), /index 2: the image cannot be decoded/);
 });
 
@@ -404,7 +404,7 @@ test('the CLI: a Glimpse model, a predictions file, --circularize, and a judge w
   };
   const dir = tmp();
   const data = await writeFixtureTSV(dir);
-  const clip = await run(['--data', data, '--model', 'test-clip', '--out', path.join(dir, 'clip'), '--json']);
+  const clip = await run(['--data', data, '--model', 'test-clip', '--random-init', '--out', path.join(dir, 'clip'), '--json']);
   const s = JSON.parse(clip.out.at(-1)!) as { circular: { overall: number; l2_category: Record<string, number> }; vanilla: { overall: number }; counts: { questions: number; rows: number }; model: string };
   assert.equal(s.model, 'test-clip');
   assert.deepEqual([s.counts.questions, s.counts.rows], [7, 20]);
@@ -438,4 +438,8 @@ test('the CLI: a Glimpse model, a predictions file, --circularize, and a judge w
   }
   await assert.rejects(run(['--data', data]), /give --predictions <file> or --model <name>/);
   await assert.rejects(run(['--data', data, '--model', 'test-bert']), /a bert model cannot answer multiple-choice questions/);
+  await assert.rejects(run(['--data', data, '--model', 'test-clip']), /model 'test-clip' has no weights: .*--random-init/);
+  await assert.rejects(run(['--data', data, '--model', 'runs/x/model']), /runs\/x\/model: the model folder does not exist/);
+  await assert.rejects(run(['--data', data, '--model', 'test-clp']), /--model test-clp: not a registered model, a model folder, or openai:<name>; did you mean 'test-clip'/);
+  await assert.rejects(run(['--data', data, '--model', 'openai:m', '--base-url', 'http://127.0.0.1:9', '--random-init']), /--random-init apply to a Glimpse model, not an endpoint/);
 });

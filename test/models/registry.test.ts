@@ -67,7 +67,7 @@ test('CLIP configs are open_clip\'s sizes as HF config fields', () => {
 });
 
 test('tiny-clip has the anchors\' 6.7 M parameters', async () => {
-  const m = await createModel('tiny-clip', { generator: new Generator(1) });
+  const m = await createModel('tiny-clip', { init: 'random', generator: new Generator(1) });
   assert.ok(m instanceof CLIPModel);
   const count = m.parameters().reduce((s, p) => s + p.size, 0);
   assert.ok(Math.abs(count - 6.7e6) < 0.05e6, `${count}`);
@@ -77,35 +77,65 @@ test('an unknown name is an error listing close matches', async () => {
   await assert.rejects(createModel('ViT-B-33'), /unknown model 'ViT-B-33'; did you mean 'ViT-B-32'.*'ViT-B-16'/);
   await assert.rejects(createModel('tiny-clp'), /did you mean 'tiny-clip'/);
   await assert.rejects(createModel('zzzzzzzzzz'), (e: Error) => !/did you mean/.test(e.message) && /known: .*ViT-B-32/.test(e.message));
-  await assert.rejects(createModel('./no/such/folder'), /no such model folder/);
   const file = path.join(tmpRoot, 'plain.txt');
   fs.writeFileSync(file, 'x');
   await assert.rejects(createModel(file), /not a folder/);
 });
 
+test('a spec that looks like a path and does not exist is a missing folder, not an unknown name', async () => {
+  for (const spec of ['./no/such/folder', 'runs/x/model', '~/models/clip', '.hidden-model', path.join(tmpRoot, 'absent')]) {
+    await assert.rejects(createModel(spec), (e: Error) => e.message.startsWith(`${spec}: the model folder does not exist`) && !/unknown model/.test(e.message), spec);
+  }
+  // Registered names with a slash are aliases: the registry comes first.
+  await assert.rejects(createModel('openai/clip-vit-base-patch32'), /model 'ViT-B-32' has no weights/);
+});
+
+test('a registered name without weights is refused with how to get them; init: \'random\' builds it untrained', async () => {
+  await assert.rejects(createModel('ViT-B-32'), (e: Error) => {
+    for (const part of [/^model 'ViT-B-32' has no weights/, /Glimpse downloads nothing/, /Hugging Face repo openai\/clip-vit-base-patch32/,
+      /config\.json \+ model\.safetensors/, /hf download openai\/clip-vit-base-patch32/, /as weights \(--weights <folder>\)/,
+      /as the model itself \(--model <folder>\)/, /open_clip folder/, /init: 'random' \(--random-init on the command line\)/]) {
+      assert.match(e.message, part);
+    }
+    return true;
+  });
+  await assert.rejects(createModel('BLIP-base', { generator: new Generator(1) }), /Hugging Face repo Salesforce\/blip-image-captioning-base/);
+  // A name that names no checkpoint says so, and still says how to build or load it.
+  await assert.rejects(createModel('test-clip'), /model 'test-clip' has no weights: .*names no pretrained checkpoint.*--weights <folder>.*init: 'random' \(--random-init/);
+  const m = await createModel('test-clip', { init: 'random', generator: new Generator(2) });
+  assert.equal(m.kind, 'dual-encoder');
+  // init and weights exclude each other; a folder is loaded with its own weights, so neither applies to it.
+  const dir = tmpDir();
+  m.savePretrained(dir);
+  await assert.rejects(createModel('test-clip', { init: 'random', weights: dir }), /weights \(--weights\) and init: 'random' \(--random-init\) exclude each other/);
+  await assert.rejects(createModel(dir, { init: 'random' }), /init: 'random' \(--random-init\) builds a registered name; a model folder is loaded with its own weights/);
+  await assert.rejects(createModel(dir, { weights: dir }), /weights \(--weights\) go with a registered name/);
+  await assert.rejects(createModel('test-clip', { init: 'zeros' as 'random' }), /init must be 'random'/);
+});
+
 test('createModel builds each family\'s class with random weights, seeded by the generator', async () => {
-  const a = await createModel('test-clip', { generator: new Generator(7) });
-  const b = await createModel('test-clip', { generator: new Generator(7) });
-  const c = await createModel('test-clip', { generator: new Generator(8) });
+  const a = await createModel('test-clip', { init: 'random', generator: new Generator(7) });
+  const b = await createModel('test-clip', { init: 'random', generator: new Generator(7) });
+  const c = await createModel('test-clip', { init: 'random', generator: new Generator(8) });
   assert.ok(a instanceof CLIPModel);
   sameWeights(a, b);
   assert.notDeepEqual(Array.from(a.stateDict()['visual_projection.weight']!.toArray()), Array.from(c.stateDict()['visual_projection.weight']!.toArray()));
-  assert.ok((await createModel('test-siglip')) instanceof SiglipModel);
-  assert.ok((await createModel('test-bert')) instanceof BertForMaskedLM);
-  assert.ok((await createModel('test-vit')) instanceof ViTModel);
-  const native = await createModel('test-vit', { backend: 'reference' });
+  assert.ok((await createModel('test-siglip', { init: 'random' })) instanceof SiglipModel);
+  assert.ok((await createModel('test-bert', { init: 'random' })) instanceof BertForMaskedLM);
+  assert.ok((await createModel('test-vit', { init: 'random' })) instanceof ViTModel);
+  const native = await createModel('test-vit', { init: 'random', backend: 'reference' });
   assert.equal(native.parameters()[0]!.backend.name, 'reference');
 });
 
 test('lazily imported families (BLIP, ViT-MAE) build from their names', async () => {
-  const blip = await createModel('test-blip');
+  const blip = await createModel('test-blip', { init: 'random' });
   assert.equal(blip.constructor.name, 'BlipForConditionalGeneration');
-  const mae = await createModel('test-vit-mae');
+  const mae = await createModel('test-vit-mae', { init: 'random' });
   assert.equal(mae.constructor.name, 'ViTMAEForPreTraining');
 });
 
 test('createModel loads a saved folder by model_type, and a name with weights', async () => {
-  const a = (await createModel('test-clip', { generator: new Generator(3) })) as CLIPModel;
+  const a = (await createModel('test-clip', { init: 'random', generator: new Generator(3) })) as CLIPModel;
   const dir = tmpDir();
   a.savePretrained(dir);
   const fromDir = await createModel(dir);
@@ -118,7 +148,7 @@ test('createModel loads a saved folder by model_type, and a name with weights', 
   fs.copyFileSync(path.join(dir, 'model.safetensors'), path.join(bare, 'model.safetensors'));
   sameWeights(a, await createModel('test-clip', { weights: bare }));
   // A folder of another family, or of other sizes, is refused.
-  const s = (await createModel('test-siglip')) as SiglipModel;
+  const s = (await createModel('test-siglip', { init: 'random' })) as SiglipModel;
   const sdir = tmpDir();
   s.savePretrained(sdir);
   assert.ok((await createModel(sdir)) instanceof SiglipModel);
@@ -129,7 +159,7 @@ test('createModel loads a saved folder by model_type, and a name with weights', 
   await assert.rejects(createModel('test-clip', { weights: sbare }));
   await assert.rejects(createModel('test-clip', { weights: path.join(tmpRoot, 'missing') }), /does not exist/);
   // The ViT key map applies to weights-only folders too.
-  const v = (await createModel('test-vit')) as ViTModel;
+  const v = (await createModel('test-vit', { init: 'random' })) as ViTModel;
   const vdir = tmpDir();
   v.savePretrained(vdir);
   fs.rmSync(path.join(vdir, 'config.json'));
@@ -141,7 +171,7 @@ test('registerModel adds a user\'s model, refusing taken names', async () => {
   registerModel({ name: 'my-clip', aliases: ['mine/clip'], config });
   assert.ok(listModels().includes('my-clip'));
   assert.equal(getModelEntry('MINE/CLIP').family, 'clip');
-  assert.ok((await createModel('mine/clip')) instanceof CLIPModel);
+  assert.ok((await createModel('mine/clip', { init: 'random' })) instanceof CLIPModel);
   assert.throws(() => registerModel({ name: 'my-clip', config }), /already registered/);
   assert.throws(() => registerModel({ name: 'other', aliases: ['vit-b-32'], config }), /taken by 'ViT-B-32'/);
   assert.throws(() => registerModel({ name: 'bad', config: { model_type: 'nope' } }), /no model family for model_type 'nope'/);

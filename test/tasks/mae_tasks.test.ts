@@ -168,7 +168,7 @@ test('loadFeatureSource on a ViT-MAE folder probes the unmasked encoder with CLS
   }));
   assert.deepEqual((await loadFeatureSource(dir)).imageProcessor.config.imageMean, [0.2, 0.3, 0.4]);
   // A registered MAE name works too (random weights).
-  const named = await loadFeatureSource('test-vit-mae', { pooling: 'mean' });
+  const named = await loadFeatureSource('test-vit-mae', { init: 'random', pooling: 'mean' });
   assert.deepEqual(named.imageProcessor.outputSize, { height: 32, width: 32 });
   assert.deepEqual([...noGrad(() => named.extract(randn([2, 3, 32, 32]))).shape], [2, 32]);
 });

@@ -14,6 +14,8 @@ import { constant_ } from '../../src/nn/init.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { CLIPModel } from '../../src/models/clip.js';
+import { loadBlipModel } from '../../src/tasks/caption.js';
+import { loadFeatureSource } from '../../src/eval/features.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-tasks-'));
 process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
@@ -34,8 +36,8 @@ const images = await Promise.all([
   writeImage(path.join(imgDir, 'sub', 'c.png'), 3),
 ]);
 
-const clip = await loadVisionLanguageModel('test-clip', { generator: new Generator(11) });
-const siglip = await loadVisionLanguageModel('test-siglip', { generator: new Generator(12) });
+const clip = await loadVisionLanguageModel('test-clip', { init: 'random', generator: new Generator(11) });
+const siglip = await loadVisionLanguageModel('test-siglip', { init: 'random', generator: new Generator(12) });
 // A non-zero bias, so that SigLIP's sigmoid(scale * cos + bias) is tested in full.
 constant_((siglip.model as unknown as { logitBias: Tensor }).logitBias, -0.75);
 constant_(siglip.model.logitScale, 1.3);
@@ -136,7 +138,20 @@ test('a model from a saved folder gets the same embeddings; non-dual encoders ar
   close((await embedImages(loaded, images)).toArray(), (await embedImages(clip, images)).toArray(), 1e-6, 'images');
   await assert.rejects(loadVisionLanguageModel('test-bert'), /a bert model is not a dual encoder/);
   await assert.rejects(loadVisionLanguageModel('BERT-base'), /not a dual encoder/);
-  await assert.rejects(loadVisionLanguageModel('ViT-B-16-SigLIP'), /no tokenizer is packaged for SigLIP/);
+  await assert.rejects(loadVisionLanguageModel('ViT-B-16-SigLIP', { init: 'random' }), /no tokenizer is packaged for SigLIP/);
+});
+
+test('every loader refuses a registered name without weights, saying how to get them', async () => {
+  const refused = /model 'ViT-B-32' has no weights: .*openai\/clip-vit-base-patch32.*--weights <folder>.*init: 'random' \(--random-init/;
+  await assert.rejects(zeroShotClassify('ViT-B-32', images, ['cat', 'dog']), refused);
+  await assert.rejects(loadVisionLanguageModel('openai/clip-vit-base-patch32'), refused);
+  await assert.rejects(loadFeatureSource('ViT-B-32'), refused);
+  await assert.rejects(loadBlipModel('BLIP-base'), /model 'BLIP-base' has no weights: .*Salesforce\/blip-image-captioning-base/);
+  await assert.rejects(classifyCommand([images[0]!], { model: 'ViT-B-32', labels: ['cat', 'dog'] }), refused);
+  await assert.rejects(loadVisionLanguageModel('runs/x/model'), /^Error: runs\/x\/model: the model folder does not exist/);
+  // A model of the wrong kind is reported before its missing weights.
+  await assert.rejects(loadVisionLanguageModel('BLIP-base'), /a blip model is not a dual encoder/);
+  await assert.rejects(loadBlipModel('ViT-B-32'), /a clip model is not BLIP/);
 });
 
 test('expandPaths: plain paths, globs, ** and errors', () => {
@@ -151,7 +166,7 @@ test('expandPaths: plain paths, globs, ** and errors', () => {
 });
 
 test('glimpse classify and embed command outputs', async () => {
-  const out = JSON.parse(await classifyCommand([path.join(imgDir, '*.png')], { model: 'test-clip', labels: ['cat,dog', 'bird'], topK: 2, json: true })) as
+  const out = JSON.parse(await classifyCommand([path.join(imgDir, '*.png')], { model: 'test-clip', randomInit: true, labels: ['cat,dog', 'bird'], topK: 2, json: true })) as
     { image: string; predictions: { label: string; score: number }[] }[];
   assert.deepEqual(out.map((o) => o.image), [path.join(imgDir, 'a.png'), path.join(imgDir, 'b.png')]);
   for (const o of out) {
@@ -161,7 +176,7 @@ test('glimpse classify and embed command outputs', async () => {
   }
   const labelsFile = path.join(tmpRoot, 'labels.txt');
   fs.writeFileSync(labelsFile, 'cat\n\ndog\n');
-  const text = await classifyCommand([images[0]!], { model: 'test-siglip', labelsFile, templates: ['{}'] });
+  const text = await classifyCommand([images[0]!], { model: 'test-siglip', randomInit: true, labelsFile, templates: ['{}'] });
   const lines = text.split('\n');
   assert.equal(lines[0], images[0]);
   assert.equal(lines.length, 3);
@@ -169,12 +184,12 @@ test('glimpse classify and embed command outputs', async () => {
   await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip' }), /no labels/);
   await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip', labels: ['a', 'a'] }), /given twice/);
 
-  const emb = JSON.parse(await embedCommand([path.join(imgDir, 'sub', '*')], { model: 'test-clip', json: true })) as { input: string; embedding: number[] }[];
+  const emb = JSON.parse(await embedCommand([path.join(imgDir, 'sub', '*')], { model: 'test-clip', randomInit: true, json: true })) as { input: string; embedding: number[] }[];
   assert.equal(emb.length, 1);
   assert.equal(emb[0]!.input, images[2]);
   assert.equal(emb[0]!.embedding.length, 16);
   assert.ok(Math.abs(Math.hypot(...emb[0]!.embedding) - 1) < 1e-5);
-  const textLines = (await embedCommand(['a cat', 'a dog'], { model: 'test-siglip', text: true })).split('\n');
+  const textLines = (await embedCommand(['a cat', 'a dog'], { model: 'test-siglip', randomInit: true, text: true })).split('\n');
   assert.equal(textLines.length, 2);
   const [name, values] = textLines[0]!.split('\t');
   assert.equal(name, 'a cat');
