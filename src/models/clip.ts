@@ -523,6 +523,10 @@ export class CLIPModel extends Module implements DualEncoder {
     return this.config.textConfig.maxPositionEmbeddings;
   }
 
+  get vocabSize(): number {
+    return this.config.textConfig.vocabSize;
+  }
+
   encodeImage(pixels: Tensor, opts: ImageEncodeOptions = {}): Tensor {
     return this.getImageFeatures(pixels, { patchDropout: opts.patchDropout });
   }

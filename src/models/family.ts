@@ -60,6 +60,8 @@ export interface DualEncoder extends ModelBase {
   readonly imageSize: number;
   /** Tokens per text the text tower takes. */
   readonly contextLength: number;
+  /** Token ids the text tower embeds (its vocabulary size): a tokenizer's ids must be below it. */
+  readonly vocabSize: number;
   /** The loss of a batch of matching pairs, from L2-normalised image and text embeddings. */
   pairLoss(imageEmbeds: Tensor, textEmbeds: Tensor): Tensor;
   /** Scaled image-text logits [I, T] of normalised embeddings, and their probabilities (softmax over texts, or sigmoid). */

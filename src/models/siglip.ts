@@ -495,6 +495,10 @@ export class SiglipModel extends Module implements DualEncoder {
     return this.config.textConfig.maxPositionEmbeddings;
   }
 
+  get vocabSize(): number {
+    return this.config.textConfig.vocabSize;
+  }
+
   encodeImage(pixels: Tensor, opts: ImageEncodeOptions = {}): Tensor {
     return this.visionModel.forward(pixels, { patchDropout: opts.patchDropout }).poolerOutput!;
   }

@@ -41,7 +41,7 @@ export function dualEncoderProcessor(model: DualEncoder, dir: string | undefined
  * with `init: 'random'`), by HF or open_clip folder, or an already built model (wrapped with a
  * tokenizer and processor). The tokenizer is `options.tokenizer`'s, else the folder's
  * tokenizer.json, else the one packaged for the name or the family (CLIP's BPE; the byte
- * tokenizer of the tiny models).
+ * tokenizer of the tiny models); a tokenizer whose ids the text tower cannot embed is an error.
  */
 export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVisionLanguageOptions = {}): Promise<VisionLanguageModel> {
   // These checks come before building the model, which for a full-size name takes a while.
@@ -51,10 +51,19 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
   const family = modelFamily(modelType);
   const noTokenizer = (title: string) => new Error(`${nameOrDir}: no tokenizer is packaged for ${title}; pass a weights folder with tokenizer.json, or the tokenizer option`);
   let tokenizer: TextTokenizer | undefined;
-  if (options.tokenizer !== undefined) tokenizer = loadTokenizer(options.tokenizer);
-  else if (hasFile(folder, 'tokenizer.json') || hasFile(folder, 'tokenizer.json.gz')) tokenizer = loadTokenizer(folder);
-  else if (entry?.tokenizer) tokenizer = entry.tokenizer();
-  else if (!family.tokenizer) throw noTokenizer(family.title);
+  // Where the tokenizer comes from, for the error when it does not fit: a file, or what it is packaged for.
+  let file: string | undefined;
+  let packagedFor: string | undefined;
+  if (options.tokenizer !== undefined) {
+    tokenizer = loadTokenizer(options.tokenizer);
+    file = `the tokenizer in ${options.tokenizer}`;
+  } else if (hasFile(folder, 'tokenizer.json') || hasFile(folder, 'tokenizer.json.gz')) {
+    tokenizer = loadTokenizer(folder);
+    file = `${folder}/tokenizer.json`;
+  } else if (entry?.tokenizer) {
+    tokenizer = entry.tokenizer();
+    packagedFor = `model '${entry.name}'`;
+  } else if (!family.tokenizer) throw noTokenizer(family.title);
   const { tokenizer: _tokenizer, ...createOptions } = options;
   const model = await createModel(nameOrDir, createOptions);
   if (model.kind !== 'dual-encoder') {
@@ -63,6 +72,16 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
   if (!tokenizer) {
     if (!model.family.tokenizer) throw noTokenizer(model.family.title);
     tokenizer = model.family.tokenizer();
+    packagedFor = model.family.title;
+  }
+  // Ids past the text tower's embedding table would fail deep in the forward pass (an index out
+  // of range): name the cause instead.
+  if (tokenizer.vocabSize > model.vocabSize) {
+    const sizes = `${tokenizer.vocabSize} tokens, but the text model embeds ${model.vocabSize}`;
+    if (file !== undefined) throw new Error(`${folder ?? nameOrDir}: ${file} has ${sizes}; pass the tokenizer the model was trained with (--tokenizer <folder>)`);
+    if (folder === undefined) throw new Error(`${nameOrDir}: the tokenizer packaged for it has ${sizes}`);
+    throw new Error(`${folder}: no tokenizer.json, and the tokenizer packaged for ${packagedFor} has ${sizes}: `
+      + 'add the tokenizer.json the model was trained with to the folder, or pass its folder as the tokenizer option (--tokenizer <folder>)');
   }
   return { name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor: dualEncoderProcessor(model, folder), contextLength: model.contextLength };
 }

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { ScenesDataset } from '../../src/data/scenes.js';
+import type { HFConfig } from '../../src/io/hf.js';
+import { getModelEntry, modelFromConfig } from '../../src/models/registry.js';
 import { tempDirs } from '../helpers.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
@@ -32,7 +34,8 @@ test('glimpse --version and -V print the version in package.json', () => {
   }
 });
 
-// A scene rendered to a PNG.
+// A scene rendered to a PNG, and a CLIP folder whose text model embeds fewer tokens than CLIP's
+// packaged tokenizer has, saved without tokenizer.json.
 const tmp = tempDirs('cli');
 const workDir = tmp();
 fs.mkdirSync(workDir, { recursive: true });
@@ -76,4 +79,15 @@ test('glimpse classify: a --model path that does not exist is a missing folder, 
   assert.equal(r.status, 1);
   assert.match(r.stderr, /^glimpse: runs\/x\/model: the model folder does not exist/);
   assert.doesNotMatch(r.stderr, /unknown model/);
+});
+
+test('glimpse classify: a folder without tokenizer.json whose vocabulary CLIP\'s tokenizer exceeds names the folder and --tokenizer', async () => {
+  const entry = getModelEntry('test-clip');
+  const dir = path.join(workDir, 'clip-vocab-99');
+  modelFromConfig({ ...entry.config, text_config: { ...(entry.config.text_config as HFConfig), vocab_size: 99 } }).savePretrained(dir);
+  const r = run('classify', photo, '--model', dir, '--labels', 'cat', 'dog');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`^glimpse: ${dir}: no tokenizer\\.json, and the tokenizer packaged for CLIP has 49408 tokens, but the text model embeds 99`));
+  assert.match(r.stderr, /add the tokenizer\.json the model was trained with to the folder, or pass its folder as the tokenizer option \(--tokenizer <folder>\)/);
+  assert.doesNotMatch(r.stderr, /indexSelect/);
 });

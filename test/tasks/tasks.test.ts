@@ -14,6 +14,10 @@ import { constant_ } from '../../src/nn/init.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import type { CLIPModel } from '../../src/models/clip.js';
+import { byteTokenizer } from '../../src/models/configs.js';
+import { getModelEntry, modelFromConfig } from '../../src/models/registry.js';
+import type { HFConfig } from '../../src/io/hf.js';
+import { clipTokenizer } from '../../src/data/tokenizers/clip.js';
 import { loadBlipModel } from '../../src/tasks/caption.js';
 import { loadFeatureSource } from '../../src/eval/features.js';
 
@@ -152,6 +156,39 @@ test('every loader refuses a registered name without weights, saying how to get 
   // A model of the wrong kind is reported before its missing weights.
   await assert.rejects(loadVisionLanguageModel('BLIP-base'), /a blip model is not a dual encoder/);
   await assert.rejects(loadBlipModel('ViT-B-32'), /a clip model is not BLIP/);
+});
+
+test('a packaged tokenizer that does not fit a folder\'s text model is an error naming the folder', async () => {
+  // A CLIP folder whose text model embeds 99 tokens, without tokenizer.json: CLIP's packaged BPE
+  // (49,408 tokens) would index past its embeddings.
+  const entry = getModelEntry('test-clip');
+  const small = modelFromConfig({ ...entry.config, text_config: { ...(entry.config.text_config as HFConfig), vocab_size: 99 } }, { generator: new Generator(4) });
+  const dir = path.join(tmpRoot, 'clip-vocab-99');
+  small.savePretrained(dir);
+  await assert.rejects(loadVisionLanguageModel(dir), (e: Error) => {
+    assert.match(e.message, new RegExp(`^${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no tokenizer\\.json, and the tokenizer packaged for CLIP has 49408 tokens, but the text model embeds 99`));
+    assert.match(e.message, /add the tokenizer\.json the model was trained with to the folder, or pass its folder as the tokenizer option \(--tokenizer <folder>\)/);
+    return true;
+  });
+  await assert.rejects(classifyCommand([images[0]!], { model: dir, labels: ['cat', 'dog'] }), /no tokenizer\.json, and the tokenizer packaged for CLIP has 49408 tokens/);
+  // A given tokenizer that does not fit either is named.
+  const bpeDir = path.join(tmpRoot, 'clip-bpe');
+  clipTokenizer().save(bpeDir);
+  await assert.rejects(loadVisionLanguageModel(dir, { tokenizer: bpeDir }), /the tokenizer in .*clip-bpe has 49408 tokens, but the text model embeds 99/);
+  // A text model of 258 tokens fits the tiny models' byte tokenizer: passed as the tokenizer, or in the folder.
+  const tokDir = path.join(tmpRoot, 'tok-fits');
+  byteTokenizer(16).save(tokDir);
+  const over = modelFromConfig({ ...entry.config, text_config: { ...(entry.config.text_config as HFConfig), vocab_size: 258 } }, { generator: new Generator(4) });
+  const fits = path.join(tmpRoot, 'clip-vocab-258');
+  over.savePretrained(fits);
+  await assert.rejects(loadVisionLanguageModel(fits), /packaged for CLIP has 49408 tokens, but the text model embeds 258/);
+  const vl = await loadVisionLanguageModel(fits, { tokenizer: tokDir });
+  assert.equal(vl.tokenizer.vocabSize, 258);
+  assert.deepEqual((await embedTexts(vl, ['a cat'])).shape, [1, 16]);
+  const out = JSON.parse(await classifyCommand([images[0]!], { model: fits, tokenizer: tokDir, labels: ['cat', 'dog'], json: true })) as unknown[];
+  assert.equal(out.length, 1);
+  fs.copyFileSync(path.join(tokDir, 'tokenizer.json'), path.join(fits, 'tokenizer.json'));
+  assert.equal((await loadVisionLanguageModel(fits)).tokenizer.vocabSize, 258);
 });
 
 test('expandPaths: plain paths, globs, ** and errors', () => {
