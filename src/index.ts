@@ -13,6 +13,8 @@ export {
 export type {
   VisionLanguageModel, LoadVisionLanguageOptions, EmbedOptions, ZeroShotOptions, ZeroShotResult, LabelScore,
 } from './tasks/index.js';
+export { readZeroShotConfig, writeZeroShotConfig, ZEROSHOT_CONFIG_FILE } from './tasks/index.js';
+export type { ZeroShotConfig } from './tasks/index.js';
 export { maeReconstruction, writeReconstructionGrid } from './tasks/index.js';
 export type { MAEReconstruction, MAEReconstructionOptions, ReconstructionGridOptions } from './tasks/index.js';
 export { caption, captionIds, decodeCaptionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';

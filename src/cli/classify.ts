@@ -1,6 +1,6 @@
 // `glimpse classify`: zero-shot classification of images (paths or globs) against labels.
 import fs from 'node:fs';
-import { DEFAULT_TEMPLATES, loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
+import { loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
 import { type ModelLoadingOptions, modelLoadOptions } from './args.js';
 import { expandPaths } from './embed.js';
 
@@ -11,7 +11,7 @@ export interface ClassifyCommandOptions extends ModelLoadingOptions {
   labels?: readonly string[];
   /** A text file with one class name per line. */
   labelsFile?: string;
-  /** Prompt templates with {} for the class name (default 'a photo of a {}.'). */
+  /** Prompt templates with {} for the class name (default: the model folder's zeroshot_config.json, else 'a photo of a {}.'). */
   templates?: readonly string[];
   /** Labels shown per image (default 5). */
   topK?: number;
@@ -37,7 +37,7 @@ export async function classifyCommand(images: readonly string[], options: Classi
   const paths = expandPaths(images);
   const vl = await loadVisionLanguageModel(options.model, modelLoadOptions(options));
   const { predictions } = await zeroShotClassify(vl, paths, labels, {
-    templates: options.templates && options.templates.length ? options.templates : DEFAULT_TEMPLATES,
+    templates: options.templates && options.templates.length ? options.templates : undefined,
     topK: options.topK,
   });
   if (options.json) return JSON.stringify(paths.map((image, i) => ({ image, predictions: predictions[i] })));

@@ -11,7 +11,7 @@ import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classificatio
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.js';
-import { DEFAULT_TEMPLATES, loadVisionLanguageModel } from '../tasks/zeroshot.js';
+import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
 /** Options every evaluation takes. */
 export interface EvalCommandOptions extends ModelLoadingOptions {
@@ -50,9 +50,9 @@ async function open(spec: string, split: string | undefined, options: OpenDatase
 // zeroshot
 
 export interface ZeroShotCommandOptions extends EvalCommandOptions {
-  /** Prompt templates with {} (default open_clip's 'a photo of a {}.'). */
+  /** Prompt templates with {} (default: the model folder's zeroshot_config.json, else open_clip's 'a photo of a {}.'). */
   templates?: readonly string[];
-  /** Class names for the prompts (default the dataset's). */
+  /** Class names for the prompts (default the dataset's, else the model folder's). */
   classNames?: readonly string[];
 }
 
@@ -60,7 +60,7 @@ export async function runZeroShot(o: ZeroShotCommandOptions): Promise<ZeroShotEv
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
   return evaluateZeroShot(vl, dataset, {
-    templates: o.templates?.length ? o.templates : DEFAULT_TEMPLATES, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
+    templates: o.templates?.length ? o.templates : undefined, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
   });
 }
 
@@ -165,7 +165,7 @@ function common(cmd: Command, defaultSplit: string, opts: { tokenizer?: boolean 
 export function zeroShotCommand(): Command {
   return common(new Command('zeroshot'), 'test')
     .description('zero-shot classification accuracy (top-1, top-5, per class) of a CLIP or SigLIP model on a labelled dataset')
-    .option('--template <t>', "prompt template with {} for the class name (repeatable; default 'a photo of a {}.')", collect)
+    .option('--template <t>', "prompt template with {} for the class name (repeatable; default: the model folder's zeroshot_config.json, else 'a photo of a {}.')", collect)
     .option('--templates <file|list>', 'prompt templates: a file with one per line, or a comma-separated list')
     .option('--classnames <file|list>', "class names for the prompts (default the dataset's): a file with one per line, or a comma-separated list")
     .action(async (o: EvalCommandOptions & { template?: string[]; templates?: string; classnames?: string }) => {

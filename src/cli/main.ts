@@ -67,7 +67,7 @@ addModelOptions(program
   .requiredOption('--model <name>', 'registered model name (ViT-B-32, ...) or a model folder'))
   .option('--labels <labels...>', 'class names (comma-separated or repeated)')
   .option('--labels-file <file>', 'a file with one class name per line')
-  .option('--template <t>', "prompt template with {} for the class name (repeatable; default 'a photo of a {}.')", collect)
+  .option('--template <t>', "prompt template with {} for the class name (repeatable; default: the model folder's zeroshot_config.json, else 'a photo of a {}.')", collect)
   .option('--top-k <n>', 'labels shown per image (default 5)', (v) => parseInt(v, 10))
   .option('--json', 'print JSON')
   .action(async (images: string[], o: Omit<ClassifyCommandOptions, 'templates'> & { template?: string[] }) => {

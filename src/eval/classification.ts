@@ -2,7 +2,7 @@
 // classifier of prompt-ensembled class embeddings, logits against it, top-1 and top-5 accuracy;
 // with per-class accuracy and the confusion counts besides.
 import type { Dataset } from '../data/dataset.js';
-import { buildZeroShotClassifier, DEFAULT_TEMPLATES, loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
+import { buildZeroShotClassifier, loadVisionLanguageModel, type VisionLanguageModel, zeroShotTemplates } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
 import { type DatasetPassOptions, evaluatedCount, forEachBatch, imageEmbeddingSource, withEvalMode } from './features.js';
 import { bestRank } from './retrieval.js';
@@ -79,9 +79,12 @@ export function classificationMetrics(scores: ArrayLike<number>, labels: ArrayLi
 }
 
 export interface ZeroShotEvalOptions extends DatasetPassOptions {
-  /** Prompt templates with {} for the class name (default open_clip's 'a photo of a {}.'). */
+  /**
+   * Prompt templates with {} for the class name (default: those the model folder records in
+   * zeroshot_config.json, else open_clip's 'a photo of a {}.').
+   */
   templates?: readonly string[];
-  /** Class names for the prompts (default the dataset's classNames). */
+  /** Class names for the prompts (default the dataset's classNames, else those the model folder records). */
   classNames?: readonly string[];
 }
 
@@ -99,12 +102,12 @@ export interface ZeroShotEvalResult extends ClassificationMetrics {
 export async function evaluateZeroShot(model: VisionLanguageModel | string, dataset: Dataset,
   options: ZeroShotEvalOptions = {}): Promise<ZeroShotEvalResult> {
   const vl = typeof model === 'string' ? await loadVisionLanguageModel(model) : model;
-  const classNames = options.classNames ?? dataset.classNames;
+  const classNames = options.classNames ?? dataset.classNames ?? vl.zeroShot?.classNames;
   if (!classNames || classNames.length === 0) throw new Error(`zero-shot: ${dataset.name} has no class names (pass classNames)`);
   if (dataset.classNames && dataset.classNames.length !== classNames.length) {
     throw new Error(`zero-shot: ${classNames.length} class names given, but ${dataset.name} has ${dataset.classNames.length} classes`);
   }
-  const templates = options.templates ?? DEFAULT_TEMPLATES;
+  const templates = zeroShotTemplates(vl, options.templates);
   const n = evaluatedCount(dataset, options.limit);
   const C = classNames.length;
   const classifier = await withEvalMode(vl.model, () => buildZeroShotClassifier(vl, classNames, templates, { batchSize: options.batchSize }));

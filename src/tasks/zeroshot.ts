@@ -20,6 +20,46 @@ export interface VisionLanguageModel {
   readonly imageProcessor: ImageProcessor;
   /** The text tower's context length (texts are padded to it, as the reference processors do). */
   readonly contextLength: number;
+  /** How the model was evaluated zero-shot in training (its folder's zeroshot_config.json), if recorded. */
+  readonly zeroShot?: ZeroShotConfig;
+}
+
+/** The file of a model folder that records its zero-shot prompts (HF's from_pretrained ignores it). */
+export const ZEROSHOT_CONFIG_FILE = 'zeroshot_config.json';
+
+/**
+ * How a model is used zero-shot, as training evaluated it: the prompt templates (the default of
+ * the zero-shot tasks for this model) and the class names of the evaluation set.
+ */
+export interface ZeroShotConfig {
+  readonly templates: readonly string[];
+  readonly classNames?: readonly string[];
+}
+
+const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string');
+
+/** A folder's zeroshot_config.json ({templates, class_names}), or undefined when it has none. */
+export function readZeroShotConfig(dir: string): ZeroShotConfig | undefined {
+  const file = path.join(dir, ZEROSHOT_CONFIG_FILE);
+  if (!fs.existsSync(file)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message}); fix or delete the file`, { cause: e });
+  }
+  const o = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+  if (!isStringList(o.templates)) throw new Error(`${file}: "templates" must be a non-empty list of strings with {} for the class name; fix or delete the file`);
+  for (const t of o.templates) fillTemplate(t, 'x'); // each names its template if it has no {}
+  if (o.class_names !== undefined && !isStringList(o.class_names)) throw new Error(`${file}: "class_names" must be a non-empty list of strings; fix or delete the file`);
+  return { templates: o.templates, ...(o.class_names !== undefined ? { classNames: o.class_names as string[] } : {}) };
+}
+
+/** Writes zeroshot_config.json into a model folder. */
+export function writeZeroShotConfig(dir: string, c: ZeroShotConfig): void {
+  const json = { templates: c.templates, ...(c.classNames ? { class_names: c.classNames } : {}) };
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, ZEROSHOT_CONFIG_FILE), `${JSON.stringify(json, null, 2)}\n`);
 }
 
 export interface LoadVisionLanguageOptions extends CreateModelOptions {
@@ -42,6 +82,8 @@ export function dualEncoderProcessor(model: DualEncoder, dir: string | undefined
  * tokenizer and processor). The tokenizer is `options.tokenizer`'s, else the folder's
  * tokenizer.json, else the one packaged for the name or the family (CLIP's BPE; the byte
  * tokenizer of the tiny models); a tokenizer whose ids the text tower cannot embed is an error.
+ * A folder's zeroshot_config.json (written by training) gives the prompt templates the zero-shot
+ * tasks use by default.
  */
 export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVisionLanguageOptions = {}): Promise<VisionLanguageModel> {
   // These checks come before building the model, which for a full-size name takes a while.
@@ -83,7 +125,11 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
     throw new Error(`${folder}: no tokenizer.json, and the tokenizer packaged for ${packagedFor} has ${sizes}: `
       + 'add the tokenizer.json the model was trained with to the folder, or pass its folder as the tokenizer option (--tokenizer <folder>)');
   }
-  return { name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor: dualEncoderProcessor(model, folder), contextLength: model.contextLength };
+  const zeroShot = folder !== undefined ? readZeroShotConfig(folder) : undefined;
+  return {
+    name: entry?.name ?? nameOrDir, model, tokenizer, imageProcessor: dualEncoderProcessor(model, folder), contextLength: model.contextLength,
+    ...(zeroShot ? { zeroShot } : {}),
+  };
 }
 
 type ModelArg = VisionLanguageModel | string;
@@ -149,23 +195,30 @@ export function fillTemplate(template: string, label: string): string {
 /** open_clip's default single prompt. */
 export const DEFAULT_TEMPLATES: readonly string[] = ['a photo of a {}.'];
 
+/** The templates a zero-shot task uses: the given ones, else the model folder's, else open_clip's default. */
+export function zeroShotTemplates(vl: VisionLanguageModel, templates?: readonly string[]): readonly string[] {
+  return templates ?? vl.zeroShot?.templates ?? DEFAULT_TEMPLATES;
+}
+
 /**
  * The zero-shot classifier [C, D] as open_clip builds it: for each class, every template's text
- * embedding, each L2-normalised, averaged, and the mean normalised again.
+ * embedding, each L2-normalised, averaged, and the mean normalised again. Templates default as
+ * zeroShotTemplates says.
  */
-export async function buildZeroShotClassifier(model: ModelArg, labels: readonly string[], templates: readonly string[] = DEFAULT_TEMPLATES,
+export async function buildZeroShotClassifier(model: ModelArg, labels: readonly string[], templates?: readonly string[],
   options: EmbedOptions = {}): Promise<Tensor> {
   const vl = await resolve(model);
+  const prompts = zeroShotTemplates(vl, templates);
   if (labels.length === 0) throw new Error('zero-shot: no labels');
-  if (templates.length === 0) throw new Error('zero-shot: no templates');
-  const texts = labels.flatMap((l) => templates.map((t) => fillTemplate(t, l)));
+  if (prompts.length === 0) throw new Error('zero-shot: no templates');
+  const texts = labels.flatMap((l) => prompts.map((t) => fillTemplate(t, l)));
   const emb = await embedTexts(vl, texts, options);
   const D = emb.shape[1]!;
-  return noGrad(() => l2Normalize(emb.reshape([labels.length, templates.length, D]).mean(1)));
+  return noGrad(() => l2Normalize(emb.reshape([labels.length, prompts.length, D]).mean(1)));
 }
 
 export interface ZeroShotOptions extends EmbedOptions {
-  /** Prompt templates with `{}` for the class name (default: 'a photo of a {}.'). */
+  /** Prompt templates with `{}` for the class name (default: the model folder's, else 'a photo of a {}.'). */
   templates?: readonly string[];
   /** Labels kept per image, best first (default 5, at most the number of labels). */
   topK?: number;
@@ -194,7 +247,7 @@ export interface ZeroShotResult {
 export async function zeroShotClassify(model: ModelArg, images: readonly ImageInput[] | Tensor, labels: readonly string[],
   options: ZeroShotOptions = {}): Promise<ZeroShotResult> {
   const vl = await resolve(model);
-  const classifier = await buildZeroShotClassifier(vl, labels, options.templates ?? DEFAULT_TEMPLATES, options);
+  const classifier = await buildZeroShotClassifier(vl, labels, options.templates, options);
   const img = await embedImages(vl, images, options);
   const { logits, probs } = noGrad(() => vl.model.pairLogits(img, classifier));
   const k = Math.min(options.topK ?? 5, labels.length);

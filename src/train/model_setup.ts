@@ -11,6 +11,7 @@ import { trainWordPieceTokenizer } from '../data/tokenizers/wordpiece.js';
 import { byteTokenizer } from '../models/configs.js';
 import type { ImageTowerLayout, Model, ModelFamily, ModelSizes } from '../models/family.js';
 import { createModel, modelFamily, modelFromConfig, models } from '../models/registry.js';
+import { writeZeroShotConfig, ZEROSHOT_CONFIG_FILE, type ZeroShotConfig } from '../tasks/zeroshot.js';
 import { Generator } from '../tensor/random.js';
 import { ConfigError, type CustomModelConfig, type TrainConfig } from './config.js';
 import { objectives } from './objectives.js';
@@ -197,13 +198,23 @@ export function preprocessorJson(p: ImageProcessor): Record<string, unknown> {
   };
 }
 
+export interface SaveTrainedModelOptions {
+  /** A dual encoder's zero-shot prompts and class names, as the run evaluated it (zeroshot_config.json). */
+  zeroShot?: ZeroShotConfig;
+}
+
 /**
- * Saves the trained model as a Hugging Face folder (config.json, model.safetensors,
- * preprocessor_config.json and, for dual encoders, tokenizer.json + tokenizer_config.json), so
- * `glimpse classify/embed` and HF's from_pretrained load it.
+ * Saves the trained model as a Hugging Face folder: config.json and model.safetensors, with what
+ * reads its inputs — preprocessor_config.json for a model of images, tokenizer.json +
+ * tokenizer_config.json for a model of text — and, for a dual encoder, zeroshot_config.json with
+ * the run's zero-shot prompts, so `glimpse eval zeroshot/classify/embed` use it as trained and
+ * HF's from_pretrained loads it.
  */
-export function saveTrainedModel(setup: TrainModel, dir: string): void {
+export function saveTrainedModel(setup: TrainModel, dir: string, opts: SaveTrainedModelOptions = {}): void {
   setup.model.savePretrained(dir);
   if (setup.imageProcessor) fs.writeFileSync(path.join(dir, 'preprocessor_config.json'), `${JSON.stringify(preprocessorJson(setup.imageProcessor), null, 2)}\n`);
   setup.tokenizer?.save(dir);
+  // A folder saved again (a resumed run) keeps no record of an earlier run's prompts.
+  if (opts.zeroShot && setup.model.kind === 'dual-encoder') writeZeroShotConfig(dir, opts.zeroShot);
+  else fs.rmSync(path.join(dir, ZEROSHOT_CONFIG_FILE), { force: true });
 }

@@ -18,6 +18,7 @@ import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
 import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/groups.js';
 import { constantSchedule, cosineDecay, LRScheduler, type LrSchedule, warmupCosineSchedule } from '../optim/schedule.js';
+import type { ZeroShotConfig } from '../tasks/zeroshot.js';
 import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -148,6 +149,16 @@ async function trainingCaptions(data: TrainData): Promise<string[]> {
     if (c !== undefined) captions.push(c);
   }
   return captions;
+}
+
+/**
+ * What the saved model records of the run's zero-shot evaluation: its prompt templates and the
+ * validation set's class names (CatLIP trains no text tower to prompt).
+ */
+function zeroShotRecord(config: TrainConfig, val: TrainData['val']): ZeroShotConfig | undefined {
+  if (config.task === 'catlip') return undefined;
+  const classNames = val && !isTextCorpus(val) && val.classNames?.length ? val.classNames : undefined;
+  return { templates: config.eval.templates, ...(classNames ? { classNames } : {}) };
 }
 
 /**
@@ -497,7 +508,7 @@ class TrainingRun {
       const r = await this.evaluate();
       if (r) this.#metrics.append({ step, epoch: position.epoch + position.batch / this.data.train.batchesPerEpoch, ...r });
       modelDir = path.join(this.config.out, 'model');
-      saveTrainedModel(this.model, modelDir);
+      saveTrainedModel(this.model, modelDir, { zeroShot: zeroShotRecord(this.config, this.data.val) });
       this.objective.saveBeside?.(modelDir);
       reportFile = path.join(this.config.out, 'report.html');
       this.writeReport();
