@@ -1,4 +1,4 @@
-// `glimpse train [--config file.yaml] [overrides] [--resume] [--out dir]`: runs the trainer on a
+// `glimpse train [--config file.yaml] [overrides] [--resume | --overwrite] [--out dir]`: runs the trainer on a
 // config file, or on flags alone (`glimpse train --task mae --model.custom.family mae ...`). Overrides are written as in the file, by dotted key: `--set optim.lr=1e-3` or
 // `--optim.lr 1e-3` (each value read as YAML: numbers, booleans, [lists], null).
 import fs from 'node:fs';
@@ -16,6 +16,8 @@ export interface TrainCommandOptions {
   /** The output folder (the same as the override out=...). */
   out?: string;
   resume?: boolean;
+  /** Start over in an output folder that holds an earlier run, deleting its files. */
+  overwrite?: boolean;
   progress?: ProgressMode | 'auto';
 }
 
@@ -34,13 +36,13 @@ export function trainCommandConfig(o: TrainCommandOptions): TrainConfig {
 
 /** Runs `glimpse train`; returns the trainer's result. */
 export async function runTrainCommand(o: TrainCommandOptions): Promise<TrainResult> {
-  return train(trainCommandConfig(o), { resume: o.resume, progress: o.progress ?? 'auto' });
+  return train(trainCommandConfig(o), { resume: o.resume, overwrite: o.overwrite, progress: o.progress ?? 'auto' });
 }
 
 /** What the command prints when the run ends: where its outputs are, and its final metrics. */
 export function formatTrainResult(r: TrainResult): string {
-  const lines = [`trained ${r.step}/${r.totalSteps} steps (${r.trainSeconds.toFixed(1)} s of training steps) in ${r.outDir}`];
-  if (r.losses.length) lines.push(`  final loss   ${r.losses[r.losses.length - 1]!.loss.toFixed(4)}`);
+  const lines = [`trained ${r.step}/${r.totalSteps} steps (${r.trainSeconds.toFixed(1)} s of training steps) in ${r.outDir}`, `  ${r.stopped.message}`];
+  if (r.finalLoss !== null) lines.push(`  final loss   ${r.finalLoss.toFixed(4)} (mean of the last logged steps)`);
   for (const [k, v] of Object.entries(r.metrics)) lines.push(`  ${k.padEnd(12)} ${v.toFixed(4)}`);
   if (r.modelDir) lines.push(`  model        ${r.modelDir}`);
   if (r.reportFile) lines.push(`  report       ${r.reportFile}`);
@@ -56,6 +58,7 @@ export function trainCommand(): Command {
     .description('train a model from a config file (YAML/JSON); overrides: --set key=value or --dotted.key value')
     .option('--config <file>', 'the config file (see configs/)')
     .option('--resume', 'continue from the newest checkpoint in the output folder')
+    .option('--overwrite', 'start over in an output folder that holds an earlier run, deleting its checkpoints, metrics, report and model')
     .option('--out <dir>', 'output folder (checkpoints, metrics.jsonl, report.html, model/)')
     .option('--set <key=value>', 'override a config key (repeatable), e.g. --set optim.lr=1e-3', collect)
     .option('--progress <mode>', 'auto (a bar on a terminal), bar, lines or none', 'auto')
@@ -63,7 +66,7 @@ export function trainCommand(): Command {
     .option('--help-config', 'list every config key with its default and meaning')
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (o: { config?: string; resume?: boolean; out?: string; set?: string[]; progress: string; json?: boolean; helpConfig?: boolean },
+    .action(async (o: { config?: string; resume?: boolean; overwrite?: boolean; out?: string; set?: string[]; progress: string; json?: boolean; helpConfig?: boolean },
       cmd: Command) => {
       if (o.helpConfig) {
         console.log(describeConfig().join('\n'));
@@ -72,10 +75,12 @@ export function trainCommand(): Command {
       if (!['auto', 'bar', 'lines', 'none'].includes(o.progress)) throw new Error(`train: --progress must be auto, bar, lines or none, got '${o.progress}'`);
       // Dotted flags reach here as unknown options; --set pairs come first, then those, in order.
       const overrides = parseOverrideArgs([...(o.set ?? []).flatMap((s) => ['--set', s]), ...cmd.args]);
-      const r = await runTrainCommand({ config: o.config, resume: o.resume, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto' });
+      const r = await runTrainCommand({
+        config: o.config, resume: o.resume, overwrite: o.overwrite, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto',
+      });
       if (o.json) {
-        console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, train_seconds: r.trainSeconds, out: r.outDir, model: r.modelDir, report: r.reportFile,
-          final_loss: r.losses.at(-1)?.loss ?? null, metrics: r.metrics }));
+        console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, stopped: r.stopped.reason, train_seconds: r.trainSeconds, out: r.outDir,
+          model: r.modelDir, report: r.reportFile, final_loss: r.finalLoss, metrics: r.metrics }));
       } else {
         console.log(formatTrainResult(r));
       }

@@ -1,6 +1,6 @@
 // Training: configs, the training loop, checkpoints, progress and reports.
-export { train, TrainingDivergedError } from './trainer.js';
-export type { TrainOptions, TrainResult } from './trainer.js';
+export { train, TrainingDivergedError, earlierRunFiles } from './trainer.js';
+export type { TrainOptions, TrainResult, StopReason } from './trainer.js';
 export { loadConfig, resolveConfig, applyOverride, parseOverrideArgs, describeConfig, configToYAML, ConfigError } from './config.js';
 export type { TrainConfig, TaskName, ModelConfig, CustomModelConfig } from './config.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint } from './checkpoint.js';

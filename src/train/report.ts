@@ -11,6 +11,8 @@ export interface ReportInput {
   records: readonly MetricsRecord[];
   /** The last evaluation's metrics. */
   final: Record<string, number>;
+  /** Why the run stopped (the trainer's sentence). */
+  stopped?: string;
   /** PNG pictures shown under the curves (an MAE's reconstructions), embedded so the file stands alone. */
   pictures?: readonly { title: string; file: string }[];
 }
@@ -111,6 +113,7 @@ export function renderReport(input: ReportInput): string {
   const last = [...r].reverse().find((x) => x.loss !== undefined);
   const summary: [string, string][] = [
     ['steps', String(r.length ? Math.max(...r.map((x) => x.step)) : 0)],
+    ...(input.stopped ? [['stopped', input.stopped] as [string, string]] : []),
     ['final loss', last?.loss !== undefined ? last.loss.toFixed(4) : '-'],
     ['samples/s (last)', last?.samples_per_s !== undefined ? last.samples_per_s.toFixed(1) : '-'],
     ['training time', last?.elapsed_s !== undefined ? `${last.elapsed_s.toFixed(0)} s` : '-'],

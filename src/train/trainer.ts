@@ -22,7 +22,7 @@ import type { ZeroShotConfig } from '../tasks/zeroshot.js';
 import { reclaimMemory } from '../tensor/device.js';
 import { Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
+import { CHECKPOINT_DIR, type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
 import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
 import { type EvalMetrics, evaluateModel, reconstructionPicture } from './evaluate.js';
@@ -42,6 +42,11 @@ export class TrainingDivergedError extends Error {
 export interface TrainOptions {
   /** Continue from the newest checkpoint in config.out (an error when there is none). */
   resume?: boolean;
+  /**
+   * Start over in a config.out that holds an earlier run (checkpoints or metrics.jsonl), deleting
+   * that run's files first; without it (or resume) such a folder is refused.
+   */
+  overwrite?: boolean;
   /** This process's rank and the number of processes (data-parallel); default 0 of 1. */
   rank?: number;
   worldSize?: number;
@@ -56,8 +61,8 @@ export interface TrainOptions {
   stopAfterStep?: number;
   /**
    * End after this many seconds (wall clock, evaluations included) as a finished run (final
-   * checkpoint, model, report). The schedule still spans the configured steps; time_budget_s is
-   * the config's way to fit the schedule itself to a time.
+   * checkpoint, model, report), stop reason 'time_limit'. The schedule still spans the configured
+   * steps, so it is cut short; time_budget_s is the config's way to fit the schedule to a time.
    */
   timeBudgetSeconds?: number;
   /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
@@ -68,13 +73,30 @@ export interface TrainOptions {
   clock?: () => number;
 }
 
+/**
+ * Why a run ended: 'steps', its planned steps (steps or epochs) are done; 'time_budget', the
+ * seconds of config.time_budget_s are spent (its schedule ended with them); 'time_limit',
+ * TrainOptions.timeBudgetSeconds cut it short; 'interrupted', it stopped before its end
+ * (TrainOptions.stopAfterStep), without a final model.
+ */
+export type StopReason = 'steps' | 'time_budget' | 'time_limit' | 'interrupted';
+
 export interface TrainResult {
   /** The optimizer steps done when the run ended. */
   step: number;
   /** The run's length in steps (with time_budget_s: the steps that the budget held). */
   totalSteps: number;
+  /** Why the run ended, and a sentence that says so (what the run logs, and the report shows). */
+  stopped: { reason: StopReason; message: string };
+  /** The checkpoint a resumed run continued from, and its step; null for a run from the start. */
+  resumedFrom: { checkpoint: string; step: number } | null;
   /** Seconds spent in training steps, evaluations and checkpoints left out (a resumed run's included). */
   trainSeconds: number;
+  /**
+   * The run's final loss: the mean training loss of the last logged window (the last metrics
+   * record's loss, as the report shows it); null before any step was logged.
+   */
+  finalLoss: number | null;
   /** The loss of every step this call ran, in order. */
   losses: { step: number; loss: number }[];
   /** The last evaluation's metrics ({} when none ran). */
@@ -125,6 +147,36 @@ function keyValue(c: unknown, key: string): unknown {
 
 // ---------------------------------------------------------------------------------------------
 // Phase 1: restore
+
+/** What a run writes into config.out: an overwriting run deletes these of the earlier run. */
+const RUN_OUTPUTS = [CHECKPOINT_DIR, 'metrics.jsonl', 'report.html', 'model', 'config.yaml', 'tokenizer', 'reconstructions'] as const;
+
+/** What marks a folder as holding an earlier run: its checkpoints and metrics.jsonl (those present). */
+export function earlierRunFiles(out: string): string[] {
+  const found: string[] = [];
+  const checkpoints = path.join(out, CHECKPOINT_DIR);
+  if (fs.existsSync(checkpoints) && fs.readdirSync(checkpoints).length > 0) found.push(`${CHECKPOINT_DIR}/`);
+  if (fs.existsSync(path.join(out, 'metrics.jsonl'))) found.push('metrics.jsonl');
+  return found;
+}
+
+/**
+ * A run that starts from step 0 in config.out: refused when the folder holds an earlier run,
+ * unless `overwrite`, which deletes that run's files (on the writing process only). Returns what
+ * was deleted.
+ */
+function clearEarlierRun(out: string, overwrite: boolean, main: boolean): string[] {
+  const found = earlierRunFiles(out);
+  if (found.length === 0) return [];
+  if (!overwrite) {
+    throw new Error(`train: ${out} already holds a run (${found.join(', ')}); continue it with --resume (resume: true), ` +
+      'start over with --overwrite (overwrite: true; deletes its checkpoints, metrics, report and model), or choose another --out');
+  }
+  if (!main) return [];
+  const deleted = RUN_OUTPUTS.filter((f) => fs.existsSync(path.join(out, f)));
+  for (const f of deleted) fs.rmSync(path.join(out, f), { recursive: true, force: true });
+  return deleted;
+}
 
 /** The newest checkpoint of config.out, checked to fit the config; null when not resuming. */
 function checkpointToResume(config: TrainConfig, resume: boolean): Checkpoint | null {
@@ -266,7 +318,9 @@ class TrainingRun {
   #lastCheckpoint: string | null;
   #lastMetrics: EvalMetrics = {};
   #lastEvalStep = -1;
-  #interrupted = false;
+  #stopped: StopReason | null = null;
+  #finalLoss: number | null = null;
+  readonly resumedFrom: TrainResult['resumedFrom'];
   readonly losses: { step: number; loss: number }[] = [];
 
   private constructor(
@@ -291,6 +345,7 @@ class TrainingRun {
   ) {
     this.#now = options.clock ?? (() => performance.now());
     this.#lastCheckpoint = checkpoint?.dir ?? null;
+    this.resumedFrom = checkpoint ? { checkpoint: checkpoint.dir, step: checkpoint.state.step } : null;
     this.#metrics = new MetricsLog(path.join(config.out, 'metrics.jsonl'));
     fs.mkdirSync(config.out, { recursive: true });
     if (main) {
@@ -302,8 +357,15 @@ class TrainingRun {
 
   /** Phase 1: the checkpoint (first: it must exist and fit before anything is built), data, model, objective, optimizer. */
   static async start(config: TrainConfig, options: TrainOptions, main: boolean, shard: { rank: number; worldSize: number }): Promise<TrainingRun> {
+    if (options.resume && options.overwrite) {
+      throw new Error(`train: --resume and --overwrite exclude each other (resume continues the run in ${config.out}, overwrite deletes it)`);
+    }
     const checkpoint = checkpointToResume(config, options.resume ?? false);
     const progress = new Progress(main ? options.progress ?? 'auto' : 'none');
+    if (!checkpoint) {
+      const deleted = clearEarlierRun(config.out, options.overwrite ?? false, main);
+      if (deleted.length) progress.log(`overwrite: deleted the earlier run's ${deleted.join(', ')} in ${config.out}`);
+    }
     // The data opens before the model: a classifier is sized by the training set's class names, a
     // BERT by the vocabulary trained from its corpus (kept in the run folder, so a resumed run reads the same).
     const datasets = options.data ?? await openDatasets(config);
@@ -346,7 +408,11 @@ class TrainingRun {
     const clock = savedClock(checkpoint);
     const scheduler = new LRScheduler(optimizer, lrSchedule(config, totalSteps, clock));
     const state = restoreState(checkpoint, root, optimizer, generators, clock);
-    if (checkpoint) scheduler.loadStateDict({ step: state.step, baseLrs: scheduler.baseLrs });
+    if (checkpoint) {
+      scheduler.loadStateDict({ step: state.step, baseLrs: scheduler.baseLrs });
+      const of = totalSteps !== null ? `of ${totalSteps}` : `(${clock.trainS.toFixed(1)} s of its ${config.time_budget_s} s time budget spent)`;
+      progress.log(`resuming from ${checkpoint.dir}: step ${state.step} ${of}`);
+    }
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
     return new TrainingRun(config, options, main, shard.worldSize, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);
@@ -372,7 +438,7 @@ class TrainingRun {
 
   /** Phase 3: the step loop, with logging, evaluations and checkpoints between steps. */
   async steps(): Promise<void> {
-    const { config, options, state, progress } = this;
+    const { config, state, progress } = this;
     const perEpoch = this.data.train.batchesPerEpoch;
     this.setModes();
     const ctx: StepContext = {
@@ -381,13 +447,13 @@ class TrainingRun {
     };
     const started = this.#now();
     const window = { loss: 0, steps: 0, samples: 0, start: started };
-    const stopAfter = options.stopAfterStep ?? Infinity;
     const batches = this.data.train.batches(state.position);
     const budgetS = config.time_budget_s;
     progress.start(this.displayTotal(), state.step);
     if (budgetS !== null && state.step === 0) progress.log(`time budget ${budgetS} s: the lr schedule follows the seconds of training steps; the run ends when they are spent`);
     try {
-      while (state.step < stopAfter && !this.finished()) {
+      this.#stopped = this.stopReason(started);
+      while (this.#stopped === null) {
         const stepStart = this.#now();
         const micro: TrainBatch[] = [];
         for (let k = 0; k < config.optim.grad_accum; k++) {
@@ -407,20 +473,24 @@ class TrainingRun {
         window.loss += loss;
         window.steps++;
         window.samples += n;
+        const stop = this.stopReason(started);
 
         let record: MetricsRecord | null = null;
         const epoch = state.position.epoch + state.position.batch / perEpoch;
-        if (state.step % config.log_every === 0 || this.finished()) {
+        // The last step is always logged: its window's mean is the run's final loss.
+        if (state.step % config.log_every === 0 || stop !== null) {
           const now = this.#now();
           const lr = this.optimizer.paramGroups[0]!.lr;
           const sps = (window.samples * this.worldSize) / ((now - window.start) / 1000);
           record = { step: state.step, epoch, loss: window.loss / window.steps, lr, samples_per_s: sps, elapsed_s: (now - started) / 1000 };
+          this.#finalLoss = record.loss!;
           progress.update(state.step, this.displayTotal(), { loss: record.loss!, lr, samplesPerSec: sps });
           Object.assign(window, { loss: 0, steps: 0, samples: 0, start: now });
         } else {
           progress.update(state.step, this.displayTotal(), null);
         }
-        const evalNow = config.eval.every > 0 && state.step % config.eval.every === 0 && !this.finished();
+        // A run that ends here is evaluated by finish().
+        const evalNow = config.eval.every > 0 && state.step % config.eval.every === 0 && (stop === null || stop === 'interrupted');
         if (evalNow) {
           const r = await this.evaluate();
           if (r) record = { ...(record ?? { step: state.step, epoch }), ...r };
@@ -430,13 +500,40 @@ class TrainingRun {
         // The report follows the run at each evaluation, so a long run can be watched.
         if (evalNow && this.main && this.data.val) this.writeReport();
         if (config.checkpoint.every > 0 && state.step % config.checkpoint.every === 0) this.writeCheckpoint();
-        if (options.timeBudgetSeconds !== undefined && (this.#now() - started) / 1000 >= options.timeBudgetSeconds) break;
+        this.#stopped = stop;
       }
-      if (budgetS !== null && this.finished()) progress.log(`time budget ${budgetS} s: ${state.step} steps in ${state.clock.trainS.toFixed(1)} s of training steps`);
-      this.#interrupted = !this.finished() && options.timeBudgetSeconds === undefined;
     } finally {
       progress.stop();
       await batches.return(undefined);
+    }
+    progress.log(this.stopMessage());
+  }
+
+  /** Why the run ends after the step just done, or null when it goes on. */
+  stopReason(started: number): StopReason | null {
+    if (this.finished()) return this.totalSteps !== null ? 'steps' : 'time_budget';
+    const limit = this.options.timeBudgetSeconds;
+    if (limit !== undefined && (this.#now() - started) / 1000 >= limit) return 'time_limit';
+    if (this.state.step >= (this.options.stopAfterStep ?? Infinity)) return 'interrupted';
+    return null;
+  }
+
+  /** The sentence that says why the run ended. */
+  stopMessage(): string {
+    const { step, clock } = this.state;
+    const total = this.displayTotal();
+    switch (this.#stopped) {
+      case 'steps':
+        return `stopped after ${step} steps: the run's ${this.totalSteps} steps are done`;
+      case 'time_budget':
+        return `stopped after ${step} steps: the time budget (time_budget_s ${this.config.time_budget_s}) is spent, ${clock.trainS.toFixed(1)} s of training steps`;
+      case 'time_limit':
+        return `stopped at step ${step} of ${total ?? '?'}: the time limit of ${this.options.timeBudgetSeconds} s (wall clock) was reached; the lr schedule was cut short`;
+      case 'interrupted':
+        return `stopped at step ${step} of ${total ?? '?'}: interrupted; no final model` +
+          (this.#lastCheckpoint ? `; --resume continues from ${this.#lastCheckpoint}` : '');
+      default:
+        return `stopped at step ${step}`;
     }
   }
 
@@ -489,7 +586,7 @@ class TrainingRun {
     const c = this.config;
     writeReport(path.join(c.out, 'report.html'), {
       title: `glimpse train: ${c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!} on ${c.data.train}`,
-      config: c, records: this.#metrics.read(), final: this.#lastMetrics,
+      config: c, records: this.#metrics.read(), final: this.#lastMetrics, stopped: this.#stopped !== null ? this.stopMessage() : undefined,
       pictures: this.#lastEvalStep >= 0 ? this.objective.reportPictures?.(this.#lastEvalStep) ?? [] : [],
     });
   }
@@ -503,7 +600,7 @@ class TrainingRun {
     const { step, position } = this.state;
     let modelDir: string | null = null;
     let reportFile: string | null = null;
-    if (!this.#interrupted && this.main) {
+    if (this.#stopped !== 'interrupted' && this.main) {
       if (this.#lastCheckpoint === null || path.basename(this.#lastCheckpoint) !== checkpointName(step)) this.writeCheckpoint();
       const r = await this.evaluate();
       if (r) this.#metrics.append({ step, epoch: position.epoch + position.batch / this.data.train.batchesPerEpoch, ...r });
@@ -513,8 +610,11 @@ class TrainingRun {
       reportFile = path.join(this.config.out, 'report.html');
       this.writeReport();
     }
+    // A resumed run that had no step left to do has its final loss in the metrics it resumed with.
+    const finalLoss = this.#finalLoss ?? (this.main ? [...this.#metrics.read()].reverse().find((r) => r.loss !== undefined)?.loss ?? null : null);
     return {
-      step, totalSteps: this.totalSteps ?? step, trainSeconds: this.state.clock.trainS, losses: this.losses, metrics: this.#lastMetrics,
+      step, totalSteps: this.totalSteps ?? step, stopped: { reason: this.#stopped!, message: this.stopMessage() }, resumedFrom: this.resumedFrom,
+      trainSeconds: this.state.clock.trainS, finalLoss, losses: this.losses, metrics: this.#lastMetrics,
       outDir: this.config.out, modelDir, reportFile, checkpoint: this.#lastCheckpoint, model: this.model,
     };
   }
