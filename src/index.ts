@@ -19,3 +19,10 @@ export { maeReconstruction, writeReconstructionGrid } from './tasks/index.js';
 export type { MAEReconstruction, MAEReconstructionOptions, ReconstructionGridOptions } from './tasks/index.js';
 export { caption, captionIds, decodeCaptionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
 export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './tasks/index.js';
+export { loadImageClassifier, classifyImages, pipeline, PIPELINE_TASKS } from './tasks/index.js';
+export type {
+  ImageClassifierTask, ClassifyImagesOptions, ImageClassificationResult,
+  Pipeline, PipelineTask, PipelineTypes, PipelineOptions, PipelineModel, PipelineImages, LoadedModel, GeneratedText, FeaturePooling,
+  ZeroShotImageClassificationPipeline, ImageClassificationPipeline, ImageToTextPipeline, FeatureExtractionPipeline, ImageFeatureExtractionPipeline,
+  ZeroShotImageClassificationOptions, ImageClassificationOptions, ImageToTextOptions, FeatureExtractionOptions, ImageFeatureExtractionOptions,
+} from './tasks/index.js';

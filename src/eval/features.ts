@@ -1,14 +1,13 @@
 // Features of a whole Dataset for the evaluations: samples read in index order, decoded and
 // preprocessed by the model's image processor, run through a feature extractor in batches with
 // gradients off and the model in eval mode.
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Dataset, Sample } from '../data/dataset.js';
-import { decodeImage, ImageProcessor, type RgbImage } from '../data/image.js';
+import { decodeImage, type ImageProcessor, type RgbImage } from '../data/image.js';
 import { l2Normalize } from '../models/clip.js';
 import type { ImageEncoder } from '../models/family.js';
 import { type CreateModelOptions, createModel, modelSource } from '../models/registry.js';
 import type { Module } from '../nn/module.js';
+import { imageEncoderProcessor, poolImageTokens } from '../tasks/image_features.js';
 import { dualEncoderProcessor, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
@@ -42,10 +41,7 @@ export function vitFeatureSource(model: ImageEncoder, imageProcessor: ImageProce
   return {
     imageProcessor,
     module: model,
-    extract: (pixels) => {
-      const h = model.tokenStates(pixels);
-      return pooling === 'cls' ? h.select(1, 0) : h.slice(1, 1).mean(1);
-    },
+    extract: (pixels) => poolImageTokens(model.tokenStates(pixels), pooling),
   };
 }
 
@@ -68,11 +64,7 @@ export async function loadFeatureSource(nameOrDir: string, options: FeatureSourc
   if (model.kind === 'dual-encoder') return imageEmbeddingSource({ model, imageProcessor: dualEncoderProcessor(model, folder) });
   const vit = model.imageEncoder?.();
   if (!vit) throw new Error(`${nameOrDir}: ${model.constructor.name} has no image features to probe (a CLIP, SigLIP, ViT or ViT-MAE model is needed)`);
-  const [height, width] = vit.imageSize;
-  const processor = folder !== undefined && fs.existsSync(path.join(folder, 'preprocessor_config.json'))
-    ? ImageProcessor.fromPretrained(folder, 'vit')
-    : new ImageProcessor('vit', { size: { height, width }, cropSize: { height, width } });
-  return vitFeatureSource(vit, processor, pooling ?? 'cls');
+  return vitFeatureSource(vit, imageEncoderProcessor(vit.imageSize, folder), pooling ?? 'cls');
 }
 
 /** The decoded RGB image of a sample. */

@@ -32,6 +32,8 @@ export interface BlipTaskModel {
 export interface LoadBlipOptions extends CreateModelOptions {
   /** A folder with tokenizer.json (or a tokenizer), overriding the model's own. */
   tokenizer?: string | TextTokenizer;
+  /** The model `nameOrDir` names, already built (by createModel): it is wrapped instead of built again. */
+  model?: Model;
 }
 
 const hasFile = (dir: string | undefined, file: string): dir is string => dir !== undefined && fs.existsSync(path.join(dir, file));
@@ -47,7 +49,7 @@ export async function loadBlipModel(nameOrDir: string, options: LoadBlipOptions 
     if (modelType !== 'blip') throw new Error(`${nameOrDir}: a ${modelType} model is not BLIP, which captioning and ITM need`);
   });
   const { tokenizer: tok, ...createOptions } = options;
-  const created = (await createModel(nameOrDir, createOptions)) as Model;
+  const created = options.model ?? ((await createModel(nameOrDir, createOptions)) as Model);
   if (created.kind !== 'captioner' && created.kind !== 'image-text-matcher') {
     throw new Error(`${nameOrDir}: ${created.constructor.name} is not a BLIP captioning or retrieval model`);
   }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { type ImageInput, ImageProcessor } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { l2Normalize } from '../models/clip.js';
-import type { DualEncoder } from '../models/family.js';
+import type { DualEncoder, Model } from '../models/family.js';
 import { type CreateModelOptions, createModel, modelFamily, modelSource } from '../models/registry.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
@@ -65,6 +65,8 @@ export function writeZeroShotConfig(dir: string, c: ZeroShotConfig): void {
 export interface LoadVisionLanguageOptions extends CreateModelOptions {
   /** A folder with tokenizer.json, overriding the model's own. */
   tokenizer?: string;
+  /** The model `nameOrDir` names, already built (by createModel): it is wrapped instead of built again. */
+  model?: Model;
 }
 
 const hasFile = (dir: string | undefined, file: string): dir is string => dir !== undefined && fs.existsSync(path.join(dir, file));
@@ -106,8 +108,8 @@ export async function loadVisionLanguageModel(nameOrDir: string, options: LoadVi
     tokenizer = entry.tokenizer();
     packagedFor = `model '${entry.name}'`;
   } else if (!family.tokenizer) throw noTokenizer(family.title);
-  const { tokenizer: _tokenizer, ...createOptions } = options;
-  const model = await createModel(nameOrDir, createOptions);
+  const { tokenizer: _tokenizer, model: built, ...createOptions } = options;
+  const model = built ?? await createModel(nameOrDir, createOptions);
   if (model.kind !== 'dual-encoder') {
     throw new Error(`${nameOrDir}: ${model.constructor.name} is not a dual encoder (CLIP or SigLIP), which these tasks need`);
   }
