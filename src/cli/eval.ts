@@ -1,4 +1,4 @@
-// `glimpse eval zeroshot | retrieval | linear-probe`: the evaluations over a dataset spec (what
+// `glimpse eval accuracy | zeroshot | retrieval | linear-probe`: the evaluations over a dataset spec (what
 // openDataset reads: scenes[:split], fashion-mnist[:split], shards, a CSV listing, a folder).
 // Each prints a readable summary, or with --json one JSON object on the last line.
 import fs from 'node:fs';
@@ -7,10 +7,11 @@ import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/registry.js';
 import type { OpenDatasetOptions } from '../data/sources.js';
 import { addModelOptions, fraction, mapping, type ModelLoadingOptions, modelLoadOptions, positiveInt } from './args.js';
-import { evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
+import { type ClassifierEvalResult, evaluateClassifier, evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.js';
+import { loadImageClassifier } from '../tasks/image_classification.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
 /** Options every evaluation takes. */
@@ -44,6 +45,44 @@ const pct = (x: number | null): string => (x === null ? '   n/a' : `${(100 * x).
 
 async function open(spec: string, split: string | undefined, options: OpenDatasetOptions = {}): Promise<Dataset> {
   return openDataset(spec, { ...options, split });
+}
+
+// ---------------------------------------------------------------------------------------------
+// accuracy
+
+export async function runAccuracy(o: EvalCommandOptions): Promise<ClassifierEvalResult> {
+  const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
+  const { tokenizer: _tokenizer, ...loading } = modelLoadOptions(o);
+  const classifier = await loadImageClassifier(o.model, loading);
+  return evaluateClassifier(classifier, dataset, { batchSize: o.batchSize, limit: o.limit });
+}
+
+/** The classes whose names differ between the model and the data, for the text output. */
+function mismatchNote(r: ClassifierEvalResult): string[] {
+  const m = r.labelMismatches;
+  if (m.length === 0) return [];
+  const shown = m.slice(0, 5).map((x) => `${x.index} '${x.model}' / '${x.dataset}'`).join(', ');
+  return [`  note: ${m.length} of ${r.perClass.length} class names differ between the model's id2label and the data `
+    + `(class, model / data): ${shown}${m.length > 5 ? ', ...' : ''}; classes are matched by index`];
+}
+
+export function formatAccuracy(r: ClassifierEvalResult, json: boolean): string {
+  if (json) {
+    return JSON.stringify({
+      task: 'accuracy', model: r.model, dataset: r.dataset, samples: r.samples,
+      top1: r.top1, top5: r.top5, mean_per_class_accuracy: r.meanPerClassAccuracy,
+      per_class: r.perClass.map((c) => ({ name: c.name, count: c.count, accuracy: c.accuracy })),
+      confusion: r.confusion,
+      label_mismatches: r.labelMismatches,
+    });
+  }
+  const width = Math.max(5, ...r.perClass.map((c) => c.name.length));
+  return [
+    `accuracy of ${r.model} on ${r.dataset}: ${r.samples} images, ${r.perClass.length} classes`,
+    `  top-1 ${pct(r.top1)}   top-5 ${pct(r.top5)}   mean per class ${pct(r.meanPerClassAccuracy)}`,
+    ...r.perClass.filter((c) => c.count > 0).map((c) => `  ${c.name.padEnd(width)} ${pct(c.accuracy)}  (${c.correct}/${c.count})`),
+    ...mismatchNote(r),
+  ].join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,6 +200,16 @@ function common(cmd: Command, defaultSplit: string, opts: { tokenizer?: boolean 
     .option('--json', 'print one JSON object (the last line)');
 }
 
+/** `accuracy`: top-1/top-5 and per-class accuracy of an image classifier (its own head) on a labelled dataset. */
+export function accuracyCommand(): Command {
+  // A classifier reads images only: no tokenizer.
+  return common(new Command('accuracy'), 'test', { tokenizer: false })
+    .description("accuracy (top-1, top-5, per class) of an image classifier's head on a labelled dataset, whose classes must be the model's id2label")
+    .action(async (o: EvalCommandOptions) => {
+      console.log(formatAccuracy(await runAccuracy(o), !!o.json));
+    });
+}
+
 /** `zeroshot`: zero-shot top-1/top-5 accuracy of a CLIP or SigLIP model on a labelled dataset. */
 export function zeroShotCommand(): Command {
   return common(new Command('zeroshot'), 'test')
@@ -209,7 +258,7 @@ export function linearProbeCommand(): Command {
     });
 }
 
-/** The `glimpse eval` subcommands: zeroshot, retrieval, linear-probe. */
+/** The `glimpse eval` subcommands: accuracy, zeroshot, retrieval, linear-probe. */
 export function evalCommands(): Command[] {
-  return [zeroShotCommand(), retrievalCommand(), linearProbeCommand()];
+  return [accuracyCommand(), zeroShotCommand(), retrievalCommand(), linearProbeCommand()];
 }

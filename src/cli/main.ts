@@ -116,7 +116,7 @@ program
 program.addCommand(trainCommand());
 program.addCommand(demoCommand());
 
-const evaluate = program.command('eval').description('evaluate a model: zeroshot, retrieval, linear-probe, mmbench');
+const evaluate = program.command('eval').description('evaluate a model: accuracy, zeroshot, retrieval, linear-probe, mmbench');
 for (const c of [...evalCommands(), mmbenchCommand()]) evaluate.addCommand(c);
 program.addCommand(filterCommand());
 

@@ -1,9 +1,11 @@
-// Zero-shot classification of a labelled dataset, as open_clip's zero_shot.py evaluates it: a
-// classifier of prompt-ensembled class embeddings, logits against it, top-1 and top-5 accuracy;
-// with per-class accuracy and the confusion counts besides.
+// Classification of a labelled dataset: zero-shot, as open_clip's zero_shot.py evaluates it (a
+// classifier of prompt-ensembled class embeddings, logits against it), or by a classifier's own
+// head; top-1 and top-5 accuracy, with per-class accuracy and the confusion counts besides.
 import type { Dataset } from '../data/dataset.js';
+import { type ImageClassifierTask, loadImageClassifier } from '../tasks/image_classification.js';
 import { buildZeroShotClassifier, loadVisionLanguageModel, type VisionLanguageModel, zeroShotTemplates } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { type DatasetPassOptions, evaluatedCount, forEachBatch, imageEmbeddingSource, withEvalMode } from './features.js';
 import { bestRank } from './retrieval.js';
 
@@ -124,4 +126,72 @@ export async function evaluateZeroShot(model: VisionLanguageModel | string, data
     }
   });
   return { ...classificationMetrics(scores, labels, classNames), dataset: dataset.name, model: vl.name, templates };
+}
+
+/** A class whose name in a classifier's id2label is not the dataset's. */
+export interface LabelMismatch {
+  readonly index: number;
+  /** The name in the model's id2label. */
+  readonly model: string;
+  /** The name in the dataset. */
+  readonly dataset: string;
+}
+
+/**
+ * A classifier's labels against a dataset's class names, index by index. A different count is an
+ * error, and so are the same names in another order (each class would be read as another); the
+ * other differences (e.g. a model saved without id2label, whose labels are LABEL_0, LABEL_1, ...)
+ * are returned.
+ */
+export function compareClassNames(modelLabels: readonly string[], classNames: readonly string[], modelName: string, datasetName: string): LabelMismatch[] {
+  if (modelLabels.length !== classNames.length) {
+    throw new Error(`classification: ${modelName} classifies into ${modelLabels.length} classes (its id2label), but ${datasetName} has `
+      + `${classNames.length}; evaluate it on data with the classes it was trained on`);
+  }
+  const mismatches = classNames.flatMap((name, index) => (modelLabels[index] === name ? [] : [{ index, model: modelLabels[index]!, dataset: name }]));
+  const sorted = (xs: readonly string[]) => [...xs].sort().join('\n');
+  if (mismatches.length > 0 && sorted(modelLabels) === sorted(classNames)) {
+    const m = mismatches[0]!;
+    throw new Error(`classification: ${modelName} has the class names of ${datasetName} in another order (class ${m.index} is '${m.model}' in `
+      + `its id2label, '${m.dataset}' in the data), so its predictions would be scored against the wrong classes; use data whose class indices follow the model's`);
+  }
+  return mismatches;
+}
+
+export interface ClassifierEvalResult extends ClassificationMetrics {
+  readonly dataset: string;
+  readonly model: string;
+  /** The classes whose names differ between the model's id2label and the dataset (the dataset's are reported). */
+  readonly labelMismatches: LabelMismatch[];
+}
+
+/**
+ * The accuracy of an image classifier (its head's logits; ViTForImageClassification) on a
+ * labelled dataset, whose class indices must be the model's (see compareClassNames).
+ */
+export async function evaluateClassifier(classifier: ImageClassifierTask | string, dataset: Dataset,
+  options: DatasetPassOptions = {}): Promise<ClassifierEvalResult> {
+  const task = typeof classifier === 'string' ? await loadImageClassifier(classifier) : classifier;
+  const classNames = dataset.classNames;
+  if (!classNames || classNames.length === 0) throw new Error(`classification: ${dataset.name} has no class names; a classifier is evaluated on a labelled dataset`);
+  const labelMismatches = compareClassNames(task.model.labels, classNames, task.name, dataset.name);
+  const n = evaluatedCount(dataset, options.limit);
+  const C = classNames.length;
+  const scores = new Float64Array(n * C);
+  const labels = new Int32Array(n);
+  let done = 0;
+  const model = task.model;
+  const backend = model.parameters()[0]?.backend;
+  const source = {
+    imageProcessor: task.imageProcessor, module: model,
+    extract: (pixels: Tensor) => model.classify(backend && pixels.backend !== backend ? pixels.to(backend) : pixels),
+  };
+  await forEachBatch(dataset, source, options, (samples, logits) => {
+    scores.set(logits.toArray(), done * C);
+    for (const s of samples) {
+      if (s.label === undefined) throw new Error(`classification: sample ${s.key} of ${dataset.name} has no label`);
+      labels[done++] = s.label;
+    }
+  });
+  return { ...classificationMetrics(scores, labels, classNames), dataset: dataset.name, model: task.name, labelMismatches };
 }

@@ -1,9 +1,9 @@
-// Evaluation: numerical parity with Hugging Face transformers; zero-shot classification,
-// retrieval and linear probes on datasets; DFN-style data filtering; MMBench.
+// Evaluation: numerical parity with Hugging Face transformers; classification (zero-shot or by a
+// classifier's head), retrieval and linear probes on datasets; DFN-style data filtering; MMBench.
 export { runParity, evaluateFixture, formatParityReport, detectFamily, OUTPUT_TOLERANCE, GRADIENT_TOLERANCE, NOISE_FLOOR } from './parity.js';
 export type { ParityCheck, ParityReport, ParityOptions } from './parity.js';
-export { evaluateZeroShot, classificationMetrics } from './classification.js';
-export type { ClassAccuracy, ClassificationMetrics, ZeroShotEvalOptions, ZeroShotEvalResult } from './classification.js';
+export { evaluateZeroShot, evaluateClassifier, classificationMetrics, compareClassNames } from './classification.js';
+export type { ClassAccuracy, ClassificationMetrics, ClassifierEvalResult, LabelMismatch, ZeroShotEvalOptions, ZeroShotEvalResult } from './classification.js';
 export {
   evaluateRetrieval, retrievalMetrics, retrievalMetricsOfEmbeddings, rankMetrics, bestRank, openClipRetrievalNames, DEFAULT_RECALL_AT,
 } from './retrieval.js';

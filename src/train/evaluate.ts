@@ -7,7 +7,7 @@ import { mixSeed } from '../data/common.js';
 import type { Dataset } from '../data/dataset.js';
 import { IGNORE_INDEX, maskedEvalBatches } from '../data/mlm.js';
 import type { TextCorpus } from '../data/text.js';
-import { classificationMetrics, evaluateZeroShot } from '../eval/classification.js';
+import { evaluateClassifier, evaluateZeroShot } from '../eval/classification.js';
 import { forEachBatch } from '../eval/features.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import type { MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
@@ -54,18 +54,7 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
   const out: EvalMetrics = {};
   if (m.kind === 'masked-image-model') return evaluateMAE(setup, m, val, config, at);
   if (m.kind === 'image-classifier') {
-    if (!val.classNames) throw new Error(`evaluation: ${val.name} has no class names`);
-    const scores: number[] = [];
-    const labels: number[] = [];
-    const source = { imageProcessor: setup.imageProcessor!, module: m, extract: (px: Tensor) => m.classify(px) };
-    await forEachBatch(val, source, opts, (samples, logits) => {
-      for (const s of samples) {
-        if (s.label === undefined) throw new Error(`evaluation: sample ${s.key} of ${val.name} has no label`);
-        labels.push(s.label);
-      }
-      scores.push(...logits.toArray());
-    });
-    const r = classificationMetrics(scores, labels, val.classNames);
+    const r = await evaluateClassifier({ name: 'trained model', model: m, imageProcessor: setup.imageProcessor! }, val, opts);
     out['eval/top1'] = r.top1;
     if (r.top5 !== null) out['eval/top5'] = r.top5;
     return out;
