@@ -1,13 +1,17 @@
-// `glimpse classify`: zero-shot classification of images (paths or globs) against labels.
+// `glimpse classify`: classification of images (paths or globs) by the model's kind, through the
+// pipelines: an image classifier ranks its own labels (config.json's id2label), as transformers'
+// image-classification pipeline does; a CLIP or SigLIP model ranks the labels given, zero-shot.
 import fs from 'node:fs';
-import { loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
+import { createModel } from '../models/registry.js';
+import { pipeline } from '../tasks/pipeline.js';
+import { type LabelScore, loadVisionLanguageModel, zeroShotClassify } from '../tasks/zeroshot.js';
 import { type ModelLoadingOptions, modelLoadOptions } from './args.js';
 import { expandPaths } from './embed.js';
 
 export interface ClassifyCommandOptions extends ModelLoadingOptions {
-  /** A registered model name or a model folder (CLIP or SigLIP). */
+  /** A registered model name or a model folder: an image classifier, or a CLIP or SigLIP model. */
   model: string;
-  /** The class names; or labelsFile. */
+  /** The class names for a zero-shot model; or labelsFile. */
   labels?: readonly string[];
   /** A text file with one class name per line. */
   labelsFile?: string;
@@ -30,17 +34,32 @@ function readLabels(o: ClassifyCommandOptions): string[] {
 
 /**
  * What `glimpse classify` prints: with --json, an array of {image, predictions: [{label, score}]};
- * otherwise per image its path, then its top labels with scores, one per line.
+ * otherwise per image its path, then its top labels with scores, one per line. An image
+ * classifier's scores are the softmax of its logits over its own labels; a zero-shot model's, its
+ * scores against the labels given (CLIP's softmax, SigLIP's sigmoids).
  */
 export async function classifyCommand(images: readonly string[], options: ClassifyCommandOptions): Promise<string> {
-  const labels = readLabels(options);
+  const topK = options.topK ?? 5;
+  if (!Number.isInteger(topK) || topK < 1) throw new Error(`classify: --top-k must be a positive integer, got ${options.topK}`);
   const paths = expandPaths(images);
-  const vl = await loadVisionLanguageModel(options.model, modelLoadOptions(options));
-  const { predictions } = await zeroShotClassify(vl, paths, labels, {
-    templates: options.templates && options.templates.length ? options.templates : undefined,
-    topK: options.topK,
-  });
+  const loading = modelLoadOptions(options);
+  const { tokenizer: _tokenizer, ...createOptions } = loading;
+  const model = await createModel(options.model, createOptions);
+  let predictions: LabelScore[][];
+  if (model.kind === 'image-classifier') {
+    if (options.labels?.length || options.labelsFile !== undefined || options.templates?.length) {
+      throw new Error(`classify: ${options.model} is an image classifier with its own ${model.labels.length} labels (config.json's id2label); `
+        + '--labels, --labels-file and --template are for zero-shot models (CLIP, SigLIP): leave them out');
+    }
+    const classify = await pipeline('image-classification', { name: options.model, model }, loading);
+    predictions = await classify(paths, { top_k: topK });
+  } else {
+    // Zero-shot: the templates given, else the model folder's (zeroshot_config.json), else the default.
+    const labels = readLabels(options);
+    const vl = await loadVisionLanguageModel(options.model, { ...loading, model });
+    ({ predictions } = await zeroShotClassify(vl, paths, labels, { templates: options.templates?.length ? options.templates : undefined, topK }));
+  }
   if (options.json) return JSON.stringify(paths.map((image, i) => ({ image, predictions: predictions[i] })));
-  const width = Math.max(...labels.map((l) => l.length));
+  const width = Math.max(...predictions.flat().map((p) => p.label.length));
   return paths.map((p, i) => [p, ...predictions[i]!.map((s) => `  ${s.label.padEnd(width)}  ${s.score.toFixed(4)}`)].join('\n')).join('\n');
 }

@@ -63,10 +63,10 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 addModelOptions(program
   .command('classify <images...>')
-  .description('zero-shot classification of images (paths or globs) against labels')
+  .description("classify images (paths or globs): by an image classifier's own labels, or zero-shot against --labels (CLIP, SigLIP)")
   .requiredOption('--model <name>', 'registered model name (ViT-B-32, ...) or a model folder'))
-  .option('--labels <labels...>', 'class names (comma-separated or repeated)')
-  .option('--labels-file <file>', 'a file with one class name per line')
+  .option('--labels <labels...>', 'class names for a zero-shot model (comma-separated or repeated)')
+  .option('--labels-file <file>', 'a file with one class name per line (zero-shot)')
   .option('--template <t>', "prompt template with {} for the class name (repeatable; default: the model folder's zeroshot_config.json, else 'a photo of a {}.')", collect)
   .option('--top-k <n>', 'labels shown per image (default 5)', (v) => parseInt(v, 10))
   .option('--json', 'print JSON')
