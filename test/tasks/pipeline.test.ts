@@ -245,7 +245,7 @@ test('a model of the wrong kind is refused, naming the tasks it serves; unknown 
   const bert = build('test-bert', 5, { architectures: ['BertModel'] });
   await assert.rejects(pipeline('image-feature-extraction', bert), /needs an image encoder .* is a text encoder \(BertModel\): use feature-extraction$/);
   await assert.rejects(pipeline('text-generation' as 'image-to-text', clipDir), /unknown task "text-generation"; the tasks are zero-shot-image-classification, image-classification/);
-  await assert.rejects(pipeline('image-classification', path.join(imgDir, 'missing')), /no such model folder/);
+  await assert.rejects(pipeline('image-classification', path.join(imgDir, 'missing')), /model folder does not exist/);
 });
 
 test('the loaders wrap a model already built from the name or folder instead of building it again', async () => {

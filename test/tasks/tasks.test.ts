@@ -218,8 +218,8 @@ test('glimpse classify and embed command outputs', async () => {
   assert.equal(lines[0], images[0]);
   assert.equal(lines.length, 3);
   assert.match(lines[1]!, /^ {2}(cat|dog) +0\.\d{4}$/);
-  await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip' }), /no labels/);
-  await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip', labels: ['a', 'a'] }), /given twice/);
+  await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip', randomInit: true }), /no labels/);
+  await assert.rejects(classifyCommand([images[0]!], { model: 'test-clip', randomInit: true, labels: ['a', 'a'] }), /given twice/);
 
   const emb = JSON.parse(await embedCommand([path.join(imgDir, 'sub', '*')], { model: 'test-clip', randomInit: true, json: true })) as { input: string; embedding: number[] }[];
   assert.equal(emb.length, 1);
