@@ -33,12 +33,32 @@ export interface DatasetSpec {
   readonly options?: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * How a dataset's classes are composed of attributes (the scenes' "colour shape" names) and which
+ * compositions training never shows: what accuracy per attribute on seen and held-out pairs reads.
+ */
+export interface ClassCompositions {
+  /** The attributes, e.g. ['colour', 'shape']. */
+  readonly attributes: readonly string[];
+  /** values[c][a]: class c's value of attribute a. */
+  readonly values: readonly (readonly string[])[];
+  /** The classes whose composition never appears in training. */
+  readonly heldOut: ReadonlySet<number>;
+  /**
+   * Present where the dataset holds only held-out compositions: a dataset of seen ones, drawn as
+   * this one is and never trained on, to compare with.
+   */
+  seenCounterpart?(): Dataset;
+}
+
 export interface Dataset {
   /** What the dataset is, for logs and reports (e.g. `scenes(train)`, `fashion-mnist(test)`). */
   readonly name: string;
   readonly length: number;
   /** Class names when samples carry labels. */
   readonly classNames?: readonly string[];
+  /** How the class names compose from attributes, where they do (the scenes). */
+  readonly compositions?: ClassCompositions;
   /** The sample at `index` (0 <= index < length); a corrupt or missing sample throws an error naming it. */
   get(index: number): Promise<Sample>;
   /**

@@ -7,7 +7,7 @@ export type {
   RgbImage, ImageInput, DecodeOptions, Resample, ImageFamily, ResizeTarget, ImageProcessorConfig, PreprocessOptions, PixelValues,
 } from './image.js';
 export * from './tokenizers/index.js';
-export type { Dataset, DatasetSpec, Sample, SampleImage } from './dataset.js';
+export type { ClassCompositions, Dataset, DatasetSpec, Sample, SampleImage } from './dataset.js';
 export { DataLoader } from './loader.js';
 export type { AugmentOptions, LoaderOptions, LoaderPosition, Batch } from './loader.js';
 export { datasetEntries } from './sources.js';

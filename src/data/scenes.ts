@@ -8,7 +8,7 @@
 // appears in train or val; the test split shows exactly those pairs, one object per image, labelled
 // by their "colour shape" class name.
 import type { RgbImage } from './image.js';
-import type { Dataset, DatasetSpec, Sample } from './dataset.js';
+import type { ClassCompositions, Dataset, DatasetSpec, Sample } from './dataset.js';
 import { Generator } from '../tensor/random.js';
 import { SEED_STREAMS, checkSampleIndex, mixSeed } from './common.js';
 
@@ -35,6 +35,10 @@ export const SCENE_CLASS_NAMES: readonly string[] = SCENE_COLOURS.flatMap((c) =>
 
 const HELD_OUT_CLASSES: ReadonlySet<number> = new Set(SCENE_HELD_OUT.map((n) => SCENE_CLASS_NAMES.indexOf(n)));
 const SEEN_CLASSES: readonly number[] = SCENE_CLASS_NAMES.map((_, k) => k).filter((k) => !HELD_OUT_CLASSES.has(k));
+/** Each class's colour and shape (class k is colour k / shapes, shape k % shapes). */
+const CLASS_ATTRIBUTES: readonly (readonly string[])[] = SCENE_CLASS_NAMES.map((_, k) => [
+  SCENE_COLOURS[Math.floor(k / SCENE_SHAPES.length)]!.name, SCENE_SHAPES[k % SCENE_SHAPES.length]!,
+]);
 
 export type SceneSplit = 'train' | 'val' | 'test';
 const SPLIT_IDS: Readonly<Record<SceneSplit, number>> = { train: 1, val: 2, test: 3 };
@@ -250,6 +254,11 @@ export class ScenesDataset implements Dataset {
   readonly classNames = SCENE_CLASS_NAMES;
   /** Class names of the held-out pairs (what the test split's labels are). */
   readonly heldOutClassNames = SCENE_HELD_OUT;
+  /**
+   * Colour and shape of each class, the held-out pairs, and for the test split (held-out pairs
+   * only) single-object scenes of the seen pairs from the val split to compare with.
+   */
+  readonly compositions: ClassCompositions;
   readonly spec: DatasetSpec;
   private readonly size: number;
   private readonly seed: number;
@@ -273,6 +282,11 @@ export class ScenesDataset implements Dataset {
     if (!(this.corrupt >= 0 && this.corrupt <= 1)) throw new Error(`scenes: corruptCaptions must be a fraction in [0, 1], got ${opts.corruptCaptions}`);
     this.name = `scenes(${split})`;
     this.spec = { source: `scenes:${split}`, options: { scenes: { ...opts } } };
+    const seenCounterpart = () => new ScenesDataset('val', { ...opts, length: this.length, maxObjects: 1, corruptCaptions: 0 });
+    this.compositions = {
+      attributes: ['colour', 'shape'], values: CLASS_ATTRIBUTES, heldOut: HELD_OUT_CLASSES,
+      ...(split === 'test' ? { seenCounterpart } : {}),
+    };
   }
 
   /** The layout of sample `index` (its objects, relation and true caption), without drawing it. */

@@ -14,6 +14,8 @@ export {
 export type {
   LabelledFeatures, LogisticRegression, LogisticRegressionOptions, LinearProbeOptions, LinearProbeResult, LinearProbeEvalResult,
 } from './linear_probe.js';
+export { compositionalAccuracy, evaluateCompositional } from './compositional.js';
+export type { AttributeAccuracy, CompositionalAccuracy, CompositionalEvalResult } from './compositional.js';
 export { imageEmbeddingSource, vitFeatureSource, loadFeatureSource, extractFeatures, embedSamples } from './features.js';
 export type { FeatureExtractor, ImageFeatureSource, FeatureSourceOptions, DatasetPassOptions, DatasetFeatures } from './features.js';
 export { filterDataset, scorePairs, topFraction } from './filter.js';

@@ -182,3 +182,27 @@ test('corrupted captions: about the asked fraction, each another scene\'s captio
   const cleanSet = new ScenesDataset('train', { length: 100, seed: 4 });
   for (let i = 0; i < 100; i++) assert.equal((await cleanSet.get(i)).clean, true);
 });
+
+test('compositions: each class\'s colour and shape as drawn, the held-out pairs, and the test split\'s seen counterpart', async () => {
+  const ds = new ScenesDataset('test', { length: 30, size: 32, seed: 2 });
+  const c = ds.compositions;
+  assert.deepEqual(c.attributes, ['colour', 'shape']);
+  assert.deepEqual([...c.heldOut].map((k) => SCENE_CLASS_NAMES[k]).sort(), [...SCENE_HELD_OUT].sort());
+  for (let i = 0; i < 30; i++) {
+    const o = ds.scene(i).objects[0]!;
+    assert.deepEqual(c.values[o.classIndex], [o.colour, o.shape]);
+  }
+  // The counterpart: as many single-object scenes, of seen pairs only, drawn at the same size from the val split.
+  const seen = c.seenCounterpart!();
+  assert.equal(seen.length, 30);
+  assert.equal(seen.name, 'scenes(val)');
+  for (let i = 0; i < 30; i++) {
+    const s = await seen.get(i);
+    assert.equal((seen as ScenesDataset).scene(i).objects.length, 1);
+    assert.ok(!c.heldOut.has(s.label!), `${SCENE_CLASS_NAMES[s.label!]} is held out`);
+    assert.equal(s.image.kind === 'pixels' && s.image.image.width, 32);
+  }
+  // Splits of seen pairs compare with nothing else.
+  assert.equal(new ScenesDataset('val').compositions.seenCounterpart, undefined);
+  assert.equal(new ScenesDataset('train').compositions.seenCounterpart, undefined);
+});
