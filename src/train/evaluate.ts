@@ -1,14 +1,19 @@
 // Evaluation during and after training, on config.data.val, with the evaluations of src/eval:
 // a classifier's accuracy; a dual encoder's zero-shot accuracy (when the set has class names) and
 // image <-> text retrieval (when its samples have captions); an MAE's reconstruction loss (and a
-// picture of its reconstructions); a BERT's masked-token accuracy and perplexity.
+// picture of its reconstructions); a BERT's masked-token accuracy and perplexity. Beside the
+// metrics, what the report explains them with: each metric's chance level and the first
+// validation images with the model's predictions (<out>/evaluation/step_<step>.json).
+import fs from 'node:fs';
 import path from 'node:path';
+import sharp from 'sharp';
 import { mixSeed } from '../data/common.js';
 import type { Dataset } from '../data/dataset.js';
 import { IGNORE_INDEX, maskedEvalBatches } from '../data/mlm.js';
 import type { TextCorpus } from '../data/text.js';
 import { evaluateClassifier, evaluateZeroShot } from '../eval/classification.js';
-import { forEachBatch } from '../eval/features.js';
+import { evaluateCompositional } from '../eval/compositional.js';
+import { forEachBatch, sampleImage } from '../eval/features.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import type { MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
 import { maeReconstruction, writeReconstructionGrid } from '../tasks/mae.js';
@@ -41,8 +46,11 @@ const EVAL_MASK_STREAM = 201;
 
 /**
  * The metrics of the model on `val`: for a classifier `eval/top1` (and `eval/top5` with five
- * classes or more); for a dual encoder `eval/zeroshot_top1`(/`top5`) and the retrieval recalls
- * `eval/i2t_R@k`, `eval/t2i_R@k`. The model is left in the mode it was in.
+ * classes or more); for a dual encoder `eval/zeroshot_top1`(/`top5`), on a set whose classes
+ * compose (the scenes) accuracy per attribute and top-1 on seen and held-out compositions
+ * (`eval/colour_acc_seen`, `eval/shape_acc_held_out`, `eval/zeroshot_top1_held_out`, ...), and
+ * the retrieval recalls `eval/i2t_R@k`, `eval/t2i_R@k`. Beside them, evalDetailsFile gets the
+ * chance levels and example predictions. The model is left in the mode it was in.
  */
 export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
   const m = setup.model;
@@ -54,27 +62,130 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
   const out: EvalMetrics = {};
   if (m.kind === 'masked-image-model') return evaluateMAE(setup, m, val, config, at);
   if (m.kind === 'image-classifier') {
+    if (!val.classNames) throw new Error(`evaluation: ${val.name} has no class names`);
     const r = await evaluateClassifier({ name: 'trained model', model: m, imageProcessor: setup.imageProcessor! }, val, opts);
     out['eval/top1'] = r.top1;
     if (r.top5 !== null) out['eval/top5'] = r.top5;
+    const examples = await predictionExamples(val, r.predictions, val.classNames);
+    writeEvalDetails(config, at.step, { dataset: val.name, samples: r.samples, chance: topKChance('eval/', val.classNames.length), examples });
     return out;
   }
   if (config.task === 'catlip') return out;
   const vl = visionLanguageModel(setup, 'trained model');
+  const details: Omit<EvalDetails, 'step'> = { dataset: val.name, samples: 0, chance: {}, examples: [] };
   if (val.classNames && val.classNames.length > 0) {
-    const r = await evaluateZeroShot(vl, val, { ...opts, templates: config.eval.templates });
+    const zeroShotOpts = { ...opts, templates: config.eval.templates };
+    const r = await evaluateZeroShot(vl, val, zeroShotOpts);
     out['eval/zeroshot_top1'] = r.top1;
     if (r.top5 !== null) out['eval/zeroshot_top5'] = r.top5;
+    const C = val.classNames.length;
+    details.samples = r.samples;
+    details.chance = topKChance('eval/zeroshot_', C);
+    details.examples = await predictionExamples(val, r.predictions, val.classNames);
+    if (val.compositions) {
+      const c = await evaluateCompositional(vl, val, zeroShotOpts, r);
+      details.compositions = { datasets: c.datasets, samples: { seen: c.seen?.samples ?? 0, held_out: c.heldOut?.samples ?? 0 } };
+      for (const [group, acc] of [['seen', c.seen], ['held_out', c.heldOut]] as const) {
+        if (!acc) continue;
+        out[`eval/zeroshot_top1_${group}`] = acc.exact;
+        details.chance[`eval/zeroshot_top1_${group}`] = 1 / C;
+        for (const [attribute, v] of Object.entries(acc.attributes)) {
+          out[`eval/${attribute}_acc_${group}`] = v;
+          details.chance[`eval/${attribute}_acc_${group}`] = c.chance[attribute]!;
+        }
+      }
+    }
   }
   const first = await val.get(0);
   if (first.caption !== undefined) {
     const r = await evaluateRetrieval(vl, val, opts);
+    details.samples ||= r.texts;
     for (const k of [1, 5, 10]) {
-      if (r.imageToText.recall[k] !== undefined) out[`eval/i2t_R@${k}`] = r.imageToText.recall[k]!;
-      if (r.textToImage.recall[k] !== undefined) out[`eval/t2i_R@${k}`] = r.textToImage.recall[k]!;
+      // Chance: the true caption (image) among all candidates, k tries.
+      if (r.imageToText.recall[k] !== undefined) {
+        out[`eval/i2t_R@${k}`] = r.imageToText.recall[k]!;
+        details.chance[`eval/i2t_R@${k}`] = Math.min(1, k / r.texts);
+      }
+      if (r.textToImage.recall[k] !== undefined) {
+        out[`eval/t2i_R@${k}`] = r.textToImage.recall[k]!;
+        details.chance[`eval/t2i_R@${k}`] = Math.min(1, k / r.images);
+      }
     }
   }
+  writeEvalDetails(config, at.step, details);
   return out;
+}
+
+/** A validation image with the model's prediction, as the report shows it. */
+export interface PredictionExample {
+  /** The image as a PNG data URI (at most EXAMPLE_SIDE pixels a side). */
+  image: string;
+  predicted: string;
+  truth: string;
+  /** The sample's caption, where it has one. */
+  caption?: string;
+  correct: boolean;
+}
+
+/** What the report says about an evaluation beside its metrics. */
+export interface EvalDetails {
+  step: number;
+  /** The validation set and the samples evaluated. */
+  dataset: string;
+  samples: number;
+  /** What a uniformly random guess scores, by metric (`eval/...`). */
+  chance: Record<string, number>;
+  /** The first validation samples with the model's predictions. */
+  examples: PredictionExample[];
+  /** Where accuracy per attribute was measured: the datasets, and the images of seen and of held-out compositions. */
+  compositions?: { datasets: readonly string[]; samples: { seen: number; held_out: number } };
+}
+
+/** Validation samples shown with their predictions. */
+const REPORT_EXAMPLES = 12;
+/** The longest side of an example's picture, in pixels: the report shows it at this size, smaller images scaled up. */
+const EXAMPLE_SIDE = 96;
+
+/** Top-1 and top-5 accuracy of a uniform guess among `classes`, under `${prefix}top1` / `top5`. */
+function topKChance(prefix: string, classes: number): Record<string, number> {
+  const out: Record<string, number> = { [`${prefix}top1`]: 1 / classes };
+  if (classes >= 5) out[`${prefix}top5`] = 5 / classes;
+  return out;
+}
+
+/** The first REPORT_EXAMPLES samples of `val`, their pictures and the classes predicted for them. */
+async function predictionExamples(val: Dataset, predictions: Int32Array, classNames: readonly string[]): Promise<PredictionExample[]> {
+  const out: PredictionExample[] = [];
+  for (let i = 0; i < Math.min(REPORT_EXAMPLES, predictions.length); i++) {
+    const s = await val.get(i);
+    const img = await sampleImage(s);
+    const png = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+      .resize({ width: EXAMPLE_SIDE, height: EXAMPLE_SIDE, fit: 'inside', withoutEnlargement: true })
+      .png().toBuffer();
+    const predicted = classNames[predictions[i]!]!;
+    const truth = s.label === undefined ? '?' : classNames[s.label]!;
+    out.push({ image: `data:image/png;base64,${png.toString('base64')}`, predicted, truth, ...(s.caption !== undefined ? { caption: s.caption } : {}), correct: predictions[i] === s.label });
+  }
+  return out;
+}
+
+/** Where evaluateModel keeps an evaluation's details for the report. */
+export function evalDetailsFile(config: TrainConfig, step: number): string {
+  return path.join(config.out, 'evaluation', `step_${String(step).padStart(7, '0')}.json`);
+}
+
+function writeEvalDetails(config: TrainConfig, step: number, details: Omit<EvalDetails, 'step'>): void {
+  const file = evalDetailsFile(config, step);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify({ step, ...details }));
+  fs.renameSync(tmp, file);
+}
+
+/** The details evaluateModel wrote at `step`, or null where it wrote none (an MAE's or BERT's evaluation, a substituted one). */
+export function readEvalDetails(config: TrainConfig, step: number): EvalDetails | null {
+  const file = evalDetailsFile(config, step);
+  return fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) as EvalDetails : null;
 }
 
 /**

@@ -5,7 +5,8 @@ export { loadConfig, resolveConfig, applyOverride, parseOverrideArgs, describeCo
 export type { TrainConfig, TaskName, ModelConfig, CustomModelConfig } from './config.js';
 export { saveCheckpoint, loadCheckpoint, latestCheckpoint } from './checkpoint.js';
 export type { Checkpoint, TrainerState } from './checkpoint.js';
-export { renderReport, writeReport, lineChart } from './report.js';
-export type { ReportInput, Series } from './report.js';
+export { renderReport, writeReport, lineChart, reportedConfig } from './report.js';
+export type { ReportInput, Series, Marker, ReferenceLine, LineChartOptions } from './report.js';
+export type { EvalDetails, PredictionExample } from './evaluate.js';
 export { objectives, registerObjective, makeObjective } from './objectives.js';
 export type { Objective, ObjectiveEntry, StepContext, TrainBatch } from './objectives.js';

@@ -25,7 +25,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { CHECKPOINT_DIR, type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
 import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
-import { type EvalMetrics, evaluateModel, reconstructionPicture } from './evaluate.js';
+import { type EvalMetrics, evaluateModel, readEvalDetails, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { batchSize, makeObjective, type Objective, type StepContext, type TrainBatch } from './objectives.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
@@ -588,6 +588,7 @@ class TrainingRun {
       title: `glimpse train: ${c.model.custom ? `custom ${c.model.custom.family}` : c.model.name!} on ${c.data.train}`,
       config: c, records: this.#metrics.read(), final: this.#lastMetrics, stopped: this.#stopped !== null ? this.stopMessage() : undefined,
       pictures: this.#lastEvalStep >= 0 ? this.objective.reportPictures?.(this.#lastEvalStep) ?? [] : [],
+      evaluation: this.#lastEvalStep >= 0 ? readEvalDetails(c, this.#lastEvalStep) : null,
     });
   }
 
