@@ -123,6 +123,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     `trained ${result.step} steps (${result.step * config.batch_size} scenes, ${result.trainSeconds.toFixed(0)} s of training steps); ` +
       `final loss ${result.finalLoss?.toFixed(4) ?? '-'} (mean of the last logged steps)`,
     `zero-shot on colour-shape pairs never seen in training (64 classes, chance 1.6%): top-1 ${pct('eval/zeroshot_top1')}, top-5 ${pct('eval/zeroshot_top5')}`,
+    `  on those pairs the colour is right ${pct('eval/colour_acc_held_out')} of the time, the shape ${pct('eval/shape_acc_held_out')} (chance 12.5%); on seen pairs ${pct('eval/colour_acc_seen')} and ${pct('eval/shape_acc_seen')}`,
     `retrieval on the same images: image->text R@1 ${pct('eval/i2t_R@1')}, R@5 ${pct('eval/i2t_R@5')}; text->image R@1 ${pct('eval/t2i_R@1')}, R@5 ${pct('eval/t2i_R@5')}`,
     `report: ${path.resolve(result.reportFile ?? '')}`,
     `model:  ${path.resolve(result.modelDir ?? '')}  (try: glimpse classify --model ${result.modelDir} --labels "red circle,blue star" <image>)`,

@@ -23,7 +23,7 @@ test('the demo trains, evaluates zero-shot and retrieval on held-out scenes, and
   const out = newDir();
   const { result, summary } = await runDemo({ out, steps: 2, evalSamples: 40, progress: 'none' });
   assert.equal(result.step, 2);
-  for (const k of ['eval/zeroshot_top1', 'eval/zeroshot_top5', 'eval/i2t_R@1', 'eval/t2i_R@5']) assert.equal(typeof result.metrics[k], 'number', k);
+  for (const k of ['eval/zeroshot_top1', 'eval/zeroshot_top5', 'eval/i2t_R@1', 'eval/t2i_R@5', 'eval/colour_acc_held_out', 'eval/shape_acc_seen']) assert.equal(typeof result.metrics[k], 'number', k);
   assert.ok(fs.existsSync(result.reportFile!));
   assert.match(summary, /zero-shot on colour-shape pairs never seen in training/);
   assert.ok(summary.includes(result.reportFile!.split('/').pop()!));
@@ -34,6 +34,7 @@ test('the demo trains, evaluates zero-shot and retrieval on held-out scenes, and
   const loss = result.finalLoss!.toFixed(4);
   assert.match(summary, new RegExp(`final loss ${loss} `));
   assert.match(fs.readFileSync(result.reportFile!, 'utf8'), new RegExp(`<th>final loss</th><td class="num">${loss}</td>`));
+  assert.match(summary, /the colour is right \d+\.\d% of the time, the shape \d+\.\d% \(chance 12\.5%\); on seen pairs \d+\.\d% and \d+\.\d%/);
 
   // The command the summary prints gives the run's zero-shot figure from the saved model.
   const line = summary.split('\n').find((l) => l.includes('glimpse eval zeroshot'))!;
