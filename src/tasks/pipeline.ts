@@ -267,7 +267,8 @@ async function visionLanguageModel(src: Source, options: PipelineOptions): Promi
   if (src.tokenizer && src.imageProcessor) return wrap(src.tokenizer, src.imageProcessor);
   if (src.nameOrDir !== undefined) {
     const vl = await loadVisionLanguageModel(src.nameOrDir, { ...options, model });
-    return wrap(src.tokenizer ?? vl.tokenizer, src.imageProcessor ?? vl.imageProcessor);
+    // The folder's zero-shot prompts (zeroshot_config.json) stay with it.
+    return { ...wrap(src.tokenizer ?? vl.tokenizer, src.imageProcessor ?? vl.imageProcessor), ...(vl.zeroShot ? { zeroShot: vl.zeroShot } : {}) };
   }
   const tokenizer = src.tokenizer ?? (options.tokenizer !== undefined ? loadTokenizer(options.tokenizer) : model.family.tokenizer?.());
   if (!tokenizer) throw new Error(`${src.label}: no tokenizer is packaged for ${model.family.title}; pass the tokenizer option (a folder with tokenizer.json)`);
@@ -306,7 +307,9 @@ function zeroShotPipeline(vl: VisionLanguageModel, batchSize: number): ZeroShotI
     const { batch, single } = imageBatch(images, task);
     if (!Array.isArray(candidateLabels)) throw new Error(`${task}: the candidate labels must be a list of strings, e.g. ['cat', 'dog']`);
     if (options.templates !== undefined && options.hypothesis_template !== undefined) throw new Error(`${task}: give hypothesis_template or templates, not both`);
-    const templates = options.templates ?? [options.hypothesis_template ?? 'This is a photo of {}'];
+    // transformers.js's default prompt, unless the model folder keeps the prompts it was trained and evaluated with.
+    const templates = options.templates ?? (options.hypothesis_template !== undefined ? [options.hypothesis_template]
+      : vl.zeroShot?.templates ?? ['This is a photo of {}']);
     const { predictions } = await inEvalMode(vl.model, () => zeroShotClassify(vl, batch, candidateLabels, { templates, topK: candidateLabels.length, batchSize }));
     return single ? predictions[0]! : predictions;
   };
