@@ -5,6 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import sharp from 'sharp';
 import type { Backend, Storage, View } from '../src/tensor/backend.js';
 import { contiguousStrides, numel } from '../src/tensor/backend.js';
 import type { DType, TypedArray } from '../src/tensor/dtype.js';
@@ -187,4 +189,26 @@ export function assertConfigKept(saved: Record<string, unknown>, orig: Record<st
     // HF's save_pretrained writes every field its config class has: a key it lacks is one we invented.
     for (const k of Object.keys(a)) assert.ok(k in b, `${sub}.${k} is not a field of HF's config`);
   }
+}
+
+/** Runs a commander command in-process; returns what it printed on stdout. */
+export async function runCommand(cmd: Command, args: string[]): Promise<string> {
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (...xs: unknown[]) => { printed.push(xs.join(' ')); };
+  try {
+    await cmd.exitOverride().parseAsync(args, { from: 'user' });
+  } finally {
+    console.log = log;
+  }
+  return printed.join('\n');
+}
+
+/** A PNG of seeded noise (a linear congruential generator), for tests that need image files. */
+export async function writeNoiseImage(file: string, seed: number, width = 40, height = 36): Promise<string> {
+  const data = Buffer.alloc(width * height * 3);
+  let s = seed;
+  for (let i = 0; i < data.length; i++) data[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
+  await sharp(data, { raw: { width, height, channels: 3 } }).png().toFile(file);
+  return file;
 }

@@ -8,7 +8,7 @@ import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { imageEncoderProcessor } from './image_features.js';
-import type { LabelScore } from './zeroshot.js';
+import { type LabelScore, rankLabels } from './zeroshot.js';
 
 /** An image classifier with the processor that reads its images. */
 export interface ImageClassifierTask {
@@ -91,12 +91,5 @@ export async function classifyImages(classifier: ImageClassifierTask | string, i
   const parts = (await pixelBatches(task, images, options.batchSize ?? 32)).map((px) => noGrad(() => task.model.classify(px)));
   const logits = parts.length === 1 ? parts[0]! : concat(parts, 0);
   const probs = noGrad(() => logits.softmax(-1));
-  const p = probs.toArray();
-  const C = labels.length;
-  const predictions = Array.from({ length: p.length / C }, (_, i) => {
-    const row = p.slice(i * C, (i + 1) * C).map((score, j) => ({ label: labels[j]!, score }));
-    // Stable: equal scores keep the labels' order.
-    return row.sort((a, b) => b.score - a.score).slice(0, k);
-  });
-  return { predictions, logits, probs };
+  return { predictions: rankLabels(probs, labels, k), logits, probs };
 }

@@ -254,14 +254,17 @@ export async function zeroShotClassify(model: ModelArg, images: readonly ImageIn
   const { logits, probs } = noGrad(() => vl.model.pairLogits(img, classifier));
   const k = Math.min(options.topK ?? 5, labels.length);
   if (!Number.isInteger(k) || k < 1) throw new Error(`zero-shot: topK must be a positive integer, got ${options.topK}`);
-  const p = probs.toArray();
+  return { predictions: rankLabels(probs, labels, k), logits, probs };
+}
+
+/** Per row of scores [N, labels], the k best labels with their scores, best first (equal scores keep the labels' order). */
+export function rankLabels(scores: Tensor, labels: readonly string[], k: number): LabelScore[][] {
+  const p = scores.toArray();
   const C = labels.length;
-  const predictions = Array.from({ length: p.length / C }, (_, i) => {
+  return Array.from({ length: p.length / C }, (_, i) => {
     const row = p.slice(i * C, (i + 1) * C).map((score, j) => ({ label: labels[j]!, score }));
-    // Stable: equal scores keep the labels' order.
     return row.sort((a, b) => b.score - a.score).slice(0, k);
   });
-  return { predictions, logits, probs };
 }
 
 /** The rows of a [N, D] tensor as arrays. */

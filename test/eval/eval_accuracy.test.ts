@@ -20,7 +20,7 @@ import { Generator } from '../../src/tensor/random.js';
 import { tensor } from '../../src/tensor/tensor.js';
 import { imageClassifierTask, loadImageClassifier } from '../../src/tasks/image_classification.js';
 import { preprocessorJson } from '../../src/train/model_setup.js';
-import { rng, tempDirs } from '../helpers.js';
+import { rng, runCommand, tempDirs } from '../helpers.js';
 
 const tmp = tempDirs('eval-accuracy');
 
@@ -36,18 +36,6 @@ function saved(model: ImageClassifier | DualEncoder): string {
   return dir;
 }
 
-/** Runs a command in-process; returns what it printed. */
-async function run(cmd: Command, args: string[]): Promise<string> {
-  const printed: string[] = [];
-  const log = console.log;
-  console.log = (...xs: unknown[]) => { printed.push(xs.join(' ')); };
-  try {
-    await cmd.exitOverride().parseAsync(args, { from: 'user' });
-  } finally {
-    console.log = log;
-  }
-  return printed.join('\n');
-}
 const accuracy = (): Command => evalCommands().find((c) => c.name() === 'accuracy')!;
 const lastJson = (out: string): Record<string, unknown> => JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
 
@@ -85,7 +73,7 @@ test('evaluateClassifier: top-1, top-5 and per-class accuracy of the head\'s pre
 
 test('glimpse eval accuracy on scenes: --json prints one object; the text names top-1, top-5 and the classes', async () => {
   const dir = saved(classifierOf(SCENE_CLASS_NAMES, 4));
-  const j = lastJson(await run(accuracy(), ['--model', dir, '--data', 'scenes:val', '--limit', '7', '--batch-size', '3', '--json']));
+  const j = lastJson(await runCommand(accuracy(), ['--model', dir, '--data', 'scenes:val', '--limit', '7', '--batch-size', '3', '--json']));
   assert.equal(j.task, 'accuracy');
   assert.equal(j.model, dir);
   assert.equal(j.dataset, 'scenes(val)');
@@ -96,27 +84,27 @@ test('glimpse eval accuracy on scenes: --json prints one object; the text names 
   const direct = await evaluateClassifier(dir, await openDataset('scenes:val'), { limit: 7 });
   assert.equal(j.top1, direct.top1);
   assert.equal(j.top5, direct.top5);
-  const text = await run(accuracy(), ['--model', dir, '--data', 'scenes', '--split', 'val', '--limit', '3']);
+  const text = await runCommand(accuracy(), ['--model', dir, '--data', 'scenes', '--split', 'val', '--limit', '3']);
   assert.match(text, new RegExp(`^accuracy of .* on scenes\\(val\\): 3 images, ${SCENE_CLASS_NAMES.length} classes\\n {2}top-1 .*top-5 .*mean per class`));
   assert.doesNotMatch(text, /note:/);
 });
 
 test('eval accuracy checks the class names against id2label: count and order are errors, other names a note', async () => {
   const six = saved(classifierOf(CLASSES, 5));
-  await assert.rejects(run(accuracy(), ['--model', six, '--data', 'scenes:val', '--limit', '2']),
+  await assert.rejects(runCommand(accuracy(), ['--model', six, '--data', 'scenes:val', '--limit', '2']),
     new RegExp(`classifies into 6 classes \\(its id2label\\), but scenes\\(val\\) has ${SCENE_CLASS_NAMES.length}; evaluate it on data with the classes it was trained on`));
   const reversed = saved(classifierOf([...SCENE_CLASS_NAMES].reverse(), 5));
-  await assert.rejects(run(accuracy(), ['--model', reversed, '--data', 'scenes:val', '--limit', '2']),
+  await assert.rejects(runCommand(accuracy(), ['--model', reversed, '--data', 'scenes:val', '--limit', '2']),
     /has the class names of scenes\(val\) in another order \(class 0 is '.*' in its id2label, 'red circle' in the data\)/);
   // Saved without id2label: LABEL_0, LABEL_1, ... are matched to the data's classes by index, with a note.
   const unnamed = saved(classifierOf(null, 6, SCENE_CLASS_NAMES.length));
-  const text = await run(accuracy(), ['--model', unnamed, '--data', 'scenes:val', '--limit', '2']);
+  const text = await runCommand(accuracy(), ['--model', unnamed, '--data', 'scenes:val', '--limit', '2']);
   assert.match(text, new RegExp(`note: ${SCENE_CLASS_NAMES.length} of ${SCENE_CLASS_NAMES.length} class names differ .*: 0 'LABEL_0' / 'red circle', .*, \\.\\.\\.; classes are matched by index`));
-  const j = lastJson(await run(accuracy(), ['--model', unnamed, '--data', 'scenes:val', '--limit', '2', '--json']));
+  const j = lastJson(await runCommand(accuracy(), ['--model', unnamed, '--data', 'scenes:val', '--limit', '2', '--json']));
   assert.deepEqual((j.label_mismatches as { index: number; model: string; dataset: string }[])[1], { index: 1, model: 'LABEL_1', dataset: SCENE_CLASS_NAMES[1] });
   // A dual encoder has no head: the error says zero-shot is its way to classify.
   const clip = saved(modelFromConfig(getModelEntry('test-clip').config, { generator: new Generator(7) }) as DualEncoder);
-  await assert.rejects(run(accuracy(), ['--model', clip, '--data', 'scenes:val']), /CLIPModel has no classifier head; .*classifies zero-shot/);
+  await assert.rejects(runCommand(accuracy(), ['--model', clip, '--data', 'scenes:val']), /CLIPModel has no classifier head; .*classifies zero-shot/);
   await assert.rejects(evaluateClassifier(imageClassifierTask(classifierOf(CLASSES, 8), 'x'), { name: 'unlabelled', length: 1, get: async () => { throw new Error('unread'); } }),
     /unlabelled has no class names/);
 });

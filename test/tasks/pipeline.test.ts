@@ -5,7 +5,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
 import { ImageProcessor } from '../../src/data/image.js';
 import { labelFields } from '../../src/io/hf.js';
 import type { BertForMaskedLM, BertModel } from '../../src/models/bert.js';
@@ -19,21 +18,14 @@ import { tensor } from '../../src/tensor/tensor.js';
 import { caption, loadBlipModel } from '../../src/tasks/caption.js';
 import { pipeline } from '../../src/tasks/pipeline.js';
 import { embedImages, embedTexts, loadVisionLanguageModel, rows, tokenize } from '../../src/tasks/zeroshot.js';
-import { tempDirs } from '../helpers.js';
+import { tempDirs, writeNoiseImage } from '../helpers.js';
 
 const tmp = tempDirs('pipeline');
 const imgDir = tmp();
 fs.mkdirSync(imgDir, { recursive: true });
 
-async function writeImage(file: string, seed: number, width = 40, height = 36): Promise<string> {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) data[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
-  await sharp(data, { raw: { width, height, channels: 3 } }).png().toFile(file);
-  return file;
-}
 
-const images = await Promise.all([1, 2, 3].map((seed) => writeImage(path.join(imgDir, `${seed}.png`), seed, 30 + 5 * seed, 36)));
+const images = await Promise.all([1, 2, 3].map((seed) => writeNoiseImage(path.join(imgDir, `${seed}.png`), seed, 30 + 5 * seed, 36)));
 
 /** A registered test model's architecture with fresh weights, built without createModel. */
 function build(name: string, generatorSeed: number, fields: Record<string, unknown> = {}): Model {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
 import {
   buildZeroShotClassifier, embedImages, embedTexts, fillTemplate, loadVisionLanguageModel, rows, tokenize, zeroShotClassify,
   type VisionLanguageModel,
@@ -20,24 +19,18 @@ import type { HFConfig } from '../../src/io/hf.js';
 import { clipTokenizer } from '../../src/data/tokenizers/clip.js';
 import { loadBlipModel } from '../../src/tasks/caption.js';
 import { loadFeatureSource } from '../../src/eval/features.js';
+import { writeNoiseImage } from '../helpers.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'glimpse-tasks-'));
 process.on('exit', () => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 const imgDir = path.join(tmpRoot, 'imgs');
 fs.mkdirSync(path.join(imgDir, 'sub'), { recursive: true });
 
-async function writeImage(file: string, seed: number, width = 40, height = 36): Promise<string> {
-  const data = Buffer.alloc(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) data[i] = (s = (s * 1103515245 + 12345) >>> 0) >>> 24;
-  await sharp(data, { raw: { width, height, channels: 3 } }).png().toFile(file);
-  return file;
-}
 
 const images = await Promise.all([
-  writeImage(path.join(imgDir, 'a.png'), 1),
-  writeImage(path.join(imgDir, 'b.png'), 2, 50, 30),
-  writeImage(path.join(imgDir, 'sub', 'c.png'), 3),
+  writeNoiseImage(path.join(imgDir, 'a.png'), 1),
+  writeNoiseImage(path.join(imgDir, 'b.png'), 2, 50, 30),
+  writeNoiseImage(path.join(imgDir, 'sub', 'c.png'), 3),
 ]);
 
 const clip = await loadVisionLanguageModel('test-clip', { init: 'random', generator: new Generator(11) });
