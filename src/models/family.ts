@@ -180,10 +180,3 @@ export function architectureOf(family: ModelFamily, config: HFConfig): string {
   const names = Array.isArray(config.architectures) ? config.architectures.filter((a): a is string => typeof a === 'string') : [];
   return names.find((a) => Object.hasOwn(family.architectures, a)) ?? Object.keys(family.architectures)[0]!;
 }
-
-/** Whose image processor a model's pixels follow; an error for a text-only model. */
-export function imageProcessorFamily(model: Model): ImageFamily {
-  const f = model.family.imageProcessor;
-  if (f === null) throw new Error(`${model.family.title} models take no images`);
-  return f;
-}

@@ -137,7 +137,7 @@ function inputSizes(model: Model, config: TrainConfig, label: string): { imageSi
 }
 
 /** The processor evaluation and inference use: the family's defaults at the model's image size. */
-export function processorFor(family: ModelFamily, imageSize: number): ImageProcessor {
+function processorFor(family: ModelFamily, imageSize: number): ImageProcessor {
   if (family.imageProcessor === null) throw new Error(`${family.title} models take no images`);
   return ImageProcessor.atSize(family.imageProcessor, imageSize);
 }
