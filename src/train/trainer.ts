@@ -280,13 +280,12 @@ function plannedSteps(config: TrainConfig, batchesPerEpoch: number): number | nu
  * ends when the budget is spent however the machine's pace drifts meanwhile.
  */
 function lrSchedule(config: TrainConfig, totalSteps: number | null, clock: TrainClock): LrSchedule {
-  const o = config.optim;
-  const w = o.warmup_steps;
-  if (o.schedule === 'constant') return constantSchedule({ warmupSteps: w });
-  if (totalSteps !== null) return warmupCosineSchedule({ warmupSteps: w, totalSteps, minLrRatio: o.min_lr_ratio });
+  const { warmup_steps: warmupSteps, schedule, min_lr_ratio: minLrRatio } = config.optim;
+  if (schedule === 'constant') return constantSchedule({ warmupSteps });
+  if (totalSteps !== null) return warmupCosineSchedule({ warmupSteps, totalSteps, minLrRatio });
   const budget = config.time_budget_s!;
   const progress = () => (budget > clock.warmupEndS ? (clock.trainS - clock.warmupEndS) / (budget - clock.warmupEndS) : 1);
-  return (s) => (s < w ? s / w : cosineDecay(progress(), o.min_lr_ratio));
+  return (step) => (step < warmupSteps ? step / warmupSteps : cosineDecay(progress(), minLrRatio));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,11 +397,11 @@ class TrainingRun {
 
     // Phase 2: the schedule. Its base lrs are the config's, also on resume (a resumed run may change optim.lr).
     const totalSteps = plannedSteps(config, data.train.batchesPerEpoch);
-    const w = config.optim.warmup_steps;
-    if (totalSteps !== null && w > totalSteps) {
+    const warmup = config.optim.warmup_steps;
+    if (totalSteps !== null && warmup > totalSteps) {
       // HF and open_clip accept a warm-up longer than the run too; here it ends with the run, and
       // the run's config.yaml records the warm-up that ran.
-      progress.log(`optim.warmup_steps ${w} is longer than the run's ${totalSteps} steps: warming up over all ${totalSteps}`);
+      progress.log(`optim.warmup_steps ${warmup} is longer than the run's ${totalSteps} steps: warming up over all ${totalSteps}`);
       config = { ...config, optim: { ...config.optim, warmup_steps: totalSteps } };
     }
     const clock = savedClock(checkpoint);
