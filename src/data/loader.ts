@@ -35,7 +35,7 @@ export interface LoaderOptions {
   seed?: number;              // default 0
   shuffle?: boolean;          // default true; reshuffled per epoch from (seed, epoch)
   dropLast?: boolean;         // default true when shuffle
-  rank?: number; worldSize?: number; // sharding for data parallel (each rank sees a disjoint 1/worldSize of each epoch)
+  rank?: number; worldSize?: number; // sharding for data parallel, as PyTorch's DistributedSampler (src/data/sampler.ts)
   augment?: AugmentOptions;   // random, deterministic under (seed, epoch, index)
   workers?: number;           // worker threads decoding+augmenting ahead (default: min(2, cores)); 0 = main thread
   prefetch?: number;          // batches prepared ahead (default 2, at least one per worker)

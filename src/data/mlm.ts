@@ -196,14 +196,14 @@ export interface TokenLoaderOptions {
   seed?: number;              // default 0
   shuffle?: boolean;          // default true; reshuffled per epoch from (seed, epoch)
   dropLast?: boolean;         // default true when shuffle
-  rank?: number; worldSize?: number; // sharding for data parallel (each rank sees a disjoint 1/worldSize of each epoch)
+  rank?: number; worldSize?: number; // sharding for data parallel, as PyTorch's DistributedSampler (src/data/sampler.ts)
 }
 
 /**
  * Batches of masked blocks, epoch after epoch, with DataLoader's conventions (src/data/loader.ts):
  * the order of an epoch is a permutation from (seed, epoch), rank r takes every worldSize-th block
- * from r, dropLast keeps every rank at the same number of batches, and `batches(from)` resumes at a
- * position. A block's masks come from (seed, epoch, block index), so they do not depend on the batch
+ * from r, every rank reads the same number of batches (dropLast drops the tail, otherwise the epoch
+ * is padded by wrapping around; see src/data/sampler.ts), and `batches(from)` resumes at a position. A block's masks come from (seed, epoch, block index), so they do not depend on the batch
  * size, the rank or the number of ranks, and a block is masked afresh each epoch as HF's collator
  * does. Masking a batch takes well under a millisecond, so it runs on the calling thread.
  */

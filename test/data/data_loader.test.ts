@@ -158,6 +158,23 @@ test('ranks see disjoint parts of each epoch that together cover it', async () =
   assert.deepEqual(batches[4]!.pixelValues.shape, [1, 3, 24, 24]);
 });
 
+test('a global batch of 8 read by 1, 2 or 4 ranks: the k-th batches of the ranks together are the same samples', async () => {
+  const ds = memoryDataset(50);
+  const G = 8;
+  const union = async (worldSize: number): Promise<string[][]> => {
+    const perRank = await Promise.all(Array.from({ length: worldSize }, async (_, rank) => {
+      const loader = new DataLoader(ds, { batchSize: G / worldSize, processor: PROCESSOR, worldSize, rank, seed: 9, workers: 0 });
+      assert.equal(loader.batchesPerEpoch, 6, `world size ${worldSize}`); // 48 of the 50 samples in full global batches
+      return (await take(loader, 12)).map((b) => b.keys); // two epochs
+    }));
+    return perRank[0]!.map((_, k) => perRank.flatMap((batches) => batches[k]!).sort());
+  };
+  const single = await union(1);
+  assert.equal(new Set(single.slice(0, 6).flat()).size, 48); // an epoch's batches are disjoint
+  assert.deepEqual(await union(2), single);
+  assert.deepEqual(await union(4), single);
+});
+
 /** Pixels in memory; no spec, so workers must ask the main thread for samples. */
 function memoryDataset(n: number, broken: ReadonlySet<number> = new Set()): Dataset {
   return {

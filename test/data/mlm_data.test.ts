@@ -263,3 +263,28 @@ test('maskedEvalBatches: every block once, in order, the same masks at every eva
   assert.notDeepEqual(ints(first[0]!).labels, ints(other[0]!).labels);
   assert.throws(() => maskedEvalBatches(blocks, { batchSize: 0, contextLength: T, masking: MASKING }), /batchSize must be an integer in \[1/);
 });
+
+test('TokenBatchLoader: a global batch of 12 read by 1, 2 or 4 ranks: the k-th batches of the ranks together are the same blocks, masked alike', async () => {
+  const G = 12;
+  const union = async (worldSize: number): Promise<Map<string, number[]>[]> => {
+    const perRank = await Promise.all(Array.from({ length: worldSize }, async (_, rank) => {
+      const loader = new TokenBatchLoader(blocks, { batchSize: G / worldSize, contextLength: T, masking: MASKING, seed: 5, rank, worldSize });
+      assert.equal(loader.batchesPerEpoch, 8, `world size ${worldSize}`); // 96 of the 103 blocks in full global batches
+      return take(loader.batches({ epoch: 1, batch: 0 }), 10); // into epoch 2
+    }));
+    return perRank[0]!.map((_, k) => {
+      const blocksOf = new Map<string, number[]>();
+      for (const batches of perRank) {
+        const b = batches[k]!;
+        const { inputIds } = ints(b);
+        b.keys.forEach((key, r) => blocksOf.set(key, [...inputIds.slice(r * T, (r + 1) * T)]));
+      }
+      return blocksOf;
+    });
+  };
+  const sorted = (m: Map<string, number[]>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const single = (await union(1)).map(sorted);
+  assert.ok(single.every((b) => b.length === G));
+  assert.deepEqual((await union(2)).map(sorted), single);
+  assert.deepEqual((await union(4)).map(sorted), single);
+});
