@@ -27,9 +27,12 @@ export interface TrainerState {
   format?: string;
   /** Optimizer steps done. */
   step: number;
-  /** The next batch the loader gives (epoch, batch index within it). */
+  /**
+   * The next batch the loader gives (epoch, batch index within it). The index is global: the k-th
+   * batches of all ranks together are the same samples at every world size (src/data/sampler.ts).
+   */
   position: { epoch: number; batch: number };
-  /** Samples trained on so far (all ranks' share on this rank). */
+  /** Samples trained on so far, all ranks together. */
   samplesSeen: number;
   /** Generator states by name (see Generator.getState). */
   rng: Record<string, number[]>;

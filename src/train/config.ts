@@ -81,7 +81,7 @@ export const SCHEMA: Schema = {
       prefetch: int(2, 1, 'batches prepared ahead'),
     },
   },
-  batch_size: int(32, 1, 'samples per optimizer step (per process), before accumulation splits it'),
+  batch_size: int(32, 1, 'the global batch: samples per optimizer step over all processes; each process reads batch_size / processes / optim.grad_accum at a time, which must divide'),
   epochs: { kind: 'number', default: null, min: 0, minExclusive: true, nullable: true, doc: 'training length in passes over the data (or set steps or time_budget_s)' },
   steps: int(null, 1, 'training length in optimizer steps (or set epochs or time_budget_s)', true),
   time_budget_s: {
@@ -100,7 +100,7 @@ export const SCHEMA: Schema = {
       layer_decay: { kind: 'number', default: 1, min: 0, max: 1, minExclusive: true, doc: 'ce task on a ViT: lr of block i scaled by layer_decay^(blocks - i) (BEiT/MAE fine-tuning; 1: off)' },
       schedule: { kind: 'enum', values: ['cosine', 'constant'], default: 'cosine', doc: 'after warm-up: cosine decay to min_lr_ratio, or constant' },
       min_lr_ratio: { kind: 'number', default: 0, min: 0, max: 1, doc: 'final lr / peak lr of the cosine schedule' },
-      grad_accum: int(1, 1, 'micro-batches per optimizer step (batch_size is split among them)'),
+      grad_accum: int(1, 1, 'micro-batches per optimizer step (the share of batch_size of each process is split among them)'),
       grad_clip: { kind: 'number', default: null, min: 0, minExclusive: true, nullable: true, doc: 'clip the global gradient norm to this (null: off)' },
     },
   },

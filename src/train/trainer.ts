@@ -291,6 +291,22 @@ function lrSchedule(config: TrainConfig, totalSteps: number | null, clock: Train
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/**
+ * Each rank's loader batch: batch_size is the global batch (all ranks, all micro-batches of a
+ * step), split evenly over the ranks and then over the grad_accum micro-batches, as in PyTorch DDP
+ * with a fixed global batch. Keeping the global batch fixed is what lets the loader's position be
+ * global (src/data/sampler.ts), so a run resumes at another world size on the same samples.
+ */
+export function microBatchSize(config: TrainConfig, worldSize: number): number {
+  const accum = config.optim.grad_accum;
+  const parts = worldSize * accum;
+  if (config.batch_size % parts !== 0) {
+    throw new ConfigError('batch_size', `the global batch ${config.batch_size} does not split evenly over ${worldSize} processes x grad_accum ${accum}: `
+      + `use a multiple of ${parts} (e.g. ${Math.max(1, Math.round(config.batch_size / parts)) * parts}), or another number of processes`);
+  }
+  return config.batch_size / parts;
+}
+
 /** Runs (or resumes) the training a config describes; see TrainOptions. */
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
   const rank = options.rank ?? 0;
@@ -298,6 +314,7 @@ export async function train(config: TrainConfig, options: TrainOptions = {}): Pr
   if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
     throw new Error(`train: rank ${rank} of worldSize ${worldSize} is not a valid process`);
   }
+  microBatchSize(config, worldSize); // a global batch that does not split is refused before anything is built
   if (config.time_budget_s !== null && worldSize > 1) {
     throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
   }
@@ -377,7 +394,7 @@ class TrainingRun {
     });
     if (main && !checkpoint && config.task === 'mlm') model.tokenizer!.save(tokenizerDir);
     const data: TrainData = options.data
-      ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: config.batch_size / config.optim.grad_accum, ...shard }) };
+      ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: microBatchSize(config, shard.worldSize), ...shard }) };
     const objective = await makeObjective(config.task, model, {
       generator: new Generator(config.seed + 1),
       labelSmoothing: config.label_smoothing,
@@ -467,7 +484,7 @@ class TrainingRun {
         this.scheduler.step(); // the next step's lr, from the clock as it now stands
         state.position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
         const n = micro.reduce((s, b) => s + batchSize(b), 0);
-        state.samplesSeen += n;
+        state.samplesSeen += n * this.worldSize; // every rank's batch has this rank's size
         this.losses.push({ step: state.step, loss });
         window.loss += loss;
         window.steps++;
