@@ -3,6 +3,7 @@ export * from './tensor/index.js';
 export * from './nn/index.js';
 export * from './optim/index.js';
 export * as io from './io/index.js';
+export * as dist from './dist/index.js';
 export * from './data/index.js';
 export * from './models/index.js';
 export * from './eval/index.js';

@@ -1,0 +1,3 @@
+// The distributed layer's public surface.
+export type { Communicator, ReduceOp } from './communicator.js';
+export { mpiCommunicator } from './mpi.js';
