@@ -25,7 +25,7 @@
 
 namespace {
 
-enum Kind { ALLREDUCE, BROADCAST, ALLGATHER, BARRIER, SEND, RECV, SENDRECV, STOP };
+enum Kind { ALLREDUCE, REDUCESCATTER, BROADCAST, ALLGATHER, BARRIER, SEND, RECV, SENDRECV, STOP };
 enum Op { SUM = 0, AVG = 1, MAX = 2 };
 
 struct Request {
@@ -40,7 +40,7 @@ struct Request {
   std::vector<napi_ref> refs;
   napi_deferred deferred = nullptr;
   std::string error;
-  // allGather: what every rank sent, in bytes, and the gathered bytes.
+  // reduceScatter: the elements each rank receives. allGather: the bytes each rank sent.
   std::vector<int64_t> counts;
   std::vector<char> gathered;
 };
@@ -98,6 +98,17 @@ void run_request(Request* r) {
       if (r->op == AVG) {
         float inv = 1.0f / float(g->size);
         for (int64_t i = 0; i < n; i++) p[i] *= inv;
+      }
+      return;
+    }
+    case REDUCESCATTER: {
+      std::vector<int> counts(r->counts.begin(), r->counts.end());
+      MPI_Op op = r->op == MAX ? MPI_MAX : MPI_SUM;
+      CHECK_MPI(MPI_Reduce_scatter(r->data, r->data2, counts.data(), MPI_FLOAT, op, MPI_COMM_WORLD));
+      if (r->op == AVG) {
+        float* p = static_cast<float*>(r->data2);
+        float inv = 1.0f / float(g->size);
+        for (int64_t i = 0; i < r->bytes2 / 4; i++) p[i] *= inv;
       }
       return;
     }
@@ -380,6 +391,49 @@ napi_value js_all_reduce(napi_env env, napi_callback_info info) {
   return submit(env, r, {argv[0]});
 }
 
+// reduceScatter(input Float32Array, output Float32Array, counts: elements per rank, op): rank r's
+// output is the reduction of every rank's input elements counts[0] + ... + counts[r-1] onwards.
+napi_value js_reduce_scatter(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return nullptr;
+  Request* r = new_request(REDUCESCATTER);
+  bool is_array = false;
+  uint32_t n = 0;
+  if (!typed_bytes(env, argv[0], "reduceScatter's input", &r->data, &r->bytes, true) ||
+      !typed_bytes(env, argv[1], "reduceScatter's output", &r->data2, &r->bytes2, true) ||
+      !get_int(env, argv[3], "reduceScatter's op", &r->op)) {
+    delete r;
+    return nullptr;
+  }
+  napi_is_array(env, argv[2], &is_array);
+  if (is_array) napi_get_array_length(env, argv[2], &n);
+  if (!is_array || int(n) != g->size) {
+    delete r;
+    throw_error(env, "reduceScatter's counts must be an array of one count per rank");
+    return nullptr;
+  }
+  int64_t total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value v;
+    int64_t c = -1;
+    napi_get_element(env, argv[2], i, &v);
+    napi_get_value_int64(env, v, &c);
+    if (c < 0 || c > INT32_MAX) {
+      delete r;
+      throw_error(env, "reduceScatter's counts must be between 0 and 2^31-1");
+      return nullptr;
+    }
+    r->counts.push_back(c);
+    total += c;
+  }
+  if (total * 4 != r->bytes || r->counts[g->rank] * 4 != r->bytes2) {
+    delete r;
+    throw_error(env, "reduceScatter's counts must sum to the input's length, and this rank's count be the output's length");
+    return nullptr;
+  }
+  return submit(env, r, {argv[0], argv[1]});
+}
+
 // broadcast(typed array, root): in place.
 napi_value js_broadcast(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -460,7 +514,7 @@ napi_value init_module(napi_env env, napi_value exports) {
   if (!g) g = new State();
   napi_add_env_cleanup_hook(env, cleanup, nullptr);
   struct { const char* name; napi_callback fn; } fns[] = {
-      {"init", js_init}, {"finalize", js_finalize}, {"allReduce", js_all_reduce}, {"broadcast", js_broadcast},
+      {"init", js_init}, {"finalize", js_finalize}, {"allReduce", js_all_reduce}, {"reduceScatter", js_reduce_scatter}, {"broadcast", js_broadcast},
       {"allGather", js_all_gather}, {"barrier", js_barrier}, {"send", js_send}, {"recv", js_recv},
       {"sendRecv", js_send_recv},
   };

@@ -25,6 +25,12 @@ export interface Communicator {
   readonly localSize: number;
   /** Combines every rank's float32 tensor of the same shape into each rank's tensor, in place. */
   allReduce(t: Tensor, op?: ReduceOp): Promise<Tensor>;
+  /**
+   * Reduces every rank's float32 tensor of the same shape and returns this rank's share of the
+   * result: the first dimension split as evenly as it goes, the first (rows mod worldSize) ranks
+   * taking one row more (so a share may have 0 rows).
+   */
+  reduceScatter(t: Tensor, op?: ReduceOp): Promise<Tensor>;
   /** Copies root's tensor into every rank's tensor of the same shape and dtype, in place. */
   broadcast(t: Tensor, root?: number): Promise<Tensor>;
   /**

@@ -1,3 +1,4 @@
 // The distributed layer's public surface.
 export type { Communicator, ReduceOp } from './communicator.js';
 export { mpiCommunicator } from './mpi.js';
+export { shareRows } from './shares.js';

@@ -8,11 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { tensor, type Tensor, type TypedArray } from '../tensor/index.js';
 import { hostData } from '../tensor/backends/host.js';
 import type { Communicator, ReduceOp } from './communicator.js';
+import { shareRows } from './shares.js';
 
 interface MpiAddon {
   init(): { rank: number; size: number; localRank: number; localSize: number };
   finalize(): void;
   allReduce(data: Float32Array, op: number): Promise<void>;
+  reduceScatter(input: Float32Array, output: Float32Array, counts: number[], op: number): Promise<void>;
   broadcast(data: TypedArray, root: number): Promise<void>;
   allGather(data: TypedArray): Promise<{ buffer: ArrayBuffer; counts: number[] }>;
   barrier(): Promise<void>;
@@ -102,6 +104,20 @@ class MpiCommunicator implements Communicator {
     if (code === undefined) throw new Error(`allReduce: op must be 'sum', 'avg' or 'max', got '${op}'`);
     await this.addon.allReduce(buffer(t, 'allReduce') as Float32Array, code);
     return t;
+  }
+
+  async reduceScatter(t: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+    this.check('reduceScatter');
+    if (t.dtype !== 'float32') throw new Error(`reduceScatter: float32 tensors only, got ${t.dtype}`);
+    if (t.ndim === 0) throw new Error('reduceScatter: the tensor needs a first dimension to split; got a scalar');
+    const code = OP_CODES[op];
+    if (code === undefined) throw new Error(`reduceScatter: op must be 'sum', 'avg' or 'max', got '${op}'`);
+    const input = buffer(t, 'reduceScatter') as Float32Array;
+    const rowSize = t.size / Math.max(t.shape[0]!, 1);
+    const rows = shareRows(t.shape[0]!, this.worldSize);
+    const out = new Float32Array(rows[this.rank]! * rowSize);
+    await this.addon.reduceScatter(input, out, rows.map((r) => r * rowSize), code);
+    return tensor(out, { shape: [rows[this.rank]!, ...t.shape.slice(1)], backend: t.backend });
   }
 
   async broadcast(t: Tensor, root = 0): Promise<Tensor> {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { mpiCommunicator } from '../../src/dist/index.js';
+import { mpiCommunicator, shareRows } from '../../src/dist/index.js';
 import { tensor } from '../../src/tensor/index.js';
 
 /** Rank r's data for a case: a deterministic generator (mulberry32) seeded by both. */
@@ -62,6 +62,28 @@ async function main(): Promise<void> {
       const returned = await c.allReduce(t, op);
       assert.equal(returned, t, 'allReduce resolves to its tensor');
       close(t.data() as Float32Array, expected, `allReduce ${op} of ${size}`);
+      checks++;
+    }
+  }
+
+  // reduceScatter: shapes whose first dimension splits unevenly (or leaves some ranks nothing).
+  for (const shape of [[0], [1], [5], [7, 3], [100_003]]) {
+    for (const op of ['sum', 'avg', 'max'] as const) {
+      caseId++;
+      const size = shape.reduce((a, b) => a * b, 1);
+      const rowSize = size / Math.max(shape[0]!, 1);
+      const inputs = ranks.map((r) => data(r, caseId, size));
+      const rows = shareRows(shape[0]!, n);
+      const first = rows.slice(0, rank).reduce((a, b) => a + b, 0) * rowSize;
+      const expected = new Float64Array(rows[rank]! * rowSize);
+      for (let i = 0; i < expected.length; i++) {
+        const values = inputs.map((x) => x[first + i]!);
+        const sum = values.reduce((a, b) => a + b, 0);
+        expected[i] = op === 'max' ? Math.max(...values) : op === 'avg' ? sum / n : sum;
+      }
+      const share = await c.reduceScatter(tensor(data(rank, caseId, size), { shape }), op);
+      assert.deepEqual(share.shape, [rows[rank]!, ...shape.slice(1)], `reduceScatter ${op} of [${shape}]: shape`);
+      close(share.data() as Float32Array, expected, `reduceScatter ${op} of [${shape}]`);
       checks++;
     }
   }
