@@ -25,19 +25,26 @@ function skipReason(): string | undefined {
 
 const skip = skipReason();
 
+function mpirun(ranks: number, mca: string[], mode: string, dir: string): { status: number | null; stdout: string; output: string } {
+  // Open MPI refuses to run as root without --allow-run-as-root (CI runs as root).
+  const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
+  const args = [...root, '--oversubscribe', ...mca, '-n', String(ranks), process.execPath, worker];
+  const run = spawnSync('mpirun', args, {
+    encoding: 'utf8',
+    timeout: 180_000,
+    env: { ...process.env, GLIMPSE_MPI_WORKER: mode, GLIMPSE_MPI_TEST_DIR: dir, GLIMPSE_NUM_THREADS: '1' },
+  });
+  const output = `mpirun ${args.join(' ')}\n${run.stdout}\n${run.stderr}`;
+  // A job that hangs is killed by the timeout and fails here.
+  assert.equal(run.error, undefined, output);
+  return { status: run.status, stdout: run.stdout, output };
+}
+
 function runRanks(ranks: number, mca: string[]): void {
   const dir = mkdtempSync(join(tmpdir(), 'glimpse-mpi-'));
   try {
-    // Open MPI refuses to run as root without --allow-run-as-root (CI runs as root).
-    const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
-    const args = [...root, '--oversubscribe', ...mca, '-n', String(ranks), process.execPath, worker];
-    const run = spawnSync('mpirun', args, {
-      encoding: 'utf8',
-      timeout: 180_000,
-      env: { ...process.env, GLIMPSE_MPI_WORKER: '1', GLIMPSE_MPI_TEST_DIR: dir, GLIMPSE_NUM_THREADS: '1' },
-    });
-    const output = `mpirun ${args.join(' ')}\n${run.stdout}\n${run.stderr}`;
-    assert.equal(run.error, undefined, output);
+    const run = mpirun(ranks, mca, '1', dir);
+    const output = run.output;
     assert.equal(run.status, 0, output);
     for (let r = 0; r < ranks; r++) {
       assert.match(run.stdout, new RegExp(`^rank ${r}/${ranks}: \\d+ checks passed$`, 'm'), output);
@@ -57,4 +64,15 @@ test('MPI: every operation on 2 ranks, TCP', { skip }, () => {
 
 test('MPI: every operation on 3 ranks', { skip }, () => {
   runRanks(3, []);
+});
+
+test('MPI: a rank that fails while the others wait in a collective ends the job', { skip }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'glimpse-mpi-'));
+  try {
+    const run = mpirun(2, [], 'fail-rank-0', dir);
+    assert.notEqual(run.status, 0, run.output);
+    assert.match(run.output, /rank 0 fails on purpose/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -206,6 +206,14 @@ async function main(): Promise<void> {
   console.log(`rank ${rank}/${n}: ${checks} checks passed`);
 }
 
+/** Rank 0 fails while the other ranks wait for it in a barrier: the job must end, not hang. */
+async function failOnRankZero(): Promise<void> {
+  const c = mpiCommunicator();
+  if (c.rank === 0) throw new Error('rank 0 fails on purpose');
+  await c.barrier();
+}
+
 // node --test runs every file under test/; this one does its work only when mpirun starts it.
 if (process.env.GLIMPSE_MPI_WORKER === '1') await main();
+if (process.env.GLIMPSE_MPI_WORKER === 'fail-rank-0') await failOnRankZero();
 
