@@ -3,10 +3,10 @@
 // request to it and gets a Promise, so the event loop runs during a collective.
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { tensor, type Tensor, type TypedArray } from '../tensor/index.js';
 import { hostData } from '../tensor/backends/host.js';
+import { packageRoot } from '../tensor/backends/native/addon.js';
 import type { Communicator, ReduceOp } from './communicator.js';
 import { shareRows } from './shares.js';
 
@@ -24,16 +24,6 @@ interface MpiAddon {
 }
 
 const OP_CODES: Record<ReduceOp, number> = { sum: 0, avg: 1, max: 2 };
-
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('glimpse: cannot find the package root');
-    dir = parent;
-  }
-  return dir;
-}
 
 /** Where the MPI addon is loaded from: GLIMPSE_MPI_ADDON, or the package's build/Release. */
 export function mpiAddonPath(): string {

@@ -8,7 +8,8 @@ import { codeMismatch } from './codes.js';
 /** The addon's functions; each kernel family's wrapper (this folder) declares what it calls. */
 export type Addon = Record<string, (...args: any[]) => any>;
 
-function packageRoot(): string {
+/** The folder of the package's package.json, where build/ lies. */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
