@@ -259,6 +259,7 @@ function catlipObjective(setup: TrainModel, vocab: CaptionVocab, generator: Gene
   const model = setup.model as DualEncoder;
   const head = new CatlipHead(model.imageEmbedDim, vocab.size, generator);
   const extraModules = { catlip_head: head };
+  const saved = () => ({ vocab: vocab.toJSON() });
   return {
     name: 'catlip',
     extraModules,
@@ -268,14 +269,14 @@ function catlipObjective(setup: TrainModel, vocab: CaptionVocab, generator: Gene
       const features = model.encodeImage(images.pixelValues, { patchDropout: ctx.patchDropout ?? undefined });
       return catlipLoss(head.proj.forward(features), targets);
     },
-    toJSON: () => ({ vocab: vocab.toJSON() }),
+    toJSON: saved,
     // The vision tower is the product; the head and vocabulary go beside it.
     saveBeside(dir) {
       for (const [name, m] of Object.entries(extraModules)) {
         const tensors = Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, { shape: t.shape, data: t.contiguous().data() }]));
         writeSafetensors(path.join(dir, `${name}.safetensors`), tensors);
       }
-      fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify({ vocab: vocab.toJSON() })}\n`);
+      fs.writeFileSync(path.join(dir, 'catlip.json'), `${JSON.stringify(saved())}\n`);
     },
   };
 }

@@ -223,9 +223,10 @@ export function trainingOptimizer(setup: TrainModel, objective: Objective, confi
   if (params.length === 0) throw new ConfigError('lock_image', 'nothing is left to train');
   const { lr, betas, eps, weight_decay: weightDecay, layer_decay: layerDecay } = config.optim;
   // Biases, norms, embeddings and the logit scale/bias (all below two dimensions or so named) are not decayed.
+  // Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce).
+  const numLayers = layerDecay < 1 ? setup.imageTower!.numBlocks : 0;
   const groups = layerDecay < 1
-    // Fine-tuning's layer-wise lr decay over a ViT classifier's blocks (config checks the task is ce).
-    ? paramGroupsLayerDecay(setup.model, { weightDecay, layerDecay, baseLr: lr, numLayers: setup.imageTower!.numBlocks, layerOf: vitLayerOf(setup.imageTower!.numBlocks) })
+    ? paramGroupsLayerDecay(setup.model, { weightDecay, layerDecay, baseLr: lr, numLayers, layerOf: vitLayerOf(numLayers) })
     : paramGroupsNoDecay(root, { weightDecay });
   return { root, params, optimizer: new AdamW(groups.filter((g) => g.params.length > 0), { lr, betas, eps }) };
 }
