@@ -3,41 +3,18 @@
 // machines take), with 2 ranks and with 3 (sums of more than two terms, rings of three).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { mpiAddonPath } from '../../src/dist/mpi.js';
+import { mpirun as mpirunScript, mpiSkipReason } from './mpirun.js';
 
 const worker = join(dirname(fileURLToPath(import.meta.url)), 'mpi_worker.js');
 
-function skipReason(): string | undefined {
-  const probe = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
-  if (probe.error || probe.status !== 0) {
-    return 'mpirun is not installed: run scripts/install-mpi.sh, then npm rebuild, to run the MPI tests';
-  }
-  if (!existsSync(mpiAddonPath())) {
-    return `the MPI addon is not built (${mpiAddonPath()}): run npm rebuild (or scripts/install-mpi.sh first) to run the MPI tests`;
-  }
-  return undefined;
-}
+const skip = mpiSkipReason();
 
-const skip = skipReason();
-
-function mpirun(ranks: number, mca: string[], mode: string, dir: string): { status: number | null; stdout: string; output: string } {
-  // Open MPI refuses to run as root without --allow-run-as-root (CI runs as root).
-  const root = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
-  const args = [...root, '--oversubscribe', ...mca, '-n', String(ranks), process.execPath, worker];
-  const run = spawnSync('mpirun', args, {
-    encoding: 'utf8',
-    timeout: 180_000,
-    env: { ...process.env, GLIMPSE_MPI_WORKER: mode, GLIMPSE_MPI_TEST_DIR: dir, GLIMPSE_NUM_THREADS: '1' },
-  });
-  const output = `mpirun ${args.join(' ')}\n${run.stdout}\n${run.stderr}`;
-  // A job that hangs is killed by the timeout and fails here.
-  assert.equal(run.error, undefined, output);
-  return { status: run.status, stdout: run.stdout, output };
+function mpirun(ranks: number, mca: string[], mode: string, dir: string) {
+  return mpirunScript(ranks, worker, [], { mca, env: { GLIMPSE_MPI_WORKER: mode, GLIMPSE_MPI_TEST_DIR: dir } });
 }
 
 function runRanks(ranks: number, mca: string[]): void {
