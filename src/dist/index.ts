@@ -2,3 +2,4 @@
 export type { Communicator, ReduceOp } from './communicator.js';
 export { mpiCommunicator } from './mpi.js';
 export { shareRows } from './shares.js';
+export { joinWorld, launchEnvironment, type LaunchEnvironment } from './world.js';

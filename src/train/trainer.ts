@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type LoaderPosition, nextPosition } from '../data/sampler.js';
+import type { Communicator } from '../dist/communicator.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
@@ -47,6 +48,11 @@ export interface TrainOptions {
    * that run's files first; without it (or resume) such a folder is refused.
    */
   overwrite?: boolean;
+  /**
+   * The job's communicator, for data-parallel training (src/dist joinWorld): every rank runs
+   * train() with the same config; rank 0 writes. Default: a process on its own.
+   */
+  communicator?: Communicator | null;
   /** This process's rank and the number of processes (data-parallel); default 0 of 1. */
   rank?: number;
   worldSize?: number;
