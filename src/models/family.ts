@@ -7,7 +7,7 @@ import type { TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import type { HFConfig, SaveHFOptions } from '../io/hf.js';
 import type { PatchDropoutOptions } from '../nn/layers.js';
 import type { Module, ModuleOptions } from '../nn/module.js';
-import type { Generator } from '../tensor/random.js';
+import type { BatchShard, Generator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** Where an image tower's parameters live, by dotted prefix (LiT's locking, layer-wise lr decay). */
@@ -91,8 +91,8 @@ export interface ImageClassifier extends ModelBase {
 /** Masked image modelling (ViT-MAE pretraining). */
 export interface MaskedImageModel extends ModelBase {
   readonly kind: 'masked-image-model';
-  /** The reconstruction loss of a batch, masks drawn from `generator`. */
-  maskedLoss(pixels: Tensor, generator: Generator): Tensor;
+  /** The reconstruction loss of a batch, masks drawn from `generator` for the global batch `shard` is part of. */
+  maskedLoss(pixels: Tensor, generator: Generator, shard?: BatchShard): Tensor;
   /**
    * The prediction of every patch [B, patches, patch pixels] and the mask [B, patches] (1 =
    * hidden from the encoder), the masks from `noise` ([B, patches]: the smallest kept) or drawn.

@@ -19,7 +19,7 @@ import { TransformerEncoder, type TransformerBlockOptions } from '../nn/transfor
 import { normal_, ones_, truncNormal_, uniform_, zeros_ } from '../nn/init.js';
 import { argsort, concat, gather } from '../tensor/ops/indexing.js';
 import { cast } from '../tensor/ops/elementwise.js';
-import { type Generator, getDefaultGenerator, rand } from '../tensor/random.js';
+import { type BatchShard, type Generator, getDefaultGenerator, rand, WHOLE_BATCH } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { type Field, bool, configClass, int } from './config_table.js';
 import type { ImageClassifier, ImageEncoder, ImageTowerLayout, MaskedImageModel, ModelFamily, ModelSizes, OtherModel } from './family.js';
@@ -195,7 +195,7 @@ export class ViTMAEEmbeddings extends Module {
    * pixels [B, C, H, W] at the configured size; noise [B, patches] decides the shuffle
    * (smallest noise kept first), drawn uniform in [0, 1) from `generator` when not given.
    */
-  forward(pixels: Tensor, noise?: Tensor | null, generator?: Generator): Masking {
+  forward(pixels: Tensor, noise?: Tensor | null, generator?: Generator, shard: BatchShard = WHOLE_BATCH): Masking {
     const { numChannels: C, imageSize, hiddenSize: D } = this.config;
     if (pixels.ndim !== 4 || pixels.shape[1] !== C) throw new Error(`ViTMAE: pixel values must be [B, ${C}, H, W], got [${pixels.shape}]`);
     const [B, , H, W] = pixels.shape as [number, number, number, number];
@@ -204,7 +204,9 @@ export class ViTMAEEmbeddings extends Module {
     }
     const L = this.config.numPatches;
     const x = this.patchEmbeddings.forward(pixels).add(this.positionEmbeddings.slice(1, 1));
-    const { kept, mask, idsRestore } = randomMasking(x, this.config.numKept, noise ?? rand([B, L], { generator, backend: x.backend }));
+    // Drawn for every row of the global batch, this shard's rows kept (see BatchShard).
+    noise ??= rand([B, shard.count, L], { generator, backend: x.backend }).slice(1, shard.index, shard.index + 1).reshape(B, L);
+    const { kept, mask, idsRestore } = randomMasking(x, this.config.numKept, noise);
     const cls = this.clsToken.add(this.positionEmbeddings.slice(1, 0, 1)).expand(B, 1, D);
     return { embeddings: concat([cls, kept], 1), mask, idsRestore };
   }
@@ -255,6 +257,8 @@ export interface ViTMAEForwardOptions {
   noise?: Tensor | null;
   /** Draws the default noise; default the global generator. */
   generator?: Generator;
+  /** The rows of the global batch these images are (data-parallel training); default the whole batch. */
+  shard?: BatchShard;
   /** Also return the hidden states: the embeddings, then each encoder layer's output. */
   outputHiddenStates?: boolean;
 }
@@ -307,7 +311,7 @@ export class ViTMAEModel extends Module implements OtherModel {
 
   forward(pixels: Tensor, opts: ViTMAEForwardOptions = {}): ViTMAEModelOutput {
     const hiddenStates: Tensor[] | undefined = opts.outputHiddenStates ? [] : undefined;
-    const { embeddings, mask, idsRestore } = this.embeddings.forward(pixels, opts.noise, opts.generator);
+    const { embeddings, mask, idsRestore } = this.embeddings.forward(pixels, opts.noise, opts.generator, opts.shard);
     const x = this.encoder.forward(embeddings, { hiddenStates });
     return { lastHiddenState: this.layernorm.forward(x), mask, idsRestore, hiddenStates: hiddenStates ?? null };
   }
@@ -473,8 +477,8 @@ export class ViTMAEForPreTraining extends Module implements MaskedImageModel {
     return this.config.imageSize;
   }
 
-  maskedLoss(pixels: Tensor, generator: Generator): Tensor {
-    return this.forward(pixels, { generator }).loss;
+  maskedLoss(pixels: Tensor, generator: Generator, shard?: BatchShard): Tensor {
+    return this.forward(pixels, { generator, shard }).loss;
   }
 
   reconstruct(pixels: Tensor, opts: { noise?: Tensor | null; generator?: Generator }): { logits: Tensor; mask: Tensor } {

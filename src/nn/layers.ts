@@ -4,8 +4,8 @@
 import { where } from '../tensor/ops/elementwise.js';
 import { embedding, indexSelect } from '../tensor/ops/indexing.js';
 import { type AddLayerNormResult, type LinearActivation, addLayerNorm, dropout, layerNorm, linear } from '../tensor/ops/nn.js';
-import type { Generator } from '../tensor/random.js';
-import { getDefaultGenerator } from '../tensor/random.js';
+import type { BatchShard, Generator } from '../tensor/random.js';
+import { getDefaultGenerator, inShard, WHOLE_BATCH } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { kaimingUniform_, normal_, ones_, uniform_, zeros_ } from './init.js';
 import { type Layer, Module, type ModuleOptions, paramZeros } from './module.js';
@@ -138,6 +138,8 @@ export interface PatchDropoutOptions {
   ratio: number;
   /** Draws which patches each image keeps; default the global generator. */
   generator?: Generator;
+  /** The rows of the global batch these images are (data-parallel training); default the whole batch. */
+  shard?: BatchShard;
 }
 
 /** Throws unless opts.ratio is in [0, 1) (a ratio of 1 would leave no patch). */
@@ -163,16 +165,20 @@ export function patchDropout(x: Tensor, prefix: number, opts: PatchDropoutOption
   if (opts.ratio === 0) return x;
   const K = Math.max(1, Math.round((1 - opts.ratio) * N));
   const generator = opts.generator ?? getDefaultGenerator();
+  const shard = opts.shard ?? WHOLE_BATCH;
   const rows = new Int32Array(B * (prefix + K));
   const chosen = new Uint8Array(N);
   let r = 0;
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < prefix; j++) rows[r++] = b * T + j;
+  // Every row of the global batch draws, so the generator ends where it does on every process.
+  for (let row = 0, b = 0; row < B * shard.count; row++) {
     // The first K of a uniform permutation, written back in token order.
-    chosen.fill(0);
     const perm = generator.permutation(N);
+    if (!inShard(row, shard)) continue;
+    for (let j = 0; j < prefix; j++) rows[r++] = b * T + j;
+    chosen.fill(0);
     for (let i = 0; i < K; i++) chosen[perm[i]!] = 1;
     for (let i = 0; i < N; i++) if (chosen[i]) rows[r++] = b * T + prefix + i;
+    b++;
   }
   const index = tensor(rows, { shape: [rows.length], dtype: 'int32', backend: x.backend });
   return indexSelect(x.reshape(B * T, D), 0, index).reshape(B, prefix + K, D);

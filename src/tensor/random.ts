@@ -112,6 +112,25 @@ export interface RandomOptions extends TensorOptions {
   generator?: Generator;
 }
 
+/**
+ * The rows of a global batch one process holds, as the distributed sampler deals them out:
+ * rows index, index + count, index + 2 count, ... A per-sample draw (patch dropout's, MAE's
+ * masking noise) is made for every row of the global batch and the shard's rows kept, so that a
+ * sample's randomness does not depend on how many processes share the batch.
+ */
+export interface BatchShard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** The whole batch, held by one process. */
+export const WHOLE_BATCH: BatchShard = { index: 0, count: 1 };
+
+/** Whether global row `row` is one of the shard's. */
+export function inShard(row: number, shard: BatchShard): boolean {
+  return row % shard.count === shard.index;
+}
+
 function fillWith(shape: Shape, opts: RandomOptions, draw: (g: Generator) => number, dtype: DType = 'float32'): Tensor {
   const g = opts.generator ?? defaultGenerator;
   const host = allocHost(opts.dtype ?? dtype, numel(shape));

@@ -16,7 +16,7 @@ import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
-import { type Generator, getDefaultGenerator } from '../tensor/random.js';
+import { type BatchShard, type Generator, getDefaultGenerator } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { ConfigError, type TaskName, type TrainConfig } from './config.js';
 import { catlipLoss, classificationLoss, clampLogitScale } from '../nn/losses.js';
@@ -57,6 +57,8 @@ function imagesOf(batch: TrainBatch, task: string): ImageBatch {
 export interface PatchDropout {
   ratio: number;
   generator: Generator;
+  /** As StepContext.shard. */
+  shard?: BatchShard;
 }
 
 export interface StepContext {
@@ -64,6 +66,8 @@ export interface StepContext {
   patchDropout: PatchDropout | null;
   /** The objective's own randomness (MAE's masking noise); its state is kept in checkpoints. */
   generator: Generator;
+  /** The rows of each global micro-batch this process holds (data-parallel; default all); per-sample draws follow it. */
+  shard?: BatchShard;
 }
 
 /** A picture the run's report shows. */
@@ -286,7 +290,7 @@ function maeObjective(setup: TrainModel, pictureAt: ((step: number) => string) |
   const model = setup.model as MaskedImageModel;
   return {
     name: 'mae',
-    loss: (batch, ctx) => model.maskedLoss(imagesOf(batch, 'mae').pixelValues, ctx.generator),
+    loss: (batch, ctx) => model.maskedLoss(imagesOf(batch, 'mae').pixelValues, ctx.generator, ctx.shard),
     reportPictures: (step) => (pictureAt
       ? [{ title: `reconstructions at step ${step}: original | masked | reconstruction | with the visible patches`, file: pictureAt(step) }]
       : []),

@@ -21,7 +21,7 @@ import { paramGroupsLayerDecay, paramGroupsNoDecay, vitLayerOf } from '../optim/
 import { constantSchedule, cosineDecay, LRScheduler, type LrSchedule, warmupCosineSchedule } from '../optim/schedule.js';
 import type { ZeroShotConfig } from '../tasks/zeroshot.js';
 import { reclaimMemory } from '../tensor/device.js';
-import { Generator, getDefaultGenerator } from '../tensor/random.js';
+import { type BatchShard, Generator, getDefaultGenerator } from '../tensor/random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { CHECKPOINT_DIR, type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
@@ -351,7 +351,8 @@ class TrainingRun {
     readonly options: TrainOptions,
     /** Rank 0: the process that writes. */
     readonly main: boolean,
-    readonly worldSize: number,
+    /** The rows of each global batch this process holds: index = rank, count = world size. */
+    readonly shard: BatchShard,
     readonly model: TrainModel,
     readonly objective: Objective,
     readonly data: TrainData,
@@ -437,7 +438,7 @@ class TrainingRun {
       progress.log(`resuming from ${checkpoint.dir}: step ${state.step} ${of}`);
     }
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-    return new TrainingRun(config, options, main, shard.worldSize, model, objective, data, root, params, optimizer, generators, state,
+    return new TrainingRun(config, options, main, { index: shard.rank, count: shard.worldSize }, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);
   }
 
@@ -465,8 +466,9 @@ class TrainingRun {
     const perEpoch = this.data.train.batchesPerEpoch;
     this.setModes();
     const ctx: StepContext = {
-      patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: this.generators.patch_dropout } : null,
+      patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: this.generators.patch_dropout, shard: this.shard } : null,
       generator: this.generators.task,
+      shard: this.shard,
     };
     const started = this.#now();
     const window = { loss: 0, steps: 0, samples: 0, start: started };
@@ -491,7 +493,7 @@ class TrainingRun {
         this.scheduler.step(); // the next step's lr, from the clock as it now stands
         state.position = nextPosition(micro[micro.length - 1]!.position, perEpoch);
         const n = micro.reduce((s, b) => s + batchSize(b), 0);
-        state.samplesSeen += n * this.worldSize; // every rank's batch has this rank's size
+        state.samplesSeen += n * this.shard.count; // every rank's batch has this rank's size
         this.losses.push({ step: state.step, loss });
         window.loss += loss;
         window.steps++;
@@ -504,7 +506,7 @@ class TrainingRun {
         if (state.step % config.log_every === 0 || stop !== null) {
           const now = this.#now();
           const lr = this.optimizer.paramGroups[0]!.lr;
-          const sps = (window.samples * this.worldSize) / ((now - window.start) / 1000);
+          const sps = (window.samples * this.shard.count) / ((now - window.start) / 1000);
           record = { step: state.step, epoch, loss: window.loss / window.steps, lr, samples_per_s: sps, elapsed_s: (now - started) / 1000 };
           this.#finalLoss = record.loss!;
           progress.update(state.step, this.displayTotal(), { loss: record.loss!, lr, samplesPerSec: sps });

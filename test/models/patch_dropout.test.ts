@@ -1,6 +1,7 @@
 // FLIP patch dropout: the op itself (which tokens survive, determinism, gradients) and the
 // patchDropout forward option of the CLIP, SigLIP and ViT vision towers.
 import { test } from 'node:test';
+import { indexSelect } from '../../src/tensor/ops/indexing.js';
 import assert from 'node:assert/strict';
 import { patchDropout } from '../../src/nn/layers.js';
 import { CLIPConfig, CLIPModel } from '../../src/models/clip.js';
@@ -167,4 +168,18 @@ test('ViT: patch dropout keeps the CLS token; eval mode ignores it', () => {
   assert.deepEqual(ignored.lastHiddenState.shape, [2, 17, 12]);
   assert.deepEqual(floats(ignored.lastHiddenState), floats(model.forward(px).lastHiddenState));
   assert.throws(() => model.forward(px, { patchDropout: { ratio: 1 } }), /ViT: patchDropout\.ratio/);
+});
+
+test('patchDropout on a shard of the global batch keeps the patches its rows keep in the whole batch', () => {
+  const x = randn([6, 1 + 16, 4], { generator: new Generator(8) });
+  const whole = new Generator(9);
+  const all = keptTokens(x, patchDropout(x, 1, { ratio: 0.5, generator: whole }));
+  for (const index of [0, 1]) {
+    const g = new Generator(9);
+    const rows = [index, index + 2, index + 4];
+    const mine = indexSelect(x, 0, tensor(Int32Array.from(rows), { dtype: 'int32' }));
+    const kept = keptTokens(mine, patchDropout(mine, 1, { ratio: 0.5, generator: g, shard: { index, count: 2 } }));
+    assert.deepEqual(kept, rows.map((r) => all[r]), `shard ${index} of 2`);
+    assert.deepEqual(g.getState(), whole.getState(), 'every shard leaves the generator where the whole batch does');
+  }
 });

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { indexSelect } from '../../src/tensor/ops/indexing.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { SafetensorsFile, type TensorToWrite, writeSafetensors } from '../../src
 import { formatParityReport, runParity } from '../../src/eval/parity.js';
 import { StateDictError } from '../../src/nn/module.js';
 import { Generator, rand, randn } from '../../src/tensor/random.js';
-import type { Tensor } from '../../src/tensor/tensor.js';
+import { type Tensor, tensor } from '../../src/tensor/tensor.js';
 import { tempDirs, findFixture, floats, sharedNotFound } from '../helpers.js';
 
 const tmpDir = tempDirs('vit-mae');
@@ -271,4 +272,19 @@ test('errors: mask ratio, image and patch sizes, widths, noise, missing keys', (
   });
   // Not strict: loads what fits.
   assert.ok(ViTMAEForPreTraining.fromPretrained(dir, { strict: false }));
+});
+
+test('a shard of the global batch draws the masks its rows draw in the whole batch', () => {
+  const model = new ViTMAEForPreTraining(smallConfig(), { generator: new Generator(3) });
+  const px = randn([6, 3, 24, 16], { generator: new Generator(4) });
+  const whole = new Generator(9);
+  const all = floats(model.forward(px, { generator: whole }).mask);
+  for (const index of [0, 1, 2]) {
+    const g = new Generator(9);
+    const rows = [index, index + 3];
+    const mine = indexSelect(px, 0, tensor(Int32Array.from(rows), { dtype: 'int32' }));
+    const mask = floats(model.forward(mine, { generator: g, shard: { index, count: 3 } }).mask);
+    assert.deepEqual(Array.from(mask), rows.flatMap((r) => Array.from(all.slice(r * 6, r * 6 + 6))), `shard ${index} of 3`);
+    assert.deepEqual(g.getState(), whole.getState(), 'every shard leaves the generator where the whole batch does');
+  }
 });
