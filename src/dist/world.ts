@@ -31,6 +31,27 @@ function intVar(env: NodeJS.ProcessEnv, name: string | undefined): number | null
   return v;
 }
 
+/**
+ * How many tasks of the Slurm job step run on this node: SLURM_STEP_TASKS_PER_NODE (else
+ * SLURM_TASKS_PER_NODE) lists the counts of the step's nodes in order, runs written as `2(x3)`,
+ * and SLURM_NODEID is this node's place in that list. Null when the variables are absent or
+ * not in that form.
+ */
+function slurmTasksOnThisNode(env: NodeJS.ProcessEnv): number | null {
+  const list = env.SLURM_STEP_TASKS_PER_NODE ?? env.SLURM_TASKS_PER_NODE;
+  const node = intVar(env, 'SLURM_NODEID');
+  if (list === undefined || node === null) return null;
+  let first = 0;
+  for (const run of list.split(',')) {
+    const m = /^(\d+)(?:\(x(\d+)\))?$/.exec(run.trim());
+    if (!m) return null;
+    const nodes = m[2] === undefined ? 1 : Number(m[2]);
+    if (node < first + nodes) return Number(m[1]);
+    first += nodes;
+  }
+  return null;
+}
+
 /** The job this process was launched into, read from the launcher's variables; null when none set them. */
 export function launchEnvironment(env: NodeJS.ProcessEnv = process.env): LaunchEnvironment | null {
   for (const l of LAUNCHERS) {
@@ -38,7 +59,8 @@ export function launchEnvironment(env: NodeJS.ProcessEnv = process.env): LaunchE
     const worldSize = intVar(env, l.size);
     if (rank === null || worldSize === null) continue;
     if (rank >= worldSize) throw new Error(`glimpse: the launcher says rank ${rank} of ${worldSize} (${l.rank}, ${l.size})`);
-    return { launcher: l.launcher, rank, worldSize, localRank: intVar(env, l.localRank), localSize: intVar(env, l.localSize) };
+    const localSize = l.launcher === 'slurm' ? slurmTasksOnThisNode(env) : intVar(env, l.localSize);
+    return { launcher: l.launcher, rank, worldSize, localRank: intVar(env, l.localRank), localSize };
   }
   return null;
 }
