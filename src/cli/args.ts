@@ -1,7 +1,10 @@
 // Parsers of command-line option values shared by the commands (each names the option in its
-// error), and the model-loading options every command that takes --model declares.
+// error), the model-loading options every command that takes --model declares, and the
+// distributed option of the commands that run as ranks of a job.
 import type { Command } from 'commander';
 import YAML from 'yaml';
+import type { Communicator } from '../dist/communicator.js';
+import { joinWorld } from '../dist/world.js';
 
 export const positiveInt = (what: string) => (v: string): number => {
   const n = Number(v);
@@ -63,4 +66,19 @@ export function modelLoadOptions(o: ModelLoadingOptions): { weights?: string; to
     ...(o.tokenizer !== undefined ? { tokenizer: o.tokenizer } : {}),
     ...(o.randomInit ? { init: 'random' as const } : {}),
   };
+}
+
+/** Declares --distributed on a command that can run as one rank of an MPI job. */
+export function addDistributedOption(cmd: Command): Command {
+  return cmd.option('--distributed', 'join an MPI job even when no launcher says there are several ranks ' +
+    '(default: join when started by glimpse launch, mpirun or srun as one of several ranks)');
+}
+
+/**
+ * The communicator a command runs with: the MPI job's when --distributed asks for it or a launcher
+ * started this process as one of several ranks; null for a process on its own. Throws, naming
+ * scripts/install-mpi.sh, when MPI is needed and not installed.
+ */
+export function communicatorFor(o: { distributed?: boolean }): Communicator | null {
+  return joinWorld({ distributed: o.distributed === true });
 }

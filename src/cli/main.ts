@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The glimpse command line. Each subcommand is a thin layer over the library.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -17,6 +18,7 @@ import { filterCommand } from './filter.js';
 import { mmbenchCommand } from './mmbench.js';
 import { trainCommand } from './train.js';
 import { demoCommand } from './demo.js';
+import { launchCommand, launchedRank, rankThreads } from './launch.js';
 
 /** The version in the package's package.json, found upwards from this module (it runs from src/ or dist/src/). */
 function packageVersion(): string {
@@ -26,6 +28,32 @@ function packageVersion(): string {
     if (path.dirname(dir) === dir) return 'unknown';
   }
 }
+
+/** Writes an error as the CLI does: 'glimpse: ' once, and on a rank other than 0 '[rank N] ' before every line. */
+function printError(message: string, rankPrefix: string): void {
+  const text = message.startsWith('glimpse: ') ? message : `glimpse: ${message}`;
+  console.error(text.split('\n').map((l) => rankPrefix + l).join('\n'));
+}
+
+// A rank of a launched job: the launcher's variables say which, before MPI starts.
+let job: ReturnType<typeof launchedRank>;
+try {
+  job = launchedRank();
+} catch (e) {
+  printError((e as Error).message, '');
+  process.exit(1);
+}
+const rankPrefix = job !== null && job.rank !== 0 ? `[rank ${job.rank}] ` : '';
+// Ranks that share a machine share its cores. The native thread pool reads the variable when a
+// kernel first runs, which is after this.
+const threads = rankThreads(os.availableParallelism(), process.env);
+if (threads !== null) process.env.GLIMPSE_NUM_THREADS = String(threads);
+// Rank 0 prints the job's results; the others would print the same again.
+if (rankPrefix !== '') process.stdout.write = ((...args: unknown[]) => {
+  const done = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+  if (done) queueMicrotask(done);
+  return true;
+}) as typeof process.stdout.write;
 
 const program = new Command();
 program.name('glimpse').description('Vision-language models in TypeScript: train, run and evaluate')
@@ -114,13 +142,23 @@ program
   });
 
 program.addCommand(trainCommand());
+program.addCommand(launchCommand());
 program.addCommand(demoCommand());
 
 const evaluate = program.command('eval').description('evaluate a model: accuracy, zeroshot, retrieval, linear-probe, mmbench');
 for (const c of [...evalCommands(), mmbenchCommand()]) evaluate.addCommand(c);
 program.addCommand(filterCommand());
 
+// Commander's own errors (an unknown option, a bad value) carry the rank prefix too.
+if (rankPrefix !== '') {
+  const prefixed = (c: Command): void => {
+    c.configureOutput({ writeErr: (s) => process.stderr.write(s.replace(/^(?=.)/gm, rankPrefix)) });
+    for (const sub of c.commands) prefixed(sub);
+  };
+  prefixed(program);
+}
+
 program.parseAsync().catch((e: Error) => {
-  console.error(`glimpse: ${e.message}`);
+  printError(e.message, rankPrefix);
   process.exit(1);
 });

@@ -1,4 +1,4 @@
-// `glimpse train [--config file.yaml] [overrides] [--resume | --overwrite] [--out dir]`: runs the trainer on a
+// `glimpse train [--config file.yaml] [overrides] [--resume | --overwrite] [--out dir] [--distributed]`: runs the trainer on a
 // config file, or on flags alone (`glimpse train --task mae --model.custom.family mae ...`). Overrides are written as in the file, by dotted key: `--set optim.lr=1e-3` or
 // `--optim.lr 1e-3` (each value read as YAML: numbers, booleans, [lists], null).
 import fs from 'node:fs';
@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import { describeConfig, loadConfig, parseOverrideArgs, type TrainConfig } from '../train/config.js';
 import type { ProgressMode } from '../train/progress.js';
 import { train, type TrainResult } from '../train/trainer.js';
+import { addDistributedOption, communicatorFor } from './args.js';
 
 export interface TrainCommandOptions {
   /** A YAML or JSON config file; on resume without one, the run folder's config.yaml; else only the overrides. */
@@ -19,6 +20,8 @@ export interface TrainCommandOptions {
   /** Start over in an output folder that holds an earlier run, deleting its files. */
   overwrite?: boolean;
   progress?: ProgressMode | 'auto';
+  /** Join an MPI job even when no launcher started this process as one of several ranks (communicatorFor). */
+  distributed?: boolean;
 }
 
 /** The config a train command runs: the file (or, resuming, the run's saved config) plus overrides. */
@@ -34,9 +37,20 @@ export function trainCommandConfig(o: TrainCommandOptions): TrainConfig {
   return loadConfig(file, { overrides });
 }
 
-/** Runs `glimpse train`; returns the trainer's result. */
+/**
+ * Runs `glimpse train`, as one rank of the job when this process is one (communicatorFor);
+ * returns the trainer's result.
+ */
 export async function runTrainCommand(o: TrainCommandOptions): Promise<TrainResult> {
-  return train(trainCommandConfig(o), { resume: o.resume, overwrite: o.overwrite, progress: o.progress ?? 'auto' });
+  // The config is read before joining the job, so that a bad one fails without starting MPI.
+  const config = trainCommandConfig(o);
+  const communicator = communicatorFor(o);
+  // Rank 0 reports the job's progress.
+  const progress = communicator !== null && communicator.rank !== 0 ? 'none' : o.progress ?? 'auto';
+  const r = await train(config, { resume: o.resume, overwrite: o.overwrite, progress, communicator });
+  // MPI_Finalize only after a run that ended well: a rank that failed exits without it, and mpirun then ends the job.
+  communicator?.close();
+  return r;
 }
 
 /** What the command prints when the run ends: where its outputs are, and its final metrics. */
@@ -54,7 +68,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** The commander `train` command, for the CLI to mount. */
 export function trainCommand(): Command {
-  return new Command('train')
+  return addDistributedOption(new Command('train')
     .description('train a model from a config file (YAML/JSON); overrides: --set key=value or --dotted.key value')
     .option('--config <file>', 'the config file (see configs/)')
     .option('--resume', 'continue from the newest checkpoint in the output folder')
@@ -63,10 +77,10 @@ export function trainCommand(): Command {
     .option('--set <key=value>', 'override a config key (repeatable), e.g. --set optim.lr=1e-3', collect)
     .option('--progress <mode>', 'auto (a bar on a terminal), bar, lines or none', 'auto')
     .option('--json', 'print the result as one JSON line')
-    .option('--help-config', 'list every config key with its default and meaning')
+    .option('--help-config', 'list every config key with its default and meaning'))
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (o: { config?: string; resume?: boolean; overwrite?: boolean; out?: string; set?: string[]; progress: string; json?: boolean; helpConfig?: boolean },
+    .action(async (o: { config?: string; resume?: boolean; overwrite?: boolean; out?: string; set?: string[]; progress: string; json?: boolean; helpConfig?: boolean; distributed?: boolean },
       cmd: Command) => {
       if (o.helpConfig) {
         console.log(describeConfig().join('\n'));
@@ -76,7 +90,7 @@ export function trainCommand(): Command {
       // Dotted flags reach here as unknown options; --set pairs come first, then those, in order.
       const overrides = parseOverrideArgs([...(o.set ?? []).flatMap((s) => ['--set', s]), ...cmd.args]);
       const r = await runTrainCommand({
-        config: o.config, resume: o.resume, overwrite: o.overwrite, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto',
+        config: o.config, resume: o.resume, overwrite: o.overwrite, out: o.out, overrides, progress: o.progress as ProgressMode | 'auto', distributed: o.distributed,
       });
       if (o.json) {
         console.log(JSON.stringify({ step: r.step, total_steps: r.totalSteps, stopped: r.stopped.reason, train_seconds: r.trainSeconds, out: r.outDir,
