@@ -27,7 +27,35 @@ function checkPairs(what: string, imageFeatures: Tensor, textFeatures: Tensor): 
   return n!;
 }
 
+function checkNegatives(imageFeatures: Tensor, textFeatures: Tensor): number {
+  if (imageFeatures.ndim !== 2 || textFeatures.ndim !== 2 || imageFeatures.shape[1] !== textFeatures.shape[1]) {
+    throw new Error(`SigLIP loss: features must be [N, D] and [M, D], got images [${imageFeatures.shape}] and texts [${textFeatures.shape}]`);
+  }
+  if (imageFeatures.shape[0] === 0) throw new Error('SigLIP loss: an empty batch');
+  return imageFeatures.shape[0]!;
+}
+
 const expScale = (logitScale: TensorLike): TensorLike => (typeof logitScale === 'number' ? Math.exp(logitScale) : logitScale.exp());
+
+/** exp(logitScale) * a @ b^T: the logits of every row of `a` against every row of `b`. */
+export function contrastiveLogits(a: Tensor, b: Tensor, logitScale: TensorLike): Tensor {
+  return a.matmul(b.transpose(0, 1)).mul(expScale(logitScale));
+}
+
+/**
+ * InfoNCE of logits [B, M] whose row i matches column labelOffset + i: the mean over rows of the
+ * softmax cross-entropy. One direction of CLIP's loss; a rank of a data-parallel job passes its
+ * own rows against every rank's columns, its rows starting at labelOffset.
+ */
+export function infoNceLoss(logits: Tensor, labelOffset = 0): Tensor {
+  const [b, m] = logits.shape;
+  if (logits.ndim !== 2) throw new Error(`InfoNCE: logits must be [B, M], got [${logits.shape}]`);
+  if (!Number.isInteger(labelOffset) || labelOffset < 0 || labelOffset + b! > m!) {
+    throw new Error(`InfoNCE: rows ${labelOffset}..${labelOffset + b!} match columns that logits [${logits.shape}] do not have`);
+  }
+  const labels = arange(labelOffset, labelOffset + b!, 1, { dtype: 'int32', backend: logits.backend });
+  return crossEntropy(logits, labels);
+}
 
 /**
  * CLIP's contrastive loss (open_clip's ClipLoss on one device): logits = exp(logitScale) *
@@ -35,18 +63,15 @@ const expScale = (logitScale: TensorLike): TensorLike => (typeof logitScale === 
  * (text -> image), image i matching text i.
  */
 export function clipContrastiveLoss(imageFeatures: Tensor, textFeatures: Tensor, logitScale: TensorLike): Tensor {
-  const n = checkPairs('CLIP loss', imageFeatures, textFeatures);
-  const logitsPerImage = imageFeatures.matmul(textFeatures.transpose(0, 1)).mul(expScale(logitScale));
-  const labels = arange(n, undefined, 1, { dtype: 'int32', backend: logitsPerImage.backend });
-  return crossEntropy(logitsPerImage, labels).add(crossEntropy(logitsPerImage.transpose(0, 1), labels)).mul(0.5);
+  checkPairs('CLIP loss', imageFeatures, textFeatures);
+  return clipLoss(contrastiveLogits(imageFeatures, textFeatures, logitScale));
 }
 
 /** The contrastive loss of square logits [N, N] (pair i matches i), for the loss registry. */
 export function clipLoss(logits: Tensor): Tensor {
   const [n, m] = logits.shape;
   if (logits.ndim !== 2 || n !== m) throw new Error(`CLIP loss: needs as many texts as images (square logits [N, N], pair i matches i), got [${logits.shape}]`);
-  const labels = arange(n!, undefined, 1, { dtype: 'int32', backend: logits.backend });
-  return crossEntropy(logits, labels).add(crossEntropy(logits.transpose(0, 1), labels)).mul(0.5);
+  return infoNceLoss(logits).add(infoNceLoss(logits.transpose(0, 1))).mul(0.5);
 }
 
 export interface SigmoidLossOptions {
@@ -74,35 +99,62 @@ function minusLabels(k: number, like: Tensor): Tensor {
   return t;
 }
 
+export interface SigmoidSumOptions extends SigmoidLossOptions {
+  /**
+   * Whether `texts` are the images' own texts (text i pairs with image i: the positives on the
+   * diagonal) rather than texts of other samples (negatives only). Default true.
+   */
+  positives?: boolean;
+}
+
 /**
- * SigLIP's pairwise sigmoid loss (open_clip's SigLipLoss): logits = exp(logitScale) *
- * img @ txt^T + logitBias, -log sigmoid(z * logit) summed over all pairs (z = +1 for the N
- * matching pairs, -1 for the others) and divided by N.
+ * The sum, not yet divided by the batch, of SigLIP's -log sigmoid(z * logit) over every image
+ * against every text, logits = exp(logitScale) * img @ txt^T + logitBias, z = +1 for a matching
+ * pair and -1 otherwise. With `positives`, texts [N, D] are the images' own (N images, N texts);
+ * without, texts [M, D] belong to other samples and every pair is a negative.
  *
  * Texts go in chunks as open_clip passes them between devices: a chunk's rows of matching
  * images (its "own" block) carry the diagonal of positives, every other row is all negatives,
- * so no label matrix larger than chunk x chunk is ever built. The value equals the unchunked
- * loss up to the order of the sums.
+ * so no label matrix larger than chunk x chunk is ever built.
  */
-export function siglipSigmoidLoss(imageFeatures: Tensor, textFeatures: Tensor, logitScale: TensorLike, logitBias: TensorLike,
-  options: SigmoidLossOptions = {}): Tensor {
-  const n = checkPairs('SigLIP loss', imageFeatures, textFeatures);
+export function sigmoidLossSum(imageFeatures: Tensor, textFeatures: Tensor, logitScale: TensorLike, logitBias: TensorLike,
+  options: SigmoidSumOptions = {}): Tensor {
+  const positives = options.positives ?? true;
+  const n = positives ? checkPairs('SigLIP loss', imageFeatures, textFeatures) : checkNegatives(imageFeatures, textFeatures);
+  const m = textFeatures.shape[0]!;
   const chunk = options.chunkSize ?? 256;
   if (!Number.isInteger(chunk) || chunk < 1) throw new Error(`SigLIP loss: chunkSize must be a positive integer, got ${chunk}`);
   const scale = expScale(logitScale);
   const textsT = textFeatures.transpose(0, 1);
   let total: Tensor | null = null;
-  for (let start = 0; start < n; start += chunk) {
-    const end = Math.min(n, start + chunk);
+  for (let start = 0; start < m; start += chunk) {
+    const end = Math.min(m, start + chunk);
     const logits = imageFeatures.matmul(textsT.slice(1, start, end)).mul(scale).add(logitBias);
-    // Own block: images start..end against their own texts.
-    let part = logits.slice(0, start, end).mul(minusLabels(end - start, logits)).softplus().sum();
-    // Every other image against this chunk: negatives only, -log sigmoid(-x) = softplus(x).
-    if (start > 0) part = part.add(logits.slice(0, 0, start).softplus().sum());
-    if (end < n) part = part.add(logits.slice(0, end, n).softplus().sum());
+    let part: Tensor;
+    if (positives) {
+      // Own block: images start..end against their own texts.
+      part = logits.slice(0, start, end).mul(minusLabels(end - start, logits)).softplus().sum();
+      // Every other image against this chunk: negatives only, -log sigmoid(-x) = softplus(x).
+      if (start > 0) part = part.add(logits.slice(0, 0, start).softplus().sum());
+      if (end < n) part = part.add(logits.slice(0, end, n).softplus().sum());
+    } else {
+      part = logits.softplus().sum();
+    }
     total = total ? total.add(part) : part;
   }
-  return total!.div(n);
+  return total!;
+}
+
+/**
+ * SigLIP's pairwise sigmoid loss (open_clip's SigLipLoss): logits = exp(logitScale) *
+ * img @ txt^T + logitBias, -log sigmoid(z * logit) summed over all pairs (z = +1 for the N
+ * matching pairs, -1 for the others) and divided by N. Computed in text chunks
+ * (sigmoidLossSum); the value equals the unchunked loss up to the order of the sums.
+ */
+export function siglipSigmoidLoss(imageFeatures: Tensor, textFeatures: Tensor, logitScale: TensorLike, logitBias: TensorLike,
+  options: SigmoidLossOptions = {}): Tensor {
+  return sigmoidLossSum(imageFeatures, textFeatures, logitScale, logitBias, { chunkSize: options.chunkSize, positives: true })
+    .div(imageFeatures.shape[0]!);
 }
 
 /** The sigmoid loss of square logits [N, N] (bias already added; pair i matches i), for the loss registry. */
