@@ -3,3 +3,4 @@ export type { Communicator, ReduceOp } from './communicator.js';
 export { mpiCommunicator } from './mpi.js';
 export { shareRows } from './shares.js';
 export { joinWorld, launchEnvironment, type LaunchEnvironment } from './world.js';
+export { pairLossAcrossRanks, type PairLossParams } from './contrastive.js';
