@@ -4,9 +4,8 @@
 import type { Dataset } from '../data/dataset.js';
 import { type ImageClassifierTask, loadImageClassifier } from '../tasks/image_classification.js';
 import { buildZeroShotClassifier, loadVisionLanguageModel, type VisionLanguageModel, zeroShotTemplates } from '../tasks/zeroshot.js';
-import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { type DatasetPassOptions, evaluatedCount, forEachBatch, imageEmbeddingSource, withEvalMode } from './features.js';
+import { type DatasetPassOptions, imageEmbeddingSource, sampleRows, type SampleRows, withEvalMode } from './features.js';
 import { bestRank } from './retrieval.js';
 
 export interface ClassAccuracy {
@@ -110,22 +109,23 @@ export async function evaluateZeroShot(model: VisionLanguageModel | string, data
     throw new Error(`zero-shot: ${classNames.length} class names given, but ${dataset.name} has ${dataset.classNames.length} classes`);
   }
   const templates = zeroShotTemplates(vl, options.templates);
-  const n = evaluatedCount(dataset, options.limit);
   const C = classNames.length;
   const classifier = await withEvalMode(vl.model, () => buildZeroShotClassifier(vl, classNames, templates, { batchSize: options.batchSize }));
   const m = vl.model;
-  const scores = new Float64Array(n * C);
-  const labels = new Int32Array(n);
-  let done = 0;
-  await forEachBatch(dataset, imageEmbeddingSource(vl), options, (samples, img) => {
-    const logits = noGrad(() => m.pairLogits(img, classifier).logits);
-    scores.set(logits.toArray(), done * C);
-    for (const s of samples) {
-      if (s.label === undefined) throw new Error(`zero-shot: sample ${s.key} of ${dataset.name} has no label`);
-      labels[done++] = s.label;
-    }
-  });
+  const embed = imageEmbeddingSource(vl);
+  const source = { ...embed, extract: (pixels: Tensor) => m.pairLogits(embed.extract(pixels), classifier).logits };
+  const { scores, labels } = scoresAndLabels(await sampleRows(dataset, source, options), C, dataset, 'zero-shot');
   return { ...classificationMetrics(scores, labels, classNames), dataset: dataset.name, model: vl.name, templates };
+}
+
+/** Scores [N, C] and labels [N] of a pass whose rows are per-class scores; every sample needs a label. */
+function scoresAndLabels({ rows, samples }: SampleRows, classes: number, dataset: Dataset, what: string): { scores: Float64Array; labels: Int32Array } {
+  if (rows.shape[1] !== classes) throw new Error(`${what}: ${rows.shape[1]} scores per sample, not one per class of ${classes}`);
+  const labels = Int32Array.from(samples, (s) => {
+    if (s.label === undefined) throw new Error(`${what}: sample ${s.key} of ${dataset.name} has no label`);
+    return s.label;
+  });
+  return { scores: Float64Array.from(rows.data() as Float32Array), labels };
 }
 
 /** A class whose name in a classifier's id2label is not the dataset's. */
@@ -175,23 +175,13 @@ export async function evaluateClassifier(classifier: ImageClassifierTask | strin
   const classNames = dataset.classNames;
   if (!classNames || classNames.length === 0) throw new Error(`classification: ${dataset.name} has no class names; a classifier is evaluated on a labelled dataset`);
   const labelMismatches = compareClassNames(task.model.labels, classNames, task.name, dataset.name);
-  const n = evaluatedCount(dataset, options.limit);
   const C = classNames.length;
-  const scores = new Float64Array(n * C);
-  const labels = new Int32Array(n);
-  let done = 0;
   const model = task.model;
   const backend = model.parameters()[0]?.backend;
   const source = {
     imageProcessor: task.imageProcessor, module: model,
     extract: (pixels: Tensor) => model.classify(backend && pixels.backend !== backend ? pixels.to(backend) : pixels),
   };
-  await forEachBatch(dataset, source, options, (samples, logits) => {
-    scores.set(logits.toArray(), done * C);
-    for (const s of samples) {
-      if (s.label === undefined) throw new Error(`classification: sample ${s.key} of ${dataset.name} has no label`);
-      labels[done++] = s.label;
-    }
-  });
+  const { scores, labels } = scoresAndLabels(await sampleRows(dataset, source, options), C, dataset, 'classification');
   return { ...classificationMetrics(scores, labels, classNames), dataset: dataset.name, model: task.name, labelMismatches };
 }

@@ -10,10 +10,16 @@ import type { Module } from '../nn/module.js';
 import { imageEncoderProcessor, poolImageTokens } from '../tasks/image_features.js';
 import { dualEncoderProcessor, type VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
+import { concat } from '../tensor/ops/indexing.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
+import { type EvalRanks, gatherItems, gatherRows, isShared, shardRange } from './shard.js';
 
-/** Image features of a batch: pixel values [B, 3, H, W] -> [B, D]. */
-export type FeatureExtractor = (pixelValues: Tensor) => Tensor;
+/**
+ * Image features of a batch: pixel values [B, 3, H, W] -> [B, D]. `indices` are the batch's
+ * samples' indices in the dataset, for an extractor whose result must not depend on which batch a
+ * sample is in (an MAE's masks, drawn per sample).
+ */
+export type FeatureExtractor = (pixelValues: Tensor, indices?: readonly number[]) => Tensor;
 
 /** What reads a dataset's images into a model's pixel values, and the model to run in eval mode. */
 export interface ImageFeatureSource {
@@ -113,8 +119,13 @@ export interface DatasetPassOptions {
   batchSize?: number;
   /** Only the first `limit` samples. */
   limit?: number;
-  /** Called after each batch with the samples done so far. */
+  /** Called after each batch with the samples done so far (of this rank's share, when shared). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * The ranks of a job that share the pass: each computes the rows of its share of the samples
+   * and every rank gets all of them (sampleRows). Every rank must make the same call.
+   */
+  communicator?: EvalRanks;
 }
 
 /** The samples evaluated: the first `limit` (default all), checked. */
@@ -142,10 +153,10 @@ export async function withEvalMode<T>(module: Module | undefined, fn: () => Prom
   }
 }
 
-/** The features [B, D] of a batch of samples, gradients off. */
-export async function embedSamples(samples: readonly Sample[], source: ImageFeatureSource): Promise<Tensor> {
+/** The features [B, D] of a batch of samples (at `indices` in their dataset), gradients off. */
+export async function embedSamples(samples: readonly Sample[], source: ImageFeatureSource, indices?: readonly number[]): Promise<Tensor> {
   const pixels = await samplePixels(samples, source.imageProcessor);
-  const features = noGrad(() => source.extract(pixels));
+  const features = noGrad(() => source.extract(pixels, indices));
   if (features.ndim !== 2 || features.shape[0] !== samples.length) {
     throw new Error(`feature extractor: expected [${samples.length}, D] features, got [${features.shape}]`);
   }
@@ -153,21 +164,70 @@ export async function embedSamples(samples: readonly Sample[], source: ImageFeat
 }
 
 /**
- * Walks a dataset in index order, batch by batch: `visit` gets each batch's samples and their
- * features. The source's module is in eval mode meanwhile; gradients are off.
+ * Walks a dataset in index order, batch by batch, in this process alone: `visit` gets each
+ * batch's samples and their features. The source's module is in eval mode meanwhile; gradients
+ * are off. (A pass the ranks of a job share is sampleRows.)
  */
 export async function forEachBatch(dataset: Dataset, source: ImageFeatureSource, options: DatasetPassOptions,
   visit: (samples: Sample[], features: Tensor) => void | Promise<void>): Promise<void> {
+  if (isShared(options.communicator)) throw new Error(`forEachBatch: ${dataset.name} would be walked whole by each of ${options.communicator.worldSize} ranks; share the pass with sampleRows`);
   const n = evaluatedCount(dataset, options.limit);
   const batchSize = batchSizeOf(options);
   await withEvalMode(source.module, async () => {
     for (let start = 0; start < n; start += batchSize) {
       const indices = Array.from({ length: Math.min(n, start + batchSize) - start }, (_, k) => start + k);
       const samples = await mapConcurrent(indices, DECODE_CONCURRENCY, (i) => dataset.get(i));
-      await visit(samples, await embedSamples(samples, source));
+      await visit(samples, await embedSamples(samples, source, indices));
       options.onProgress?.(start + samples.length, n);
     }
   });
+}
+
+/** What the evaluations read of a sample beside its image. */
+export interface SampleInfo {
+  readonly key: string;
+  readonly label?: number;
+  readonly caption?: string;
+}
+
+function sampleInfo(s: Sample): SampleInfo {
+  return { key: s.key, ...(s.label !== undefined ? { label: s.label } : {}), ...(s.caption !== undefined ? { caption: s.caption } : {}) };
+}
+
+/** One row per sample of a pass, in the order of its indices, with what each sample says. */
+export interface SampleRows {
+  /** [samples, D]: the source's output per sample, on the host. */
+  readonly rows: Tensor;
+  readonly samples: SampleInfo[];
+}
+
+/**
+ * The source's rows [count, D] for the samples at `indices` (default the first `limit`), in that
+ * order, batch by batch with the source's module in eval mode and gradients off. With a
+ * communicator of several ranks each rank computes a contiguous share (batches of batchSize
+ * within it) and every rank gets every row, so the result is the one process's, up to the float
+ * rounding of forward passes over batches made up differently.
+ */
+export async function sampleRows(dataset: Dataset, source: ImageFeatureSource, options: DatasetPassOptions & { indices?: readonly number[] } = {}): Promise<SampleRows> {
+  const all = options.indices ?? Array.from({ length: evaluatedCount(dataset, options.limit) }, (_, i) => i);
+  if (all.length === 0) throw new Error(`${dataset.name}: no samples to evaluate`);
+  const batchSize = batchSizeOf(options);
+  const { start, end } = shardRange(all.length, options.communicator);
+  const mine = all.slice(start, end);
+  const parts: Tensor[] = [];
+  const infos: SampleInfo[] = [];
+  await withEvalMode(source.module, async () => {
+    for (let b = 0; b < mine.length; b += batchSize) {
+      const indices = mine.slice(b, b + batchSize);
+      const samples = await mapConcurrent(indices, DECODE_CONCURRENCY, (i) => dataset.get(i));
+      parts.push(await embedSamples(samples, source, indices));
+      infos.push(...samples.map(sampleInfo));
+      options.onProgress?.(b + indices.length, mine.length);
+    }
+  });
+  const local = parts.length === 0 ? null : parts.length === 1 ? parts[0]! : concat(parts, 0);
+  const rows = await gatherRows(local, all.length, options.communicator);
+  return { rows, samples: await gatherItems(infos, options.communicator) };
 }
 
 /** Features of a dataset's images, with what the samples say about them. */
@@ -183,29 +243,15 @@ export interface DatasetFeatures {
   readonly captions?: string[];
 }
 
-/** Every image's features (see forEachBatch), in dataset order. */
+/** Every image's features (see sampleRows), in dataset order. */
 export async function extractFeatures(dataset: Dataset, source: ImageFeatureSource, options: DatasetPassOptions = {}): Promise<DatasetFeatures> {
-  const n = evaluatedCount(dataset, options.limit);
-  const keys: string[] = [];
-  const labels: (number | undefined)[] = [];
-  const captions: (string | undefined)[] = [];
-  let features: Float64Array | null = null;
-  let dim = 0;
-  await forEachBatch(dataset, source, options, (samples, f) => {
-    if (!features) {
-      dim = f.shape[1]!;
-      features = new Float64Array(n * dim);
-    }
-    features.set(f.toArray(), keys.length * dim);
-    for (const s of samples) {
-      keys.push(s.key);
-      labels.push(s.label);
-      captions.push(s.caption);
-    }
-  });
+  const { rows, samples } = await sampleRows(dataset, source, options);
+  const keys = samples.map((s) => s.key);
+  const labels = samples.map((s) => s.label);
+  const captions = samples.map((s) => s.caption);
   const all = <T>(xs: (T | undefined)[]): xs is T[] => xs.every((x) => x !== undefined);
   return {
-    features: features!, count: n, dim, keys,
+    features: Float64Array.from(rows.data() as Float32Array), count: samples.length, dim: rows.shape[1]!, keys,
     labels: all(labels) ? Int32Array.from(labels) : undefined,
     captions: all(captions) ? captions : undefined,
   };

@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import type { Dataset, Sample } from '../data/dataset.js';
 import { embedTexts, loadVisionLanguageModel, type VisionLanguageModel } from '../tasks/zeroshot.js';
-import { concat } from '../tensor/ops/indexing.js';
 import type { Tensor } from '../tensor/tensor.js';
-import { batchSizeOf, type DatasetPassOptions, embedSamples, evaluatedCount, imageEmbeddingSource, withEvalMode } from './features.js';
+import { batchSizeOf, type DatasetPassOptions, evaluatedCount, imageEmbeddingSource, sampleRows, withEvalMode } from './features.js';
+import { gatherRows, shardRange } from './shard.js';
 
 export interface RankMetrics {
   /** Fraction of queries whose ground truth ranks within k, by k (1, 5, 10 by default). */
@@ -177,36 +177,31 @@ export async function evaluateRetrieval(model: VisionLanguageModel | string, dat
   const batchSize = batchSizeOf(options);
   const group = options.groupImages ?? 'content';
   if (group !== 'content' && group !== 'sample') throw new Error(`retrieval: groupImages must be 'content' or 'sample', got ${String(group)}`);
-  const source = imageEmbeddingSource(vl);
-  return withEvalMode(vl.model, async () => {
-    const captions: string[] = [];
-    const textImage: number[] = [];
-    const imageOf = new Map<string, number>();
-    const parts: Tensor[] = [];
-    let pending: Sample[] = [];
-    let images = 0;
-    const flush = async () => {
-      if (pending.length) parts.push(await embedSamples(pending, source));
-      pending = [];
-    };
-    for (let i = 0; i < n; i++) {
-      const s = await dataset.get(i);
-      if (s.caption === undefined) throw new Error(`retrieval: sample ${s.key} of ${dataset.name} has no caption`);
-      const id = group === 'content' ? imageDigest(s) : String(i);
-      let img = imageOf.get(id);
-      if (img === undefined) {
-        img = images++;
-        imageOf.set(id, img);
-        pending.push(s);
-        if (pending.length === batchSize) await flush();
-      }
-      captions.push(s.caption);
-      textImage.push(img);
-      options.onProgress?.(i + 1, n);
+  // Every rank reads every sample's caption and image digest (cheap beside a forward pass);
+  // the image embeddings, one per distinct image, and the caption embeddings are shared.
+  const captions: string[] = [];
+  const textImage: number[] = [];
+  const imageOf = new Map<string, number>();
+  const imageSample: number[] = []; // the dataset index of each image's first sample
+  for (let i = 0; i < n; i++) {
+    const s = await dataset.get(i);
+    if (s.caption === undefined) throw new Error(`retrieval: sample ${s.key} of ${dataset.name} has no caption`);
+    const id = group === 'content' ? imageDigest(s) : String(i);
+    let img = imageOf.get(id);
+    if (img === undefined) {
+      img = imageSample.length;
+      imageOf.set(id, img);
+      imageSample.push(i);
     }
-    await flush();
-    const imageEmbeds = parts.length === 1 ? parts[0]! : concat(parts, 0);
-    const textEmbeds = await embedTexts(vl, captions, { batchSize });
+    captions.push(s.caption);
+    textImage.push(img);
+  }
+  const passOptions = { ...options, indices: imageSample };
+  const imageEmbeds = (await sampleRows(dataset, imageEmbeddingSource(vl), passOptions)).rows;
+  return withEvalMode(vl.model, async () => {
+    const { start, end } = shardRange(captions.length, options.communicator);
+    const mine = start < end ? await embedTexts(vl, captions.slice(start, end), { batchSize }) : null;
+    const textEmbeds = await gatherRows(mine, captions.length, options.communicator);
     const m = retrievalMetricsOfEmbeddings(imageEmbeds, textEmbeds, textImage, options.recallAt ?? DEFAULT_RECALL_AT);
     return { ...m, dataset: dataset.name, model: vl.name, metrics: openClipRetrievalNames(m) };
   });

@@ -94,6 +94,11 @@ export interface MaskedImageModel extends ModelBase {
   /** The reconstruction loss of a batch, masks drawn from `generator` for the global batch `shard` is part of. */
   maskedLoss(pixels: Tensor, generator: Generator, shard?: BatchShard): Tensor;
   /**
+   * Each image's reconstruction loss [B] (the mean over its masked patches), the masks from
+   * `noise` [B, patches]: what maskedLoss averages, per image.
+   */
+  imageLosses(pixels: Tensor, noise: Tensor): Tensor;
+  /**
    * The prediction of every patch [B, patches, patch pixels] and the mask [B, patches] (1 =
    * hidden from the encoder), the masks from `noise` ([B, patches]: the smallest kept) or drawn.
    */

@@ -450,6 +450,18 @@ export class ViTMAEForPreTraining extends Module implements MaskedImageModel {
    * target is each patch normalised by its mean and unbiased variance (+1e-6), as HF does.
    */
   reconstructionLoss(pixels: Tensor, pred: Tensor, mask: Tensor): Tensor {
+    const perPatch = this.patchLosses(pixels, pred);
+    return perPatch.mul(mask).sum().div(mask.sum());
+  }
+
+  /** Each image's loss [B]: the mean over its dropped patches (as many in every image). */
+  imageLosses(pixels: Tensor, noise: Tensor): Tensor {
+    const out = this.forward(pixels, { noise });
+    return this.patchLosses(pixels, out.logits).mul(out.mask).sum(-1).div(out.mask.sum(-1));
+  }
+
+  /** The mean squared error of each patch's prediction [B, patches] against its (normalised) target. */
+  private patchLosses(pixels: Tensor, pred: Tensor): Tensor {
     let target = this.patchify(pixels);
     if (this.config.normPixLoss) {
       const n = target.shape[2]!;
@@ -457,8 +469,7 @@ export class ViTMAEForPreTraining extends Module implements MaskedImageModel {
       const variance = centred.square().sum(-1, true).div(n - 1);
       target = centred.div(variance.add(1e-6).sqrt());
     }
-    const perPatch = pred.sub(target).square().mean(-1);
-    return perPatch.mul(mask).sum().div(mask.sum());
+    return pred.sub(target).square().mean(-1);
   }
 
   static fromPretrained(dir: string, opts: ViTMAEOptions & { strict?: boolean } = {}): ViTMAEForPreTraining {

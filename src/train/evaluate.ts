@@ -13,14 +13,17 @@ import { IGNORE_INDEX, maskedEvalBatches } from '../data/mlm.js';
 import type { TextCorpus } from '../data/text.js';
 import { evaluateClassifier, evaluateZeroShot } from '../eval/classification.js';
 import { evaluateCompositional } from '../eval/compositional.js';
-import { forEachBatch, sampleImage } from '../eval/features.js';
+import { sampleImage, samplePixels, sampleRows } from '../eval/features.js';
+import { gatherRows, isReportingRank, shardRange } from '../eval/shard.js';
+import type { Communicator } from '../dist/communicator.js';
 import { evaluateRetrieval } from '../eval/retrieval.js';
 import type { MaskedImageModel, MaskedLanguageModel } from '../models/family.js';
 import { maeReconstruction, writeReconstructionGrid } from '../tasks/mae.js';
 import type { VisionLanguageModel } from '../tasks/zeroshot.js';
 import { noGrad } from '../tensor/autograd.js';
-import { Generator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { concat } from '../tensor/ops/indexing.js';
+import { Generator, rand } from '../tensor/random.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 import type { TrainConfig } from './config.js';
 import { isTextCorpus, maskingFor, packCorpus } from './data.js';
 import type { TrainModel } from './model_setup.js';
@@ -36,9 +39,15 @@ export function visionLanguageModel(setup: TrainModel, name: string): VisionLang
   return { name, model: m, tokenizer: setup.tokenizer, imageProcessor: setup.imageProcessor!, contextLength: setup.contextLength };
 }
 
-/** Where a run's evaluation happens: the step it follows. */
+/** Where a run's evaluation happens: the step it follows, and the ranks that share it. */
 export interface EvalPoint {
   step: number;
+  /**
+   * The ranks of a distributed run, every one of which calls evaluateModel: each evaluates its
+   * share of the validation samples, every rank gets the metrics of the whole set, and only rank
+   * 0 writes files (the evaluation's details, an MAE's picture).
+   */
+  communicator?: Communicator | null;
 }
 
 /** First part of mixSeed for evaluation's fixed masks (MAE), apart from the data streams. */
@@ -56,9 +65,11 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
   const m = setup.model;
   if (isTextCorpus(val)) {
     if (m.kind !== 'masked-lm') throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
-    return evaluateMaskedLM(setup, m, val, config);
+    return evaluateMaskedLM(setup, m, val, config, at);
   }
-  const opts = { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined };
+  const ranks = at.communicator;
+  const reporting = isReportingRank(ranks);
+  const opts = { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined, communicator: ranks };
   const out: EvalMetrics = {};
   if (m.kind === 'masked-image-model') return evaluateMAE(setup, m, val, config, at);
   if (m.kind === 'image-classifier') {
@@ -66,8 +77,10 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
     const r = await evaluateClassifier({ name: 'trained model', model: m, imageProcessor: setup.imageProcessor! }, val, opts);
     out['eval/top1'] = r.top1;
     if (r.top5 !== null) out['eval/top5'] = r.top5;
-    const examples = await predictionExamples(val, r.predictions, val.classNames);
-    writeEvalDetails(config, at.step, { dataset: val.name, samples: r.samples, chance: topKChance('eval/', val.classNames.length), examples });
+    if (reporting) {
+      const examples = await predictionExamples(val, r.predictions, val.classNames);
+      writeEvalDetails(config, at.step, { dataset: val.name, samples: r.samples, chance: topKChance('eval/', val.classNames.length), examples });
+    }
     return out;
   }
   if (config.task === 'catlip') return out;
@@ -81,7 +94,7 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
     const C = val.classNames.length;
     details.samples = r.samples;
     details.chance = topKChance('eval/zeroshot_', C);
-    details.examples = await predictionExamples(val, r.predictions, val.classNames);
+    if (reporting) details.examples = await predictionExamples(val, r.predictions, val.classNames);
     if (val.compositions) {
       const c = await evaluateCompositional(vl, val, zeroShotOpts, r);
       details.compositions = { datasets: c.datasets, samples: { seen: c.seen?.samples ?? 0, held_out: c.heldOut?.samples ?? 0 } };
@@ -112,7 +125,7 @@ export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus
       }
     }
   }
-  writeEvalDetails(config, at.step, details);
+  if (reporting) writeEvalDetails(config, at.step, details);
   return out;
 }
 
@@ -194,30 +207,41 @@ export function readEvalDetails(config: TrainConfig, step: number): EvalDetails 
  * <out>/reconstructions/step_<step>.png.
  */
 async function evaluateMAE(setup: TrainModel, m: MaskedImageModel, val: Dataset, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
-  const generator = new Generator(mixSeed(EVAL_MASK_STREAM, config.seed));
-  const seen: { first: Tensor | null } = { first: null }; // the first batch, for the picture
-  let total = 0;
-  let count = 0;
-  // The loss is a mean over the batch's masked patches; every image has as many, so weighting
-  // each batch's loss by its images gives the mean over the whole set.
+  const ranks = at.communicator;
+  const patches = maskedPatchCount(m);
+  // Each image's masks come from its own stream, so they do not depend on the batch it is in
+  // (nor on the rank that evaluates it).
+  const noiseOf = (indices: readonly number[]): Tensor => {
+    const rows = indices.map((i) => rand([1, patches], { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 2, i)) }));
+    return rows.length === 1 ? rows[0]! : concat(rows, 0);
+  };
   const source = {
     imageProcessor: setup.imageProcessor!, module: m,
-    extract: (pixels: Tensor) => {
-      seen.first ??= pixels;
-      return m.maskedLoss(pixels, generator).reshape([1, 1]).expand(pixels.shape[0]!, 1);
+    extract: (pixels: Tensor, indices?: readonly number[]) => {
+      if (!indices) throw new Error('evaluateMAE: the masks are drawn per sample, so the extractor needs the samples\' indices');
+      return m.imageLosses(pixels, noiseOf(indices)).reshape([pixels.shape[0]!, 1]);
     },
   };
-  await forEachBatch(val, source, { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined }, (samples, loss) => {
-    total += loss.toArray()[0]! * samples.length;
-    count += samples.length;
-  });
-  const pictures = Math.min(config.mae.pictures, seen.first?.shape[0] ?? 0);
-  if (pictures > 0) {
-    const pixels = seen.first!.slice(0, 0, pictures);
-    const rows = noGrad(() => maeReconstruction(m, pixels, { generator: new Generator(mixSeed(EVAL_MASK_STREAM, config.seed, 1)), processor: setup.imageProcessor! }));
-    await writeReconstructionGrid(reconstructionPicture(config, at.step), rows);
+  const { rows } = await sampleRows(val, source, { batchSize: config.eval.batch_size, limit: config.eval.max_samples ?? undefined, communicator: ranks });
+  // Every image has as many masked patches, so the mean of the images' losses is the mean over
+  // all masked patches; summed in sample order, it is the same on every rank.
+  const losses = rows.data() as Float32Array;
+  let total = 0;
+  for (const l of losses) total += l;
+  const pictures = Math.min(config.mae.pictures, losses.length);
+  if (pictures > 0 && isReportingRank(ranks)) {
+    const samples = await Promise.all(Array.from({ length: pictures }, (_, i) => val.get(i)));
+    const pixels = await samplePixels(samples, setup.imageProcessor!);
+    const reconstructions = noGrad(() => maeReconstruction(m, pixels, { noise: noiseOf(samples.map((_, i) => i)), processor: setup.imageProcessor! }));
+    await writeReconstructionGrid(reconstructionPicture(config, at.step), reconstructions);
   }
-  return { 'eval/mae_loss': total / count };
+  return { 'eval/mae_loss': total / losses.length };
+}
+
+/** The patches an MAE divides its images into (what its masking noise is drawn over). */
+function maskedPatchCount(m: MaskedImageModel): number {
+  const { imageSize: [H, W], patchSize: [ph, pw] } = m.patches;
+  return Math.floor(H / ph) * Math.floor(W / pw);
 }
 
 /** Where evaluateMAE draws the reconstructions of a step: original | masked | reconstruction | with the visible patches. */
@@ -229,9 +253,10 @@ const packedValidation = new WeakMap<TextCorpus, Int32Array>();
 
 /**
  * A BERT's masked-token accuracy, loss and perplexity (exp of the mean loss per selected token)
- * on held-out text packed as in training, with the same masks at every evaluation.
+ * on held-out text packed as in training, with the same masks at every evaluation. The ranks of
+ * a distributed run share the batches (the same batches as in one process, so the sums are too).
  */
-function evaluateMaskedLM(setup: TrainModel, m: MaskedLanguageModel, val: TextCorpus, config: TrainConfig): EvalMetrics {
+async function evaluateMaskedLM(setup: TrainModel, m: MaskedLanguageModel, val: TextCorpus, config: TrainConfig, at: EvalPoint): Promise<EvalMetrics> {
   const tokenizer = setup.tokenizer!;
   let blocks = packedValidation.get(val);
   if (!blocks) packedValidation.set(val, (blocks = packCorpus(val, tokenizer, setup.contextLength)));
@@ -239,29 +264,46 @@ function evaluateMaskedLM(setup: TrainModel, m: MaskedLanguageModel, val: TextCo
   const limit = config.eval.max_samples;
   if (limit !== null && limit * T < blocks.length) blocks = blocks.subarray(0, limit * T);
   const batches = maskedEvalBatches(blocks, { batchSize: config.eval.batch_size, contextLength: T, masking: maskingFor(tokenizer, config), seed: config.seed });
-  let lossSum = 0;
-  let correct = 0;
-  let selected = 0;
+  const { start, end } = shardRange(batches.batchCount, at.communicator);
+  // Per batch: its summed loss, its correct predictions, its selected tokens.
+  const sums = new Float64Array((end - start) * 3);
   const wasTraining = m.training;
   m.eval();
   try {
     noGrad(() => {
-      for (const b of batches) {
-        const out = m.fillMask(b.inputIds, b.labels);
-        const labels = b.labels.toArray();
-        const predicted = out.logits.argmax(-1).toArray();
-        let n = 0;
-        for (let i = 0; i < labels.length; i++) {
-          if (labels[i] === IGNORE_INDEX) continue;
-          n++;
-          if (predicted[i] === labels[i]) correct++;
+      let b = 0;
+      for (const batch of batches) {
+        if (b >= start && b < end) {
+          const out = m.fillMask(batch.inputIds, batch.labels);
+          const labels = batch.labels.toArray();
+          const predicted = out.logits.argmax(-1).toArray();
+          let n = 0;
+          let correct = 0;
+          for (let i = 0; i < labels.length; i++) {
+            if (labels[i] === IGNORE_INDEX) continue;
+            n++;
+            if (predicted[i] === labels[i]) correct++;
+          }
+          const row = (b - start) * 3;
+          sums[row] = n > 0 ? out.loss!.item() * n : 0;
+          sums[row + 1] = correct;
+          sums[row + 2] = n;
         }
-        if (n > 0) lossSum += out.loss!.item() * n;
-        selected += n;
+        b++;
       }
     });
   } finally {
     if (wasTraining) m.train();
+  }
+  const local = end > start ? tensor(sums, { shape: [end - start, 3] }) : null;
+  const all = (await gatherRows(local, batches.batchCount, at.communicator, 'float64')).data() as Float64Array;
+  let lossSum = 0;
+  let correct = 0;
+  let selected = 0;
+  for (let row = 0; row < all.length; row += 3) {
+    lossSum += all[row]!;
+    correct += all[row + 1]!;
+    selected += all[row + 2]!;
   }
   if (selected === 0) throw new Error(`evaluation: no token of ${val.name} was selected for masking (too little held-out text)`);
   const loss = lossSum / selected;
