@@ -6,11 +6,13 @@ import { Command } from 'commander';
 import type { Dataset } from '../data/dataset.js';
 import { openDataset } from '../data/registry.js';
 import type { OpenDatasetOptions } from '../data/sources.js';
-import { addModelOptions, fraction, mapping, type ModelLoadingOptions, modelLoadOptions, positiveInt } from './args.js';
+import { addDistributedOption, addModelOptions, communicatorFor, fraction, mapping, type ModelLoadingOptions, modelLoadOptions, positiveInt } from './args.js';
+import type { Communicator } from '../dist/communicator.js';
 import { type ClassifierEvalResult, evaluateClassifier, evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.js';
+import { isReportingRank } from '../eval/shard.js';
 import { loadImageClassifier } from '../tasks/image_classification.js';
 import { loadVisionLanguageModel } from '../tasks/zeroshot.js';
 
@@ -28,6 +30,8 @@ export interface EvalCommandOptions extends ModelLoadingOptions {
   /** Options for opening the dataset(s), as openDataset takes them (e.g. {scenes: {length: 512}}). */
   dataOptions?: OpenDatasetOptions;
   json?: boolean;
+  /** The ranks sharing the evaluation (each evaluates a share of the samples; all get the result). */
+  communicator?: Communicator | null;
 }
 
 
@@ -54,7 +58,7 @@ export async function runAccuracy(o: EvalCommandOptions): Promise<ClassifierEval
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const { tokenizer: _tokenizer, ...loading } = modelLoadOptions(o);
   const classifier = await loadImageClassifier(o.model, loading);
-  return evaluateClassifier(classifier, dataset, { batchSize: o.batchSize, limit: o.limit });
+  return evaluateClassifier(classifier, dataset, { batchSize: o.batchSize, limit: o.limit, communicator: o.communicator });
 }
 
 /** The classes whose names differ between the model and the data, for the text output. */
@@ -99,7 +103,7 @@ export async function runZeroShot(o: ZeroShotCommandOptions): Promise<ZeroShotEv
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
   return evaluateZeroShot(vl, dataset, {
-    templates: o.templates?.length ? o.templates : undefined, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit,
+    templates: o.templates?.length ? o.templates : undefined, classNames: o.classNames, batchSize: o.batchSize, limit: o.limit, communicator: o.communicator,
   });
 }
 
@@ -130,7 +134,7 @@ export interface RetrievalCommandOptions extends EvalCommandOptions {
 export async function runRetrieval(o: RetrievalCommandOptions): Promise<RetrievalEvalResult> {
   const dataset = await open(o.data, o.split ?? 'test', o.dataOptions);
   const vl = await loadVisionLanguageModel(o.model, modelLoadOptions(o));
-  return evaluateRetrieval(vl, dataset, { batchSize: o.batchSize, limit: o.limit, groupImages: o.groupImages });
+  return evaluateRetrieval(vl, dataset, { batchSize: o.batchSize, limit: o.limit, groupImages: o.groupImages, communicator: o.communicator });
 }
 
 export function formatRetrieval(r: RetrievalEvalResult, json: boolean): string {
@@ -167,6 +171,7 @@ export async function runLinearProbe(o: LinearProbeCommandOptions): Promise<Line
   const test = await open(o.testData ?? o.data, o.testSplit ?? 'test', o.dataOptions);
   return evaluateLinearProbe(source, train, test, {
     batchSize: o.batchSize, limit: o.limit, testLimit: o.testLimit, weightDecays: o.weightDecays, valFraction: o.valFraction, seed: o.seed,
+    communicator: o.communicator,
   });
 }
 
@@ -190,8 +195,24 @@ export function formatLinearProbe(r: LinearProbeEvalResult, json: boolean): stri
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+type DistributedFlag = { distributed?: boolean };
+
+/**
+ * Runs an evaluation in this process alone, or shared by the ranks of the job it belongs to
+ * (each evaluates a share of the samples; every rank computes the same result). Only rank 0
+ * prints it. The communicator is closed after a success; after an error the process exits
+ * non-zero, which ends the whole job, rather than wait in MPI_Finalize for ranks stuck in a
+ * collective.
+ */
+async function shared(o: DistributedFlag, evaluate: (communicator: Communicator | null) => Promise<string>): Promise<void> {
+  const communicator = communicatorFor(o);
+  const text = await evaluate(communicator);
+  if (isReportingRank(communicator)) console.log(text);
+  communicator?.close();
+}
+
 function common(cmd: Command, defaultSplit: string, opts: { tokenizer?: boolean } = {}): Command {
-  return addModelOptions(cmd.requiredOption('--model <name>', 'registered model name or a model folder'), opts)
+  return addDistributedOption(addModelOptions(cmd.requiredOption('--model <name>', 'registered model name or a model folder'), opts))
     .requiredOption('--data <spec>', 'dataset: scenes[:split], fashion-mnist[:split], shards (.tar, {..} patterns), a .csv/.tsv listing or a folder')
     .option('--split <name>', `split when the spec names none (default ${defaultSplit})`)
     .option('--data-options <yaml>', "options for opening the data, e.g. '{scenes: {length: 512}}'", mapping('--data-options'))
@@ -205,8 +226,8 @@ export function accuracyCommand(): Command {
   // A classifier reads images only: no tokenizer.
   return common(new Command('accuracy'), 'test', { tokenizer: false })
     .description("accuracy (top-1, top-5, per class) of an image classifier's head on a labelled dataset, whose classes must be the model's id2label")
-    .action(async (o: EvalCommandOptions) => {
-      console.log(formatAccuracy(await runAccuracy(o), !!o.json));
+    .action(async (o: EvalCommandOptions & DistributedFlag) => {
+      await shared(o, async (communicator) => formatAccuracy(await runAccuracy({ ...o, communicator }), !!o.json));
     });
 }
 
@@ -217,10 +238,10 @@ export function zeroShotCommand(): Command {
     .option('--template <t>', "prompt template with {} for the class name (repeatable; default: the model folder's zeroshot_config.json, else 'a photo of a {}.')", collect)
     .option('--templates <file|list>', 'prompt templates: a file with one per line, or a comma-separated list')
     .option('--classnames <file|list>', "class names for the prompts (default the dataset's): a file with one per line, or a comma-separated list")
-    .action(async (o: EvalCommandOptions & { template?: string[]; templates?: string; classnames?: string }) => {
+    .action(async (o: EvalCommandOptions & DistributedFlag & { template?: string[]; templates?: string; classnames?: string }) => {
       const templates = [...(o.template ?? []), ...(o.templates !== undefined ? readList(o.templates, '--templates') : [])];
-      const r = await runZeroShot({ ...o, templates, classNames: o.classnames !== undefined ? readList(o.classnames, '--classnames') : undefined });
-      console.log(formatZeroShot(r, !!o.json));
+      const classNames = o.classnames !== undefined ? readList(o.classnames, '--classnames') : undefined;
+      await shared(o, async (communicator) => formatZeroShot(await runZeroShot({ ...o, templates, classNames, communicator }), !!o.json));
     });
 }
 
@@ -229,9 +250,10 @@ export function retrievalCommand(): Command {
   return common(new Command('retrieval'), 'test')
     .description("image<->text retrieval (R@1/5/10, mean and median rank, as open_clip reports them) on a captioned dataset")
     .option('--group-images <how>', 'content: identical images are one image with several captions (default); sample: one image per sample', 'content')
-    .action(async (o: EvalCommandOptions & { groupImages: string }) => {
-      if (o.groupImages !== 'content' && o.groupImages !== 'sample') throw new Error(`retrieval: --group-images must be content or sample, got '${o.groupImages}'`);
-      console.log(formatRetrieval(await runRetrieval({ ...o, groupImages: o.groupImages }), !!o.json));
+    .action(async (o: EvalCommandOptions & DistributedFlag & { groupImages: string }) => {
+      const groupImages = o.groupImages;
+      if (groupImages !== 'content' && groupImages !== 'sample') throw new Error(`retrieval: --group-images must be content or sample, got '${groupImages}'`);
+      await shared(o, async (communicator) => formatRetrieval(await runRetrieval({ ...o, groupImages, communicator }), !!o.json));
     });
 }
 
@@ -247,14 +269,14 @@ export function linearProbeCommand(): Command {
     .option('--weight-decays <list>', `comma-separated weight decays to choose from (default ${DEFAULT_WEIGHT_DECAYS.join(',')})`)
     .option('--val-fraction <x>', 'training fraction held out to choose the weight decay (default 0.2)', fraction('--val-fraction'))
     .option('--seed <n>', 'seed of the validation split (default 0)', (v) => parseInt(v, 10))
-    .action(async (o: LinearProbeCommandOptions & { weightDecays?: string | number[] }) => {
+    .action(async (o: LinearProbeCommandOptions & DistributedFlag & { weightDecays?: string | number[] }) => {
       if (o.pooling !== undefined && o.pooling !== 'cls' && o.pooling !== 'mean') throw new Error(`linear-probe: --pooling must be cls or mean, got '${o.pooling}'`);
       const decays = typeof o.weightDecays === 'string' ? readList(o.weightDecays, '--weight-decays').map((v) => {
         const x = Number(v);
         if (!(x >= 0) || !Number.isFinite(x)) throw new Error(`--weight-decays: '${v}' is not a number >= 0`);
         return x;
       }) : undefined;
-      console.log(formatLinearProbe(await runLinearProbe({ ...o, weightDecays: decays }), !!o.json));
+      await shared(o, async (communicator) => formatLinearProbe(await runLinearProbe({ ...o, weightDecays: decays, communicator }), !!o.json));
     });
 }
 
