@@ -115,6 +115,7 @@ export function backward(root: Tensor, grad: Tensor, opts: BackwardOptions = {})
             t.accumulateGrad(g);
             drop(g);
           }
+          t.runPostAccumulateGradHooks();
           continue;
         }
         if (t.retainsGrad) t.accumulateGrad(g);

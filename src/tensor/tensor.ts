@@ -36,6 +36,7 @@ export class Tensor {
   gradFn: GradNode | null = null;
   retainsGrad = false;
   private _storage: Storage | null;
+  private _postAccumulateGradHooks: ((t: Tensor) => void)[] | null = null;
 
   constructor(storage: Storage, shape: Shape, strides?: readonly number[], offset = 0) {
     for (const d of shape) {
@@ -106,6 +107,30 @@ export class Tensor {
     // Leaf gradients are owned by the leaf: copy on first write so later accumulation cannot
     // change a tensor someone else holds. A strided g's dense copy is already a fresh tensor.
     this.grad = noGrad(() => (this.grad ? this.grad.add(g) : g.isContiguous() ? g.clone() : g.contiguous()));
+  }
+  /**
+   * Calls hook(this) each time a backward pass has set or added this leaf's gradient, with .grad
+   * final for that pass (as PyTorch's register_post_accumulate_grad_hook). Hooks run in the order
+   * they were registered, inside backward; remove() unregisters.
+   */
+  registerPostAccumulateGradHook(hook: (t: Tensor) => void): { remove(): void } {
+    if (!this.isLeaf) throw new Error(`registerPostAccumulateGradHook: only leaf tensors accumulate gradients; this one [${this.shape}] was made by ${this.gradFn!.op}`);
+    if (!this.requiresGrad) throw new Error(`registerPostAccumulateGradHook: the tensor [${this.shape}] does not require grad`);
+    (this._postAccumulateGradHooks ??= []).push(hook);
+    return {
+      remove: () => {
+        const hooks = this._postAccumulateGradHooks;
+        const i = hooks?.indexOf(hook) ?? -1;
+        if (i >= 0) hooks!.splice(i, 1);
+      },
+    };
+  }
+  /** Runs the post-accumulate-grad hooks (autograd calls this once a leaf's .grad is final for a pass). */
+  runPostAccumulateGradHooks(): void {
+    const hooks = this._postAccumulateGradHooks;
+    if (!hooks || hooks.length === 0) return;
+    // A copy: a hook may remove itself or register another while they run.
+    for (const hook of [...hooks]) hook(this);
   }
   /** The same data, cut from the graph. */
   detach(): Tensor {
