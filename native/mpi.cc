@@ -4,6 +4,10 @@
 // gets a Promise; the thread settles it through a thread-safe function, so the event loop runs
 // while a collective is in progress. MPI therefore only needs MPI_THREAD_FUNNELED.
 //
+// Every Promise resolves with the seconds the communication thread spent in the request's MPI
+// calls (allGather's result carries them as `seconds`): the time a collective took, as opposed to
+// the time JavaScript waited for it, which tells how much of it was hidden behind other work.
+//
 // Buffers are the memory of the typed arrays passed in: each request holds a reference to them
 // until it settles, and the caller must not touch them in between.
 // The C API only: the deprecated C++ bindings live in another library (libmpi_cxx) not linked here.
@@ -17,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -43,6 +48,7 @@ struct Request {
   // reduceScatter: the elements each rank receives. allGather: the bytes each rank sent.
   std::vector<int64_t> counts;
   std::vector<char> gathered;
+  double seconds = 0;  // spent in run_request, on the communication thread
 };
 
 struct State {
@@ -209,7 +215,9 @@ void comm_thread() {
       delete r;
       break;
     }
+    auto start = std::chrono::steady_clock::now();
     run_request(r);
+    r->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     napi_call_threadsafe_function(g->tsfn, r, napi_tsfn_blocking);
   }
   MPI_Finalize();
@@ -243,11 +251,14 @@ void settle(napi_env env, napi_value, void*, void* data) {
       napi_create_object(env, &result);
       napi_set_named_property(env, result, "buffer", buffer);
       napi_set_named_property(env, result, "counts", counts);
+      napi_value seconds;
+      napi_create_double(env, r->seconds, &seconds);
+      napi_set_named_property(env, result, "seconds", seconds);
       napi_resolve_deferred(env, r->deferred, result);
     } else {
-      napi_value undef;
-      napi_get_undefined(env, &undef);
-      napi_resolve_deferred(env, r->deferred, undef);
+      napi_value seconds;
+      napi_create_double(env, r->seconds, &seconds);
+      napi_resolve_deferred(env, r->deferred, seconds);
     }
     // With no request in flight the thread-safe function must not keep the process alive.
     if (--g->pending == 0) napi_unref_threadsafe_function(env, g->tsfn);

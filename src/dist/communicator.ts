@@ -23,6 +23,12 @@ export interface Communicator {
   /** This process's index among the ranks on the same machine, and how many those are. */
   readonly localRank: number;
   readonly localSize: number;
+  /**
+   * Seconds the transport has spent running this rank's operations (for MPI: in MPI calls on the
+   * communication thread), summed over the operations settled so far. Set against the time
+   * JavaScript waited for them, it gives the share of communication hidden behind other work.
+   */
+  readonly busySeconds: number;
   /** Combines every rank's float32 tensor of the same shape into each rank's tensor, in place. */
   allReduce(t: Tensor, op?: ReduceOp): Promise<Tensor>;
   /**

@@ -13,14 +13,15 @@ import { shareRows } from './shares.js';
 interface MpiAddon {
   init(): { rank: number; size: number; localRank: number; localSize: number };
   finalize(): void;
-  allReduce(data: Float32Array, op: number): Promise<void>;
-  reduceScatter(input: Float32Array, output: Float32Array, counts: number[], op: number): Promise<void>;
-  broadcast(data: TypedArray, root: number): Promise<void>;
-  allGather(data: TypedArray): Promise<{ buffer: ArrayBuffer; counts: number[] }>;
-  barrier(): Promise<void>;
-  send(data: TypedArray, dest: number): Promise<void>;
-  recv(data: TypedArray, source: number): Promise<void>;
-  sendRecv(send: TypedArray, dest: number, recv: TypedArray, source: number): Promise<void>;
+  // Each operation resolves with the seconds its MPI calls took on the communication thread.
+  allReduce(data: Float32Array, op: number): Promise<number>;
+  reduceScatter(input: Float32Array, output: Float32Array, counts: number[], op: number): Promise<number>;
+  broadcast(data: TypedArray, root: number): Promise<number>;
+  allGather(data: TypedArray): Promise<{ buffer: ArrayBuffer; counts: number[]; seconds: number }>;
+  barrier(): Promise<number>;
+  send(data: TypedArray, dest: number): Promise<number>;
+  recv(data: TypedArray, source: number): Promise<number>;
+  sendRecv(send: TypedArray, dest: number, recv: TypedArray, source: number): Promise<number>;
 }
 
 const OP_CODES: Record<ReduceOp, number> = { sum: 0, avg: 1, max: 2 };
@@ -66,6 +67,7 @@ class MpiCommunicator implements Communicator {
   readonly worldSize: number;
   readonly localRank: number;
   readonly localSize: number;
+  private busy = 0;
   private closed = false;
 
   constructor(private readonly addon: MpiAddon) {
@@ -74,6 +76,15 @@ class MpiCommunicator implements Communicator {
     this.worldSize = info.size;
     this.localRank = info.localRank;
     this.localSize = info.localSize;
+  }
+
+  get busySeconds(): number {
+    return this.busy;
+  }
+
+  // Not `busy += await op`: that reads busy before the await and would lose concurrent operations' time.
+  private addBusy(seconds: number): void {
+    this.busy += seconds;
   }
 
   private check(what: string): void {
@@ -92,7 +103,7 @@ class MpiCommunicator implements Communicator {
     if (t.dtype !== 'float32') throw new Error(`allReduce: float32 tensors only, got ${t.dtype}`);
     const code = OP_CODES[op];
     if (code === undefined) throw new Error(`allReduce: op must be 'sum', 'avg' or 'max', got '${op}'`);
-    await this.addon.allReduce(buffer(t, 'allReduce') as Float32Array, code);
+    this.addBusy(await this.addon.allReduce(buffer(t, 'allReduce') as Float32Array, code));
     return t;
   }
 
@@ -106,20 +117,21 @@ class MpiCommunicator implements Communicator {
     const rowSize = t.size / Math.max(t.shape[0]!, 1);
     const rows = shareRows(t.shape[0]!, this.worldSize);
     const out = new Float32Array(rows[this.rank]! * rowSize);
-    await this.addon.reduceScatter(input, out, rows.map((r) => r * rowSize), code);
+    this.addBusy(await this.addon.reduceScatter(input, out, rows.map((r) => r * rowSize), code));
     return tensor(out, { shape: [rows[this.rank]!, ...t.shape.slice(1)], backend: t.backend });
   }
 
   async broadcast(t: Tensor, root = 0): Promise<Tensor> {
     this.check('broadcast');
-    await this.addon.broadcast(buffer(t, 'broadcast'), this.rankArg(root, 'broadcast'));
+    this.addBusy(await this.addon.broadcast(buffer(t, 'broadcast'), this.rankArg(root, 'broadcast')));
     return t;
   }
 
   async allGather(t: Tensor): Promise<Tensor[]> {
     this.check('allGather');
     const data = buffer(t, 'allGather');
-    const { buffer: gathered, counts } = await this.addon.allGather(data);
+    const { buffer: gathered, counts, seconds } = await this.addon.allGather(data);
+    this.addBusy(seconds);
     const bytesPerElement = data.BYTES_PER_ELEMENT;
     const rest = t.shape.slice(1);
     const rowSize = rest.reduce((a, b) => a * b, 1);
@@ -146,23 +158,23 @@ class MpiCommunicator implements Communicator {
 
   async barrier(): Promise<void> {
     this.check('barrier');
-    await this.addon.barrier();
+    this.addBusy(await this.addon.barrier());
   }
 
   async send(t: Tensor, dest: number): Promise<void> {
     this.check('send');
-    await this.addon.send(buffer(t, 'send'), this.rankArg(dest, 'send'));
+    this.addBusy(await this.addon.send(buffer(t, 'send'), this.rankArg(dest, 'send')));
   }
 
   async recv(t: Tensor, source: number): Promise<Tensor> {
     this.check('recv');
-    await this.addon.recv(buffer(t, 'recv'), this.rankArg(source, 'recv'));
+    this.addBusy(await this.addon.recv(buffer(t, 'recv'), this.rankArg(source, 'recv')));
     return t;
   }
 
   async sendRecv(send: Tensor, dest: number, recv: Tensor, source: number): Promise<Tensor> {
     this.check('sendRecv');
-    await this.addon.sendRecv(buffer(send, 'sendRecv'), this.rankArg(dest, 'sendRecv'), buffer(recv, 'sendRecv'), this.rankArg(source, 'sendRecv'));
+    this.addBusy(await this.addon.sendRecv(buffer(send, 'sendRecv'), this.rankArg(dest, 'sendRecv'), buffer(recv, 'sendRecv'), this.rankArg(source, 'sendRecv')));
     return recv;
   }
 

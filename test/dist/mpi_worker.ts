@@ -195,6 +195,20 @@ async function main(): Promise<void> {
     checks++;
   }
 
+  // busySeconds grows by the communication thread's time in each operation, which lies within the
+  // time from queueing the operation to its Promise settling (nothing else is queued meanwhile).
+  {
+    const t = tensor(data(rank, 999, 1_000_003));
+    const before = c.busySeconds;
+    const start = performance.now();
+    await c.allReduce(t, 'sum');
+    const waited = (performance.now() - start) / 1000;
+    const spent = c.busySeconds - before;
+    assert.ok(spent > 0, `busySeconds grew by ${spent} over an all-reduce of 4 MB`);
+    assert.ok(spent <= waited + 1e-3, `busySeconds grew by ${spent} s over an all-reduce that was awaited for ${waited} s`);
+    checks++;
+  }
+
   // Errors that need no other rank: they are thrown before anything is queued.
   await assert.rejects(c.allReduce(tensor(new Int32Array(3))), /float32 tensors only/);
   await assert.rejects(c.broadcast(tensor([1, 2]), n), new RegExp(`rank ${n} is not in this world of ${n}`));
