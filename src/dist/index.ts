@@ -4,3 +4,4 @@ export { mpiCommunicator } from './mpi.js';
 export { shareRows } from './shares.js';
 export { joinWorld, launchEnvironment, type LaunchEnvironment } from './world.js';
 export { pairLossAcrossRanks, type PairLossParams } from './contrastive.js';
+export { DataParallel, type DataParallelOptions, type DataParallelStats } from './ddp.js';
