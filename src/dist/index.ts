@@ -5,3 +5,4 @@ export { shareRows } from './shares.js';
 export { joinWorld, launchEnvironment, type LaunchEnvironment } from './world.js';
 export { pairLossAcrossRanks, type PairLossParams } from './contrastive.js';
 export { DataParallel, type DataParallelOptions, type DataParallelStats } from './ddp.js';
+export { checkSameOnEveryRank, codeFingerprint } from './agree.js';
