@@ -39,10 +39,9 @@ function checkArgs(params: PairLossParams, img: Tensor, txt: Tensor): void {
     throw new Error(`${what}: image features [${img.shape}] and text features [${txt.shape}] must both be [B, D]`);
   }
   if (img.shape[0] === 0) throw new Error(`${what}: an empty batch`);
-  for (const [name, t] of [['image', img], ['text', txt]] as const) {
-    if (!t.requiresGrad || !t.isLeaf) {
-      throw new Error(`${what}: the ${name} features must be a leaf that requires grad (pass features.detach().setRequiresGrad(), then backward the towers with its .grad)`);
-    }
+  // The image features may be constant: a LiT-locked image tower takes no gradient.
+  if (!img.isLeaf || !txt.isLeaf || !txt.requiresGrad) {
+    throw new Error(`${what}: the features must be leaves, the text features requiring grad (pass features.detach().setRequiresGrad(), then backward the towers with its .grad)`);
   }
 }
 
@@ -70,7 +69,8 @@ async function checkSameOnEveryRank(comm: Communicator, kind: PairLossParams['ki
 
 /**
  * This rank's share of the global-batch contrastive loss, with its backward done: `img` and `txt` are
- * this rank's L2-normalised features [B, D] as leaves requiring grad (detached from the towers).
+ * this rank's L2-normalised features [B, D] as leaves requiring grad (detached from the towers;
+ * the image features may be constant, from a locked tower).
  * Returns this rank's loss value (number). The global loss is the mean over ranks of these values;
  * after the call img.grad/txt.grad hold d(sum over ranks of rank losses)/d(this rank's features),
  * and logitScale.grad/logitBias.grad this rank's d(rank loss)/d(param) — so that averaging the
@@ -113,7 +113,7 @@ async function clipAcrossRanks(comm: Communicator, logitScale: Tensor, img: Tens
   const pairs = noGrad(() => concat([img.detach(), txt.detach()], 1).contiguous());
   const gathered = await comm.allGather(pairs);
   const all = noGrad(() => concat(gathered, 0));
-  const allImg = noGrad(() => all.slice(1, 0, d).contiguous()).setRequiresGrad();
+  const allImg = noGrad(() => all.slice(1, 0, d).contiguous()).setRequiresGrad(img.requiresGrad);
   const allTxt = noGrad(() => all.slice(1, d, 2 * d).contiguous()).setRequiresGrad();
   // This rank's rows are rows rank*B .. rank*B + B of the global batch.
   const offset = comm.rank * b;
@@ -126,7 +126,7 @@ async function clipAcrossRanks(comm: Communicator, logitScale: Tensor, img: Tens
   // and giving each rank its own rows is one reduce-scatter.
   const columnGrads = noGrad(() => concat([allImg.grad ?? zeros(allImg.shape), allTxt.grad ?? zeros(allTxt.shape)], 1).contiguous());
   const mine = await comm.reduceScatter(columnGrads, 'sum');
-  img.accumulateGrad(noGrad(() => mine.slice(1, 0, d)));
+  if (img.requiresGrad) img.accumulateGrad(noGrad(() => mine.slice(1, 0, d)));
   txt.accumulateGrad(noGrad(() => mine.slice(1, d, 2 * d)));
   return value;
 }

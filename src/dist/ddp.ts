@@ -178,15 +178,25 @@ export class DataParallel {
     return this.buckets.map((b) => b.slots.map((s) => s.name));
   }
 
-  /** Runs fn (sync or async) with gradient synchronisation off for its backward passes (PyTorch's no_sync). */
-  async noSync<T>(fn: () => T | Promise<T>): Promise<T> {
+  /**
+   * Runs fn with gradient synchronisation off for its backward passes (PyTorch's no_sync): their
+   * gradients accumulate locally, and the step's last, synchronised backward carries them. For an
+   * async fn, synchronisation stays off until its Promise settles.
+   */
+  noSync<T>(fn: () => T): T {
     const prev = this.syncEnabled;
     this.syncEnabled = false;
+    const restore = () => { this.syncEnabled = prev; };
+    let result: T;
     try {
-      return await fn();
-    } finally {
-      this.syncEnabled = prev;
+      result = fn();
+    } catch (e) {
+      restore();
+      throw e;
     }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
   }
 
   private onGradReady(slot: Slot): void {

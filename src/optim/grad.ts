@@ -49,18 +49,31 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, opts: Cl
  * and SigLIP's, whose negatives are the other items) changes when the batch is cut; the trainer's
  * clip and siglip tasks accumulate their own way.
  */
-export function accumulateGradients<B>(microBatches: readonly B[], lossOf: (batch: B) => Tensor, sizeOf?: (batch: B) => number): number {
+export interface AccumulateOptions {
+  /**
+   * Runs each micro-batch's loss and backward but the last (data-parallel training's no_sync:
+   * gradients accumulate locally and are synchronised in the last backward only).
+   */
+  noSync?: <T>(fn: () => T) => T;
+}
+
+export function accumulateGradients<B>(microBatches: readonly B[], lossOf: (batch: B) => Tensor, sizeOf?: (batch: B) => number,
+  options: AccumulateOptions = {}): number {
   if (microBatches.length === 0) throw new Error('accumulateGradients: no micro-batches');
   const sizes = microBatches.map((b) => (sizeOf ? sizeOf(b) : 1));
   const total = sizes.reduce((a, b) => a + b, 0);
   if (!(total > 0) || sizes.some((s) => !(s >= 0))) throw new Error(`accumulateGradients: invalid micro-batch sizes [${sizes}]`);
   let mean = 0;
   microBatches.forEach((b, i) => {
-    const loss = lossOf(b);
-    if (loss.size !== 1) throw new Error(`accumulateGradients: the loss must be a scalar, got [${loss.shape}]`);
-    const w = sizes[i]! / total;
-    loss.mul(w).backward();
-    mean += w * loss.detach().item();
+    const pass = () => {
+      const loss = lossOf(b);
+      if (loss.size !== 1) throw new Error(`accumulateGradients: the loss must be a scalar, got [${loss.shape}]`);
+      const w = sizes[i]! / total;
+      loss.mul(w).backward();
+      mean += w * loss.detach().item();
+    };
+    if (i < microBatches.length - 1 && options.noSync) options.noSync(pass);
+    else pass();
   });
   return mean;
 }

@@ -145,6 +145,14 @@ export const SCHEMA: Schema = {
       batch_size: int(64, 1, 'evaluation batch size'),
     },
   },
+  distributed: {
+    kind: 'object',
+    doc: 'data-parallel training on several processes (glimpse launch; see docs/DISTRIBUTED.md)',
+    fields: {
+      bucket_cap_mb: { kind: 'number', default: 25, min: 0, minExclusive: true, doc: 'gradients are all-reduced in buckets of about this many MB, each as soon as its gradients are final in backward' },
+      find_unused_parameters: { kind: 'boolean', default: false, doc: 'allow trainable parameters that get no gradient in a step (otherwise an error names them)' },
+    },
+  },
   log_every: int(10, 1, 'steps between log lines and metrics records'),
   out: { kind: 'string', default: 'runs/train', doc: 'output folder (checkpoints, metrics.jsonl, report.html, model/)' },
 };
@@ -196,6 +204,7 @@ export interface TrainConfig {
   mlm: { mask_prob: number; vocab_size: number; lowercase: boolean };
   checkpoint: { every: number; keep: number };
   eval: { every: number; templates: string[]; max_samples: number | null; batch_size: number };
+  distributed: { bucket_cap_mb: number; find_unused_parameters: boolean };
   log_every: number;
   out: string;
 }

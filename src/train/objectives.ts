@@ -14,6 +14,8 @@ import type { DualEncoder, ImageClassifier, MaskedImageModel, MaskedLanguageMode
 import { l2Normalize } from '../models/clip.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
+import type { Communicator } from '../dist/communicator.js';
+import { pairLossAcrossRanks } from '../dist/contrastive.js';
 import { noGrad } from '../tensor/autograd.js';
 import { concat } from '../tensor/ops/indexing.js';
 import { type BatchShard, type Generator, getDefaultGenerator } from '../tensor/random.js';
@@ -68,6 +70,14 @@ export interface StepContext {
   generator: Generator;
   /** The rows of each global micro-batch this process holds (data-parallel; default all); per-sample draws follow it. */
   shard?: BatchShard;
+  /** The job's communicator (data-parallel); the contrastive losses exchange features over it. */
+  communicator?: Communicator | null;
+  /**
+   * Runs a backward pass that is not the step's last without synchronising gradients across ranks
+   * (PyTorch's no_sync): they accumulate locally, and the last pass's all-reduce carries them.
+   * Absent for one process.
+   */
+  noSync?: <T>(fn: () => T) => T;
 }
 
 /** A picture the run's report shows. */
@@ -87,7 +97,7 @@ export interface Objective {
    * contrastive ones), where the size-weighted mean of micro-batch losses is a different loss.
    * Absent: the trainer weights and sums the micro-batch losses (accumulateGradients).
    */
-  accumulate?(micro: readonly TrainBatch[], ctx: StepContext): number;
+  accumulate?(micro: readonly TrainBatch[], ctx: StepContext): number | Promise<number>;
   /** After each optimizer step (CLIP/SigLIP: the logit scale is clamped as open_clip does). */
   afterStep?(): void;
   /** Modules trained besides the model (CatLIP's head); their parameters join the optimizer. */
@@ -183,51 +193,55 @@ function contrastiveObjective(setup: TrainModel, name: 'clip' | 'siglip'): Objec
       const ids = tokenIds(setup, captionsOf(batch, name));
       return model.pairLoss(imageEmbeds(imagesOf(batch, name).pixelValues, ctx), textEmbeds(ids));
     },
-    // open_clip's accum_freq, with the loss's backward done once (as GradCache): (1) every
-    // micro-batch's features without a graph; (2) the whole batch's loss on them, whose backward
-    // gives dL/d(features) and the logit scale's and bias's gradients; (3) each micro-batch
-    // again with its graph, its slice of dL/d(features) sent back through the towers. The cached
-    // features are the values step 3 recomputes, so the gradients are the whole batch's; the
+    // The loss of the whole global batch, its backward split in two: the pair loss's backward to
+    // the L2-normalised features (pairLossAcrossRanks, where the ranks exchange features and
+    // their gradients), then each micro-batch's towers from its slice of those gradients. One
+    // micro-batch keeps its forward graph for the second half. Several (open_clip's accum_freq)
+    // are run without a graph first and again with one for their backward, as GradCache does:
+    // the recomputed features are the cached ones, so the gradients are the whole batch's; the
     // price is one more forward per micro-batch.
-    accumulate(micro, ctx) {
+    async accumulate(micro, ctx) {
       if (micro.length === 0) throw new Error(`${name} task: no micro-batches to accumulate`);
-      if (micro.length === 1) {
-        const loss = objective.loss(micro[0]!, ctx);
-        loss.backward();
-        return loss.item();
-      }
-      // Patch dropout (and any dropout) draws in the forward: step 3 replays each tower's
-      // forward from the generator states step 1 started it from, so it drops the same patches.
+      const keepGraph = micro.length === 1;
+      // Patch dropout (and any dropout) draws in the forward: a recomputed tower replays its
+      // forward from the generator states the first pass started it from, so it drops the same patches.
       const gens = forwardGenerators(setup, ctx);
       const imageTrains = imageTowerTrains(setup);
-      const cached = noGrad(() => micro.map((b) => {
+      const forward = () => micro.map((b) => {
         const ids = tokenIds(setup, captionsOf(b, name));
         const pixels = imagesOf(b, name).pixelValues;
         const imageRng = saveStates(gens);
         const img = imageEmbeds(pixels, ctx);
         const textRng = saveStates(gens);
         return { ids, pixels, img, imageRng, textRng, txt: textEmbeds(ids) };
-      }));
+      });
+      const passes = keepGraph ? forward() : noGrad(forward);
       const endRng = saveStates(gens);
 
-      const img = concat(cached.map((c) => c.img), 0).setRequiresGrad(imageTrains);
-      const txt = concat(cached.map((c) => c.txt), 0).setRequiresGrad();
-      const loss = model.pairLoss(img, txt);
-      loss.backward();
-      const value = loss.item();
+      const img = concat(passes.map((p) => p.img.detach()), 0).setRequiresGrad(imageTrains);
+      const txt = concat(passes.map((p) => p.txt.detach()), 0).setRequiresGrad();
+      // The loss's backward passes (one per block of SigLIP's ring) reach the logit scale and bias:
+      // their gradients are final only after the last, so they are synchronised with the towers'.
+      const pairLoss = () => pairLossAcrossRanks(ctx.communicator ?? null, { kind: model.contrastiveLoss, logitScale: model.logitScale, logitBias: model.logitBias }, img, txt);
+      const value = await (ctx.noSync ? ctx.noSync(pairLoss) : pairLoss());
 
       let start = 0;
-      for (const c of cached) {
-        const end = start + c.img.shape[0]!;
-        // A locked image tower has no gradient to take: its cached features are all it gives.
-        if (imageTrains) {
-          restoreStates(gens, c.imageRng);
-          imageEmbeds(c.pixels, ctx).backward(img.grad!.slice(0, start, end));
-        }
-        restoreStates(gens, c.textRng);
-        textEmbeds(c.ids).backward(txt.grad!.slice(0, start, end));
+      passes.forEach((p, i) => {
+        const end = start + p.img.shape[0]!;
+        const backward = () => {
+          // A locked image tower has no gradient to take: its features are all it gives.
+          if (imageTrains) {
+            if (!keepGraph) restoreStates(gens, p.imageRng);
+            (keepGraph ? p.img : imageEmbeds(p.pixels, ctx)).backward(img.grad!.slice(0, start, end));
+          }
+          if (!keepGraph) restoreStates(gens, p.textRng);
+          (keepGraph ? p.txt : textEmbeds(p.ids)).backward(txt.grad!.slice(0, start, end));
+        };
+        // Gradients are synchronised across ranks in the last micro-batch's backward only.
+        if (i < passes.length - 1 && ctx.noSync) ctx.noSync(backward);
+        else backward();
         start = end;
-      }
+      });
       restoreStates(gens, endRng);
       return value;
     },

@@ -8,12 +8,17 @@
 // function of seed, epoch and index), and the generators of patch dropout and of dropout. A run
 // sized by time_budget_s is the exception: its schedule follows the clock, which no rerun repeats.
 //
-// Data parallelism hooks in at two places: `onGradients` (all-reduce the gradients after
-// backward) and `rank` (only rank 0 writes checkpoints, metrics, the model and the report).
+// Data parallelism (TrainOptions.communicator) is PyTorch DDP's: the ranks start from rank 0's
+// weights, each reads its share of every global batch, the gradients are averaged over the ranks
+// in buckets while backward runs (src/dist/ddp.ts), and every rank then takes the same AdamW
+// step. The contrastive losses see the whole global batch (src/dist/contrastive.ts); evaluation is
+// sharded; only rank 0 writes checkpoints, metrics, the model and the report.
 import fs from 'node:fs';
 import path from 'node:path';
 import { type LoaderPosition, nextPosition } from '../data/sampler.js';
 import type { Communicator } from '../dist/communicator.js';
+import { checkSameOnEveryRank, codeFingerprint } from '../dist/agree.js';
+import { DataParallel } from '../dist/ddp.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
@@ -22,11 +27,11 @@ import { constantSchedule, cosineDecay, LRScheduler, type LrSchedule, warmupCosi
 import type { ZeroShotConfig } from '../tasks/zeroshot.js';
 import { reclaimMemory } from '../tensor/device.js';
 import { type BatchShard, Generator, getDefaultGenerator } from '../tensor/random.js';
-import type { Tensor } from '../tensor/tensor.js';
+import { type Tensor, tensor } from '../tensor/tensor.js';
 import { CHECKPOINT_DIR, type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
 import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
-import { type EvalMetrics, evaluateModel, readEvalDetails, reconstructionPicture } from './evaluate.js';
+import { type EvalMetrics, type EvalPoint, evaluateModel, readEvalDetails, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { batchSize, makeObjective, type Objective, type StepContext, type TrainBatch } from './objectives.js';
 import { MetricsLog, type MetricsRecord, Progress, type ProgressMode } from './progress.js';
@@ -50,15 +55,13 @@ export interface TrainOptions {
   overwrite?: boolean;
   /**
    * The job's communicator, for data-parallel training (src/dist joinWorld): every rank runs
-   * train() with the same config; rank 0 writes. Default: a process on its own.
+   * train() with the same config and reads its share of each global batch; gradients are averaged
+   * over the ranks, losses and metrics are global means, and rank 0 writes. Default: one process.
    */
   communicator?: Communicator | null;
-  /** This process's rank and the number of processes (data-parallel); default 0 of 1. */
-  rank?: number;
-  worldSize?: number;
   /**
-   * Called after the backward pass of each step with the trainable parameters, before clipping
-   * and the update: data-parallel training averages the gradients across processes here.
+   * Called after the backward passes of each step (and the gradients' averaging over the ranks)
+   * with the trainable parameters, before clipping and the update.
    */
   onGradients?: (params: readonly Tensor[]) => void | Promise<void>;
   /** The data (default: opened from config.data). */
@@ -74,7 +77,7 @@ export interface TrainOptions {
   /** Progress on stderr: 'auto' (a bar on a terminal, lines otherwise), 'bar', 'lines', 'none'. */
   progress?: ProgressMode | 'auto';
   /** Evaluation (default evaluateModel); tests substitute cheaper ones. */
-  evaluate?: (setup: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: { step: number }) => Promise<EvalMetrics>;
+  evaluate?: (setup: TrainModel, val: NonNullable<TrainData['val']>, config: TrainConfig, at: EvalPoint) => Promise<EvalMetrics>;
   /** Milliseconds on a monotonic clock (default performance.now); time budgets and rates read it. */
   clock?: () => number;
 }
@@ -86,6 +89,7 @@ export interface TrainOptions {
  * (TrainOptions.stopAfterStep), without a final model.
  */
 export type StopReason = 'steps' | 'time_budget' | 'time_limit' | 'interrupted';
+const STOP_REASONS: readonly StopReason[] = ['steps', 'time_budget', 'time_limit', 'interrupted'];
 
 export interface TrainResult {
   /** The optimizer steps done when the run ended. */
@@ -296,6 +300,29 @@ function lrSchedule(config: TrainConfig, totalSteps: number | null, clock: Train
 }
 
 // ---------------------------------------------------------------------------------------------
+// Data parallelism
+
+/**
+ * The ranks of a job join one run: checked to run the same config, model and code from the same
+ * step (else each says what differs, rather than hanging in a collective), then rank 0's weights
+ * broadcast to all and the gradient synchronisation set up over the trainable parameters.
+ */
+async function joinRun(comm: Communicator, config: TrainConfig, root: Module, step: number): Promise<DataParallel> {
+  const named = root.namedParameters();
+  await checkSameOnEveryRank(comm, {
+    config,
+    parameters: Object.fromEntries(named.map(([name, p]) => [name, `[${p.shape}]${p.requiresGrad ? '' : ' frozen'}`])),
+    code: codeFingerprint(),
+    'resumed step': step,
+  });
+  return DataParallel.create(comm, named.filter(([, p]) => p.requiresGrad), root.namedBuffers(), {
+    bucketCapMB: config.distributed.bucket_cap_mb,
+    findUnusedParameters: config.distributed.find_unused_parameters,
+    checkParameters: process.env.GLIMPSE_DISTRIBUTED_DEBUG === '1',
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run
 
 /**
@@ -316,16 +343,12 @@ export function microBatchSize(config: TrainConfig, worldSize: number): number {
 
 /** Runs (or resumes) the training a config describes; see TrainOptions. */
 export async function train(config: TrainConfig, options: TrainOptions = {}): Promise<TrainResult> {
-  const rank = options.rank ?? 0;
-  const worldSize = options.worldSize ?? 1;
-  if (!(Number.isInteger(worldSize) && worldSize >= 1 && Number.isInteger(rank) && rank >= 0 && rank < worldSize)) {
-    throw new Error(`train: rank ${rank} of worldSize ${worldSize} is not a valid process`);
-  }
-  microBatchSize(config, worldSize); // a global batch that does not split is refused before anything is built
-  if (config.time_budget_s !== null && worldSize > 1) {
+  const comm = options.communicator && options.communicator.worldSize > 1 ? options.communicator : null;
+  microBatchSize(config, comm?.worldSize ?? 1); // a global batch that does not split is refused before anything is built
+  if (config.time_budget_s !== null && comm) {
     throw new ConfigError('time_budget_s', 'is for one process: ranks on their own clocks would follow different schedules');
   }
-  const run = await TrainingRun.start(config, options, rank === 0, { rank, worldSize });
+  const run = await TrainingRun.start(config, options, comm);
   try {
     await run.steps();
   } finally {
@@ -353,6 +376,9 @@ class TrainingRun {
     readonly main: boolean,
     /** The rows of each global batch this process holds: index = rank, count = world size. */
     readonly shard: BatchShard,
+    /** The job's communicator and the gradients' synchronisation; null for one process. */
+    readonly comm: Communicator | null,
+    readonly ddp: DataParallel | null,
     readonly model: TrainModel,
     readonly objective: Objective,
     readonly data: TrainData,
@@ -380,7 +406,9 @@ class TrainingRun {
   }
 
   /** Phase 1: the checkpoint (first: it must exist and fit before anything is built), data, model, objective, optimizer. */
-  static async start(config: TrainConfig, options: TrainOptions, main: boolean, shard: { rank: number; worldSize: number }): Promise<TrainingRun> {
+  static async start(config: TrainConfig, options: TrainOptions, comm: Communicator | null): Promise<TrainingRun> {
+    const shard = { rank: comm?.rank ?? 0, worldSize: comm?.worldSize ?? 1 };
+    const main = shard.rank === 0;
     if (options.resume && options.overwrite) {
       throw new Error(`train: --resume and --overwrite exclude each other (resume continues the run in ${config.out}, overwrite deletes it)`);
     }
@@ -437,8 +465,9 @@ class TrainingRun {
       const of = totalSteps !== null ? `of ${totalSteps}` : `(${clock.trainS.toFixed(1)} s of its ${config.time_budget_s} s time budget spent)`;
       progress.log(`resuming from ${checkpoint.dir}: step ${state.step} ${of}`);
     }
+    const ddp = comm ? await joinRun(comm, config, root, state.step) : null;
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-    return new TrainingRun(config, options, main, { index: shard.rank, count: shard.worldSize }, model, objective, data, root, params, optimizer, generators, state,
+    return new TrainingRun(config, options, main, { index: shard.rank, count: shard.worldSize }, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);
   }
 
@@ -469,6 +498,8 @@ class TrainingRun {
       patchDropout: config.patch_dropout > 0 ? { ratio: config.patch_dropout, generator: this.generators.patch_dropout, shard: this.shard } : null,
       generator: this.generators.task,
       shard: this.shard,
+      communicator: this.comm,
+      noSync: this.ddp ? (fn) => this.ddp!.noSync(fn) : undefined,
     };
     const started = this.#now();
     const window = { loss: 0, steps: 0, samples: 0, start: started };
@@ -477,7 +508,7 @@ class TrainingRun {
     progress.start(this.displayTotal(), state.step);
     if (budgetS !== null && state.step === 0) progress.log(`time budget ${budgetS} s: the lr schedule follows the seconds of training steps; the run ends when they are spent`);
     try {
-      this.#stopped = this.stopReason(started);
+      this.#stopped = await this.agreedStopReason(started);
       while (this.#stopped === null) {
         const stepStart = this.#now();
         const micro: TrainBatch[] = [];
@@ -498,7 +529,7 @@ class TrainingRun {
         window.loss += loss;
         window.steps++;
         window.samples += n;
-        const stop = this.stopReason(started);
+        const stop = await this.agreedStopReason(started);
 
         let record: MetricsRecord | null = null;
         const epoch = state.position.epoch + state.position.batch / perEpoch;
@@ -543,6 +574,18 @@ class TrainingRun {
     return null;
   }
 
+  /**
+   * stopReason, the same on every rank: rank 0's clock decides a time limit for all (steps are
+   * counted alike everywhere; clocks are not).
+   */
+  async agreedStopReason(started: number): Promise<StopReason | null> {
+    const local = this.stopReason(started);
+    if (!this.comm || this.options.timeBudgetSeconds === undefined) return local;
+    const code = tensor([local === null ? -1 : STOP_REASONS.indexOf(local)]);
+    await this.comm.broadcast(code, 0);
+    return STOP_REASONS[code.item()] ?? null;
+  }
+
   /** The sentence that says why the run ended. */
   stopMessage(): string {
     const { step, clock } = this.state;
@@ -562,13 +605,17 @@ class TrainingRun {
     }
   }
 
-  /** One optimizer step over the micro-batches of a batch; returns its loss. */
+  /** One optimizer step over the micro-batches of a batch; returns its loss (the mean over all ranks). */
   async step(micro: readonly TrainBatch[], ctx: StepContext): Promise<number> {
     const objective = this.objective;
     // A loss that couples a batch's samples (contrastive) accumulates itself, keeping the whole batch's negatives.
-    const loss = objective.accumulate ? objective.accumulate(micro, ctx) : accumulateGradients(micro, (b) => objective.loss(b, ctx), batchSize);
+    const local = objective.accumulate
+      ? await objective.accumulate(micro, ctx)
+      : accumulateGradients(micro, (b) => objective.loss(b, ctx), batchSize, { noSync: ctx.noSync });
+    await this.ddp?.synchronize();
+    const loss = this.comm ? (await this.comm.allReduce(tensor([local]), 'avg')).item() : local;
     if (!Number.isFinite(loss)) throw new TrainingDivergedError(this.state.step + 1, loss, this.#lastCheckpoint);
-    await this.options.onGradients?.(this.params); // data-parallel: the gradients are averaged across ranks here
+    await this.options.onGradients?.(this.params);
     if (this.config.optim.grad_clip !== null) clipGradNorm(this.params, this.config.optim.grad_clip);
     this.optimizer.step();
     this.optimizer.zeroGrad();
@@ -577,12 +624,12 @@ class TrainingRun {
     return loss;
   }
 
-  /** Phase 4: evaluation on the validation set (rank 0), the model put back in training mode. */
+  /** Phase 4: evaluation on the validation set (shared over the ranks), the model put back in training mode. */
   async evaluate(): Promise<EvalMetrics | null> {
-    if (!this.main || !this.data.val) return null;
+    if (!this.data.val) return null;
     const t0 = this.#now();
     const step = this.state.step;
-    const r = await (this.options.evaluate ?? evaluateModel)(this.model, this.data.val, this.config, { step });
+    const r = await (this.options.evaluate ?? evaluateModel)(this.model, this.data.val, this.config, { step, communicator: this.comm });
     this.#lastEvalStep = step;
     this.setModes();
     this.#lastMetrics = r;
@@ -626,16 +673,20 @@ class TrainingRun {
     const { step, position } = this.state;
     let modelDir: string | null = null;
     let reportFile: string | null = null;
-    if (this.#stopped !== 'interrupted' && this.main) {
+    if (this.#stopped !== 'interrupted') {
       if (this.#lastCheckpoint === null || path.basename(this.#lastCheckpoint) !== checkpointName(step)) this.writeCheckpoint();
-      const r = await this.evaluate();
-      if (r) this.#metrics.append({ step, epoch: position.epoch + position.batch / this.data.train.batchesPerEpoch, ...r });
-      modelDir = path.join(this.config.out, 'model');
-      saveTrainedModel(this.model, modelDir, { zeroShot: zeroShotRecord(this.config, this.data.val) });
-      this.objective.saveBeside?.(modelDir);
-      reportFile = path.join(this.config.out, 'report.html');
-      this.writeReport();
+      const r = await this.evaluate(); // on every rank: each evaluates its share
+      if (this.main) {
+        if (r) this.#metrics.append({ step, epoch: position.epoch + position.batch / this.data.train.batchesPerEpoch, ...r });
+        modelDir = path.join(this.config.out, 'model');
+        saveTrainedModel(this.model, modelDir, { zeroShot: zeroShotRecord(this.config, this.data.val) });
+        this.objective.saveBeside?.(modelDir);
+        reportFile = path.join(this.config.out, 'report.html');
+        this.writeReport();
+      }
     }
+    // The ranks end together, once rank 0 has written the run's outputs.
+    await this.comm?.barrier();
     // A resumed run that had no step left to do has its final loss in the metrics it resumed with.
     const finalLoss = this.#finalLoss ?? (this.main ? [...this.#metrics.read()].reverse().find((r) => r.loss !== undefined)?.loss ?? null : null);
     return {

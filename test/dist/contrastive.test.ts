@@ -75,5 +75,5 @@ test('pairLossAcrossRanks: arguments that cannot work are errors naming the prob
   await assert.rejects(pairLossAcrossRanks(null, { kind: 'clip', logitScale: scalar(1), logitBias: null }, f(), f().slice(0, 0, 2)),
     /\[3,4\].*\[2,4\].*\[B, D\]/);
   await assert.rejects(pairLossAcrossRanks(null, { kind: 'clip', logitScale: scalar(1), logitBias: null }, f().mul(2), f()),
-    /image features must be a leaf that requires grad/);
+    /the features must be leaves, the text features requiring grad/);
 });

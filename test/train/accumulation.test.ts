@@ -81,10 +81,10 @@ interface StepResult {
 }
 
 /** Runs fn from the given generator states on zeroed gradients; what it computed and left behind. */
-function fromState(s: Setup, states: number[][], fn: () => number): StepResult {
+async function fromState(s: Setup, states: number[][], fn: () => number | Promise<number>): Promise<StepResult> {
   s.generators.forEach((g, i) => g.setState(states[i]!));
   for (const p of s.modelSetup.model.parameters()) p.zeroGrad();
-  const loss = fn();
+  const loss = await fn();
   const grads = new Map(s.modelSetup.model.namedParameters().map(([k, p]) => [k, p.grad ? Float32Array.from(p.grad.contiguous().data() as Float32Array) : null]));
   return { loss, grads, rngAfter: s.generators.map((g) => g.getState()) };
 }
@@ -111,7 +111,7 @@ for (const kind of ['clip', 'siglip'] as const) {
       const s = await setup(kind, patchDropout);
       const batch = randomBatch(BATCH, kind === 'clip' ? 1 : 2);
       const start = s.generators.map((g) => g.getState());
-      const whole = fromState(s, start, () => {
+      const whole = await fromState(s, start, () => {
         const loss = s.task.loss(batch, s.ctx);
         loss.backward();
         return loss.item();
@@ -123,7 +123,7 @@ for (const kind of ['clip', 'siglip'] as const) {
         let at = 0;
         const micro = split.map((n) => rows(batch, at, (at += n)));
         const what = `${kind}, micro-batches ${split.join('+')}`;
-        const acc = fromState(s, start, () => s.task.accumulate!(micro, s.ctx));
+        const acc = await fromState(s, start, () => s.task.accumulate!(micro, s.ctx));
         assert.ok(Math.abs(acc.loss - whole.loss) <= 1e-6 * Math.abs(whole.loss), `${what}: loss ${acc.loss}, the whole batch's is ${whole.loss}`);
         assertSameGradients(acc, whole, what);
         // The same patches were drawn, as many times: the next step starts where it would have.
@@ -131,7 +131,7 @@ for (const kind of ['clip', 'siglip'] as const) {
       }
       // Averaging each micro-batch's own loss optimises something else (fewer negatives): the
       // comparison above would catch a fallback to it.
-      const perMicro = fromState(s, start, () => accumulateGradients([rows(batch, 0, 4), rows(batch, 4, 8)], (b) => s.task.loss(b, s.ctx), batchSize));
+      const perMicro = await fromState(s, start, () => accumulateGradients([rows(batch, 0, 4), rows(batch, 4, 8)], (b) => s.task.loss(b, s.ctx), batchSize));
       assert.ok(Math.abs(perMicro.loss - whole.loss) > 0.05, `per-micro-batch loss ${perMicro.loss} vs ${whole.loss}`);
     });
   }
@@ -143,12 +143,12 @@ test('a LiT-locked image tower: the text tower, logit scale and unlocked blocks 
     lockImageTower(s.modelSetup, unlock);
     const batch = randomBatch(BATCH, 3);
     const start = s.generators.map((g) => g.getState());
-    const whole = fromState(s, start, () => {
+    const whole = await fromState(s, start, () => {
       const loss = s.task.loss(batch, s.ctx);
       loss.backward();
       return loss.item();
     });
-    const acc = fromState(s, start, () => s.task.accumulate!([rows(batch, 0, 4), rows(batch, 4, 8)], s.ctx));
+    const acc = await fromState(s, start, () => s.task.accumulate!([rows(batch, 0, 4), rows(batch, 4, 8)], s.ctx));
     assert.ok(Math.abs(acc.loss - whole.loss) <= 1e-6 * Math.abs(whole.loss), `unlock ${unlock}: loss ${acc.loss} vs ${whole.loss}`);
     assertSameGradients(acc, whole, `unlock_last_blocks ${unlock}`);
     assert.deepEqual(acc.rngAfter, whole.rngAfter);
@@ -159,9 +159,9 @@ test('a LiT-locked image tower: the text tower, logit scale and unlocked blocks 
 
 test('bad micro-batch lists are refused by name', async () => {
   const s = await setup('siglip', 0);
-  assert.throws(() => s.task.accumulate!([], s.ctx), /siglip task: no micro-batches/);
+  await assert.rejects(async () => s.task.accumulate!([], s.ctx), /siglip task: no micro-batches/);
   const noCaption = { ...randomBatch(4, 4), captions: [undefined, 'a', 'b', 'c'] };
-  assert.throws(() => s.task.accumulate!([randomBatch(4, 5), noCaption], s.ctx), /siglip task: sample s0 has no caption/);
+  await assert.rejects(async () => s.task.accumulate!([randomBatch(4, 5), noCaption], s.ctx), /siglip task: sample s0 has no caption/);
 });
 
 test('the trainer: grad_accum 2 trains as one batch (losses per step), with patch dropout', async () => {
