@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mpiCommunicator, pairLossAcrossRanks } from '../../src/dist/index.js';
 import { clipContrastiveLoss, siglipSigmoidLoss } from '../../src/nn/losses.js';
 import { concat, Generator, randn, tensor, type Tensor } from '../../src/tensor/index.js';
+import { isWorker } from './mpirun.js';
 
 const B = 5;
 const D = 8;
@@ -95,7 +96,9 @@ async function main(): Promise<void> {
   comm.close();
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`rank ${process.env.OMPI_COMM_WORLD_RANK}: ${(e as Error).stack ?? String(e)}\n`);
-  process.exit(1);
-});
+if (isWorker()) {
+  main().catch((e: unknown) => {
+    process.stderr.write(`rank ${process.env.OMPI_COMM_WORLD_RANK}: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -17,6 +17,15 @@ export function mpiSkipReason(): string | undefined {
   return undefined;
 }
 
+/**
+ * Set in the jobs mpirun() starts: node --test runs every .js file under a test folder, workers
+ * included, and a worker run that way (without it) does nothing.
+ */
+export const WORKER_ENV = 'GLIMPSE_TEST_WORKER';
+
+/** Whether this process is a worker that mpirun() started. */
+export const isWorker = (): boolean => process.env[WORKER_ENV] === '1';
+
 /** Open MPI refuses to run as root without --allow-run-as-root (CI runs as root). */
 export const MPIRUN_ROOT_FLAGS: readonly string[] = process.getuid?.() === 0 ? ['--allow-run-as-root'] : [];
 
@@ -42,7 +51,7 @@ export function mpirun(ranks: number, script: string, args: readonly string[] = 
   const run = spawnSync('mpirun', argv, {
     encoding: 'utf8',
     timeout: o.timeoutMs ?? 180_000,
-    env: { ...process.env, GLIMPSE_NUM_THREADS: '1', ...o.env },
+    env: { ...process.env, GLIMPSE_NUM_THREADS: '1', [WORKER_ENV]: '1', ...o.env },
   });
   const output = `mpirun ${argv.join(' ')}\n${run.stdout}\n${run.stderr}`;
   assert.equal(run.error, undefined, output);

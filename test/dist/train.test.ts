@@ -15,7 +15,7 @@ import { latestCheckpoint, loadCheckpoint } from '../../src/train/checkpoint.js'
 import { resolveConfig, type TrainConfig } from '../../src/train/config.js';
 import { train } from '../../src/train/trainer.js';
 import { tempDirs } from '../helpers.js';
-import { MPIRUN_ROOT_FLAGS, mpirun, mpiSkipReason } from './mpirun.js';
+import { MPIRUN_ROOT_FLAGS, mpirun, mpiSkipReason, WORKER_ENV } from './mpirun.js';
 
 const worker = path.join(path.dirname(fileURLToPath(import.meta.url)), 'train_worker.js');
 const skip = mpiSkipReason();
@@ -112,7 +112,7 @@ test('a SIGKILLed rank ends the job with a message naming it; the last checkpoin
   const out = newDir();
   const c = config(out, { steps: 100000, checkpoint: { every: 2, keep: 2 } });
   const job = spawn('mpirun', [...MPIRUN_ROOT_FLAGS, '--oversubscribe', '-n', '2', process.execPath, worker, writeConfig(c)], {
-    env: { ...process.env, GLIMPSE_NUM_THREADS: '1' },
+    env: { ...process.env, GLIMPSE_NUM_THREADS: '1', [WORKER_ENV]: '1' },
   });
   let output = '';
   job.stdout.on('data', (d) => { output += d; });
