@@ -18,7 +18,7 @@ import path from 'node:path';
 import { type LoaderPosition, nextPosition } from '../data/sampler.js';
 import type { Communicator } from '../dist/communicator.js';
 import { checkSameOnEveryRank, codeFingerprint } from '../dist/agree.js';
-import { DataParallel } from '../dist/ddp.js';
+import { DataParallel, type DataParallelStats } from '../dist/ddp.js';
 import { Module } from '../nn/module.js';
 import { AdamW } from '../optim/adamw.js';
 import { accumulateGradients, clipGradNorm } from '../optim/grad.js';
@@ -112,6 +112,8 @@ export interface TrainResult {
   /** The last evaluation's metrics ({} when none ran). */
   metrics: EvalMetrics;
   outDir: string;
+  /** The gradients' synchronisation over the ranks (null for one process): buckets, bytes, seconds. */
+  gradientSync: DataParallelStats | null;
   /** The HF folder of the trained model (null for an interrupted run). */
   modelDir: string | null;
   reportFile: string | null;
@@ -692,7 +694,7 @@ class TrainingRun {
     return {
       step, totalSteps: this.totalSteps ?? step, stopped: { reason: this.#stopped!, message: this.stopMessage() }, resumedFrom: this.resumedFrom,
       trainSeconds: this.state.clock.trainS, finalLoss, losses: this.losses, metrics: this.#lastMetrics,
-      outDir: this.config.out, modelDir, reportFile, checkpoint: this.#lastCheckpoint, model: this.model,
+      outDir: this.config.out, modelDir, reportFile, checkpoint: this.#lastCheckpoint, model: this.model, gradientSync: this.ddp?.stats ?? null,
     };
   }
 }
