@@ -468,6 +468,10 @@ class TrainingRun {
       progress.log(`resuming from ${checkpoint.dir}: step ${state.step} ${of}`);
     }
     const ddp = comm ? await joinRun(comm, config, root, state.step) : null;
+    if (comm) {
+      progress.log(`data-parallel over ${comm.worldSize} ranks (${comm.transport}): each step's global batch of ${config.batch_size} is `
+        + `${comm.worldSize} x ${microBatchSize(config, comm.worldSize) * config.optim.grad_accum}; gradients all-reduced in ${ddp!.bucketNames.length} buckets`);
+    }
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
     return new TrainingRun(config, options, main, { index: shard.rank, count: shard.worldSize }, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);

@@ -53,7 +53,9 @@ function assertClose(actual: number, expected: number, tol: number, what: string
 }
 
 const CASES: [string, Record<string, unknown>][] = [
-  ['CLIP, features gathered', {}],
+  ['CLIP, features gathered; evaluation shared', {
+    data: { train: 'scenes:train', val: 'scenes:test', options: { scenes: { length: 48, size: 32, supersample: 1 } }, val_options: { scenes: { length: 13 } }, workers: 0 },
+  }],
   ['SigLIP, texts around the ring', { model: 'test-siglip', task: 'siglip' }],
   ['ViT classification with FLIP patch dropout', { model: 'test-vit', task: 'ce', patch_dropout: 0.5 }],
   ['CLIP with gradient accumulation and patch dropout', { patch_dropout: 0.5, optim: { lr: 2e-3, warmup_steps: 1, grad_accum: 2 } }],
@@ -70,6 +72,11 @@ for (const [what, extra] of CASES) {
       r.losses.forEach(({ loss }, i) => assertClose(loss, single.losses[i]!.loss, 1e-5, `${what}: step ${i + 1}'s loss`));
     }
     assert.equal(results[1]!.modelDir, null, 'only rank 0 writes');
+    assert.equal(Object.keys(single.metrics).length > 0, 'data' in extra, 'a run with data.val has metrics');
+    for (const r of results) {
+      assert.deepEqual(Object.keys(r.metrics), Object.keys(single.metrics));
+      for (const [k, v] of Object.entries(single.metrics)) assertClose(r.metrics[k]!, v, 1e-4, `${what}: ${k}`);
+    }
     const a = loadSafetensors(path.join(single.modelDir!, 'model.safetensors')).tensors;
     const b = loadSafetensors(path.join(results[0]!.modelDir!, 'model.safetensors')).tensors;
     let worst = { diff: 0, at: '' };
