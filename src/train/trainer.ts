@@ -409,8 +409,8 @@ class TrainingRun {
 
   /** Phase 1: the checkpoint (first: it must exist and fit before anything is built), data, model, objective, optimizer. */
   static async start(config: TrainConfig, options: TrainOptions, comm: Communicator | null): Promise<TrainingRun> {
-    const shard = { rank: comm?.rank ?? 0, worldSize: comm?.worldSize ?? 1 };
-    const main = shard.rank === 0;
+    const shard: BatchShard = { index: comm?.rank ?? 0, count: comm?.worldSize ?? 1 };
+    const main = shard.index === 0;
     if (options.resume && options.overwrite) {
       throw new Error(`train: --resume and --overwrite exclude each other (resume continues the run in ${config.out}, overwrite deletes it)`);
     }
@@ -432,7 +432,7 @@ class TrainingRun {
     });
     if (main && !checkpoint && config.task === 'mlm') model.tokenizer!.save(tokenizerDir);
     const data: TrainData = options.data
-      ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: microBatchSize(config, shard.worldSize), ...shard }) };
+      ?? { ...datasets, train: makeLoader(trainSet, model, config, { batchSize: microBatchSize(config, shard.count), rank: shard.index, worldSize: shard.count }) };
     const objective = await makeObjective(config.task, model, {
       generator: new Generator(config.seed + 1),
       labelSmoothing: config.label_smoothing,
@@ -473,7 +473,7 @@ class TrainingRun {
         + `${comm.worldSize} x ${microBatchSize(config, comm.worldSize) * config.optim.grad_accum}; gradients all-reduced in ${ddp!.bucketNames.length} buckets`);
     }
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-    return new TrainingRun(config, options, main, { index: shard.rank, count: shard.worldSize }, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
+    return new TrainingRun(config, options, main, shard, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);
   }
 
