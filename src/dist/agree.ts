@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { tensor } from '../tensor/index.js';
 import type { Communicator } from './communicator.js';
+import { allGatherJSON } from './gather_json.js';
 
 let fingerprint: string | undefined;
 
@@ -58,9 +58,7 @@ function differences(mine: unknown, theirs: unknown, name: string, rank: number)
  */
 export async function checkSameOnEveryRank(comm: Communicator, values: Record<string, unknown>): Promise<void> {
   if (comm.worldSize === 1) return;
-  const bytes = new TextEncoder().encode(JSON.stringify(values));
-  const gathered = await comm.allGather(tensor(bytes, { dtype: 'uint8', shape: [bytes.length] }));
-  const decoded = gathered.map((t) => JSON.parse(new TextDecoder().decode(t.data() as Uint8Array)) as Record<string, unknown>);
+  const decoded = await allGatherJSON(comm, values);
   const reference = decoded[0]!;
   const problems: string[] = [];
   decoded.forEach((other, rank) => {

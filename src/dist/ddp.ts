@@ -33,6 +33,7 @@
 // behind backward is 1 - exposedSeconds / allReduceSeconds.
 import { Tensor, tensor, zeros } from '../tensor/index.js';
 import type { Communicator } from './communicator.js';
+import { allGatherJSON } from './gather_json.js';
 
 export interface DataParallelOptions {
   /** Bucket size cap in MB (default 25, PyTorch's bucket_cap_mb). */
@@ -303,9 +304,7 @@ export class DataParallel {
 /** Every rank's model description must equal rank 0's; a difference is an error on every rank. */
 async function checkSameModel(comm: Communicator, params: Named, buffers: Named): Promise<void> {
   const mine = describe(params, buffers);
-  const gathered = await comm.allGather(tensor(new TextEncoder().encode(JSON.stringify(mine))));
-  const decoder = new TextDecoder();
-  const lists = gathered.map((t) => JSON.parse(decoder.decode(t.data() as Uint8Array)) as string[]);
+  const lists = await allGatherJSON(comm, mine);
   const reference = lists[0]!;
   const problems: string[] = [];
   lists.forEach((list, rank) => {

@@ -3,6 +3,7 @@
 // rank order, which is unit order. The metrics are then computed, on every rank, from the same
 // arrays one process would have: only the forward passes are split.
 import type { Communicator } from '../dist/communicator.js';
+import { allGatherJSON } from '../dist/gather_json.js';
 import { shareRows } from '../dist/shares.js';
 import { allocHost, type TypedArray } from '../tensor/dtype.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
@@ -73,8 +74,5 @@ function hostArray(t: Tensor, dtype: RowDType): TypedArray {
 /** Every rank's items (anything JSON holds) in rank order: the items of all units, from this rank's. */
 export async function gatherItems<T>(local: readonly T[], ranks: EvalRanks): Promise<T[]> {
   if (!isShared(ranks)) return [...local];
-  const bytes = new TextEncoder().encode(JSON.stringify(local));
-  const parts = await ranks.allGather(tensor(bytes, { dtype: 'uint8', shape: [bytes.length] }));
-  const decoder = new TextDecoder();
-  return parts.flatMap((p) => JSON.parse(decoder.decode(p.data() as Uint8Array)) as T[]);
+  return (await allGatherJSON(ranks, local)).flat() as T[];
 }
