@@ -1,5 +1,6 @@
 // `glimpse eval accuracy | zeroshot | retrieval | linear-probe`: the evaluations over a dataset spec (what
-// openDataset reads: scenes[:split], fashion-mnist[:split], shards, a CSV listing, a folder).
+// openDataset reads: scenes[:split], fashion-mnist[:split], shards, a CSV listing, a folder);
+// `glimpse eval oad`: online action detection metrics of saved scores.
 // Each prints a readable summary, or with --json one JSON object on the last line.
 import fs from 'node:fs';
 import { Command } from 'commander';
@@ -11,6 +12,7 @@ import type { Communicator } from '../dist/communicator.js';
 import { type ClassifierEvalResult, evaluateClassifier, evaluateZeroShot, type ZeroShotEvalResult } from '../eval/classification.js';
 import { loadFeatureSource } from '../eval/features.js';
 import { DEFAULT_WEIGHT_DECAYS, evaluateLinearProbe, type LinearProbeEvalResult } from '../eval/linear_probe.js';
+import { frameLevelAP, type FrameLevelAPResult, readOadScores } from '../eval/oad.js';
 import { evaluateRetrieval, type RetrievalEvalResult } from '../eval/retrieval.js';
 import { isReportingRank } from '../eval/shard.js';
 import { loadImageClassifier } from '../tasks/image_classification.js';
@@ -191,6 +193,46 @@ export function formatLinearProbe(r: LinearProbeEvalResult, json: boolean): stri
 }
 
 // ---------------------------------------------------------------------------------------------
+// oad
+
+export interface OadCommandOptions {
+  /** A score file (see readOadScores). */
+  scores: string;
+  /** A class without positive or negative frames: an error (default) or the official NaN. */
+  emptyClasses?: 'error' | 'nan';
+}
+
+export interface OadEvalResult extends FrameLevelAPResult {
+  readonly file: string;
+  readonly layout: string;
+}
+
+export function runOad(o: OadCommandOptions): OadEvalResult {
+  const { probs, labels, layout } = readOadScores(o.scores);
+  try {
+    return { ...frameLevelAP(probs, labels, { emptyClasses: o.emptyClasses }), file: o.scores, layout };
+  } catch (e) {
+    throw new Error(`${o.scores}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export function formatOad(r: OadEvalResult, json: boolean): string {
+  if (json) {
+    // JSON has no NaN: a class left undefined (emptyClasses 'nan') is null.
+    return JSON.stringify({
+      task: 'oad', file: r.file, classes: r.classes, frames: r.frames,
+      mAP: r.mAP, mcAP: r.mcAP, per_class_AP: r.perClassAP, per_class_cAP: r.perClassCAP, positives: r.positives,
+    });
+  }
+  const num = (x: number): string => (Number.isNaN(x) ? '   n/a' : `${(100 * x).toFixed(2).padStart(6)}%`);
+  return [
+    `online action detection on ${r.file}: ${r.frames} frames, ${r.classes - 1} action classes (class 0 background skipped)`,
+    `  mAP ${num(r.mAP)}   mcAP ${num(r.mcAP)}`,
+    ...r.perClassAP.map((ap, i) => `  class ${String(i + 1).padStart(3)}  AP ${num(ap)}  cAP ${num(r.perClassCAP[i]!)}  (${r.positives[i]} positive frames)`),
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
 // commander
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -280,7 +322,21 @@ export function linearProbeCommand(): Command {
     });
 }
 
-/** The `glimpse eval` subcommands: accuracy, zeroshot, retrieval, linear-probe. */
+/** `oad`: OadTR's frame-level mAP and mcAP of saved detection scores. */
+export function oadCommand(): Command {
+  return new Command('oad')
+    .description("online action detection: per-class frame-level AP and calibrated AP and their means (mAP, mcAP), as OadTR's official evaluation")
+    .requiredOption('--scores <file>', 'a safetensors file with probs and labels, [classes, frames], class 0 = background')
+    .option('--empty-classes <how>', 'a class with no positive or no negative frame: error (default) or nan (the official NaN)', 'error')
+    .option('--json', 'print one JSON object (the last line)')
+    .action((o: { scores: string; emptyClasses: string; json?: boolean }) => {
+      const emptyClasses = o.emptyClasses;
+      if (emptyClasses !== 'error' && emptyClasses !== 'nan') throw new Error(`oad: --empty-classes must be error or nan, got '${emptyClasses}'`);
+      console.log(formatOad(runOad({ scores: o.scores, emptyClasses }), !!o.json));
+    });
+}
+
+/** The `glimpse eval` subcommands: accuracy, zeroshot, retrieval, linear-probe, oad. */
 export function evalCommands(): Command[] {
-  return [accuracyCommand(), zeroShotCommand(), retrievalCommand(), linearProbeCommand()];
+  return [accuracyCommand(), zeroShotCommand(), retrievalCommand(), linearProbeCommand(), oadCommand()];
 }

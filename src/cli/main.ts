@@ -145,7 +145,7 @@ program.addCommand(trainCommand());
 program.addCommand(launchCommand());
 program.addCommand(demoCommand());
 
-const evaluate = program.command('eval').description('evaluate a model: accuracy, zeroshot, retrieval, linear-probe, mmbench');
+const evaluate = program.command('eval').description('evaluate a model: accuracy, zeroshot, retrieval, linear-probe, oad, mmbench');
 for (const c of [...evalCommands(), mmbenchCommand()]) evaluate.addCommand(c);
 program.addCommand(filterCommand());
 

@@ -1,5 +1,6 @@
 // Evaluation: numerical parity with Hugging Face transformers; classification (zero-shot or by a
-// classifier's head), retrieval and linear probes on datasets; DFN-style data filtering; MMBench.
+// classifier's head), retrieval and linear probes on datasets; DFN-style data filtering; MMBench; online action
+// detection metrics (OadTR's mAP and mcAP).
 export { runParity, evaluateFixture, formatParityReport, detectFamily, OUTPUT_TOLERANCE, GRADIENT_TOLERANCE, NOISE_FLOOR } from './parity.js';
 export type { ParityCheck, ParityReport, ParityOptions } from './parity.js';
 export { evaluateZeroShot, evaluateClassifier, classificationMetrics, compareClassNames } from './classification.js';
@@ -20,4 +21,6 @@ export { imageEmbeddingSource, vitFeatureSource, loadFeatureSource, extractFeatu
 export type { FeatureExtractor, ImageFeatureSource, FeatureSourceOptions, DatasetPassOptions, DatasetFeatures } from './features.js';
 export { filterDataset, scorePairs, topFraction } from './filter.js';
 export type { FilterOptions, FilterReport, PairScores } from './filter.js';
+export { frameLevelAP, readOadScores, probsLabelsSafetensors, OAD_SCORE_LAYOUTS } from './oad.js';
+export type { FrameMatrix, FrameLevelAPOptions, FrameLevelAPResult, OadScores, OadScoreLayout } from './oad.js';
 export * as mmbench from './mmbench/index.js';
