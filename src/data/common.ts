@@ -26,7 +26,7 @@ export function mixSeed(...parts: number[]): number {
  * First parts of mixSeed for each use, so no two uses share a stream by construction (the
  * loader's epoch order and a sample's augmentation, a scene's layout and its caption corruption).
  */
-export const SEED_STREAMS = { order: 1, augment: 2, template: 3, scene: 4, corruption: 5 } as const;
+export const SEED_STREAMS = { order: 1, augment: 2, template: 3, scene: 4, corruption: 5, oadOffset: 6, oadStream: 7 } as const;
 
 /** Captions for labelled images: one of the templates ("a photo of a {}.") filled with the class name. */
 export interface CaptionTemplates {

@@ -37,3 +37,13 @@ export type { TextCorpus, TextSplit, OpenTextCorpusOptions, DebianDescription } 
 export { packSequences, maskTokens, TokenBatchLoader, maskedEvalBatches, IGNORE_INDEX } from './mlm.js';
 export type { PackOptions, MaskingOptions, MaskedTokens, TokenBatch, TokenLoaderOptions, EvalBatchOptions, EvalBatches } from './mlm.js';
 export type { CaptionVocabOptions, CaptionVocabJson } from './caption_vocab.js';
+export {
+  FEATURE_STREAMS_FORMAT, OadWindowSampler, checkFeatureStream, checkFeatureStreamInfo, cutWindow, labelArgmax, splitVideos, stackWindows,
+} from './oad_streams.js';
+export type { FeatureStream, FeatureStreamInfo, FeatureStreamSet, LabelRows, OadBatch, OadWindow, OadWindowOptions } from './oad_streams.js';
+export { OadSyntheticStreams } from './oad_synthetic.js';
+export type { OadSyntheticOptions, SyntheticAction, SyntheticStream } from './oad_synthetic.js';
+export { OAD_BENCHMARKS } from './oad_benchmarks.js';
+export type { OadBenchmark } from './oad_benchmarks.js';
+export { openRegisteredStreams } from './registry.js';
+export type { FeatureStreamSplit, OpenStreamsOptions } from './registry.js';

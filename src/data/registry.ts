@@ -4,6 +4,8 @@
 import fs from 'node:fs';
 import type { Dataset } from './dataset.js';
 import { datasetEntries, type OpenDatasetOptions } from './sources.js';
+import { OadSyntheticStreams, type OadSyntheticOptions } from './oad_synthetic.js';
+import type { FeatureStreamSet } from './oad_streams.js';
 import { openTextCorpus, type OpenTextCorpusOptions } from './text.js';
 
 export type RegistryKind = 'model' | 'loss' | 'dataset' | 'objective';
@@ -107,6 +109,8 @@ export interface DatasetEntry extends RegistryEntry {
   readonly kind: 'dataset';
   /** A text corpus (for the mlm task) rather than images. */
   readonly text?: boolean;
+  /** Feature streams for online action detection (the oad task) rather than images. */
+  readonly streams?: boolean;
   /** Opens the dataset (its options are the dataset's own). */
   readonly open: (options?: Record<string, unknown>) => unknown;
 }
@@ -125,6 +129,38 @@ registerDataset({
   description: "English text for MLM: Debian's package descriptions (scripts/install-corpus.sh installs them); splits train | val | all",
   open: (o: OpenTextCorpusOptions & { argument?: string } = {}) => openTextCorpus(o.argument ? `debian-descriptions:${o.argument}` : 'debian-descriptions', o),
 });
+registerDataset({
+  name: 'oad-synthetic', aliases: ['oad-synth'], streams: true,
+  description: 'Built-in feature streams for online action detection: seeded actions with cues, noise and ambiguous boundaries; splits train | test',
+  open: (o: OpenStreamsOptions = {}): FeatureStreamSplit => ({ set: new OadSyntheticStreams(o.oadSynthetic), split: o.argument ?? o.split ?? 'train' }),
+});
+
+export interface OpenStreamsOptions {
+  /** The split when the spec names none (default train). */
+  split?: string;
+  /** The spec's part after `name:`. */
+  argument?: string;
+  oadSynthetic?: OadSyntheticOptions;
+}
+
+/** A set of feature streams and the split of it a spec names. */
+export interface FeatureStreamSplit {
+  readonly set: FeatureStreamSet;
+  readonly split: string;
+}
+
+/**
+ * The registered feature-stream source a spec `name[:split]` names (`oad-synthetic:test`), or
+ * null when the spec names none (then it is a folder: src/tasks/oad_streams.ts opens those).
+ */
+export function openRegisteredStreams(spec: string, options: Omit<OpenStreamsOptions, 'argument'> = {}): FeatureStreamSplit | null {
+  const colon = spec.indexOf(':');
+  const [head, argument] = colon > 0 ? [spec.slice(0, colon), spec.slice(colon + 1)] : [spec, undefined];
+  const named = datasets.find(head);
+  if (!named) return null;
+  if (!named.streams) throw new Error(`openStreams: ${named.name} is ${named.text ? 'a text corpus' : 'an image dataset'}, not feature streams`);
+  return named.open({ ...options, argument: argument || undefined }) as FeatureStreamSplit;
+}
 
 export function listDatasets(): string[] {
   return datasets.list();
@@ -144,6 +180,7 @@ export async function openDataset(spec: string, options: OpenDatasetOptions = {}
   const [head, argument] = colon > 0 && spec[colon + 1] !== ':' ? [spec.slice(0, colon), spec.slice(colon + 1)] : [spec, undefined];
   const named = datasets.find(head);
   if (named?.text) throw new Error(`openDataset: ${named.name} is a text corpus, not an image dataset`);
+  if (named?.streams) throw new Error(`openDataset: ${named.name} is a set of feature streams (for the oad task), not an image dataset`);
   if (named) return named.open({ ...options, argument: argument || undefined }) as Promise<Dataset>;
   const open = (name: string): Promise<Dataset> => datasets.get(name).open({ ...options, argument: spec }) as Promise<Dataset>;
   if (spec.includes('::') || spec.includes('{') || /\.tar$/i.test(spec)) return open('webdataset');

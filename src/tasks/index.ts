@@ -6,3 +6,4 @@ export * from './mae.js';
 export * from './image_features.js';
 export * from './image_classification.js';
 export * from './pipeline.js';
+export * from './oad_streams.js';
