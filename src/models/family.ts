@@ -121,13 +121,47 @@ export interface MaskedLanguageModel extends ModelBase {
   readonly maxPositions: number;
 }
 
+/** What an online action detector gives for a batch of windows: raw class scores (logits). */
+export interface OnlineDetectorOutput {
+  /** The current (last) chunk's class scores [B, C]. */
+  encoderScores: Tensor;
+  /** The anticipated class scores of the next Q chunks [B, Q, C]. */
+  decoderScores: Tensor;
+}
+
+/** A detector's training loss and its two weighted parts (unweighted here). */
+export interface OnlineDetectorLoss {
+  /** The weighted sum that is trained. */
+  loss: Tensor;
+  /** The current-chunk term. */
+  encoder: Tensor;
+  /** The anticipation term. */
+  decoder: Tensor;
+}
+
+/** Online action detection (OadTR): per-chunk features of a window -> the current chunk's actions and the next ones'. */
+export interface OnlineActionDetector extends ModelBase {
+  readonly kind: 'online-action-detector';
+  /** camera [B, T, cameraDim], motion [B, T, motionDim] (null where that width is 0); T = window. */
+  forward(camera: Tensor | null, motion: Tensor | null): OnlineDetectorOutput;
+  /** The training loss of a forward's output against soft targets [B, C] and [B, Q, C]. */
+  loss(out: OnlineDetectorOutput, encoderTarget: Tensor, decoderTarget: Tensor): OnlineDetectorLoss;
+  /** Chunks per window (T). */
+  readonly window: number;
+  readonly numClasses: number;
+  /** Anticipated future chunks (Q). */
+  readonly queries: number;
+  readonly cameraDim: number;
+  readonly motionDim: number;
+}
+
 /** The models no training objective takes yet: text encoders, BLIP's captioner and matcher. */
 export interface OtherModel extends ModelBase {
   readonly kind: 'text-encoder' | 'captioner' | 'image-text-matcher' | 'masked-image-encoder';
 }
 
 /** Every model the zoo builds; `kind` says which capabilities it has. */
-export type Model = DualEncoder | ImageEncoder | ImageClassifier | MaskedImageModel | MaskedLanguageModel | OtherModel;
+export type Model = DualEncoder | ImageEncoder | ImageClassifier | MaskedImageModel | MaskedLanguageModel | OnlineActionDetector | OtherModel;
 export type ModelKind = Model['kind'];
 
 /** A model class as every family writes it. */

@@ -20,6 +20,7 @@ import { BLIP } from './blip.js';
 import { CLIP } from './clip.js';
 import { BUILTIN_MODELS } from './configs.js';
 import { architectureOf, type Model, type ModelClass, type ModelFamily } from './family.js';
+import { OADTR } from './oadtr.js';
 import { loadOpenClip, OPEN_CLIP_CONFIG_NAME, OPEN_CLIP_WEIGHTS_NAME } from './openclip.js';
 import { SIGLIP } from './siglip.js';
 import { VIT } from './vit.js';
@@ -42,7 +43,7 @@ export function modelFamily(modelType: string): ModelFamily {
   return f;
 }
 
-for (const family of [VIT, CLIP, SIGLIP, BERT, VIT_MAE, BLIP]) registerModelFamily(family);
+for (const family of [VIT, CLIP, SIGLIP, BERT, VIT_MAE, BLIP, OADTR]) registerModelFamily(family);
 
 /** The family and model class a config.json names (by model_type and architectures). */
 function classFor(config: HFConfig, label: string): { family: ModelFamily; Model: ModelClass } {
@@ -88,7 +89,7 @@ export interface CreateModelOptions {
 /** What createModel gets from a model entry beyond its config. */
 export interface ModelEntry extends RegistryEntry {
   readonly kind: 'model';
-  /** config.json's model_type (clip, siglip, bert, vit, vit_mae, blip). */
+  /** config.json's model_type (clip, siglip, bert, vit, vit_mae, blip, oadtr). */
   readonly family: string;
   /** config.json's fields, HF's layout (architectures picks the class). */
   readonly config: HFConfig;

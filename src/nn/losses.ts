@@ -1,12 +1,15 @@
 // Training losses: CLIP's symmetric InfoNCE, SigLIP's pairwise sigmoid loss (computed one chunk of
 // texts at a time, as open_clip exchanges text chunks between devices), CatLIP's multi-label
-// binary cross-entropy over a caption vocabulary, and plain cross-entropy for classification.
+// binary cross-entropy over a caption vocabulary, plain cross-entropy for classification, and
+// OadTR's soft-label cross-entropy with an ignored (ambiguous) class.
 //
 // The contrastive losses take L2-normalised features and the model's learnable parameters as
 // they are stored: `logitScale` is the log of the inverse temperature (exp is taken here) and
 // `logitBias` SigLIP's additive bias. Gradients flow into all of them.
 import { noGrad } from '../tensor/autograd.js';
+import { indexSelect } from '../tensor/ops/indexing.js';
 import { binaryCrossEntropyWithLogits, crossEntropy, type Reduction } from '../tensor/ops/nn.js';
+import { logSoftmax } from '../tensor/ops/reduce.js';
 import { arange, type Tensor, type TensorLike, tensor } from '../tensor/tensor.js';
 
 /** open_clip clamps logit_scale into [0, ln 100]: the inverse temperature stays in [1, 100]. */
@@ -206,6 +209,41 @@ export function catlipLoss(logits: Tensor, targets: Tensor, options: MultiLabelL
   const reduction = options.reduction ?? 'batch-mean';
   if (reduction !== 'batch-mean') return binaryCrossEntropyWithLogits(logits, targets, { reduction });
   return binaryCrossEntropyWithLogits(logits, targets, { reduction: 'sum' }).div(logits.shape[0]!);
+}
+
+export interface SoftLabelLossOptions {
+  /** A class whose column is left out and whose samples (target 1 there) are dropped; null: none. */
+  ignoreClass?: number | null;
+}
+
+/**
+ * OadTR's classification loss (its SetCriterion.loss_labels): the cross-entropy of logits [N, C]
+ * against soft targets [N, C], -sum_c t_c log softmax(x)_c, averaged over the samples. With an
+ * ignored class, its column is removed from both before the softmax, and samples whose target
+ * for it is exactly 1 are left out of the mean. As the official code, when no sample has any
+ * target mass on the other classes the loss is 0; so is it (where torch would give NaN) when
+ * every sample is dropped.
+ */
+export function softLabelCrossEntropy(logits: Tensor, target: Tensor, options: SoftLabelLossOptions = {}): Tensor {
+  if (logits.ndim !== 2) throw new Error(`soft-label cross-entropy: logits must be [N, C], got [${logits.shape}]`);
+  const [n, c] = logits.shape as [number, number];
+  if (target.ndim !== 2 || target.shape[0] !== n || target.shape[1] !== c) {
+    throw new Error(`soft-label cross-entropy: targets must match logits [${n}, ${c}], got [${target.shape}]`);
+  }
+  if (n === 0) throw new Error('soft-label cross-entropy: an empty batch');
+  const ignore = options.ignoreClass ?? null;
+  if (ignore === null) return logSoftmax(logits, 1).mul(target).sum(1).neg().mean();
+  if (!Number.isInteger(ignore) || ignore < 0 || ignore >= c) {
+    throw new RangeError(`soft-label cross-entropy: ignoreClass ${ignore} is not one of the ${c} classes`);
+  }
+  const others = tensor(Int32Array.from({ length: c - 1 }, (_, i) => (i < ignore ? i : i + 1)), { shape: [c - 1], dtype: 'int32', backend: logits.backend });
+  const perSample = logSoftmax(indexSelect(logits, 1, others), 1).mul(indexSelect(target, 1, others)).sum(1).neg();
+  const ignored = target.detach().data();
+  const kept: number[] = [];
+  for (let i = 0; i < n; i++) if (Number(ignored[i * c + ignore]) !== 1) kept.push(i);
+  if (kept.length === 0 || perSample.detach().sum().item() === 0) return logits.sum().mul(0);
+  if (kept.length === n) return perSample.mean();
+  return indexSelect(perSample, 0, tensor(Int32Array.from(kept), { shape: [kept.length], dtype: 'int32', backend: logits.backend })).mean();
 }
 
 /** A loss as the registry (src/models/registry.ts, kind 'loss') holds it. */

@@ -51,6 +51,7 @@ const KIND_NAMES: Readonly<Record<ModelKind, string>> = {
   'text-encoder': 'a text encoder',
   'captioner': 'a captioner',
   'image-text-matcher': 'an image-text matcher',
+  'online-action-detector': 'an online action detector',
 };
 
 export interface PipelineOptions extends CreateModelOptions {
