@@ -6,7 +6,10 @@
 //   grads.safetensors                (optional) d loss / d parameter, by HF parameter name
 //   meta.json                        {class, inputs, outputs, loss_fn, ...}
 //
-// The model family comes from config.json (architectures, model_type). Outputs must match within
+// The model family comes from config.json (architectures, model_type). A fixture of the official
+// OadTR code has no config.json: its meta.json (source naming OadTR, and a `config` with the sizes
+// the weights do not tell) marks it, and its model.safetensors holds the official state dict.
+// Outputs must match within
 // 1e-4 absolute; each gradient within 1e-3 of the largest |reference gradient| of its tensor.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +18,7 @@ import { getBackend, defaultBackend } from '../tensor/device.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { type HFConfig, readHFConfig } from '../io/hf.js';
 import { type HostTensor, SafetensorsFile } from '../io/safetensors.js';
-import { FAMILIES, type FixtureMeta, type FixtureModel } from './families/index.js';
+import { FAMILIES, type FixtureMeta, type FixtureModel, isOadtrMeta } from './families/index.js';
 
 export const OUTPUT_TOLERANCE = 1e-4;
 export const GRADIENT_TOLERANCE = 1e-3;
@@ -75,7 +78,8 @@ export function detectFamily(config: HFConfig, metaClass?: string): { family: st
 /** What a fixture folder holds (the file comment has the details), for the errors of folders that are not one. */
 const FIXTURE_LAYOUT = 'a parity fixture folder holds a checkpoint as HF save_pretrained writes it (config.json, model.safetensors), '
   + "the forward's inputs (inputs.safetensors), HF's outputs on them (outputs.safetensors), and optionally the loss's "
-  + 'gradients (grads.safetensors) and meta.json';
+  + 'gradients (grads.safetensors) and meta.json; an OadTR fixture has the official state dict in model.safetensors '
+  + 'and, instead of config.json, a meta.json whose source names OadTR';
 /** The files every fixture folder has. */
 const FIXTURE_FILES = ['config.json', 'inputs.safetensors', 'outputs.safetensors'];
 
@@ -86,12 +90,23 @@ const FIXTURE_FILES = ['config.json', 'inputs.safetensors', 'outputs.safetensors
 function checkFixtureDir(dir: string, needed = FIXTURE_FILES): void {
   if (!fs.existsSync(dir)) throw new Error(`parity: ${dir} does not exist; ${FIXTURE_LAYOUT}`);
   if (!fs.statSync(dir).isDirectory()) throw new Error(`parity: ${dir} is not a folder; ${FIXTURE_LAYOUT}`);
+  if (isOfficialOadtr(dir)) needed = needed.map((f) => (f === 'config.json' ? 'model.safetensors' : f));
   const lacking = needed.filter((f) => !fs.existsSync(path.join(dir, f)));
   if (lacking.length === 0) return;
-  const isFixture = (d: string) => FIXTURE_FILES.every((f) => fs.existsSync(path.join(d, f)));
+  const isFixture = (d: string) => isOfficialOadtr(d) || FIXTURE_FILES.every((f) => fs.existsSync(path.join(d, f)));
   const inside = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isDirectory() && isFixture(path.join(dir, f))).sort();
   const hint = inside.length ? `. Its sub-folders ${inside.join(', ')} are fixtures` : '';
   throw new Error(`parity: ${dir} is not a parity fixture folder (it lacks ${lacking.join(', ')}); ${FIXTURE_LAYOUT}${hint}`);
+}
+
+/** A fixture of the official OadTR code: no config.json, and a meta.json that says so. */
+function isOfficialOadtr(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, 'config.json')) || !fs.existsSync(path.join(dir, 'meta.json'))) return false;
+  try {
+    return isOadtrMeta(readMeta(dir));
+  } catch {
+    return false;
+  }
 }
 
 function readMeta(dir: string): FixtureMeta {
@@ -120,7 +135,7 @@ function readTensors(file: string, required: boolean): Map<string, HostTensor> |
 }
 
 function loadFixtureModel(dir: string, backend: Backend, meta: FixtureMeta): { model: FixtureModel; family: string; architecture: string } {
-  const config = readHFConfig(dir);
+  const config: HFConfig = isOfficialOadtr(dir) ? { model_type: 'oadtr', architectures: ['OadTR'] } : readHFConfig(dir);
   const { family, architecture } = detectFamily(config, meta.class);
   const model = FAMILIES.find((f) => f.name === family)!.load(dir, architecture, backend);
   return { model, family, architecture };

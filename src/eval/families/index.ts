@@ -6,6 +6,8 @@ import { CLIP } from './clip.js';
 import { SIGLIP } from './siglip.js';
 import { VIT_MAE } from './vit_mae.js';
 import { BLIP } from './blip.js';
+import { OADTR } from './oadtr.js';
 
-export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP, VIT_MAE, BLIP];
+export const FAMILIES: readonly Family[] = [VIT, CLIP, BERT, SIGLIP, VIT_MAE, BLIP, OADTR];
 export type { Family, FixtureModel, FixtureMeta } from './types.js';
+export { isOadtrMeta } from './oadtr.js';
