@@ -39,6 +39,8 @@ export type {
   BlipConfigOptions, BlipTextConfigOptions, BlipVisionConfigOptions, BlipOptions, BlipGenerateOptions, BlipRetrievalOutput,
   BlipCaptionOutput, BlipVisionOutput, BlipTextOutput, BlipLMOutput,
 } from './blip.js';
+export { OADTR, OadTR, OadTRConfig, inferOadTRConfig } from './oadtr.js';
+export type { OadTRConfigOptions, OadTROptions, PositionalEncodingType } from './oadtr.js';
 export {
   models, losses, registerModel, registerModelFamily, modelFamily, modelFromConfig, listModels, getModelEntry, createModel, registerLoss, getLoss, listLosses,
 } from './registry.js';
@@ -48,7 +50,7 @@ export * as configTable from './config_table.js';
 export { architectureOf } from './family.js';
 export type {
   Model, ModelKind, ModelBase, ModelClass, ModelFamily, ModelSizes, DualEncoder, ImageEncoder, ImageClassifier, MaskedImageModel,
-  MaskedLanguageModel, OtherModel, ImageTowerLayout, ImageEncodeOptions,
+  MaskedLanguageModel, OtherModel, ImageTowerLayout, ImageEncodeOptions, OnlineActionDetector, OnlineDetectorOutput, OnlineDetectorLoss,
 } from './family.js';
 export { BUILTIN_MODELS, byteTokenizer } from './configs.js';
 export type { BuiltinModel } from './configs.js';

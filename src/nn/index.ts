@@ -9,6 +9,6 @@ export { TransformerBlock, TransformerEncoder } from './transformer.js';
 export type { TransformerBlockOptions, BlockCall, EncoderCall, PooledRows } from './transformer.js';
 export * as init from './init.js';
 export {
-  clipLoss, siglipLoss, clipContrastiveLoss, siglipSigmoidLoss, contrastiveLogits, infoNceLoss, sigmoidLossSum, clampLogitScale, classificationLoss, catlipLoss, LOSSES, LOGIT_SCALE_MAX, SIGLIP_INIT,
+  clipLoss, siglipLoss, clipContrastiveLoss, siglipSigmoidLoss, contrastiveLogits, infoNceLoss, sigmoidLossSum, clampLogitScale, classificationLoss, catlipLoss, softLabelCrossEntropy, LOSSES, LOGIT_SCALE_MAX, SIGLIP_INIT,
 } from './losses.js';
-export type { SigmoidLossOptions, SigmoidSumOptions, ClassificationLossOptions, MultiLabelLossOptions, LossTableEntry } from './losses.js';
+export type { SigmoidLossOptions, SigmoidSumOptions, ClassificationLossOptions, MultiLabelLossOptions, SoftLabelLossOptions, LossTableEntry } from './losses.js';
