@@ -29,7 +29,7 @@ import { clipGradNorm } from '../src/optim/grad.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { loadConfig } from '../src/train/config.js';
-import { isTextCorpus, makeLoader, openDatasets } from '../src/train/data.js';
+import { isStreamSplit, isTextCorpus, makeLoader, openDatasets } from '../src/train/data.js';
 import { buildTrainModel } from '../src/train/model_setup.js';
 import { makeObjective } from '../src/train/objectives.js';
 import { trainingOptimizer } from '../src/train/trainer.js';
@@ -103,7 +103,10 @@ async function configStep(file: string): Promise<ProfiledStep> {
   const config = loadConfig(file);
   const datasets = await openDatasets(config);
   const trainSet = datasets.trainDataset;
-  const setup = await buildTrainModel(config, { classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames });
+  const setup = await buildTrainModel(config, {
+    classNames: isTextCorpus(trainSet) || isStreamSplit(trainSet) ? undefined : trainSet.classNames,
+    streams: isStreamSplit(trainSet) ? trainSet.set : undefined,
+  });
   const task = await makeObjective(config.task, setup, { generator: new Generator(config.seed + 1), labelSmoothing: config.label_smoothing });
   const loader = makeLoader(trainSet, setup, config, { batchSize: config.batch_size, rank: 0, worldSize: 1 });
   const first = await loader.batches({ epoch: 0, batch: 0 }).next();

@@ -27,7 +27,7 @@ type Schema = Readonly<Record<string, Field>>;
 const int = (d: number | null, min: number, doc: string, nullable = false): Field => ({ kind: 'number', default: d, min, integer: true, nullable, doc });
 
 const CUSTOM_MODEL: Schema = {
-  family: { kind: 'enum', values: ['clip', 'siglip', 'vit', 'mae', 'bert'], default: 'clip', doc: 'architecture family (mae: ViT-MAE, bert: BERT with its MLM head)' },
+  family: { kind: 'enum', values: ['clip', 'siglip', 'vit', 'mae', 'bert', 'oadtr'], default: 'clip', doc: 'architecture family (mae: ViT-MAE, bert: BERT with its MLM head, oadtr: OadTR for the oad task)' },
   image_size: int(64, 1, 'input image side in pixels'),
   patch_size: int(8, 1, 'patch side in pixels'),
   width: int(128, 1, 'image tower width (bert: the encoder width)'),
@@ -43,6 +43,10 @@ const CUSTOM_MODEL: Schema = {
   decoder_width: int(128, 4, 'mae: decoder width'),
   decoder_layers: int(2, 1, 'mae: decoder blocks'),
   decoder_heads: int(4, 1, 'mae: decoder attention heads'),
+  window: int(64, 1, 'oadtr: chunks the model reads per prediction (official enc_layers; 1 makes a per-frame classifier)'),
+  queries: int(8, 1, 'oadtr: future chunks the decoder anticipates (official query_num)'),
+  decoder_mlp_dim: int(1024, 1, 'oadtr: the decoder feed-forward\'s hidden width (official decoder_embedding_dim_out)'),
+  dropout: { kind: 'number', default: 0.1, min: 0, max: 1, maxExclusive: true, doc: 'oadtr: dropout and attention dropout rate' },
 };
 
 export const SCHEMA: Schema = {
@@ -56,14 +60,14 @@ export const SCHEMA: Schema = {
     },
   },
   task: {
-    kind: 'enum', values: ['clip', 'siglip', 'catlip', 'ce', 'mae', 'mlm'], default: 'clip',
-    doc: 'loss: clip (InfoNCE), siglip (sigmoid), catlip (caption words, BCE), ce (class labels), mae (masked patches), mlm (masked tokens)',
+    kind: 'enum', values: ['clip', 'siglip', 'catlip', 'ce', 'mae', 'mlm', 'oad'], default: 'clip',
+    doc: 'loss: clip (InfoNCE), siglip (sigmoid), catlip (caption words, BCE), ce (class labels), mae (masked patches), mlm (masked tokens), oad (online action detection: current and anticipated chunks)',
   },
   data: {
     kind: 'object',
     doc: 'datasets and their preparation',
     fields: {
-      train: { kind: 'string', default: null, doc: 'training data spec: scenes:train, fashion-mnist:train, shards-{0..9}.tar, a csv/tsv, a folder' },
+      train: { kind: 'string', default: null, doc: 'training data spec: scenes:train, fashion-mnist:train, shards-{0..9}.tar, a csv/tsv, a folder (oad: feature streams, oad-synthetic:train or a stream-set folder)' },
       val: { kind: 'string', default: null, nullable: true, doc: 'evaluation data spec (labelled for zero-shot/accuracy)' },
       options: { kind: 'free', doc: "options for opening both datasets (e.g. scenes: {length: 5000}, captions: {templates: [...]})" },
       val_options: { kind: 'free', doc: 'options for the validation set only, over data.options' },
@@ -161,10 +165,11 @@ export const SCHEMA: Schema = {
 // The checked config
 
 export interface CustomModelConfig {
-  family: 'clip' | 'siglip' | 'vit' | 'mae' | 'bert';
+  family: 'clip' | 'siglip' | 'vit' | 'mae' | 'bert' | 'oadtr';
   image_size: number; patch_size: number; width: number; layers: number; heads: number; mlp_ratio: number;
   embed_dim: number; text_width: number; text_layers: number; text_heads: number; context_length: number; vocab_size: number;
   decoder_width: number; decoder_layers: number; decoder_heads: number;
+  window: number; queries: number; decoder_mlp_dim: number; dropout: number;
 }
 
 export interface ModelConfig {
@@ -173,7 +178,7 @@ export interface ModelConfig {
   custom: CustomModelConfig | null;
 }
 
-export type TaskName = 'clip' | 'siglip' | 'catlip' | 'ce' | 'mae' | 'mlm';
+export type TaskName = 'clip' | 'siglip' | 'catlip' | 'ce' | 'mae' | 'mlm' | 'oad';
 
 export interface TrainConfig {
   model: ModelConfig;
@@ -211,7 +216,7 @@ export interface TrainConfig {
 
 /** The custom-model families each task trains. */
 const TASK_FAMILIES: Record<TaskName, readonly CustomModelConfig['family'][]> = {
-  clip: ['clip'], siglip: ['siglip'], catlip: ['clip', 'siglip'], ce: ['vit'], mae: ['mae'], mlm: ['bert'],
+  clip: ['clip'], siglip: ['siglip'], catlip: ['clip', 'siglip'], ce: ['vit'], mae: ['mae'], mlm: ['bert'], oad: ['oadtr'],
 };
 
 /** A config problem: names the key, says what was expected and what was found. */
@@ -337,7 +342,8 @@ export function resolveConfig(raw: unknown): TrainConfig {
     if (!wanted.includes(fam)) throw new ConfigError('model.custom.family', `the ${c.task} task trains ${wanted.join(' or ')}, not ${fam}`);
   }
   if (c.optim.layer_decay < 1 && c.task !== 'ce') throw new ConfigError('optim.layer_decay', `only means something with task ce (fine-tuning a ViT), not ${c.task}`);
-  if (c.lock_image && (c.task === 'mae' || c.task === 'mlm')) throw new ConfigError('lock_image', `the ${c.task} task trains the whole encoder`);
+  if (c.lock_image && (c.task === 'mae' || c.task === 'mlm' || c.task === 'oad')) throw new ConfigError('lock_image', `the ${c.task} task trains the whole ${c.task === 'oad' ? 'model' : 'encoder'}`);
+  if (c.task === 'oad' && c.patch_dropout > 0) throw new ConfigError('patch_dropout', 'the oad task reads feature streams, which have no image patches to drop');
   for (const t of c.eval.templates) if (!/\{c?\}/.test(t)) throw new ConfigError('eval.templates', `the template ${JSON.stringify(t)} has no {} for the class name`);
   return c;
 }

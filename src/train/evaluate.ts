@@ -1,7 +1,8 @@
 // Evaluation during and after training, on config.data.val, with the evaluations of src/eval:
 // a classifier's accuracy; a dual encoder's zero-shot accuracy (when the set has class names) and
 // image <-> text retrieval (when its samples have captions); an MAE's reconstruction loss (and a
-// picture of its reconstructions); a BERT's masked-token accuracy and perplexity. Beside the
+// picture of its reconstructions); a BERT's masked-token accuracy and perplexity; an online
+// action detector's frame-level mAP and mcAP and its anticipation (src/train/evaluate_oad.ts). Beside the
 // metrics, what the report explains them with: each metric's chance level and the first
 // validation images with the model's predictions (<out>/evaluation/step_<step>.json).
 import fs from 'node:fs';
@@ -25,7 +26,8 @@ import { concat } from '../tensor/ops/indexing.js';
 import { Generator, rand } from '../tensor/random.js';
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import type { TrainConfig } from './config.js';
-import { isTextCorpus, maskingFor, packCorpus } from './data.js';
+import { isStreamSplit, isTextCorpus, maskingFor, packCorpus, type RunDataset } from './data.js';
+import { evaluateOad } from './evaluate_oad.js';
 import type { TrainModel } from './model_setup.js';
 
 /** Metrics by name (`eval/...`), as metrics.jsonl and the report hold them. */
@@ -61,8 +63,13 @@ const EVAL_MASK_STREAM = 201;
  * the retrieval recalls `eval/i2t_R@k`, `eval/t2i_R@k`. Beside them, evalDetailsFile gets the
  * chance levels and example predictions. The model is left in the mode it was in.
  */
-export async function evaluateModel(setup: TrainModel, val: Dataset | TextCorpus, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
+export async function evaluateModel(setup: TrainModel, val: RunDataset, config: TrainConfig, at: EvalPoint = { step: 0 }): Promise<EvalMetrics> {
   const m = setup.model;
+  if (isStreamSplit(val)) {
+    if (m.kind !== 'online-action-detector') throw new Error(`evaluation: ${val.name} is a set of feature streams; ${m.constructor.name} is not an online action detector`);
+    return evaluateOad(m, val, config, at);
+  }
+  if (m.kind === 'online-action-detector') throw new Error(`evaluation: an online action detector is evaluated on feature streams, not ${val.name}`);
   if (isTextCorpus(val)) {
     if (m.kind !== 'masked-lm') throw new Error(`evaluation: ${val.name} is a text corpus; ${m.constructor.name} is evaluated on images`);
     return evaluateMaskedLM(setup, m, val, config, at);

@@ -5,11 +5,13 @@
 // for its class: its family and kind say what it is and offers.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { FeatureStreamInfo } from '../data/oad_streams.js';
 import { type ImageFamily, ImageProcessor, type ImageProcessorConfig } from '../data/image.js';
 import { loadTokenizer, type TextTokenizer } from '../data/tokenizers/tokenizer.js';
 import { trainWordPieceTokenizer } from '../data/tokenizers/wordpiece.js';
 import { byteTokenizer } from '../models/configs.js';
 import type { ImageTowerLayout, Model, ModelFamily, ModelSizes } from '../models/family.js';
+import type { HFConfig } from '../io/hf.js';
 import { createModel, modelFamily, modelFromConfig, models } from '../models/registry.js';
 import { writeZeroShotConfig, ZEROSHOT_CONFIG_FILE, type ZeroShotConfig } from '../tasks/zeroshot.js';
 import { Generator } from '../tensor/random.js';
@@ -31,12 +33,16 @@ export interface TrainModel {
 }
 
 /** config.json's model_type of each family a training config's model.custom names. */
-const CUSTOM_MODEL_TYPE: Record<CustomModelConfig['family'], string> = { clip: 'clip', siglip: 'siglip', vit: 'vit', mae: 'vit_mae', bert: 'bert' };
+const CUSTOM_MODEL_TYPE: Record<CustomModelConfig['family'], string> = { clip: 'clip', siglip: 'siglip', vit: 'vit', mae: 'vit_mae', bert: 'bert', oadtr: 'oadtr' };
 
 /** The checks every family's custom sizes share (a family checks its own in sizedConfig). */
 function checkCustomSizes(c: CustomModelConfig): void {
   if (c.width % c.heads !== 0) throw new ConfigError('model.custom.heads', `width ${c.width} is not a multiple of heads ${c.heads}`);
   if (c.family === 'bert') return;
+  if (c.family === 'oadtr') {
+    if (c.width % c.decoder_heads !== 0) throw new ConfigError('model.custom.decoder_heads', `width ${c.width} is not a multiple of decoder_heads ${c.decoder_heads}`);
+    return;
+  }
   if (c.family !== 'vit' && c.family !== 'mae' && c.text_width % c.text_heads !== 0) {
     throw new ConfigError('model.custom.text_heads', `text_width ${c.text_width} is not a multiple of text_heads ${c.text_heads}`);
   }
@@ -47,6 +53,8 @@ function checkCustomSizes(c: CustomModelConfig): void {
 export interface TrainModelInputs {
   /** The training set's class names (sizes a classifier). */
   classNames?: readonly string[];
+  /** The training streams' declaration (sizes and checks an online action detector). */
+  streams?: Omit<FeatureStreamInfo, 'splits'>;
   /** The training corpus (mlm): a WordPiece vocabulary is trained from it when the model has no tokenizer. */
   documents?: () => Promise<readonly string[]>;
   /** A tokenizer folder to use instead of training one (a resumed mlm run's). */
@@ -56,6 +64,7 @@ export interface TrainModelInputs {
 /** A model of custom sizes, with the tokenizer its texts take (the byte tokenizer, or a WordPiece trained from the corpus). */
 async function customModel(config: TrainConfig, c: CustomModelConfig, inputs: TrainModelInputs, generator: Generator) {
   checkCustomSizes(c);
+  if (c.family === 'oadtr') return { model: modelFromConfig(oadtrConfig(c, inputs), { generator }, 'model.custom'), tokenizer: null };
   const family = modelFamily(CUSTOM_MODEL_TYPE[c.family]);
   if (!family.sizedConfig) throw new ConfigError('model.custom.family', `${family.title} models cannot be built from sizes`);
   const tokenizer = c.family === 'bert' ? await mlmTokenizer(config, inputs, null)
@@ -72,6 +81,25 @@ async function customModel(config: TrainConfig, c: CustomModelConfig, inputs: Tr
     if ((e as Error).message.startsWith('config: ')) throw e;
     throw new ConfigError('model.custom', (e as Error).message);
   }
+}
+
+/**
+ * OadTR's config.json (the official argument names) for custom sizes: the classes, ambiguous class
+ * and feature widths from the training streams; width is the embedding (and decoder) width, the
+ * encoder's feed-forward is width * mlp_ratio wide, and the loss weights are the official 1.0 and 0.5.
+ */
+function oadtrConfig(c: CustomModelConfig, inputs: TrainModelInputs): HFConfig {
+  const s = inputs.streams;
+  if (!s) throw new ConfigError('data.train', 'an oadtr model is sized by its training streams (oad-synthetic:train or a stream-set folder)');
+  return {
+    model_type: 'oadtr', architectures: ['OadTR'],
+    num_classes: s.classNames.length, ambiguous_class: s.ambiguousClass, camera_dim: s.cameraDim, motion_dim: s.motionDim,
+    enc_layers: c.window, query_num: c.queries,
+    embedding_dim: c.width, num_heads: c.heads, num_layers: c.layers, hidden_dim: Math.round(c.width * c.mlp_ratio),
+    decoder_layers: c.decoder_layers, decoder_embedding_dim: c.width, decoder_embedding_dim_out: c.decoder_mlp_dim, decoder_num_heads: c.decoder_heads,
+    dropout_rate: c.dropout, attn_dropout_rate: c.dropout, decoder_attn_dropout_rate: c.dropout,
+    classification_h_loss_coef: 1, classification_pred_loss_coef: 0.5,
+  };
 }
 
 /**
@@ -100,7 +128,7 @@ export async function buildTrainModel(config: TrainConfig, inputs: TrainModelInp
     else if (built.family.tokenizer) tokenizer = built.family.tokenizer();
     else if (built.kind === 'masked-lm') tokenizer = await mlmTokenizer(config, inputs, built.vocabSize);
   }
-  const model = objective.prepare ? objective.prepare(built, { config, classNames: inputs.classNames, generator, fresh, label }) : built;
+  const model = objective.prepare ? objective.prepare(built, { config, classNames: inputs.classNames, streams: inputs.streams, generator, fresh, label }) : built;
   if (!objective.accepts(model)) throw new ConfigError('task', `the ${config.task} task needs ${objective.needs}; ${label} is ${model.constructor.name}`);
   const { imageSize, contextLength } = inputSizes(model, config, label);
   if (model.kind === 'dual-encoder' && !tokenizer) throw new ConfigError('model', `${label}: no tokenizer (give a folder with tokenizer.json)`);
@@ -124,6 +152,8 @@ function inputSizes(model: Model, config: TrainConfig, label: string): { imageSi
       }
       return { imageSize: null, contextLength };
     }
+    case 'online-action-detector':
+      return { imageSize: null, contextLength: 0 };
     case 'image-classifier':
     case 'masked-image-model':
     case 'image-encoder': {

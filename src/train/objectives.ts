@@ -1,5 +1,5 @@
 // The training objectives: what one step computes for a config's `task` (clip, siglip, catlip,
-// ce, mae, mlm) — the loss of a micro-batch (mean over its samples, or over its masked patches /
+// ce, mae, mlm, oad) — the loss of a micro-batch (mean over its samples, or over its masked patches /
 // tokens) from the model's forward pass and the losses of nn/losses.ts — and what the objective
 // owns besides (CatLIP's head, MAE's pictures). Each is registered by name with the kind of model
 // it trains; the contrastive objectives also accumulate gradients over micro-batches themselves,
@@ -10,7 +10,8 @@ import { CaptionVocab } from '../data/caption_vocab.js';
 import { Registry, type RegistryEntry } from '../data/registry.js';
 import { type HFConfig, labelFields } from '../io/hf.js';
 import { writeSafetensors } from '../io/safetensors.js';
-import type { DualEncoder, ImageClassifier, MaskedImageModel, MaskedLanguageModel, Model, ModelFamily } from '../models/family.js';
+import type { FeatureStreamInfo } from '../data/oad_streams.js';
+import type { DualEncoder, ImageClassifier, MaskedImageModel, MaskedLanguageModel, Model, ModelFamily, OnlineActionDetector } from '../models/family.js';
 import { l2Normalize } from '../models/clip.js';
 import { Linear } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
@@ -43,11 +44,26 @@ export interface TokenBatch {
   readonly position: { readonly epoch: number; readonly batch: number };
 }
 
-export type TrainBatch = ImageBatch | TokenBatch;
+/** A batch of windows of feature streams (see src/data/oad_streams.ts), for the oad task. */
+export interface WindowBatch {
+  /** [B, W, cameraDim]: the window's chunks, the current one last. */
+  readonly camera: Tensor;
+  /** [B, W, motionDim] */
+  readonly motion: Tensor;
+  /** [B, C]: the current chunk's label row. */
+  readonly encTarget: Tensor;
+  /** [B, Q, C]: the label rows of the Q chunks after it. */
+  readonly decTarget: Tensor;
+  /** `<video>/<current chunk>` per window. */
+  readonly keys: readonly string[];
+  readonly position: { readonly epoch: number; readonly batch: number };
+}
 
-/** The samples (images or sequences) in a batch. */
+export type TrainBatch = ImageBatch | TokenBatch | WindowBatch;
+
+/** The samples (images, sequences or windows) in a batch. */
 export function batchSize(b: TrainBatch): number {
-  return ('pixelValues' in b ? b.pixelValues : b.inputIds).shape[0]!;
+  return ('pixelValues' in b ? b.pixelValues : 'inputIds' in b ? b.inputIds : b.encTarget).shape[0]!;
 }
 
 function imagesOf(batch: TrainBatch, task: string): ImageBatch {
@@ -115,6 +131,8 @@ export interface PrepareContext {
   config: TrainConfig;
   /** The training set's class names (a classifier's labels). */
   classNames?: readonly string[];
+  /** The training streams' declaration (the oad task: what the detector must read and predict). */
+  streams?: Omit<FeatureStreamInfo, 'splits'>;
   generator: Generator;
   /** Built with fresh weights (a registered name or custom sizes, no weights folder). */
   fresh: boolean;
@@ -323,6 +341,32 @@ function mlmObjective(setup: TrainModel): Objective {
   };
 }
 
+/**
+ * OadTR: the official loss on a batch of windows — soft-label cross-entropy of the current chunk
+ * (weight 1.0) and of the anticipated chunks (weight 0.5), the ambiguous class left out — as the
+ * model computes it.
+ */
+function oadObjective(setup: TrainModel): Objective {
+  const model = setup.model as OnlineActionDetector;
+  return {
+    name: 'oad',
+    loss(batch) {
+      if (!('encTarget' in batch)) throw new Error('oad task: the data gives images or token sequences, not windows of feature streams');
+      const out = model.forward(model.cameraDim > 0 ? batch.camera : null, model.motionDim > 0 ? batch.motion : null);
+      return model.loss(out, batch.encTarget, batch.decTarget).loss;
+    },
+  };
+}
+
+/** A detector built elsewhere (a folder) must read the training streams' features and predict their classes. */
+function checkDetectorFits(model: OnlineActionDetector, streams: Omit<FeatureStreamInfo, 'splits'> | undefined, label: string): void {
+  if (!streams) throw new ConfigError('data.train', 'the oad task trains on feature streams (oad-synthetic:train or a stream-set folder)');
+  const wanted = [['classes', model.numClasses, streams.classNames.length], ['camera_dim', model.cameraDim, streams.cameraDim], ['motion_dim', model.motionDim, streams.motionDim]] as const;
+  for (const [what, has, data] of wanted) {
+    if (has !== data) throw new ConfigError('model', `${label} has ${what} ${has}, the training streams have ${data}`);
+  }
+}
+
 function labelNames(classNames: readonly string[] | undefined): readonly string[] {
   if (!classNames || classNames.length === 0) throw new ConfigError('data.train', 'the ce task needs a labelled dataset (one with class names)');
   return classNames;
@@ -389,6 +433,17 @@ registerObjective({
 registerObjective({
   name: 'mlm', description: "BERT's masked-language modelling", needs: 'a BERT model with its MLM head (BertForMaskedLM)',
   accepts: (m) => m.kind === 'masked-lm', create: async (setup) => mlmObjective(setup),
+});
+
+registerObjective({
+  name: 'oad', description: 'OadTR: online action detection, the current chunk and the anticipated ones (soft-label CE)',
+  needs: 'an online action detector (model.custom family oadtr, or an OadTR folder)',
+  accepts: (m) => m.kind === 'online-action-detector',
+  prepare(model, ctx) {
+    if (model.kind === 'online-action-detector') checkDetectorFits(model, ctx.streams, ctx.label);
+    return model;
+  },
+  create: async (setup) => oadObjective(setup),
 });
 
 /** The objective a config's task names, made for the run's model. */

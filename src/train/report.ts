@@ -202,7 +202,7 @@ svg .marker{stroke:#fff;stroke-width:.7}svg .chance{stroke:#888;stroke-dasharray
 .examples .right img{border-color:#2ca02c}.examples .wrong img{border-color:#d62728}
 .examples .caption{color:#777}`;
 
-const FAMILY_TITLES: Readonly<Record<CustomModelConfig['family'], string>> = { clip: 'CLIP', siglip: 'SigLIP', vit: 'ViT', mae: 'ViT-MAE', bert: 'BERT' };
+const FAMILY_TITLES: Readonly<Record<CustomModelConfig['family'], string>> = { clip: 'CLIP', siglip: 'SigLIP', vit: 'ViT', mae: 'ViT-MAE', bert: 'BERT', oadtr: 'OadTR' };
 
 /** A metric's name without the eval/ prefix. */
 const shortName = (k: string) => k.replace(/^eval\//, '');
@@ -223,7 +223,10 @@ export function reportedConfig(c: TrainConfig): Record<string, unknown> {
   if (custom) {
     // Each family reads only its towers' sizes (CustomModelConfig's docs).
     const family = c.model.custom!.family;
-    if (family !== 'mae') drop(custom, 'decoder_width', 'decoder_layers', 'decoder_heads');
+    if (family !== 'mae') drop(custom, 'decoder_width');
+    if (family !== 'mae' && family !== 'oadtr') drop(custom, 'decoder_layers', 'decoder_heads');
+    if (family !== 'oadtr') drop(custom, 'window', 'queries', 'decoder_mlp_dim', 'dropout');
+    if (family === 'oadtr') drop(custom, 'image_size', 'patch_size', 'context_length', 'vocab_size');
     if (family !== 'clip' && family !== 'siglip') drop(custom, 'text_width', 'text_layers', 'text_heads');
     if (family !== 'clip') drop(custom, 'embed_dim');
     if (family === 'vit' || family === 'mae') drop(custom, 'context_length', 'vocab_size');
@@ -232,11 +235,11 @@ export function reportedConfig(c: TrainConfig): Record<string, unknown> {
   if (c.task !== 'mae') drop(out, 'mae');
   if (c.task !== 'mlm') drop(out, 'mlm');
   if (c.task !== 'ce') drop(out, 'label_smoothing');
-  if (c.task === 'mae' || c.task === 'mlm') drop(out, 'patch_dropout', 'lock_image', 'unlock_last_blocks');
+  if (c.task === 'mae' || c.task === 'mlm' || c.task === 'oad') drop(out, 'patch_dropout', 'lock_image', 'unlock_last_blocks');
   if (!c.lock_image) drop(out, 'unlock_last_blocks');
   for (const k of ['epochs', 'steps', 'time_budget_s'] as const) if (c[k] === null) drop(out, k);
   const data = out.data as Record<string, unknown>;
-  if (c.task === 'mlm') drop(data, 'augment');
+  if (c.task === 'mlm' || c.task === 'oad') drop(data, 'augment');
   else if (c.data.augment.random_resized_crop === null) drop(data.augment as Record<string, unknown>, 'crop_ratio');
   if (c.task !== 'ce') drop(out.optim as Record<string, unknown>, 'layer_decay');
   if (c.data.val === null) {

@@ -30,7 +30,7 @@ import { type BatchShard, Generator, getDefaultGenerator } from '../tensor/rando
 import { type Tensor, tensor } from '../tensor/tensor.js';
 import { CHECKPOINT_DIR, type Checkpoint, checkpointName, latestCheckpoint, loadCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.js';
 import { ConfigError, configToYAML, type TrainConfig } from './config.js';
-import { isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
+import { imageDataset, isStreamSplit, isTextCorpus, makeLoader, openDatasets, type TrainData } from './data.js';
 import { type EvalMetrics, type EvalPoint, evaluateModel, readEvalDetails, reconstructionPicture } from './evaluate.js';
 import { buildTrainModel, lockImageTower, saveTrainedModel, type TrainModel } from './model_setup.js';
 import { batchSize, makeObjective, type Objective, type StepContext, type TrainBatch } from './objectives.js';
@@ -161,7 +161,7 @@ function keyValue(c: unknown, key: string): unknown {
 // Phase 1: restore
 
 /** What a run writes into config.out: an overwriting run deletes these of the earlier run. */
-const RUN_OUTPUTS = [CHECKPOINT_DIR, 'metrics.jsonl', 'report.html', 'model', 'config.yaml', 'tokenizer', 'reconstructions'] as const;
+const RUN_OUTPUTS = [CHECKPOINT_DIR, 'metrics.jsonl', 'report.html', 'model', 'config.yaml', 'tokenizer', 'reconstructions', 'predictions'] as const;
 
 /** What marks a folder as holding an earlier run: its checkpoints and metrics.jsonl (those present). */
 export function earlierRunFiles(out: string): string[] {
@@ -205,8 +205,7 @@ function checkpointToResume(config: TrainConfig, resume: boolean): Checkpoint | 
 
 /** The first CATLIP_VOCAB_SAMPLES training captions (reading a sample may mean decoding its image). */
 async function trainingCaptions(data: TrainData): Promise<string[]> {
-  const ds = data.trainDataset;
-  if (isTextCorpus(ds)) throw new Error('catlip task: the training data is a text corpus, not captioned images');
+  const ds = imageDataset(data.trainDataset, 'catlip task: the training data');
   const captions: string[] = [];
   for (let i = 0; i < Math.min(ds.length, CATLIP_VOCAB_SAMPLES); i++) {
     const c = (await ds.get(i)).caption;
@@ -221,7 +220,7 @@ async function trainingCaptions(data: TrainData): Promise<string[]> {
  */
 function zeroShotRecord(config: TrainConfig, val: TrainData['val']): ZeroShotConfig | undefined {
   if (config.task === 'catlip') return undefined;
-  const classNames = val && !isTextCorpus(val) && val.classNames?.length ? val.classNames : undefined;
+  const classNames = val && !isTextCorpus(val) && !isStreamSplit(val) && val.classNames?.length ? val.classNames : undefined;
   return { templates: config.eval.templates, ...(classNames ? { classNames } : {}) };
 }
 
@@ -426,7 +425,8 @@ class TrainingRun {
     const trainSet = datasets.trainDataset;
     const tokenizerDir = path.join(config.out, 'tokenizer');
     const model = await buildTrainModel(config, {
-      classNames: isTextCorpus(trainSet) ? undefined : trainSet.classNames,
+      classNames: isTextCorpus(trainSet) ? undefined : isStreamSplit(trainSet) ? trainSet.set.classNames : trainSet.classNames,
+      streams: isStreamSplit(trainSet) ? trainSet.set : undefined,
       documents: isTextCorpus(trainSet) ? async () => trainSet.documents : undefined,
       tokenizerDir: checkpoint ? tokenizerDir : undefined,
     });

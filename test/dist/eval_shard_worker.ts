@@ -12,7 +12,7 @@ import { extractFeatures, imageEmbeddingSource } from '../../src/eval/features.j
 import { evaluateLinearProbe } from '../../src/eval/linear_probe.js';
 import { evaluateRetrieval } from '../../src/eval/retrieval.js';
 import { resolveConfig } from '../../src/train/config.js';
-import { isTextCorpus, openDatasets } from '../../src/train/data.js';
+import { isStreamSplit, isTextCorpus, openDatasets } from '../../src/train/data.js';
 import { evaluateModel, evalDetailsFile, reconstructionPicture, visionLanguageModel } from '../../src/train/evaluate.js';
 import { buildTrainModel } from '../../src/train/model_setup.js';
 
@@ -53,6 +53,7 @@ async function evaluateAll(ranks: Communicator | null, dir: string, corpus: stri
   for (const name of CASES) {
     const config = configFor(name, path.join(dir, name), corpus);
     const { trainDataset, val } = await openDatasets(config);
+    if (isStreamSplit(trainDataset) || (val && isStreamSplit(val))) throw new Error('eval_shard_worker: no case reads feature streams');
     const setup = await buildTrainModel(config, {
       classNames: isTextCorpus(trainDataset) ? undefined : trainDataset.classNames,
       documents: isTextCorpus(trainDataset) ? async () => trainDataset.documents : undefined,

@@ -128,7 +128,7 @@ test('describeConfig lists every key with its default', () => {
 });
 
 test('validation options merge over the training options key by key', async () => {
-  const { isTextCorpus, mergeOptions, openDatasets } = await import('../../src/train/data.js');
+  const { isStreamSplit, isTextCorpus, mergeOptions, openDatasets } = await import('../../src/train/data.js');
   assert.deepEqual(mergeOptions({ scenes: { size: 32, seed: 1 }, workers: 2 }, { scenes: { length: 8 } }),
     { scenes: { size: 32, seed: 1, length: 8 }, workers: 2 });
   assert.deepEqual(mergeOptions({ a: [1, 2] }, { a: [3] }), { a: [3] });
@@ -138,11 +138,11 @@ test('validation options merge over the training options key by key', async () =
   });
   const { trainDataset, val } = await openDatasets(config);
   const size = async (ds: typeof trainDataset) => {
-    assert.ok(!isTextCorpus(ds));
+    assert.ok(!isTextCorpus(ds) && !isStreamSplit(ds));
     const s = await ds.get(0);
     return s.image.kind === 'pixels' ? s.image.image.width : -1;
   };
-  assert.ok(val && !isTextCorpus(val));
+  assert.ok(val && !isTextCorpus(val) && !isStreamSplit(val));
   assert.equal(val.length, 8);
   assert.equal(await size(val!), 32);
   assert.equal(await size(trainDataset), 32);
