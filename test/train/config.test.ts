@@ -47,7 +47,7 @@ test('wrong types and values name the key and what was expected', () => {
   rejects({ ...minimal(), optim: { lr: 'fast' } }, 'optim.lr', /expected a number, got string "fast"/);
   rejects({ ...minimal(), batch_size: 2.5 }, 'batch_size', /expected an integer, got 2.5/);
   rejects({ ...minimal(), batch_size: 0 }, 'batch_size', /must be >= 1, got 0/);
-  rejects({ ...minimal(), task: 'clpi' }, 'task', /expected one of clip, siglip, catlip, ce, mae, mlm, got string "clpi"; did you mean 'clip'/);
+  rejects({ ...minimal(), task: 'clpi' }, 'task', /expected one of clip, siglip, catlip, ce, mae, mlm, oad, got string "clpi"; did you mean 'clip'/);
   rejects({ ...minimal(), optim: { betas: [0.9] } }, 'optim.betas', /two numbers/);
   rejects({ ...minimal(), patch_dropout: 1 }, 'patch_dropout', /must be < 1/);
   rejects({ ...minimal(), lock_image: 'yes' }, 'lock_image', /true or false/);
@@ -124,7 +124,7 @@ test('the example configs in configs/ are valid', () => {
 test('describeConfig lists every key with its default', () => {
   const lines = describeConfig();
   assert.ok(lines.some((l) => l.startsWith('optim.lr: ') && l.includes('(default 0.0005)')));
-  assert.ok(lines.some((l) => l.startsWith('task [clip|siglip|catlip|ce|mae|mlm]: ')));
+  assert.ok(lines.some((l) => l.startsWith('task [clip|siglip|catlip|ce|mae|mlm|oad]: ')));
 });
 
 test('validation options merge over the training options key by key', async () => {
