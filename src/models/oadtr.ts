@@ -8,6 +8,8 @@
 //     a kernel-1 convolution feed-forward, post-norm; a final layer norm
 //     -> per query: the anticipated actions of the next Q chunks (classifier)
 //   current chunk: mlp_head(concat(task token's output, mean of the decoder outputs))
+// With decoder_layers 0 (the paper's ablation without the decoder) the head reads the task token
+// alone and nothing is anticipated.
 //
 // The state dict keeps the official names and shapes (encoder.net.N.fn.fn.qkv, the decoder's
 // conv1 weight [d_ff, D, 1], the position_ids buffers, the decoder's position encoding, which the
@@ -74,7 +76,8 @@ export class OadTRConfig extends configClass({
     dropoutRate: num('dropout_rate', 0.1),
     attnDropoutRate: num('attn_dropout_rate', 0.1),
     positionalEncodingType: choice('positional_encoding_type', POSITIONAL_ENCODINGS, 'learned'),
-    decoderLayers: int('decoder_layers', 5),
+    /** Decoder blocks; 0: no decoder, the paper's ablation without anticipation (the head reads the task token alone). */
+    decoderLayers: int('decoder_layers', 5, { min: 0 }),
     /** The decoder's width; must equal embedding_dim (the official code assumes it). */
     decoderEmbeddingDim: int('decoder_embedding_dim', (c) => c.embeddingDim),
     /** The decoder feed-forward's hidden width (d_ff). */
@@ -407,18 +410,18 @@ export class OadTR extends Module implements OnlineActionDetector {
   readonly kind = 'online-action-detector';
   /** The task token, appended after the window's chunks. */
   readonly clsToken: Tensor;
-  /** The decoder's learned queries, one per anticipated chunk. */
-  readonly decoderClsToken: Tensor;
+  /** The decoder's learned queries, one per anticipated chunk (null without a decoder). */
+  readonly decoderClsToken: Tensor | null;
   readonly linearEncoding: Linear;
   readonly positionEncoding: PositionalEncoding;
   readonly peDropout: Dropout;
   readonly encoder: Encoder;
   readonly preHeadLn: LayerNorm;
   readonly mlpHead: Linear;
-  readonly decoder: Decoder;
+  readonly decoder: Decoder | null;
   /** In the official state dict, though the official forward leaves the queries without positions. */
-  readonly decoderPositionEncoding: PositionalEncoding;
-  readonly classifier: Linear;
+  readonly decoderPositionEncoding: PositionalEncoding | null;
+  readonly classifier: Linear | null;
   readonly afterDropout: Dropout;
 
   constructor(readonly config: OadTRConfig, options: OadTROptions = {}) {
@@ -427,17 +430,19 @@ export class OadTR extends Module implements OnlineActionDetector {
     const D = config.embeddingDim;
     const C = config.numClasses;
     this.clsToken = this.param('cls_token', paramZeros([1, 1, D], opts));
-    this.decoderClsToken = this.param('decoder_cls_token', paramZeros([1, config.queryNum, D], opts));
+    const anticipates = config.decoderLayers > 0;
+    this.decoderClsToken = anticipates ? this.param('decoder_cls_token', paramZeros([1, config.queryNum, D], opts)) : null;
     this.linearEncoding = this.module('linear_encoding', new Linear(config.featureDim, D, opts));
     this.positionEncoding = this.module('position_encoding', positionalEncoding(config.positionalEncodingType, config.window + 1, D, opts));
     this.peDropout = this.module('pe_dropout', new Dropout(config.dropoutRate, { generator: opts.generator }));
     this.encoder = this.module('encoder', new Encoder(config, opts));
     this.preHeadLn = this.module('pre_head_ln', new LayerNorm(D, opts));
-    this.mlpHead = this.module('mlp_head', new Linear(2 * D, C, opts));
-    this.decoder = this.module('decoder', new Decoder(config, opts));
-    this.decoderPositionEncoding = this.module('decoder_position_encoding',
-      positionalEncoding(config.positionalEncodingType, config.queryNum, D, opts));
-    this.classifier = this.module('classifier', new Linear(D, C, opts));
+    this.mlpHead = this.module('mlp_head', new Linear(anticipates ? 2 * D : D, C, opts));
+    this.decoder = anticipates ? this.module('decoder', new Decoder(config, opts)) : null;
+    this.decoderPositionEncoding = anticipates
+      ? this.module('decoder_position_encoding', positionalEncoding(config.positionalEncodingType, config.queryNum, D, opts))
+      : null;
+    this.classifier = anticipates ? this.module('classifier', new Linear(D, C, opts)) : null;
     this.afterDropout = this.module('after_dropout', new Dropout(config.dropoutRate, { generator: opts.generator }));
   }
 
@@ -453,10 +458,14 @@ export class OadTR extends Module implements OnlineActionDetector {
     let x = concat([this.linearEncoding.forward(chunks), this.clsToken.expand(B, 1, D)], 1);
     x = this.peDropout.forward(this.positionEncoding.forward(x));
     const encoded = this.preHeadLn.forward(this.encoder.forward(x));
-    const queries = this.decoderClsToken.expand(B, this.config.queryNum, D);
-    const anticipated = this.afterDropout.forward(this.decoder.forward(queries, encoded));
-    const decoderScores = this.classifier.forward(anticipated);
     const taskToken = encoded.select(1, this.config.window);
+    if (!this.decoder) {
+      const none = tensor(new Float32Array(0), { shape: [B, 0, this.config.numClasses], backend: taskToken.backend });
+      return { encoderScores: this.mlpHead.forward(taskToken), decoderScores: none };
+    }
+    const queries = this.decoderClsToken!.expand(B, this.config.queryNum, D);
+    const anticipated = this.afterDropout.forward(this.decoder.forward(queries, encoded));
+    const decoderScores = this.classifier!.forward(anticipated);
     const encoderScores = this.mlpHead.forward(concat([taskToken, anticipated.mean(1)], 1));
     return { encoderScores, decoderScores };
   }
@@ -488,7 +497,8 @@ export class OadTR extends Module implements OnlineActionDetector {
    * samples whose target is not the ambiguous class. encoderTarget [B, C], decoderTarget [B, Q, C].
    */
   loss(out: OnlineDetectorOutput, encoderTarget: Tensor, decoderTarget: Tensor): OnlineDetectorLoss {
-    const { numClasses: C, queryNum: Q } = this.config;
+    const { numClasses: C } = this.config;
+    const Q = this.queries;
     const B = out.encoderScores.shape[0]!;
     if (encoderTarget.ndim !== 2 || encoderTarget.shape[0] !== B || encoderTarget.shape[1] !== C) {
       throw new Error(`OadTR loss: the current-chunk target must be [${B}, ${C}] (batch, classes), got [${encoderTarget.shape}]`);
@@ -498,7 +508,9 @@ export class OadTR extends Module implements OnlineActionDetector {
     }
     const ignore = { ignoreClass: this.config.ambiguousClass };
     const encoder = softLabelCrossEntropy(out.encoderScores, encoderTarget, ignore);
-    const decoder = softLabelCrossEntropy(out.decoderScores.reshape(B * Q, C), decoderTarget.reshape(B * Q, C), ignore);
+    const decoder = Q > 0
+      ? softLabelCrossEntropy(out.decoderScores.reshape(B * Q, C), decoderTarget.reshape(B * Q, C), ignore)
+      : tensor([0], { shape: [], backend: encoder.backend });
     const loss = encoder.mul(this.config.classificationHLossCoef).add(decoder.mul(this.config.classificationPredLossCoef));
     return { loss, encoder, decoder };
   }
@@ -511,8 +523,9 @@ export class OadTR extends Module implements OnlineActionDetector {
     return this.config.numClasses;
   }
 
+  /** The future chunks anticipated: the decoder's queries, none without a decoder. */
   get queries(): number {
-    return this.config.queryNum;
+    return this.decoder ? this.config.queryNum : 0;
   }
 
   get cameraDim(): number {
@@ -575,14 +588,15 @@ export function inferOadTRConfig(shapes: Readonly<Record<string, readonly number
   const count = (re: RegExp): number => new Set(Object.keys(shapes).flatMap((k) => re.exec(k)?.[1] ?? [])).size;
   const featureDim = shape('linear_encoding.weight')[1]!;
   const learned = shapes['position_encoding.pe.weight'] !== undefined;
+  // Weights without a decoder are the ablation without anticipation (decoder_layers 0).
+  const anticipates = shapes.decoder_cls_token !== undefined;
   const inferred: OadTRConfigOptions = {
-    numClasses: shape('classifier.weight')[0]!,
+    numClasses: shape('mlp_head.weight')[0]!,
     embeddingDim: shape('cls_token')[2]!,
-    queryNum: shape('decoder_cls_token')[1]!,
     numLayers: count(/^encoder\.net\.(\d+)\./) / 2,
     hiddenDim: shape('encoder.net.1.fn.fn.net.0.weight')[0]!,
     decoderLayers: count(/^decoder\.layers\.(\d+)\./),
-    decoderEmbeddingDimOut: shape('decoder.layers.0.conv1.weight')[0]!,
+    ...(anticipates ? { queryNum: shape('decoder_cls_token')[1]!, decoderEmbeddingDimOut: shape('decoder.layers.0.conv1.weight')[0]! } : {}),
     ...(learned ? { window: shape('position_encoding.pe.weight')[0]! - 1, positionalEncodingType: 'learned' as const } : {}),
   };
   for (const [k, v] of Object.entries(inferred)) {

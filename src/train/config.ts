@@ -41,7 +41,7 @@ const CUSTOM_MODEL: Schema = {
   context_length: int(32, 2, 'text tokens per caption (bert: tokens per packed sequence)'),
   vocab_size: int(258, 258, 'text vocabulary (the byte tokenizer needs 258; bert takes mlm.vocab_size)'),
   decoder_width: int(128, 4, 'mae: decoder width'),
-  decoder_layers: int(2, 1, 'mae: decoder blocks'),
+  decoder_layers: int(2, 0, 'mae: decoder blocks; oadtr: decoder blocks, 0 for the ablation without the decoder (no anticipation)'),
   decoder_heads: int(4, 1, 'mae: decoder attention heads'),
   window: int(64, 1, 'oadtr: chunks the model reads per prediction (official enc_layers; 1 makes a per-frame classifier)'),
   queries: int(8, 1, 'oadtr: future chunks the decoder anticipates (official query_num)'),

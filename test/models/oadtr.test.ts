@@ -103,7 +103,7 @@ test('OadTR: the decoder anticipates causally and the task token reads the whole
   const { camera, motion } = inputs(config, 1, 5);
   const before = model.forward(camera, motion).decoderScores;
   // Query 3 (the farthest future) may not change what queries 0..2 see.
-  const q = model.decoderClsToken;
+  const q = model.decoderClsToken!;
   const d = q.data().slice() as Float32Array;
   for (let i = 3 * config.embeddingDim; i < 4 * config.embeddingDim; i++) d[i] = d[i]! + 1;
   noGrad(() => q.copy_(tensor(d, { shape: q.shape })));
@@ -199,4 +199,27 @@ test('parity recognises an official OadTR folder of other sizes by its meta.json
   assert.throws(() => runParity(dir), /window is given as 8 but the weights have 6/);
   fs.rmSync(path.join(dir, 'model.safetensors'));
   assert.throws(() => runParity(dir), /lacks model.safetensors/);
+});
+
+test('OadTR without a decoder (decoder_layers 0): the head reads the task token alone, nothing is anticipated', async () => {
+  const config = smallConfig({ decoderLayers: 0 });
+  const model = new OadTR(config, { generator: new Generator(5) });
+  model.eval();
+  assert.equal(model.queries, 0);
+  assert.ok(!Object.keys(model.stateDict()).some((k) => /^(decoder|classifier)/.test(k)), 'no decoder weights');
+  assert.deepEqual(model.mlpHead.weight.shape, [config.numClasses, config.embeddingDim]);
+  const { camera, motion } = inputs(config, 3, 6);
+  const out = model.forward(camera, motion);
+  assert.deepEqual(out.decoderScores.shape, [3, 0, config.numClasses]);
+  const target = tensor(Float32Array.from({ length: 3 * config.numClasses }, (_, i) => (i % config.numClasses === 1 ? 1 : 0)), { shape: [3, config.numClasses] });
+  const l = model.loss(out, target, tensor(new Float32Array(0), { shape: [3, 0, config.numClasses] }));
+  assert.equal(l.decoder.item(), 0);
+  assert.equal(l.loss.item(), softLabelCrossEntropy(out.encoderScores, target, { ignoreClass: config.ambiguousClass }).item() * config.classificationHLossCoef);
+
+  const saved = tmpDir();
+  model.savePretrained(saved);
+  fs.rmSync(path.join(saved, 'config.json'));
+  const back = OadTR.fromOfficialWeights(saved, { cameraDim: config.cameraDim, numHeads: config.numHeads, decoderNumHeads: config.decoderNumHeads, dropoutRate: config.dropoutRate });
+  assert.equal(back.config.decoderLayers, 0);
+  assert.deepEqual(floats(back.forward(camera, motion).encoderScores), floats(out.encoderScores));
 });
