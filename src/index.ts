@@ -18,6 +18,8 @@ export { readZeroShotConfig, writeZeroShotConfig, ZEROSHOT_CONFIG_FILE } from '.
 export type { ZeroShotConfig } from './tasks/index.js';
 export { maeReconstruction, writeReconstructionGrid } from './tasks/index.js';
 export { FeatureStreamFolder, openFeatureStreams, openStreams, writeFeatureStreams, FEATURE_STREAMS_INDEX } from './tasks/index.js';
+export { OnlineDetector } from './tasks/index.js';
+export type { OnlineDetection, DetectVideoOptions } from './tasks/index.js';
 export type { MAEReconstruction, MAEReconstructionOptions, ReconstructionGridOptions } from './tasks/index.js';
 export { caption, captionIds, decodeCaptionIds, generateCaptionIds, itmScore, loadBlipModel } from './tasks/index.js';
 export type { BlipTaskModel, CaptionOptions, GenerationOptions, ItmScores, LoadBlipOptions } from './tasks/index.js';

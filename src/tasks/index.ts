@@ -7,3 +7,4 @@ export * from './image_features.js';
 export * from './image_classification.js';
 export * from './pipeline.js';
 export * from './oad_streams.js';
+export * from './oad.js';
