@@ -7,11 +7,12 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { defaultBackend, hasBackend } from '../tensor/device.js';
 import { loadAddon } from '../tensor/backends/native/addon.js';
-import { addModelOptions } from './args.js';
+import { addModelOptions, positiveInt } from './args.js';
 import { tokenizeCommand } from './tokenize.js';
 import { type ClassifyCommandOptions, classifyCommand } from './classify.js';
 import { type EmbedCommandOptions, embedCommand } from './embed.js';
 import { type CaptionCommandOptions, captionCommand } from './caption.js';
+import { type DetectCommandOptions, detectCommand } from './detect.js';
 import { formatParityReport, runParity } from '../eval/parity.js';
 import { evalCommands } from './eval.js';
 import { filterCommand } from './filter.js';
@@ -128,6 +129,24 @@ addModelOptions(program
   .option('--json', 'print JSON [{image, caption}]')
   .action(async (images: string[], o: CaptionCommandOptions) => {
     console.log(await captionCommand(images, o));
+  });
+
+addModelOptions(program
+  .command('detect')
+  .description('online action detection (OadTR): one JSON line per chunk of a video, as a live stream would give them')
+  .requiredOption('--model <folder>', 'an online action detector: a model folder (OadTR), or a registered name with --weights'), { tokenizer: false })
+  .requiredOption('--features <file>', "a video's features (safetensors with camera [T, Dc], motion [T, Dm]), a stream-set folder or a registered source (oad-synthetic:test) with --video")
+  .option('--video <name>', 'the video of a stream set')
+  .option('--batch', 'run the video in batches of windows (same output)')
+  .option('--batch-size <n>', 'windows per forward with --batch (default 16)', positiveInt('--batch-size'))
+  .option('--top-k <n>', 'classes shown per chunk and per anticipated step (default 3)', positiveInt('--top-k'))
+  .action(async (o: DetectCommandOptions) => {
+    // A reader that stops early (| head) ends the stream, not in an error.
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(0);
+    });
+    await detectCommand(o, (line) => process.stdout.write(`${line}\n`));
   });
 
 program
