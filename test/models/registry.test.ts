@@ -192,7 +192,7 @@ test('losses and datasets by name', () => {
   assert.throws(() => getLoss('catlip')(logits), /needs a target/);
   assert.throws(() => getLoss('catlop'), /unknown loss 'catlop'; did you mean 'catlip'/);
   assert.throws(() => registerLoss({ name: 'clip', fn: (l) => l }), /already registered/);
-  assert.deepEqual(listDatasets(), ['csv', 'debian-descriptions', 'fashion-mnist', 'image-folder', 'scenes', 'webdataset']);
+  assert.deepEqual(listDatasets(), ['csv', 'debian-descriptions', 'fashion-mnist', 'image-folder', 'oad-synthetic', 'scenes', 'webdataset']);
   registerDataset({ name: 'toy', aliases: ['toy-set'], open: () => [1, 2, 3] });
   assert.deepEqual(datasets.get('TOY-SET').open(), [1, 2, 3]);
   assert.throws(() => datasets.get('toys'), /unknown dataset 'toys'; did you mean 'toy'/);
