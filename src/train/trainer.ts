@@ -373,8 +373,6 @@ class TrainingRun {
   private constructor(
     readonly config: TrainConfig,
     readonly options: TrainOptions,
-    /** Rank 0: the process that writes. */
-    readonly main: boolean,
     /** The rows of each global batch this process holds: index = rank, count = world size. */
     readonly shard: BatchShard,
     /** The job's communicator and the gradients' synchronisation; null for one process. */
@@ -399,11 +397,16 @@ class TrainingRun {
     this.resumedFrom = checkpoint ? { checkpoint: checkpoint.dir, step: checkpoint.state.step } : null;
     this.#metrics = new MetricsLog(path.join(config.out, 'metrics.jsonl'));
     fs.mkdirSync(config.out, { recursive: true });
-    if (main) {
+    if (this.main) {
       if (checkpoint) this.#metrics.truncateAfter(state.step);
       else fs.rmSync(this.#metrics.file, { force: true });
       fs.writeFileSync(path.join(config.out, 'config.yaml'), configToYAML(config));
     }
+  }
+
+  /** Rank 0: the process that writes. */
+  get main(): boolean {
+    return this.shard.index === 0;
   }
 
   /** Phase 1: the checkpoint (first: it must exist and fit before anything is built), data, model, objective, optimizer. */
@@ -473,7 +476,7 @@ class TrainingRun {
         + `${comm.worldSize} x ${microBatchSize(config, comm.worldSize) * config.optim.grad_accum}; gradients all-reduced in ${ddp!.bucketNames.length} buckets`);
     }
     const fullyLocked = config.lock_image && config.unlock_last_blocks === 0;
-    return new TrainingRun(config, options, main, shard, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
+    return new TrainingRun(config, options, shard, comm, ddp, model, objective, data, root, params, optimizer, generators, state,
       totalSteps, scheduler, fullyLocked, progress, checkpoint);
   }
 
